@@ -1,0 +1,150 @@
+// Wraps gRPC handlers with the checks every call gets: the caller's mTLS identity against the
+// method's access rule, and one catch that maps errors to statuses (G5). Handlers stay plain
+// async functions of (request, context).
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { PermissionDeniedError, UmbraError } from './errors';
+import { toServiceError } from './grpc-status';
+import { type PeerIdentity, type PeerRole, formatIdentity, identityFromSubjectAltName } from './peer-identity';
+
+export type Access = readonly PeerRole[] | ((peer: PeerIdentity) => boolean);
+
+export interface CallContext {
+  peer: PeerIdentity;
+  /** Aborted when the client cancels or the deadline passes. */
+  signal: AbortSignal;
+}
+
+interface AuthCall {
+  getAuthContext?: () => { sslPeerCertificate?: { subjectaltname?: string } };
+  getPeer(): string;
+  on(event: 'cancelled', listener: () => void): unknown;
+}
+
+function peerOf(call: AuthCall): PeerIdentity | undefined {
+  const cert = call.getAuthContext?.()?.sslPeerCertificate;
+  return identityFromSubjectAltName(cert?.subjectaltname);
+}
+
+function allowed(access: Access, peer: PeerIdentity): boolean {
+  return typeof access === 'function' ? access(peer) : access.includes(peer.role);
+}
+
+export class HandlerKit {
+  constructor(private readonly logger: Logger) {}
+
+  private authorize(method: string, access: Access, call: AuthCall): CallContext {
+    const peer = peerOf(call);
+    if (!peer) {
+      this.logger.warn({ method, remote: call.getPeer() }, 'rejected call without an umbra identity');
+      throw new UmbraError('UNAUTHENTICATED', 'caller presented no umbra identity');
+    }
+    if (!allowed(access, peer)) {
+      this.logger.warn({ method, peer: formatIdentity(peer), remote: call.getPeer() }, 'permission denied');
+      throw new PermissionDeniedError(`${formatIdentity(peer)} may not call ${method}`);
+    }
+    const ac = new AbortController();
+    call.on('cancelled', () => ac.abort());
+    return { peer, signal: ac.signal };
+  }
+
+  private logFailure(method: string, err: unknown): void {
+    if (err instanceof UmbraError) {
+      if (err.reason === 'INTERNAL') this.logger.error({ method, err }, 'call failed');
+      else this.logger.debug({ method, reason: err.reason, msg: err.message }, 'call refused');
+    } else {
+      this.logger.error({ method, err }, 'call failed with an unexpected error');
+    }
+  }
+
+  unary<Req, Res>(method: string, access: Access, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      let ctx: CallContext;
+      try {
+        ctx = this.authorize(method, access, call as unknown as AuthCall);
+      } catch (err) {
+        callback(toServiceError(err) as grpc.ServiceError);
+        return;
+      }
+      fn(call.request, ctx).then(
+        (res) => callback(null, res),
+        (err) => {
+          this.logFailure(method, err);
+          callback(toServiceError(err) as grpc.ServiceError);
+        },
+      );
+    };
+  }
+
+  /** Client-streaming: `fn` consumes the request stream and returns the single response. */
+  clientStream<Req, Res>(
+    method: string,
+    access: Access,
+    fn: (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext) => Promise<Res>,
+  ): grpc.handleClientStreamingCall<Req, Res> {
+    return (call, callback) => {
+      let ctx: CallContext;
+      try {
+        ctx = this.authorize(method, access, call as unknown as AuthCall);
+      } catch (err) {
+        callback(toServiceError(err) as grpc.ServiceError);
+        return;
+      }
+      fn(call, ctx).then(
+        (res) => callback(null, res),
+        (err) => {
+          this.logFailure(method, err);
+          callback(toServiceError(err) as grpc.ServiceError);
+        },
+      );
+    };
+  }
+
+  /** Server-streaming: `fn` writes responses and resolves when the stream should end. */
+  serverStream<Req, Res>(
+    method: string,
+    access: Access,
+    fn: (req: Req, call: grpc.ServerWritableStream<Req, Res>, ctx: CallContext) => Promise<void>,
+  ): grpc.handleServerStreamingCall<Req, Res> {
+    return (call) => {
+      let ctx: CallContext;
+      try {
+        ctx = this.authorize(method, access, call as unknown as AuthCall);
+      } catch (err) {
+        call.emit('error', toServiceError(err));
+        return;
+      }
+      fn(call.request, call, ctx).then(
+        () => call.end(),
+        (err) => {
+          this.logFailure(method, err);
+          call.emit('error', toServiceError(err));
+        },
+      );
+    };
+  }
+
+  /** Bidirectional streaming: `fn` owns the call until it resolves. */
+  bidiStream<Req, Res>(
+    method: string,
+    access: Access,
+    fn: (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>,
+  ): grpc.handleBidiStreamingCall<Req, Res> {
+    return (call) => {
+      let ctx: CallContext;
+      try {
+        ctx = this.authorize(method, access, call as unknown as AuthCall);
+      } catch (err) {
+        call.emit('error', toServiceError(err));
+        return;
+      }
+      fn(call, ctx).then(
+        () => call.end(),
+        (err) => {
+          this.logFailure(method, err);
+          call.emit('error', toServiceError(err));
+        },
+      );
+    };
+  }
+}

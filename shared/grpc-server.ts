@@ -1,0 +1,80 @@
+// Starts a gRPC server the way both programs need it: mTLS, message size caps, the standard
+// health service (grpc.health.v1) and server reflection beside our own services.
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { UmbraError } from './errors';
+import { packageDefinition, serviceDefinition } from './proto';
+
+/** Requests larger than this are refused with RESOURCE_EXHAUSTED before any handler runs. */
+export const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+
+export interface ServiceBinding {
+  /** Full name, e.g. `umbra.agent.v1.AgentService`. */
+  name: string;
+  handlers: grpc.UntypedServiceImplementation;
+}
+
+export interface RunningServer {
+  server: grpc.Server;
+  port: number;
+  setServing(service: string, status: ServingStatus): void;
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startGrpcServer(opts: {
+  listen: string;
+  credentials: grpc.ServerCredentials;
+  services: ServiceBinding[];
+  maxReceiveBytes?: number;
+}): Promise<RunningServer> {
+  const maxReceive = opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxReceive,
+    'grpc.max_send_message_length': maxReceive,
+    // Detect dead peers on long-lived streams (heartbeats, watches) within seconds.
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const health = new HealthImplementation({ '': 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(packageDefinition()).addToServer(server);
+  for (const s of opts.services) {
+    server.addService(serviceDefinition(s.name), s.handlers);
+    health.setStatus(s.name, 'SERVING');
+  }
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(opts.listen, opts.credentials, (err, p) =>
+      err ? reject(new UmbraError('UNAVAILABLE', `cannot listen on ${opts.listen}: ${err.message}`, { cause: err })) : resolve(p),
+    ),
+  );
+  return {
+    server,
+    port,
+    setServing: (service, status) => health.setStatus(service, status),
+    close: (graceMs = 2000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+/** Client channel options matching the server's caps. */
+export function channelOptions(maxReceiveBytes = DEFAULT_MAX_RECEIVE_BYTES): grpc.ChannelOptions {
+  return {
+    'grpc.max_receive_message_length': maxReceiveBytes,
+    'grpc.max_send_message_length': maxReceiveBytes,
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    // Our reconnect policy is explicit (backoff in the callers), not grpc-js's default.
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 5_000,
+  };
+}
