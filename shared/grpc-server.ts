@@ -73,6 +73,9 @@ export function channelOptions(maxReceiveBytes = DEFAULT_MAX_RECEIVE_BYTES): grp
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
+    // Identities are checked from the URI SAN, not host names; a fixed SNI name also avoids
+    // sending an IP address as ServerName (RFC 6066).
+    'grpc.ssl_target_name_override': 'umbra',
     // Our reconnect policy is explicit (backoff in the callers), not grpc-js's default.
     'grpc.initial_reconnect_backoff_ms': 200,
     'grpc.max_reconnect_backoff_ms': 5_000,

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { UmbraError } from './errors';
-import type { KvBatchOp, KvStore } from './kv-store';
+import type { KvBatchOp, KvListOptions, KvStore } from './kv-store';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 
@@ -48,11 +48,11 @@ export class LevelStore implements KvStore {
     );
   }
 
-  async list<T>(prefix: string, options: { reverse?: boolean; limit?: number } = {}): Promise<Array<{ key: string; value: T }>> {
+  async list<T>(prefix: string, options: KvListOptions = {}): Promise<Array<{ key: string; value: T }>> {
     const out: Array<{ key: string; value: T }> = [];
     // '\xff' sorts after every character used in keys, so [prefix, prefix+'\xff') is the prefix range.
     for await (const [key, value] of this.db.iterator({
-      gte: prefix,
+      ...(options.after !== undefined && options.after >= prefix ? { gt: options.after } : { gte: prefix }),
       lt: prefix + '\xff',
       reverse: options.reverse ?? false,
       limit: options.limit ?? -1,

@@ -1,0 +1,149 @@
+// Assembles the agent: store, gRPC server, metrics, capability probe, coordinator link.
+import os from 'node:os';
+import path from 'node:path';
+import { Gauge } from 'prom-client';
+import type { Logger } from 'pino';
+import { UmbraError, errorMessage } from '../shared/errors';
+import { LevelStore } from '../shared/level-store';
+import { startGrpcServer } from '../shared/grpc-server';
+import { createRegistry, startMetricsServer } from '../shared/metrics-server';
+import { channelCredentials, loadTlsMaterial, serverCredentials } from '../shared/tls';
+import { formatIdentity } from '../shared/peer-identity';
+import type { HostFacts, HostUsage } from '../shared/host-types';
+import { programVersion } from '../shared/version';
+import { type AgentConfig, advertisedEndpoint } from './config';
+import { agentService } from './api/agent-service';
+import { GrpcCoordinatorPort } from './clients/grpc-coordinator-port';
+import { CoordinatorLink } from './core/coordinator-link';
+import { buildHealthReport } from './core/health-report';
+import { RecentErrors } from './core/recent-errors';
+import { type CapabilityStatus, probeCapabilities } from './os/capability-probe';
+import { probeHostCapacity } from './os/sysinfo-host-facts';
+
+const CAPABILITY_REFRESH_MS = 60_000;
+const STORE_SUBDIR = 'state';
+
+export interface AgentDaemon {
+  grpcPort: number;
+  close(): Promise<void>;
+}
+
+function currentUsage(): HostUsage {
+  const threads = os.availableParallelism();
+  return {
+    cpu_load_ratio: os.loadavg()[0] / threads,
+    memory_used_bytes: os.totalmem() - os.freemem(),
+    memory_available_bytes: os.freemem(),
+  };
+}
+
+export async function startAgent(config: AgentConfig, logger: Logger): Promise<AgentDaemon> {
+  const tls = loadTlsMaterial(config.tls);
+  if (tls.identity.role !== 'agent' || tls.identity.name !== config.hostId) {
+    throw new UmbraError(
+      'INVALID_ARGUMENT',
+      `tls.cert carries identity ${formatIdentity(tls.identity)}, but this agent is agent/${config.hostId} (host_id)`,
+    );
+  }
+  const startedAtMs = Date.now();
+  const storePath = path.join(config.dataDir, STORE_SUBDIR);
+  const store = await LevelStore.open(storePath);
+  const storeHealth = { path: storePath, ok: true, error: '' };
+  const errors = new RecentErrors();
+  const cleanups: Array<() => Promise<void>> = [() => store.close()];
+  try {
+    const boots = ((await store.get<number>('agent/boot_count')) ?? 0) + 1;
+    await store.put('agent/boot_count', boots);
+
+    let capabilities: CapabilityStatus[] = await probeCapabilities();
+    const capacity = await probeHostCapacity();
+    let facts: HostFacts | undefined;
+
+    const link = { current: undefined as CoordinatorLink | undefined };
+    const health = async () => {
+      try {
+        await store.put('agent/last_health_check_ms', Date.now());
+        Object.assign(storeHealth, { ok: true, error: '' });
+      } catch (err) {
+        Object.assign(storeHealth, { ok: false, error: errorMessage(err) });
+      }
+      return buildHealthReport({
+        hostId: config.hostId,
+        version: programVersion(),
+        startedAtMs,
+        nowMs: Date.now(),
+        coordinatorEndpoint: config.coordinator,
+        link: link.current!.current,
+        store: storeHealth,
+        certificate: { identity: formatIdentity(tls.identity), notAfterMs: tls.notAfterMs },
+        capabilities,
+        lastErrors: errors.lines(),
+      });
+    };
+
+    const server = await startGrpcServer({
+      listen: config.listen,
+      credentials: serverCredentials(tls),
+      services: [agentService({ hostId: config.hostId, health, facts: () => facts!, logger })],
+    });
+    cleanups.unshift(() => server.close());
+    facts = {
+      host_id: config.hostId,
+      failure_domain: config.failureDomain,
+      capacity,
+      agent_endpoint: advertisedEndpoint(config, server.port),
+      agent_version: programVersion(),
+    };
+    await store.put('agent/facts', facts);
+
+    const port = new GrpcCoordinatorPort(config.coordinator, channelCredentials(tls, { role: 'coordinator' }));
+    link.current = new CoordinatorLink(port, () => facts!, currentUsage, config.heartbeatIntervalMs, logger, (m) => errors.add(m));
+    link.current.start();
+    cleanups.unshift(async () => {
+      link.current!.close();
+      port.close();
+    });
+
+    const capTimer = setInterval(() => {
+      probeCapabilities().then(
+        (c) => (capabilities = c),
+        (err) => errors.add(`capability probe: ${errorMessage(err)}`),
+      );
+    }, CAPABILITY_REFRESH_MS);
+    capTimer.unref();
+    cleanups.unshift(async () => clearInterval(capTimer));
+
+    if (config.metricsListen) {
+      const metrics = createRegistry('umbra_agent_');
+      new Gauge({
+        name: 'umbra_agent_coordinator_connected',
+        help: '1 when registered with the coordinator and streaming heartbeats',
+        registers: [metrics],
+        collect() {
+          this.set(link.current?.current.state === 'COORDINATOR_LINK_STATE_CONNECTED' ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'umbra_agent_capability_available',
+        help: '1 when the named host facility works',
+        labelNames: ['capability'],
+        registers: [metrics],
+        collect() {
+          for (const c of capabilities) this.set({ capability: c.name }, c.available ? 1 : 0);
+        },
+      });
+      const ms = await startMetricsServer(config.metricsListen, metrics);
+      cleanups.unshift(() => ms.close());
+    }
+    logger.info({ hostId: config.hostId, port: server.port, endpoint: facts.agent_endpoint, boots, coordinator: config.coordinator }, 'agent started');
+    return {
+      grpcPort: server.port,
+      close: async () => {
+        for (const c of cleanups) await c().catch((err) => logger.warn({ err }, 'shutdown step failed'));
+      },
+    };
+  } catch (err) {
+    for (const c of cleanups) await c().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,61 @@
+// The agent's config file (/etc/umbra/agent.yaml): parsed, defaulted and checked.
+import os from 'node:os';
+import { ConfigReader } from '../shared/config-reader';
+import { IDENTITY_NAME } from '../shared/peer-identity';
+import { readTlsSection } from '../shared/tls-config';
+import type { TlsPaths } from '../shared/tls';
+
+export const DEFAULT_AGENT_CONFIG_PATH = '/etc/umbra/agent.yaml';
+const DEFAULT_LISTEN = '0.0.0.0:7701';
+const DEFAULT_COORDINATOR = '127.0.0.1:7700';
+const DEFAULT_DATA_DIR = '/var/lib/umbra/agent';
+const DEFAULT_METRICS_LISTEN = '127.0.0.1:9701';
+const DEFAULT_FAILURE_DOMAIN = 'default';
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+
+export interface AgentConfig {
+  hostId: string;
+  failureDomain: string;
+  listen: string;
+  /** host:port the coordinator dials; derived from `listen` and the host's addresses when empty. */
+  advertise: string;
+  coordinator: string;
+  dataDir: string;
+  metricsListen: string;
+  tls: TlsPaths;
+  heartbeatIntervalMs: number;
+}
+
+const TOP_KEYS = ['host_id', 'failure_domain', 'listen', 'advertise', 'coordinator', 'data_dir', 'metrics_listen', 'tls', 'heartbeat_interval_ms'] as const;
+
+export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
+  const r = new ConfigReader(source);
+  const root = r.mapping(raw, '', TOP_KEYS);
+  const hint = "must be 1-63 letters, digits, '.', '_', '@' or '-'";
+  const config: AgentConfig = {
+    hostId: r.string(root, 'host_id', '', { default: os.hostname().split('.')[0], pattern: IDENTITY_NAME, patternHint: hint }),
+    failureDomain: r.string(root, 'failure_domain', '', { default: DEFAULT_FAILURE_DOMAIN, pattern: IDENTITY_NAME, patternHint: hint }),
+    listen: r.hostPort(root, 'listen', '', { default: DEFAULT_LISTEN }),
+    advertise: root.advertise === '' || root.advertise === undefined ? '' : r.hostPort(root, 'advertise', ''),
+    coordinator: r.hostPort(root, 'coordinator', '', { default: DEFAULT_COORDINATOR }),
+    dataDir: r.string(root, 'data_dir', '', { default: DEFAULT_DATA_DIR }),
+    metricsListen: root.metrics_listen === '' ? '' : r.hostPort(root, 'metrics_listen', '', { default: DEFAULT_METRICS_LISTEN }),
+    tls: readTlsSection(r, root, { ca: '/etc/umbra/pki/ca.crt', cert: '/etc/umbra/pki/agent.crt', key: '/etc/umbra/pki/agent.key' }),
+    heartbeatIntervalMs: r.integer(root, 'heartbeat_interval_ms', '', { default: DEFAULT_HEARTBEAT_INTERVAL_MS, min: 100, max: 60_000 }),
+  };
+  r.finish();
+  return config;
+}
+
+/** The endpoint to register: `advertise`, or the listen port on the first non-loopback IPv4 address. */
+export function advertisedEndpoint(config: AgentConfig, boundPort: number): string {
+  if (config.advertise) return config.advertise;
+  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  if (host !== '0.0.0.0' && host !== '[::]') return `${host}:${boundPort}`;
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4' && !a.internal) return `${a.address}:${boundPort}`;
+    }
+  }
+  return `127.0.0.1:${boundPort}`;
+}

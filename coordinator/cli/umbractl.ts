@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// umbractl: the operator's command-line client of the coordinator's API.
+import { parseArgs } from 'node:util';
+import { errorMessage, isUmbraError } from '../../shared/errors';
+import { programVersion } from '../../shared/version';
+import { type CtlConnectionFlags, DEFAULT_CTL_CONFIG_PATH, dialCoordinator, resolveConnection } from './ctl-connection';
+import { runEventsCommand } from './events-command';
+import { runHostCommand, runHostsCommand, runRemoveHostCommand } from './hosts-command';
+import { runPkiCommand } from './pki-command';
+
+const HELP = `umbractl ${programVersion()}: control Umbra through the coordinator's API
+
+Usage:
+  umbractl hosts [--state up,suspect,down] [--json]   list hosts
+  umbractl host ID [--json]                           one host's facts
+  umbractl remove-host ID                             forget a host
+  umbractl events [--follow] [--after SEQ] [--limit N] [--json]
+                                                      the audit log
+  umbractl pki init --dir DIR                         create the cluster CA
+  umbractl pki issue --dir DIR --role coordinator|agent|operator --name NAME
+                     [--dns NAME]... [--ip ADDR]... [--days N] [--out DIR]
+                                                      issue a certificate
+  umbractl --version | --help
+
+Connection (flags, else $UMBRA_COORDINATOR/$UMBRA_CA/$UMBRA_CERT/$UMBRA_KEY, else the config file):
+  --coordinator HOST:PORT   --ca FILE   --cert FILE   --key FILE
+  --config FILE             default ${DEFAULT_CTL_CONFIG_PATH} (keys: coordinator, tls.ca, tls.cert, tls.key)
+
+Exit codes: 0 ok, 1 the request failed, 2 bad usage.
+`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  coordinator: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  json: { type: 'boolean' },
+  state: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
+  after: { type: 'string' },
+  limit: { type: 'string' },
+  dir: { type: 'string' },
+  role: { type: 'string' },
+  name: { type: 'string' },
+  dns: { type: 'string', multiple: true },
+  ip: { type: 'string', multiple: true },
+  days: { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const;
+
+function usage(message: string): never {
+  process.stderr.write(`umbractl: ${message}\n\nRun 'umbractl --help' for usage.\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    usage(errorMessage(err));
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help || positionals.length === 0) {
+    process.stdout.write(HELP);
+    return v.help ? 0 : 2;
+  }
+  if (v.version) {
+    process.stdout.write(`${programVersion()}\n`);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  const json = v.json === true;
+  if (command === 'pki') {
+    if (!v.dir) usage('pki needs --dir DIR');
+    return runPkiCommand({ sub: rest[0] ?? '', dir: v.dir, role: v.role, name: v.name, dns: v.dns ?? [], ip: v.ip ?? [], days: v.days, out: v.out });
+  }
+  const connect = () => dialCoordinator(resolveConnection(v as CtlConnectionFlags));
+  switch (command) {
+    case 'hosts':
+      return runHostsCommand(connect(), { json, state: v.state });
+    case 'host':
+      if (!rest[0]) usage('host needs a host id');
+      return runHostCommand(connect(), rest[0], { json });
+    case 'remove-host':
+      if (!rest[0]) usage('remove-host needs a host id');
+      return runRemoveHostCommand(connect(), rest[0]);
+    case 'events': {
+      const after = Number(v.after ?? 0);
+      const limit = Number(v.limit ?? 100);
+      if (!Number.isInteger(after) || after < 0) usage('--after must be a non-negative integer');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) usage('--limit must be 1..1000');
+      return runEventsCommand(connect(), { json, follow: v.follow === true, after, limit });
+    }
+    default:
+      usage(`unknown command '${command}'`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    const reason = isUmbraError(err) ? ` (${err.reason})` : '';
+    process.stderr.write(`umbractl: ${errorMessage(err)}${reason}\n`);
+    process.exit(isUmbraError(err) && err.reason === 'INVALID_ARGUMENT' && /^--/.test(errorMessage(err)) ? 2 : 1);
+  },
+);

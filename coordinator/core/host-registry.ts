@@ -1,0 +1,152 @@
+// The coordinator's view of hosts: registration, heartbeats and liveness, persisted so a
+// restarted coordinator knows its hosts, with every change recorded in the event log.
+import { NotFoundError } from '../../shared/errors';
+import type { KvBatchOp, KvStore } from '../../shared/kv-store';
+import { EMPTY_USAGE, type HostFacts, type HostRecord, type HostState, type HostUsage } from '../../shared/host-types';
+import { SerialQueue } from '../../shared/serial-queue';
+import type { EventLog } from './event-log';
+import { type LivenessTimeouts, livenessState } from './host-liveness';
+
+const KEY_PREFIX = 'host/';
+const key = (hostId: string) => `${KEY_PREFIX}${hostId}`;
+
+export class HostRegistry {
+  private readonly hosts = new Map<string, HostRecord>();
+  private readonly queue = new SerialQueue();
+
+  private constructor(
+    private readonly store: KvStore,
+    private readonly events: EventLog,
+    private readonly timeouts: LivenessTimeouts,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(store: KvStore, events: EventLog, timeouts: LivenessTimeouts, now: () => number = Date.now): Promise<HostRegistry> {
+    const registry = new HostRegistry(store, events, timeouts, now);
+    const startedAt = now();
+    for (const { value } of await store.list<HostRecord>(KEY_PREFIX)) {
+      // Agents need a moment to find a restarted coordinator: liveness counts from our start,
+      // not from heartbeats we could not have received while we were down.
+      registry.hosts.set(value.facts.host_id, { ...value, last_heartbeat_unix_ms: Math.max(value.last_heartbeat_unix_ms, startedAt) });
+    }
+    return registry;
+  }
+
+  /** Registers a host, or re-registers a known one (agent restart); the host is UP afterwards. */
+  register(facts: HostFacts): Promise<HostRecord> {
+    return this.queue.run(async () => {
+      const now = this.now();
+      const prev = this.hosts.get(facts.host_id);
+      const record: HostRecord = {
+        facts,
+        state: 'HOST_STATE_UP',
+        registered_at_unix_ms: prev?.registered_at_unix_ms ?? now,
+        last_heartbeat_unix_ms: now,
+        state_changed_at_unix_ms: prev && prev.state === 'HOST_STATE_UP' ? prev.state_changed_at_unix_ms : now,
+        usage: prev?.usage ?? EMPTY_USAGE,
+      };
+      const { event, op } = prev
+        ? this.events.prepare({
+            kind: 'EVENT_KIND_HOST_REREGISTERED',
+            host_id: facts.host_id,
+            message: `host ${facts.host_id} registered again from ${facts.agent_endpoint}`,
+            previous_state: prev.state,
+            new_state: 'HOST_STATE_UP',
+            attributes: { agent_endpoint: facts.agent_endpoint, agent_version: facts.agent_version },
+          })
+        : this.events.prepare({
+            kind: 'EVENT_KIND_HOST_JOINED',
+            host_id: facts.host_id,
+            message: `host ${facts.host_id} joined from ${facts.agent_endpoint}`,
+            new_state: 'HOST_STATE_UP',
+            attributes: { agent_endpoint: facts.agent_endpoint, agent_version: facts.agent_version, failure_domain: facts.failure_domain },
+          });
+      await this.store.batch([{ type: 'put', key: key(facts.host_id), value: record }, op]);
+      this.hosts.set(facts.host_id, record);
+      this.events.publish(event);
+      return record;
+    });
+  }
+
+  /**
+   * Records a heartbeat. Unknown hosts get NOT_FOUND (the agent must register first). Only a
+   * state change is written to disk: heartbeats themselves are soft state.
+   */
+  heartbeat(hostId: string, usage: HostUsage): Promise<HostRecord> {
+    const record = this.hosts.get(hostId);
+    if (!record) return Promise.reject(new NotFoundError('host', hostId));
+    record.last_heartbeat_unix_ms = this.now();
+    record.usage = usage;
+    if (record.state === 'HOST_STATE_UP') return Promise.resolve(record);
+    return this.queue.run(async () => {
+      await this.transition(record, 'HOST_STATE_UP', 'heartbeat resumed');
+      return record;
+    });
+  }
+
+  /** Re-evaluates liveness of every host; called periodically. Returns the hosts that changed. */
+  sweep(): Promise<HostRecord[]> {
+    return this.queue.run(async () => {
+      const now = this.now();
+      const changed: HostRecord[] = [];
+      for (const record of this.hosts.values()) {
+        const state = livenessState(record.last_heartbeat_unix_ms, now, this.timeouts);
+        if (state !== record.state) {
+          const silentS = ((now - record.last_heartbeat_unix_ms) / 1000).toFixed(1);
+          await this.transition(record, state, state === 'HOST_STATE_UP' ? 'heartbeat resumed' : `no heartbeat for ${silentS} s`);
+          changed.push(record);
+        }
+      }
+      return changed;
+    });
+  }
+
+  private async transition(record: HostRecord, state: HostState, why: string): Promise<void> {
+    const previous = record.state;
+    const now = this.now();
+    const next: HostRecord = { ...record, state, state_changed_at_unix_ms: now };
+    const { event, op } = this.events.prepare({
+      kind: 'EVENT_KIND_HOST_STATE_CHANGED',
+      host_id: record.facts.host_id,
+      message: `host ${record.facts.host_id} ${stateWord(previous)} -> ${stateWord(state)}: ${why}`,
+      previous_state: previous,
+      new_state: state,
+    });
+    const ops: KvBatchOp[] = [{ type: 'put', key: key(record.facts.host_id), value: next }, op];
+    await this.store.batch(ops);
+    Object.assign(record, next);
+    this.events.publish(event);
+  }
+
+  remove(hostId: string): Promise<void> {
+    return this.queue.run(async () => {
+      const record = this.hosts.get(hostId);
+      if (!record) throw new NotFoundError('host', hostId);
+      const { event, op } = this.events.prepare({
+        kind: 'EVENT_KIND_HOST_LEFT',
+        host_id: hostId,
+        message: `host ${hostId} removed`,
+        previous_state: record.state,
+      });
+      await this.store.batch([{ type: 'del', key: key(hostId) }, op]);
+      this.hosts.delete(hostId);
+      this.events.publish(event);
+    });
+  }
+
+  get(hostId: string): HostRecord {
+    const record = this.hosts.get(hostId);
+    if (!record) throw new NotFoundError('host', hostId);
+    return record;
+  }
+
+  list(states: readonly HostState[] = []): HostRecord[] {
+    const all = [...this.hosts.values()];
+    const filtered = states.length === 0 ? all : all.filter((h) => states.includes(h.state));
+    return filtered.sort((a, b) => a.facts.host_id.localeCompare(b.facts.host_id));
+  }
+}
+
+function stateWord(s: HostState): string {
+  return s.replace('HOST_STATE_', '').toLowerCase();
+}

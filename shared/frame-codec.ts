@@ -1,0 +1,204 @@
+// Memory-delta frames (pure): encode and decode, with every defensive check of the format
+// (agent/replication/FORMAT.md). The checksum function is injected (xxh64 from the native addon)
+// so this file stays free of OS bindings.
+import { brotliCompressSync, brotliDecompressSync, constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { Packr } from 'msgpackr';
+import { FrameError } from './frame-errors';
+
+export const FRAME_MAGIC = 0x46424d55; // "UMBF" read as little-endian u32
+export const FRAME_FORMAT_VERSION = 1;
+export const FRAME_HEADER_BYTES = 24;
+/** Default cap on one frame's body; frames are built far below it (FRAME_MAX_PAGES pages). */
+export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024;
+/** Pages per frame at most, whatever their size after compression. */
+export const FRAME_MAX_PAGES = 256;
+
+/** Payload compression. brotli-0 was the fastest with a useful ratio in our measurement (FORMAT.md). */
+export type FrameCodecName = 'none' | 'brotli-0' | 'deflate-1';
+export const FRAME_CODECS: readonly FrameCodecName[] = ['none', 'brotli-0', 'deflate-1'];
+export const DEFAULT_FRAME_CODEC: FrameCodecName = 'brotli-0';
+
+export type Checksum64 = (data: Buffer) => bigint;
+
+/** What a frame carries; page contents are already split into zero and data pages. */
+export interface Frame {
+  vmId: string;
+  /** Identity of the source's replication session; epochs only compare within one generation. */
+  generation: string;
+  epoch: number;
+  /** Position of this frame inside its epoch, from 0. */
+  index: number;
+  /** Last frame of the epoch: once applied, the epoch is complete. */
+  last: boolean;
+  pageSizeBytes: number;
+  /** Size of the whole guest RAM in pages (the receiver checks it against its image). */
+  imagePageCount: number;
+  /** Pages whose content is all zeros (no payload). */
+  zeroPages: Uint32Array;
+  /** Pages with content, in the order of `data`. */
+  dataPages: Uint32Array;
+  /** dataPages.length * pageSizeBytes bytes, uncompressed. */
+  data: Buffer;
+}
+
+interface WireBody {
+  v: string;
+  g: string;
+  e: number;
+  i: number;
+  l: boolean;
+  ps: number;
+  pc: number;
+  z: Buffer;
+  d: Buffer;
+  c: FrameCodecName;
+  p: Buffer;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+function indexesToBuffer(a: Uint32Array): Buffer {
+  const b = Buffer.allocUnsafe(a.length * 4);
+  for (let i = 0; i < a.length; i++) b.writeUInt32LE(a[i], i * 4);
+  return b;
+}
+
+function bufferToIndexes(b: Buffer, field: string): Uint32Array {
+  if (b.length % 4 !== 0) throw new FrameError('MALFORMED', `${field} is not a whole number of u32`);
+  const out = new Uint32Array(b.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = b.readUInt32LE(i * 4);
+  return out;
+}
+
+function compress(codec: FrameCodecName, data: Buffer): Buffer {
+  switch (codec) {
+    case 'none':
+      return data;
+    case 'brotli-0':
+      return brotliCompressSync(data, { params: { [zc.BROTLI_PARAM_QUALITY]: 0, [zc.BROTLI_PARAM_SIZE_HINT]: data.length } });
+    case 'deflate-1':
+      return deflateRawSync(data, { level: 1 });
+  }
+}
+
+function decompress(codec: FrameCodecName, data: Buffer, expectedBytes: number): Buffer {
+  try {
+    switch (codec) {
+      case 'none':
+        return data;
+      case 'brotli-0':
+        return brotliDecompressSync(data, { maxOutputLength: Math.max(expectedBytes, 1) });
+      case 'deflate-1':
+        return inflateRawSync(data, { maxOutputLength: Math.max(expectedBytes, 1) });
+    }
+  } catch (err) {
+    throw new FrameError('MALFORMED', `payload does not decompress (${codec}): ${(err as Error).message}`);
+  }
+}
+
+export interface FrameCodecOptions {
+  checksum: Checksum64;
+  codec?: FrameCodecName;
+  maxFrameBytes?: number;
+}
+
+export class FrameCodec {
+  readonly codec: FrameCodecName;
+  readonly maxFrameBytes: number;
+  private readonly checksum: Checksum64;
+
+  constructor(options: FrameCodecOptions) {
+    this.checksum = options.checksum;
+    this.codec = options.codec ?? DEFAULT_FRAME_CODEC;
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  encode(frame: Frame): Buffer {
+    const body: WireBody = {
+      v: frame.vmId,
+      g: frame.generation,
+      e: frame.epoch,
+      i: frame.index,
+      l: frame.last,
+      ps: frame.pageSizeBytes,
+      pc: frame.imagePageCount,
+      z: indexesToBuffer(frame.zeroPages),
+      d: indexesToBuffer(frame.dataPages),
+      c: this.codec,
+      p: compress(this.codec, frame.data),
+    };
+    const packed = packr.pack(body);
+    if (packed.length > this.maxFrameBytes) throw new FrameError('TOO_LARGE', `encoded body ${packed.length} > ${this.maxFrameBytes} bytes`);
+    const header = Buffer.alloc(FRAME_HEADER_BYTES);
+    header.writeUInt32LE(FRAME_MAGIC, 0);
+    header.writeUInt16LE(FRAME_FORMAT_VERSION, 4);
+    header.writeUInt16LE(0, 6);
+    header.writeUInt32LE(packed.length, 8);
+    header.writeUInt32LE(0, 12);
+    header.writeBigUInt64LE(this.checksum(packed), 16);
+    return Buffer.concat([header, packed]);
+  }
+
+  /** Checks magic, version, size cap and checksum before decoding anything; then every field. */
+  decode(buf: Buffer): Frame {
+    if (buf.length < FRAME_HEADER_BYTES) throw new FrameError('TRUNCATED', `${buf.length} bytes, header needs ${FRAME_HEADER_BYTES}`);
+    const magic = buf.readUInt32LE(0);
+    if (magic !== FRAME_MAGIC) throw new FrameError('BAD_MAGIC', `magic 0x${magic.toString(16)}`);
+    const version = buf.readUInt16LE(4);
+    if (version !== FRAME_FORMAT_VERSION) throw new FrameError('UNSUPPORTED_VERSION', `version ${version}, this build reads ${FRAME_FORMAT_VERSION}`);
+    const bodyBytes = buf.readUInt32LE(8);
+    if (bodyBytes > this.maxFrameBytes || buf.length - FRAME_HEADER_BYTES > this.maxFrameBytes) {
+      throw new FrameError('TOO_LARGE', `body ${bodyBytes} bytes > cap ${this.maxFrameBytes}`);
+    }
+    if (buf.length - FRAME_HEADER_BYTES !== bodyBytes) {
+      throw new FrameError('TRUNCATED', `body is ${buf.length - FRAME_HEADER_BYTES} bytes, header says ${bodyBytes}`);
+    }
+    const body = buf.subarray(FRAME_HEADER_BYTES);
+    if (this.checksum(body) !== buf.readBigUInt64LE(16)) throw new FrameError('CHECKSUM_MISMATCH', 'xxh64 of the body differs');
+    let w: WireBody;
+    try {
+      w = packr.unpack(body) as WireBody;
+    } catch (err) {
+      throw new FrameError('MALFORMED', `body is not msgpack: ${(err as Error).message}`);
+    }
+    return validate(w);
+  }
+}
+
+function isUint(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
+function validate(w: WireBody): Frame {
+  if (typeof w !== 'object' || w === null) throw new FrameError('MALFORMED', 'body is not a map');
+  if (typeof w.v !== 'string' || w.v.length === 0) throw new FrameError('MALFORMED', 'vmId missing');
+  if (typeof w.g !== 'string' || w.g.length === 0) throw new FrameError('MALFORMED', 'generation missing');
+  if (!isUint(w.e) || w.e < 1) throw new FrameError('MALFORMED', 'epoch must be a positive integer');
+  if (!isUint(w.i)) throw new FrameError('MALFORMED', 'index must be a non-negative integer');
+  if (typeof w.l !== 'boolean') throw new FrameError('MALFORMED', 'last must be a boolean');
+  if (!isUint(w.ps) || w.ps < 512 || (w.ps & (w.ps - 1)) !== 0) throw new FrameError('MALFORMED', `pageSizeBytes ${w.ps} invalid`);
+  if (!isUint(w.pc) || w.pc < 1) throw new FrameError('MALFORMED', 'imagePageCount must be positive');
+  if (!FRAME_CODECS.includes(w.c)) throw new FrameError('MALFORMED', `unknown codec ${String(w.c)}`);
+  if (!Buffer.isBuffer(w.z) || !Buffer.isBuffer(w.d) || !Buffer.isBuffer(w.p)) throw new FrameError('MALFORMED', 'page lists or payload not bytes');
+  const zeroPages = bufferToIndexes(w.z, 'zeroPages');
+  const dataPages = bufferToIndexes(w.d, 'dataPages');
+  if (zeroPages.length + dataPages.length > FRAME_MAX_PAGES) throw new FrameError('MALFORMED', `more than ${FRAME_MAX_PAGES} pages`);
+  for (const list of [zeroPages, dataPages]) {
+    for (const p of list) if (p >= w.pc) throw new FrameError('MALFORMED', `page ${p} beyond image of ${w.pc} pages`);
+  }
+  const expected = dataPages.length * w.ps;
+  const data = decompress(w.c, w.p, expected);
+  if (data.length !== expected) throw new FrameError('MALFORMED', `payload is ${data.length} bytes, ${dataPages.length} pages need ${expected}`);
+  return {
+    vmId: w.v,
+    generation: w.g,
+    epoch: w.e,
+    index: w.i,
+    last: w.l,
+    pageSizeBytes: w.ps,
+    imagePageCount: w.pc,
+    zeroPages,
+    dataPages,
+    data,
+  };
+}
