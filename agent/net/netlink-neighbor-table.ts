@@ -1,0 +1,109 @@
+// NeighborTable over rtnetlink: proxy ARP/NDP entries (NTF_PROXY) and permanent neighbours.
+import { FlagsNew } from 'netlink';
+import { formatIp, formatMac } from './ip-address';
+import { callNetlink, type NetlinkContext } from './netlink-call';
+import { isAbsent } from './netlink-errors';
+import { AF_INET, AF_INET6, kernelFamily, requireIp, requireMac } from './netlink-family';
+import type { NetlinkLinkInfo } from './netlink-link-info';
+import type { NeighborTable, PermanentNeighborSpec, ProxyNeighborSpec } from './ports';
+
+export class NetlinkNeighborTable implements NeighborTable {
+  constructor(
+    private readonly ctx: NetlinkContext,
+    private readonly links: NetlinkLinkInfo,
+  ) {}
+
+  async ensureProxy(spec: ProxyNeighborSpec): Promise<boolean> {
+    const ip = requireIp('address', spec.address);
+    const link = await this.links.resolve(spec.interface);
+    const present = (await this.listProxies(spec.interface)).some((p) => p.address === formatIp(ip.bytes));
+    if (present) return false;
+    await callNetlink(this.ctx, `add proxy neighbour ${spec.address} on ${spec.interface}`, (o) =>
+      this.ctx.socket.newNeighbor(
+        { family: kernelFamily(ip), ifindex: link.index, flags: { proxy: true } },
+        { dst: ip.bytes },
+        { ...o, flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+      ),
+    );
+    return true;
+  }
+
+  async removeProxy(spec: ProxyNeighborSpec): Promise<boolean> {
+    const ip = requireIp('address', spec.address);
+    const link = await this.links.find(spec.interface);
+    if (!link) return false;
+    try {
+      await callNetlink(this.ctx, `delete proxy neighbour ${spec.address} on ${spec.interface}`, (o) =>
+        this.ctx.socket.delNeighbor({ family: kernelFamily(ip), ifindex: link.index, flags: { proxy: true } }, { dst: ip.bytes }, o),
+      );
+      return true;
+    } catch (err) {
+      if (isAbsent(err)) return false;
+      throw err;
+    }
+  }
+
+  async listProxies(interfaceName?: string): Promise<ProxyNeighborSpec[]> {
+    const names = await this.links.namesByIndex();
+    const out: ProxyNeighborSpec[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      // A dump request whose flags are exactly NTF_PROXY lists the proxy table instead of the cache.
+      const msgs = await callNetlink(this.ctx, 'list proxy neighbours', (o) =>
+        this.ctx.socket.getNeighbors({ family, flags: { proxy: true } }, undefined, o),
+      );
+      for (const m of msgs) {
+        const name = m.data.ifindex === undefined ? undefined : names.get(m.data.ifindex);
+        if (!m.data.flags?.proxy || !m.attrs.dst || !name) continue;
+        if (interfaceName !== undefined && name !== interfaceName) continue;
+        out.push({ interface: name, address: formatIp(m.attrs.dst) });
+      }
+    }
+    return out;
+  }
+
+  async ensurePermanent(spec: PermanentNeighborSpec): Promise<boolean> {
+    const ip = requireIp('address', spec.address);
+    const mac = requireMac('mac', spec.mac);
+    const link = await this.links.resolve(spec.interface);
+    const present = (await this.listPermanent(spec.interface)).some((p) => p.address === formatIp(ip.bytes) && p.mac === formatMac(mac));
+    if (present) return false;
+    await callNetlink(this.ctx, `set neighbour ${spec.address} -> ${spec.mac} on ${spec.interface}`, (o) =>
+      this.ctx.socket.newNeighbor(
+        { family: kernelFamily(ip), ifindex: link.index, state: { permanent: true } },
+        { dst: ip.bytes, lladdr: mac },
+        { ...o, flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+      ),
+    );
+    return true;
+  }
+
+  async removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>): Promise<boolean> {
+    const ip = requireIp('address', spec.address);
+    const link = await this.links.find(spec.interface);
+    if (!link) return false;
+    try {
+      await callNetlink(this.ctx, `delete neighbour ${spec.address} on ${spec.interface}`, (o) =>
+        this.ctx.socket.delNeighbor({ family: kernelFamily(ip), ifindex: link.index }, { dst: ip.bytes }, o),
+      );
+      return true;
+    } catch (err) {
+      if (isAbsent(err)) return false;
+      throw err;
+    }
+  }
+
+  async listPermanent(interfaceName?: string): Promise<PermanentNeighborSpec[]> {
+    const names = await this.links.namesByIndex();
+    const out: PermanentNeighborSpec[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      const msgs = await callNetlink(this.ctx, 'list neighbours', (o) => this.ctx.socket.getNeighbors({ family }, undefined, o));
+      for (const m of msgs) {
+        const name = m.data.ifindex === undefined ? undefined : names.get(m.data.ifindex);
+        if (!m.data.state?.permanent || !m.attrs.dst || !m.attrs.lladdr || m.attrs.lladdr.length !== 6 || !name) continue;
+        if (interfaceName !== undefined && name !== interfaceName) continue;
+        out.push({ interface: name, address: formatIp(m.attrs.dst), mac: formatMac(m.attrs.lladdr) });
+      }
+    }
+    return out;
+  }
+}

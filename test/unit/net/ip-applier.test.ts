@@ -1,0 +1,160 @@
+// IpApplier over in-memory tables: the three modes, idempotency, ordering, fencing, bursts, failures.
+import test from 'ava';
+import { FencingGuard } from '../../../agent/net/fencing-guard';
+import { parseIpActivationSpec, type IpActivationSpec } from '../../../agent/net/ip-activation-spec';
+import { IpApplier } from '../../../agent/net/ip-applier';
+import { StaleFencingTokenError } from '../../../agent/net/net-errors';
+import { MemoryKvStore } from './fakes/memory-kv-store';
+import { MemoryNetTables } from './fakes/memory-net-tables';
+import { RecordingAnnouncer } from './fakes/recording-announcer';
+
+const HOST_MAC = '02:00:00:00:00:0a';
+const VM_MAC = '52:54:00:00:00:01';
+
+function setup(options: { fencing?: boolean; announceCount?: number } = {}) {
+  const tables = new MemoryNetTables();
+  tables.addLink('eth0', HOST_MAC);
+  tables.addLink('br0', '02:00:00:00:00:0b');
+  tables.addLink('tap0', '02:00:00:00:00:0c');
+  const announcer = new RecordingAnnouncer();
+  const kv = new MemoryKvStore();
+  const applier = new IpApplier(tables, announcer, {
+    announceCount: options.announceCount ?? 3,
+    announceIntervalMs: 20,
+    ...(options.fencing ? { fencing: new FencingGuard(kv) } : {}),
+  });
+  return { tables, announcer, applier, kv };
+}
+
+const specs: Record<string, IpActivationSpec> = {
+  routed: parseIpActivationSpec({ vmId: 'vm1', mode: 'routed', address: '10.0.0.5', prefixLength: 24, interface: 'eth0', tap: 'tap0' }),
+  bridged: parseIpActivationSpec({ vmId: 'vm1', mode: 'bridged', address: '10.0.0.5', prefixLength: 24, interface: 'br0', tap: 'tap0', mac: VM_MAC, vlan: 10 }),
+  address: parseIpActivationSpec({ vmId: 'vm1', mode: 'address', address: '10.0.0.100', prefixLength: 24, interface: 'eth0' }),
+};
+
+const expectedActive: Record<string, Record<string, string[]>> = {
+  routed: { addresses: [], routes: ['10.0.0.5>tap0'], proxies: ['eth0|10.0.0.5'], permanent: [], fdb: [] },
+  bridged: { addresses: [], routes: [], proxies: [], permanent: [`br0|10.0.0.5>${VM_MAC}`], fdb: [`tap0|${VM_MAC}|10`] },
+  address: { addresses: ['eth0|10.0.0.100/24'], routes: [], proxies: [], permanent: [], fdb: [] },
+};
+const empty = { addresses: [], routes: [], proxies: [], permanent: [], fdb: [] };
+
+for (const mode of ['routed', 'bridged', 'address'] as const) {
+  test(`${mode}: activate applies the mode's state and announces; again is a no-op; deactivate removes it`, async (t) => {
+    const { tables, announcer, applier } = setup();
+    const first = await applier.activate(specs[mode]);
+    t.deepEqual(tables.snapshot(), expectedActive[mode]);
+    t.true(first.changed);
+    t.is(first.action, 'activate');
+    t.true(first.steps.every((s) => s.durationMs >= 0));
+    t.true(first.steps.some((s) => s.step === 'announce'));
+    const a = announcer.bursts[0].announcement;
+    t.is(a.address, specs[mode].address);
+    t.is(a.interface, specs[mode].interface);
+    // Bridged announces the VM's own MAC; routed and address announce the host interface's.
+    t.is(a.mac, mode === 'bridged' ? VM_MAC : HOST_MAC);
+    t.is(a.count, 3);
+    t.is(a.intervalMs, 20);
+
+    const second = await applier.activate(specs[mode]);
+    t.false(second.changed);
+    t.deepEqual(tables.snapshot(), expectedActive[mode]);
+
+    const off = await applier.deactivate(specs[mode]);
+    t.true(off.changed);
+    t.deepEqual(tables.snapshot(), empty);
+    const offAgain = await applier.deactivate(specs[mode]);
+    t.false(offAgain.changed);
+    t.deepEqual(tables.snapshot(), empty);
+  });
+}
+
+test('deactivating a config that was never active succeeds without changes', async (t) => {
+  const { tables, applier } = setup();
+  const r = await applier.deactivate(specs.routed);
+  t.false(r.changed);
+  t.deepEqual(tables.snapshot(), empty);
+});
+
+test('routed deactivation withdraws the proxy entry before the route', async (t) => {
+  const { tables, applier } = setup();
+  await applier.activate(specs.routed);
+  tables.calls.length = 0;
+  await applier.deactivate(specs.routed);
+  t.deepEqual(tables.calls, ['neighbors.removeProxy', 'routes.removeHostRoute']);
+});
+
+test('deactivate cancels a burst still running for the VM', async (t) => {
+  const { announcer, applier } = setup();
+  const r = await applier.activate(specs.address);
+  t.false(announcer.bursts[0].cancelled);
+  await applier.deactivate(specs.address);
+  t.true(announcer.bursts[0].cancelled);
+  t.is(await r.announcement, 1);
+});
+
+test('announceCount 0 applies state without announcing', async (t) => {
+  const { announcer, applier, tables } = setup({ announceCount: 0 });
+  const r = await applier.activate(specs.address);
+  t.is(announcer.bursts.length, 0);
+  t.is(r.announcement, undefined);
+  t.deepEqual(tables.snapshot(), expectedActive.address);
+});
+
+test('a kernel refusal surfaces as the typed error and leaves earlier steps applied for a retry', async (t) => {
+  const { tables, applier } = setup();
+  tables.failNext.add('neighbors.ensureProxy');
+  const err = await t.throwsAsync(applier.activate(specs.routed));
+  t.is(err?.name, 'NetlinkRequestError');
+  t.is((err as { reason?: string }).reason, 'PERMISSION_DENIED');
+  t.deepEqual(tables.snapshot().routes, ['10.0.0.5>tap0']);
+  await applier.activate(specs.routed);
+  t.deepEqual(tables.snapshot(), expectedActive.routed);
+});
+
+test('a failed first announcement frame fails the activation', async (t) => {
+  const { announcer, applier } = setup();
+  announcer.failNext = new Error('no pcap');
+  await t.throwsAsync(applier.activate(specs.address), { message: 'no pcap' });
+});
+
+test('a missing tap fails with NOT_FOUND naming the interface', async (t) => {
+  const { applier } = setup();
+  const spec = { ...specs.routed, tap: 'tap9' };
+  const err = await t.throwsAsync(applier.activate(spec));
+  t.is((err as { reason?: string }).reason, 'NOT_FOUND');
+  t.regex(err!.message, /tap9/);
+});
+
+test('with fencing: a token is required, older tokens are refused naming both, equal tokens re-apply', async (t) => {
+  const { applier, tables } = setup({ fencing: true });
+  await t.throwsAsync(applier.activate(specs.address), { message: /fencing_token/ });
+  const r = await applier.activate(specs.address, { fencingToken: 7 });
+  t.is(r.fencing?.token, 7);
+  t.false(r.fencing?.reapplied);
+  const again = await applier.activate(specs.address, { fencingToken: 7 });
+  t.true(again.fencing?.reapplied);
+  const err = await t.throwsAsync(applier.deactivate(specs.address, { fencingToken: 6 }), { instanceOf: StaleFencingTokenError });
+  t.is((err as StaleFencingTokenError).reason, 'FAILED_PRECONDITION');
+  t.regex(err!.message, /6.*7/);
+  t.deepEqual(tables.snapshot(), expectedActive.address, 'the refused deactivation changed nothing');
+  await applier.deactivate(specs.address, { fencingToken: 8 });
+  t.deepEqual(tables.snapshot(), empty);
+});
+
+test('concurrent commands for one VM run one after the other', async (t) => {
+  const { applier, tables } = setup();
+  const results = await Promise.all([applier.activate(specs.address), applier.deactivate(specs.address), applier.activate(specs.address)]);
+  t.deepEqual(results.map((r) => r.action), ['activate', 'deactivate', 'activate']);
+  t.deepEqual(tables.snapshot(), expectedActive.address);
+});
+
+test('prepare readies the announcer on the interface; close cancels bursts and closes it', async (t) => {
+  const { applier, announcer } = setup();
+  applier.prepare(specs.address);
+  t.deepEqual(announcer.prepared, ['eth0']);
+  await applier.activate(specs.address);
+  await applier.close();
+  t.true(announcer.bursts[0].cancelled);
+  t.true(announcer.closed);
+});
