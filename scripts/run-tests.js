@@ -23,8 +23,11 @@ let text = '';
 child.stdout.on('data', (d) => { process.stdout.write(d); text += d.toString(); });
 child.on('exit', (code, signal) => {
   const count = (re) => { const m = text.match(re); return m ? Number(m[1]) : 0; };
-  let passed = count(/^\s*(\d+) tests? passed/m);
-  let failed = count(/^\s*(\d+) tests? failed/m) + count(/^\s*(\d+) uncaught exceptions?/m) + count(/^\s*(\d+) unhandled rejections?/m) + count(/^\s*(\d+) tests? remained pending/m) + count(/^\s*(\d+) tests? timed out/m);
+  // ava prints "N tests passed" only when nothing failed, so count the tick lines as well.
+  const ticks = (text.match(/^\s*✔/gm) || []).length;
+  const crosses = (text.match(/^\s*✘/gm) || []).length;
+  let passed = Math.max(count(/^\s*(\d+) tests? passed/m), ticks);
+  let failed = Math.max(count(/^\s*(\d+) tests? failed/m), crosses) + count(/^\s*(\d+) uncaught exceptions?/m) + count(/^\s*(\d+) unhandled rejections?/m) + count(/^\s*(\d+) tests? remained pending/m) + count(/^\s*(\d+) tests? timed out/m);
   const skipped = count(/^\s*(\d+) tests? skipped/m);
   if (code !== 0 && failed === 0) failed = 1; // ava failed before or outside any test
   console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

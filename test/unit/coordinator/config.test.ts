@@ -1,0 +1,49 @@
+import test from 'ava';
+import { parseCoordinatorConfig } from '../../../coordinator/config';
+import { parseAgentConfig } from '../../../agent/config';
+import { InvalidConfigError } from '../../../shared/errors';
+
+test('coordinator defaults fill an empty file', (t) => {
+  const c = parseCoordinatorConfig({}, 'c.yaml');
+  t.is(c.listen, '0.0.0.0:7700');
+  t.is(c.dataDir, '/var/lib/umbra/coordinator');
+  t.is(c.liveness.suspectAfterMs, 5000);
+  t.true(c.liveness.downAfterMs > c.liveness.suspectAfterMs);
+});
+
+test('every mistake is reported with its key path', (t) => {
+  const err = t.throws(
+    () =>
+      parseCoordinatorConfig(
+        { listen: 'nope', data_dri: '/x', liveness: { suspect_after_ms: 'soon', down_after_ms: 100 }, tls: { cert: 5 } },
+        'c.yaml',
+      ),
+    { instanceOf: InvalidConfigError },
+  );
+  const paths = [...new Set(err!.problems.map((p) => p.path))].sort();
+  t.deepEqual(paths, ['data_dri', 'listen', 'liveness.down_after_ms', 'liveness.suspect_after_ms', 'tls.cert']);
+  t.regex(err!.message, /c\.yaml/);
+  t.regex(err!.message, /listen: must be host:port, got 'nope'/);
+  t.regex(err!.message, /data_dri: unknown key/);
+});
+
+test('down timeout must exceed suspect timeout', (t) => {
+  const err = t.throws(() => parseCoordinatorConfig({ liveness: { suspect_after_ms: 5000, down_after_ms: 4000 } }, 'c'), { instanceOf: InvalidConfigError });
+  t.is(err!.problems[0].path, 'liveness.down_after_ms');
+});
+
+test('agent config checks host id, ports and types', (t) => {
+  const ok = parseAgentConfig({ host_id: 'hv-01', coordinator: '10.0.0.1:7700', heartbeat_interval_ms: 500 }, 'a.yaml');
+  t.is(ok.hostId, 'hv-01');
+  t.is(ok.heartbeatIntervalMs, 500);
+  const err = t.throws(
+    () => parseAgentConfig({ host_id: 'bad host', coordinator: '10.0.0.1:99999', heartbeat_interval_ms: 1.5, extra: true }, 'a.yaml'),
+    { instanceOf: InvalidConfigError },
+  );
+  t.deepEqual(err!.problems.map((p) => p.path).sort(), ['coordinator', 'extra', 'heartbeat_interval_ms', 'host_id']);
+});
+
+test('a config that is not a mapping is refused', (t) => {
+  const err = t.throws(() => parseAgentConfig(['a'], 'a.yaml'), { instanceOf: InvalidConfigError });
+  t.is(err!.problems[0].reason, 'must be a mapping');
+});
