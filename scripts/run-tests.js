@@ -5,16 +5,22 @@
 const { spawn, execFileSync } = require('node:child_process');
 const path = require('node:path');
 
-// Namespaces left by a crashed earlier run of these tests (never anyone else's: the prefix is ours).
+// Namespaces left by a crashed earlier run of these tests: the prefix is ours and the name
+// carries the creating process's PID (umbt<tag><pid>x<n>); live owners' namespaces are kept.
 try {
   const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   for (const line of out.split('\n')) {
     const name = line.split(' ')[0];
-    if (name && name.startsWith('umbt')) {
+    const m = /^umbt[a-z]*(\d+)x\d+/.exec(name || '');
+    if (m && !isAlive(Number(m[1]))) {
       try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); } catch { /* already gone */ }
     }
   }
 } catch { /* no iproute2 or not root: the namespace tests will say they skipped */ }
+
+function isAlive(pid) {
+  try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; }
+}
 
 const avaBin = path.join(__dirname, '..', 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 const args = process.argv.slice(2).map((a) => (a.startsWith('dist/') && !a.includes('*') && !a.endsWith('.js') ? `${a}/**/*.test.js` : a));

@@ -47,7 +47,8 @@ export class NetnsLab {
   private vethCounter = 0;
 
   constructor(tag = 't') {
-    this.id = `${TEST_NETNS_PREFIX}${tag}${process.pid % 100000}x${labCounter++}`;
+    // The owner's PID is part of the name so leftovers of dead runs can be told from live ones.
+    this.id = `${TEST_NETNS_PREFIX}${tag.replace(/[0-9]/g, '')}${process.pid}x${labCounter++}`;
     this.switchNs = `${this.id}-sw`;
   }
 
