@@ -19,38 +19,46 @@ function isZeroPage(buf: Buffer, offset: number, size: number): boolean {
   return buf.compare(zeroPage, 0, size, offset, offset + size) === 0; // memcmp
 }
 
+export type FrameMeta = Omit<RoundPages, 'pages' | 'contents'>;
+
+/** One frame of `pages` (sorted) whose contents are `contents` (pages.length * pageSizeBytes bytes). */
+export function buildFrame(meta: FrameMeta, pages: Uint32Array, contents: Buffer, index: number, last: boolean): Frame {
+  const ps = meta.pageSizeBytes;
+  const zero: number[] = [];
+  const data: number[] = [];
+  const chunks: Buffer[] = [];
+  for (let k = 0; k < pages.length; k++) {
+    const off = k * ps;
+    if (isZeroPage(contents, off, ps)) zero.push(pages[k]);
+    else {
+      data.push(pages[k]);
+      chunks.push(contents.subarray(off, off + ps));
+    }
+  }
+  return {
+    vmId: meta.vmId,
+    generation: meta.generation,
+    epoch: meta.epoch,
+    index,
+    last,
+    pageSizeBytes: ps,
+    imagePageCount: meta.imagePageCount,
+    zeroPages: Uint32Array.from(zero),
+    dataPages: Uint32Array.from(data),
+    data: chunks.length === 1 ? Buffer.from(chunks[0]) : Buffer.concat(chunks),
+  };
+}
+
 /** Frames of one epoch; an epoch with no pages still yields one (empty, last) frame so it is acknowledged. */
 export function buildRoundFrames(round: RoundPages, maxPagesPerFrame = FRAME_MAX_PAGES): Frame[] {
   const frames: Frame[] = [];
   const ps = round.pageSizeBytes;
   const n = round.pages.length;
-  for (let start = 0; start < n || frames.length === 0; start += maxPagesPerFrame) {
+  const count = Math.max(1, Math.ceil(n / maxPagesPerFrame));
+  for (let f = 0; f < count; f++) {
+    const start = f * maxPagesPerFrame;
     const end = Math.min(n, start + maxPagesPerFrame);
-    const zero: number[] = [];
-    const data: number[] = [];
-    const chunks: Buffer[] = [];
-    for (let k = start; k < end; k++) {
-      const off = k * ps;
-      if (isZeroPage(round.contents, off, ps)) zero.push(round.pages[k]);
-      else {
-        data.push(round.pages[k]);
-        chunks.push(round.contents.subarray(off, off + ps));
-      }
-    }
-    frames.push({
-      vmId: round.vmId,
-      generation: round.generation,
-      epoch: round.epoch,
-      index: frames.length,
-      last: false,
-      pageSizeBytes: ps,
-      imagePageCount: round.imagePageCount,
-      zeroPages: Uint32Array.from(zero),
-      dataPages: Uint32Array.from(data),
-      data: Buffer.concat(chunks),
-    });
-    if (n === 0) break;
+    frames.push(buildFrame(round, round.pages.subarray(start, end), round.contents.subarray(start * ps, end * ps), f, f === count - 1));
   }
-  frames[frames.length - 1].last = true;
   return frames;
 }

@@ -1,0 +1,98 @@
+// ShadowChannel over a gRPC bidi stream to a shadow agent's ReplicationService (mTLS credentials
+// are passed in by the daemon). Write back-pressure comes from grpc-js's write() return value.
+import * as grpc from '@grpc/grpc-js';
+import { serviceClient } from '../../shared/proto';
+import type { FrameErrorCode } from '../../shared/frame-errors';
+import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from './shadow-channel';
+import type { OpenReplication, ShadowErrorCode } from './replication-receiver';
+import { REPLICATION_SERVICE_NAME } from './replication-service';
+
+/** Frames are at most ~1 MiB (256 pages of 4 KiB); leave room for bigger pages. */
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+const ERROR_CODES: Record<string, ShadowErrorCode> = {
+  SHADOW_ERROR_CODE_DISK_FULL: 'DISK_FULL',
+  SHADOW_ERROR_CODE_IO: 'IO',
+  SHADOW_ERROR_CODE_REFUSED: 'REFUSED',
+};
+
+interface WireResponse {
+  kind?: 'ready' | 'ack' | 'reject' | 'error';
+  ready?: { resume_from_epoch: string; full_resend: boolean; reason: string };
+  ack?: { epoch: string };
+  reject?: { epoch: string; index: number; code: string; detail: string };
+  error?: { code: string; detail: string };
+}
+
+function fromWire(m: WireResponse): ShadowChannelEvent | undefined {
+  switch (m.kind) {
+    case 'ready':
+      return m.ready && { kind: 'ready', resumeFromEpoch: Number(m.ready.resume_from_epoch), fullResend: m.ready.full_resend, reason: m.ready.reason };
+    case 'ack':
+      return m.ack && { kind: 'ack', epoch: Number(m.ack.epoch) };
+    case 'reject':
+      return m.reject && { kind: 'reject', epoch: Number(m.reject.epoch), index: m.reject.index, code: m.reject.code as FrameErrorCode, detail: m.reject.detail };
+    case 'error':
+      return m.error && { kind: 'error', code: ERROR_CODES[m.error.code] ?? 'IO', detail: m.error.detail };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A factory of channels to the shadow agent at `endpoint` (host:port). One grpc client (one HTTP/2
+ * connection) is shared by every stream the factory opens; call close() on the result to release it.
+ */
+export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.ChannelCredentials): ShadowChannelFactory & { close(): void } {
+  const Client = serviceClient(REPLICATION_SERVICE_NAME);
+  const client = new Client(endpoint, credentials, {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+  });
+  const factory = (open: OpenReplication, onEvent: (e: ShadowChannelEvent) => void): ShadowChannel => {
+    const call = (client as unknown as { StreamMemoryDeltas(): grpc.ClientDuplexStream<unknown, WireResponse> }).StreamMemoryDeltas();
+    let closed = false;
+    let drainWaiters: Array<() => void> = [];
+    const closeWith = (reason: string) => {
+      if (closed) return;
+      closed = true;
+      for (const w of drainWaiters) w();
+      drainWaiters = [];
+      onEvent({ kind: 'closed', reason });
+    };
+    call.on('data', (m: WireResponse) => {
+      const e = fromWire(m);
+      if (e) onEvent(e);
+    });
+    call.on('drain', () => {
+      for (const w of drainWaiters) w();
+      drainWaiters = [];
+    });
+    call.on('error', (err: grpc.ServiceError) => closeWith(`stream error: ${err.details || err.message}`));
+    call.on('end', () => closeWith('stream ended by shadow'));
+    call.write({
+      open: {
+        vm_id: open.vmId,
+        generation: open.generation,
+        image_size_bytes: String(open.imageSizeBytes),
+        page_size_bytes: open.pageSizeBytes,
+        source_host_id: open.sourceHostId ?? '',
+      },
+    });
+    return {
+      send: (frame: Buffer) => (closed ? true : call.write({ frame })),
+      drained: () => (closed ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.push(resolve))),
+      close: () => {
+        if (!closed) {
+          closed = true;
+          for (const w of drainWaiters) w();
+          drainWaiters = [];
+          call.cancel();
+        }
+      },
+    };
+  };
+  return Object.assign(factory, { close: () => client.close() });
+}

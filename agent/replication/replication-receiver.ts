@@ -1,0 +1,217 @@
+// Shadow side of replication: one session per VM stream. Verifies each frame (codec checks, then
+// stream identity and sequence), writes it into the shadow image and, when an epoch is complete,
+// makes it durable and persists the epoch before acknowledging it.
+import type { Logger } from 'pino';
+import { errorMessage } from '../../shared/errors';
+import { FrameCodec, type Frame } from '../../shared/frame-codec';
+import { FrameError, type FrameErrorCode } from '../../shared/frame-errors';
+import { FrameSequence } from '../../shared/frame-sequence';
+import type { KvStore } from '../../shared/kv-store';
+import { createLogger } from '../../shared/log';
+import { native } from '../memory/native-binding';
+import { ShadowDiskFullError } from './errors';
+import { existingImageSize, ShadowImage, shadowImagePath } from './shadow-image';
+import { ShadowStateStore } from './shadow-state-store';
+
+export interface OpenReplication {
+  vmId: string;
+  generation: string;
+  imageSizeBytes: number;
+  pageSizeBytes: number;
+  sourceHostId?: string;
+}
+
+export type ShadowErrorCode = 'DISK_FULL' | 'IO' | 'REFUSED';
+
+export type ReceiverReply =
+  | { kind: 'ready'; resumeFromEpoch: number; fullResend: boolean; reason: string }
+  | { kind: 'ack'; epoch: number }
+  /** Resend from this frame on; frames after it were dropped. */
+  | { kind: 'reject'; epoch: number; index: number; code: FrameErrorCode; detail: string }
+  | { kind: 'error'; code: ShadowErrorCode; detail: string };
+
+export interface ShadowStatus {
+  vmId: string;
+  generation: string;
+  epoch: number;
+  imagePath: string;
+  connected: boolean;
+  framesApplied: number;
+  framesRejected: number;
+  bytesApplied: number;
+  lastError?: string;
+}
+
+export interface ReplicationReceiverOptions {
+  dataDir: string;
+  store: KvStore;
+  maxFrameBytes?: number;
+  /** fdatasync the image before persisting each epoch (default true). */
+  syncEachEpoch?: boolean;
+  log?: Logger;
+}
+
+const MAX_IMAGE_BYTES = 2 ** 46;
+
+export class ReplicationReceiver {
+  private readonly sessions = new Map<string, ReceiverSession>();
+  private readonly stats = new Map<string, ShadowStatus>();
+  readonly states: ShadowStateStore;
+  readonly codec: FrameCodec;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ReplicationReceiverOptions) {
+    this.states = new ShadowStateStore(options.store);
+    this.codec = new FrameCodec({ checksum: native.xxh64, maxFrameBytes: options.maxFrameBytes });
+    this.log = options.log ?? createLogger('replication-receiver');
+  }
+
+  /** Starts a session for a source stream; a previous session of the same VM is closed first. */
+  async open(req: OpenReplication): Promise<ReceiverSession> {
+    if (!req.vmId || !req.generation) throw new FrameError('WRONG_STREAM', 'open without vm id or generation');
+    if (!(req.pageSizeBytes >= 512) || req.imageSizeBytes <= 0 || req.imageSizeBytes % req.pageSizeBytes !== 0 || req.imageSizeBytes > MAX_IMAGE_BYTES) {
+      throw new FrameError('MALFORMED', `image ${req.imageSizeBytes} bytes / page ${req.pageSizeBytes} bytes`);
+    }
+    await this.sessions.get(req.vmId)?.close();
+    const file = shadowImagePath(this.options.dataDir, req.vmId);
+    const prior = await this.states.get(req.vmId);
+    const size = existingImageSize(file);
+    let resume = 0;
+    let reason: string;
+    if (!prior) reason = 'no shadow image state';
+    else if (prior.generation !== req.generation) reason = `source generation changed (${prior.generation} -> ${req.generation})`;
+    else if (size !== req.imageSizeBytes || prior.imageSizeBytes !== req.imageSizeBytes || prior.pageSizeBytes !== req.pageSizeBytes) {
+      reason = `image missing or of another size (${size ?? 'none'} bytes)`;
+    } else {
+      resume = prior.epoch;
+      reason = `resuming from persisted epoch ${resume}`;
+    }
+    const image = await ShadowImage.open(this.options.dataDir, req.vmId, req.imageSizeBytes);
+    if (resume === 0) {
+      await this.states.put({ vmId: req.vmId, generation: req.generation, epoch: 0, imageSizeBytes: req.imageSizeBytes, pageSizeBytes: req.pageSizeBytes });
+    }
+    const stat = this.stats.get(req.vmId) ?? {
+      vmId: req.vmId,
+      generation: req.generation,
+      epoch: resume,
+      imagePath: file,
+      connected: true,
+      framesApplied: 0,
+      framesRejected: 0,
+      bytesApplied: 0,
+    };
+    Object.assign(stat, { generation: req.generation, epoch: resume, connected: true });
+    this.stats.set(req.vmId, stat);
+    const session = new ReceiverSession(this, req, image, resume, reason, stat, this.options.syncEachEpoch ?? true, this.log);
+    this.sessions.set(req.vmId, session);
+    this.log.info({ vmId: req.vmId, generation: req.generation, resumeFromEpoch: resume, reason }, 'replication stream opened');
+    return session;
+  }
+
+  /** @internal */
+  detach(vmId: string, s: ReceiverSession): void {
+    if (this.sessions.get(vmId) === s) {
+      this.sessions.delete(vmId);
+      const st = this.stats.get(vmId);
+      if (st) st.connected = false;
+    }
+  }
+
+  status(): ShadowStatus[] {
+    return [...this.stats.values()].map((s) => ({ ...s }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+  }
+}
+
+export class ReceiverSession {
+  readonly ready: ReceiverReply;
+  private readonly sequence: FrameSequence;
+  private awaitingResend = false;
+  private failed = false;
+  private closed = false;
+  private droppedAfterReject = 0;
+
+  constructor(
+    private readonly receiver: ReplicationReceiver,
+    private readonly req: OpenReplication,
+    private readonly image: ShadowImage,
+    resumeFromEpoch: number,
+    reason: string,
+    private readonly stat: ShadowStatus,
+    private readonly syncEachEpoch: boolean,
+    private readonly log: Logger,
+  ) {
+    this.sequence = new FrameSequence(resumeFromEpoch);
+    this.ready = { kind: 'ready', resumeFromEpoch, fullResend: resumeFromEpoch === 0, reason };
+  }
+
+  /** Handles one encoded frame; call sequentially. Returns the reply to send, if any. */
+  async handleFrame(buf: Buffer): Promise<ReceiverReply | undefined> {
+    if (this.closed || this.failed) return undefined;
+    let frame: Frame;
+    try {
+      frame = this.receiver.codec.decode(buf);
+      if (frame.vmId !== this.req.vmId || frame.generation !== this.req.generation) {
+        throw new FrameError('WRONG_STREAM', `frame of ${frame.vmId}/${frame.generation} on stream ${this.req.vmId}/${this.req.generation}`);
+      }
+      if (frame.pageSizeBytes !== this.req.pageSizeBytes || frame.imagePageCount * frame.pageSizeBytes !== this.req.imageSizeBytes) {
+        throw new FrameError('MALFORMED', 'page size or image size differs from the stream');
+      }
+      this.sequence.check(frame);
+    } catch (err) {
+      return this.refuse(err);
+    }
+    this.awaitingResend = false;
+    try {
+      await this.image.apply(frame);
+      if (frame.last && this.syncEachEpoch) await this.image.sync();
+      this.sequence.accept(frame);
+      this.stat.framesApplied++;
+      this.stat.bytesApplied += frame.data.length;
+      if (!frame.last) return undefined;
+      await this.receiver.states.put({
+        vmId: this.req.vmId,
+        generation: this.req.generation,
+        epoch: frame.epoch,
+        imageSizeBytes: this.req.imageSizeBytes,
+        pageSizeBytes: this.req.pageSizeBytes,
+      });
+      this.stat.epoch = frame.epoch;
+      return { kind: 'ack', epoch: frame.epoch };
+    } catch (err) {
+      this.failed = true;
+      this.stat.lastError = errorMessage(err);
+      this.log.error({ vmId: this.req.vmId, err: errorMessage(err) }, 'shadow image write failed');
+      return { kind: 'error', code: err instanceof ShadowDiskFullError ? 'DISK_FULL' : 'IO', detail: errorMessage(err) };
+    }
+  }
+
+  private refuse(err: unknown): ReceiverReply | undefined {
+    if (!(err instanceof FrameError)) throw err;
+    if (this.awaitingResend) {
+      // Frames already in flight behind a refused one: dropped, the source resends them in order.
+      this.droppedAfterReject++;
+      return undefined;
+    }
+    this.awaitingResend = true;
+    this.stat.framesRejected++;
+    this.stat.lastError = err.message;
+    const at = this.sequence.expected();
+    this.log.warn({ vmId: this.req.vmId, code: err.code, epoch: at.epoch, index: at.index }, 'frame refused, resend requested');
+    return { kind: 'reject', epoch: at.epoch, index: at.index, code: err.code, detail: err.message };
+  }
+
+  get appliedEpoch(): number {
+    return this.sequence.lastCompletedEpoch;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.receiver.detach(this.req.vmId, this);
+    await this.image.close();
+  }
+}

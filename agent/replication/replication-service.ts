@@ -1,0 +1,110 @@
+// gRPC handlers of umbra.agent.v1.ReplicationService (shadow side): translate stream messages to
+// ReplicationReceiver calls and replies back. Frames of one stream are handled strictly in order.
+import type * as grpc from '@grpc/grpc-js';
+import { errorMessage } from '../../shared/errors';
+import { createLogger } from '../../shared/log';
+import type { ReceiverReply, ReceiverSession, ReplicationReceiver } from './replication-receiver';
+
+export const REPLICATION_SERVICE_NAME = 'umbra.agent.v1.ReplicationService';
+
+const ERROR_CODES = { DISK_FULL: 'SHADOW_ERROR_CODE_DISK_FULL', IO: 'SHADOW_ERROR_CODE_IO', REFUSED: 'SHADOW_ERROR_CODE_REFUSED' } as const;
+
+interface WireRequest {
+  kind?: 'open' | 'frame';
+  open?: { vm_id: string; generation: string; image_size_bytes: string; page_size_bytes: number; source_host_id: string };
+  frame?: Buffer;
+}
+
+/** Converts a receiver reply to the wire message. */
+export function replyToWire(r: ReceiverReply): Record<string, unknown> {
+  switch (r.kind) {
+    case 'ready':
+      return { ready: { resume_from_epoch: String(r.resumeFromEpoch), full_resend: r.fullResend, reason: r.reason } };
+    case 'ack':
+      return { ack: { epoch: String(r.epoch) } };
+    case 'reject':
+      return { reject: { epoch: String(r.epoch), index: r.index, code: r.code, detail: r.detail } };
+    case 'error':
+      return { error: { code: ERROR_CODES[r.code], detail: r.detail } };
+  }
+}
+
+export interface ReplicationServiceOptions {
+  /** Extra check on each stream (e.g. the caller's mTLS identity is a known agent); false refuses it. */
+  authorize?: (call: grpc.ServerDuplexStream<unknown, unknown>) => boolean;
+}
+
+export function replicationServiceHandlers(receiver: ReplicationReceiver, options: ReplicationServiceOptions = {}): grpc.UntypedServiceImplementation {
+  const log = createLogger('replication-service');
+  return {
+    StreamMemoryDeltas(call: grpc.ServerDuplexStream<WireRequest, Record<string, unknown>>) {
+      let session: ReceiverSession | undefined;
+      let chain: Promise<void> = Promise.resolve();
+      let ended = false;
+      const send = (r: ReceiverReply | undefined) => {
+        if (r && !ended) call.write(replyToWire(r));
+        if (r?.kind === 'error' && !ended) {
+          ended = true;
+          call.end();
+        }
+      };
+      const refuse = (detail: string) => send({ kind: 'error', code: 'REFUSED', detail });
+      if (options.authorize && !options.authorize(call as grpc.ServerDuplexStream<unknown, unknown>)) {
+        refuse('caller is not allowed to replicate to this agent');
+        return;
+      }
+      call.on('data', (msg: WireRequest) => {
+        chain = chain.then(async () => {
+          if (ended) return;
+          try {
+            if (msg.kind === 'open' && msg.open) {
+              if (session) return refuse('stream already open');
+              session = await receiver.open({
+                vmId: msg.open.vm_id,
+                generation: msg.open.generation,
+                imageSizeBytes: Number(msg.open.image_size_bytes),
+                pageSizeBytes: msg.open.page_size_bytes,
+                sourceHostId: msg.open.source_host_id || undefined,
+              });
+              send(session.ready);
+            } else if (msg.kind === 'frame' && msg.frame) {
+              if (!session) return refuse('frame before open');
+              send(await session.handleFrame(msg.frame));
+            }
+          } catch (err) {
+            log.warn({ err: errorMessage(err) }, 'replication stream refused');
+            refuse(errorMessage(err));
+          }
+        });
+      });
+      const finish = () => {
+        chain = chain.then(async () => {
+          await session?.close();
+          if (!ended) {
+            ended = true;
+            call.end();
+          }
+        });
+      };
+      call.on('end', finish);
+      call.on('error', finish);
+      call.on('cancelled', finish);
+    },
+
+    ListShadowImages(_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      callback(null, {
+        images: receiver.status().map((s) => ({
+          vm_id: s.vmId,
+          generation: s.generation,
+          epoch: String(s.epoch),
+          image_path: s.imagePath,
+          connected: s.connected,
+          frames_applied: String(s.framesApplied),
+          frames_rejected: String(s.framesRejected),
+          bytes_applied: String(s.bytesApplied),
+          last_error: s.lastError ?? '',
+        })),
+      });
+    },
+  };
+}

@@ -1,0 +1,291 @@
+// Source side of replication for one VM: each round scans the dirty tracker, reads the pages
+// once, encodes frames once per distinct page set and fans them out to every shadow link, paced
+// by the bandwidth budget. flush() (guest paused) sends the last delta and resolves with the
+// final epoch once every shadow has acknowledged it.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { buildFrame, type FrameMeta } from '../../shared/frame-builder';
+import { FrameCodec, FRAME_MAX_PAGES, type FrameCodecName } from '../../shared/frame-codec';
+import { createLogger } from '../../shared/log';
+import type { DirtyTracker, TrackerName } from '../memory/dirty-tracker';
+import type { GuestMemory } from '../memory/guest-memory';
+import { native } from '../memory/native-binding';
+import { FlushIncompleteError } from './errors';
+import { samePages } from './page-set';
+import { RoundPacer } from './round-pacer';
+import type { ShadowChannelFactory } from './shadow-channel';
+import { ShadowLink, type ShadowLinkStatus } from './shadow-link';
+
+export const DEFAULT_FLUSH_TIMEOUT_MS = 30000;
+/** Frames a round may queue ahead of the slowest shadow in its group. */
+const QUEUE_AHEAD_FRAMES = 8;
+
+export interface ShadowTarget {
+  /** Shadow host id (names the shadow in status and errors). */
+  id: string;
+  channelFactory: ShadowChannelFactory;
+}
+
+export interface ReplicationSourceOptions {
+  vmId: string;
+  memory: GuestMemory;
+  /** A started tracker (see selectDirtyTracker); the source closes it. */
+  tracker: DirtyTracker;
+  shadows: ShadowTarget[];
+  codec?: FrameCodecName;
+  /** Wire bytes per second per shadow; 0 = unlimited (rounds every minIntervalMs). */
+  bandwidthBudgetBytesPerSec?: number;
+  minRoundIntervalMs?: number;
+  maxRoundIntervalMs?: number;
+  /** Unacknowledged bytes per shadow before it sits rounds out (its pages stay owed). */
+  windowBytes?: number;
+  sourceHostId?: string;
+  /** No round timer: rounds run only through runRound()/flush() (tests, benchmarks). */
+  manualRounds?: boolean;
+  log?: Logger;
+}
+
+export interface RoundReport {
+  epoch: number;
+  dirtyPages: number;
+  /** Bytes of encoded frames produced (each distinct set counted once). */
+  wireBytes: number;
+  scanMs: number;
+  roundMs: number;
+  /** Time since the previous round started (the window the dirty pages were written in). */
+  sinceLastRoundMs: number;
+}
+
+export interface ReplicationSourceStatus {
+  vmId: string;
+  generation: string;
+  tracker: TrackerName;
+  epoch: number;
+  running: boolean;
+  dirtyRateBytesPerSec: number;
+  roundIntervalMs: number;
+  lastRound?: RoundReport;
+  shadows: ShadowLinkStatus[];
+}
+
+export class ReplicationSource {
+  readonly generation = randomUUID();
+  private epoch = 0;
+  private readonly links = new Map<string, ShadowLink>();
+  private readonly codec: FrameCodec;
+  private readonly pacer: RoundPacer;
+  private readonly meta: Omit<FrameMeta, 'epoch'>;
+  private readonly chunk: Buffer;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private closed = false;
+  private roundInFlight: Promise<RoundReport> | undefined;
+  private lastRoundAt = Date.now();
+  private intervalMs: number;
+  private lastRound: RoundReport | undefined;
+  private readonly waiters = new Set<() => void>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: ReplicationSourceOptions) {
+    const region = o.memory.region;
+    this.codec = new FrameCodec({ checksum: native.xxh64, codec: o.codec });
+    this.pacer = new RoundPacer({
+      bandwidthBudgetBytesPerSec: o.bandwidthBudgetBytesPerSec ?? 0,
+      minIntervalMs: o.minRoundIntervalMs,
+      maxIntervalMs: o.maxRoundIntervalMs,
+    });
+    this.intervalMs = o.minRoundIntervalMs ?? 50;
+    this.meta = { vmId: o.vmId, generation: this.generation, pageSizeBytes: region.pageSizeBytes, imagePageCount: o.memory.pageCount };
+    this.chunk = Buffer.alloc(FRAME_MAX_PAGES * region.pageSizeBytes);
+    this.log = o.log ?? createLogger('replication-source', { vmId: o.vmId });
+    for (const s of o.shadows) this.addShadow(s, false);
+  }
+
+  /** Connects every shadow and starts the round loop. */
+  start(): void {
+    for (const l of this.links.values()) if (l.state === 'connecting') l.connect();
+    if (!this.o.manualRounds) this.resume();
+  }
+
+  /** Restarts the round loop (after flush(), e.g. when a switchover is rolled back). */
+  resume(): void {
+    if (this.closed || this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  addShadow(target: ShadowTarget, connect = true): void {
+    if (this.links.has(target.id)) return;
+    const region = this.o.memory.region;
+    const link = new ShadowLink({
+      id: target.id,
+      factory: target.channelFactory,
+      open: {
+        vmId: this.o.vmId,
+        generation: this.generation,
+        imageSizeBytes: this.o.memory.pageCount * region.pageSizeBytes,
+        pageSizeBytes: region.pageSizeBytes,
+        sourceHostId: this.o.sourceHostId,
+      },
+      pageCount: this.o.memory.pageCount,
+      windowBytes: this.o.windowBytes,
+      encode: (epoch, index, last, pages) => this.encode(epoch, index, last, pages),
+      notify: () => this.wake(),
+      log: this.log,
+    });
+    this.links.set(target.id, link);
+    if (connect) link.connect();
+  }
+
+  removeShadow(id: string): void {
+    this.links.get(id)?.close();
+    this.links.delete(id);
+    this.wake();
+  }
+
+  /** Runs one round now (rounds never overlap). */
+  async runRound(): Promise<RoundReport> {
+    while (this.roundInFlight) await this.roundInFlight.catch(() => undefined);
+    this.roundInFlight = this.round();
+    try {
+      return await this.roundInFlight;
+    } finally {
+      this.roundInFlight = undefined;
+    }
+  }
+
+  /**
+   * Final delta, with the guest paused: stops the loop, sends what is still dirty or owed, and
+   * resolves with the epoch every shadow acknowledged. Throws FlushIncompleteError (naming the
+   * shadows) if that does not happen within `timeoutMs`. resume() restarts the loop.
+   */
+  async flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<number> {
+    this.stopLoop();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { epoch } = await this.runRound();
+      // Wait until every shadow acknowledged this epoch, or one that sat it out can take a new round.
+      for (;;) {
+        const links = [...this.links.values()];
+        if (links.every((l) => l.ackedEpoch >= epoch)) return epoch;
+        const needsRound = links.some((l) => !l.hasEpoch(epoch) && l.canSend());
+        if (needsRound) break;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new FlushIncompleteError(this.o.vmId, epoch, links.filter((l) => l.ackedEpoch < epoch).map((l) => l.id));
+        await this.waitForChange(left);
+      }
+    }
+  }
+
+  status(): ReplicationSourceStatus {
+    return {
+      vmId: this.o.vmId,
+      generation: this.generation,
+      tracker: this.o.tracker.name,
+      epoch: this.epoch,
+      running: this.running,
+      dirtyRateBytesPerSec: this.pacer.dirtyRateBytesPerSec,
+      roundIntervalMs: this.intervalMs,
+      lastRound: this.lastRound,
+      shadows: [...this.links.values()].map((l) => l.status()),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopLoop();
+    await this.roundInFlight?.catch(() => undefined);
+    for (const l of this.links.values()) l.close();
+    this.o.tracker.close();
+    this.wake();
+  }
+
+  private stopLoop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.runRound()
+        .then((r) => {
+          this.intervalMs = this.pacer.next({ dirtyBytes: r.dirtyPages * this.meta.pageSizeBytes, wireBytes: r.wireBytes, elapsedMs: r.sinceLastRoundMs });
+          this.schedule(Math.max(0, this.intervalMs - r.roundMs));
+        })
+        .catch((err) => {
+          this.log.error({ err: (err as Error).message }, 'replication round failed');
+          this.schedule(this.o.maxRoundIntervalMs ?? 2000);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async round(): Promise<RoundReport> {
+    const started = Date.now();
+    const elapsed = started - this.lastRoundAt;
+    this.lastRoundAt = started;
+    const dirty = await this.o.tracker.scan();
+    const scanMs = Date.now() - started;
+    const epoch = ++this.epoch;
+    const links = [...this.links.values()];
+    for (const l of links) l.addDirty(dirty);
+    // Shadows owed the same pages (the common case: all caught up) share one read and one encoding.
+    const groups: Array<{ pages: Uint32Array; links: ShadowLink[] }> = [];
+    for (const l of links) {
+      if (!l.canSend()) continue;
+      const pages = l.takeOwed();
+      const g = groups.find((x) => samePages(x.pages, pages));
+      if (g) g.links.push(l);
+      else groups.push({ pages, links: [l] });
+    }
+    let wireBytes = 0;
+    for (const g of groups) {
+      const frames = Math.max(1, Math.ceil(g.pages.length / FRAME_MAX_PAGES));
+      for (let f = 0; f < frames; f++) {
+        const pages = g.pages.subarray(f * FRAME_MAX_PAGES, (f + 1) * FRAME_MAX_PAGES).slice();
+        const buf = this.encode(epoch, f, f === frames - 1, pages);
+        wireBytes += buf.length;
+        for (const l of g.links) l.enqueue(epoch, f, f === frames - 1, pages, buf);
+        await Promise.all(g.links.map((l) => l.queueBelow(QUEUE_AHEAD_FRAMES)));
+      }
+    }
+    const report: RoundReport = { epoch, dirtyPages: dirty.length, wireBytes, scanMs, roundMs: Math.max(1, Date.now() - started), sinceLastRoundMs: elapsed };
+    this.lastRound = report;
+    this.wake();
+    return report;
+  }
+
+  /** Reads `pages` (sorted) from guest memory now and encodes them as one frame. */
+  private encode(epoch: number, index: number, last: boolean, pages: Uint32Array): Buffer {
+    const ps = this.meta.pageSizeBytes;
+    let k = 0;
+    while (k < pages.length) {
+      let run = 1;
+      while (k + run < pages.length && pages[k + run] === pages[k] + run) run++;
+      this.o.memory.readPages(pages[k], run, this.chunk.subarray(k * ps, (k + run) * ps));
+      k += run;
+    }
+    const frame = buildFrame({ ...this.meta, epoch }, pages, this.chunk.subarray(0, pages.length * ps), index, last);
+    return this.codec.encode(frame);
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private waitForChange(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, timeoutMs);
+      t.unref();
+      this.waiters.add(done);
+    });
+  }
+}

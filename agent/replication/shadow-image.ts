@@ -1,0 +1,94 @@
+// The shadow image file (<data>/shadow/<vm>.ram): a sparse file the size of guest RAM, written
+// page by page from verified frames. Zero pages become holes, so an idle guest costs little disk.
+import { mkdirSync, promises as fsp, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Frame } from '../../shared/frame-codec';
+import { native } from '../memory/native-binding';
+import { ShadowDiskFullError, ShadowImageError } from './errors';
+
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+export function shadowImagePath(dataDir: string, vmId: string): string {
+  return path.join(dataDir, 'shadow', `${encodeURIComponent(vmId)}.ram`);
+}
+
+/** Size of an existing image, or undefined when there is none. */
+export function existingImageSize(file: string): number | undefined {
+  try {
+    return statSync(file).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs of consecutive page indexes: [firstPage, count][]. */
+function runs(pages: Uint32Array): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let k = 0; k < pages.length; k++) {
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] === pages[k]) last[1]++;
+    else out.push([pages[k], 1]);
+  }
+  return out;
+}
+
+export class ShadowImage {
+  private constructor(
+    readonly vmId: string,
+    readonly path: string,
+    readonly sizeBytes: number,
+    private readonly handle: fsp.FileHandle,
+  ) {}
+
+  /** Opens or creates the image with exactly `sizeBytes` (a new file is all holes). */
+  static async open(dataDir: string, vmId: string, sizeBytes: number): Promise<ShadowImage> {
+    const file = shadowImagePath(dataDir, vmId);
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+      const handle = await fsp.open(file, existingImageSize(file) === undefined ? 'w+' : 'r+');
+      await handle.truncate(sizeBytes);
+      return new ShadowImage(vmId, file, sizeBytes, handle);
+    } catch (err) {
+      throw mapIoError(vmId, file, 'open', err);
+    }
+  }
+
+  /** Writes a verified frame's pages: data pages in coalesced runs, zero pages as punched holes. */
+  async apply(frame: Frame): Promise<void> {
+    const ps = frame.pageSizeBytes;
+    try {
+      let k = 0;
+      for (const [first, count] of runs(frame.dataPages)) {
+        const chunk = frame.data.subarray(k * ps, (k + count) * ps);
+        let done = 0;
+        while (done < chunk.length) {
+          const { bytesWritten } = await this.handle.write(chunk, done, chunk.length - done, first * ps + done);
+          done += bytesWritten;
+        }
+        k += count;
+      }
+      for (const [first, count] of runs(frame.zeroPages)) native.punchHole(this.handle.fd, first * ps, count * ps);
+    } catch (err) {
+      throw mapIoError(this.vmId, this.path, 'write', err);
+    }
+  }
+
+  /** Makes the written pages durable (before the epoch that covers them is persisted). */
+  async sync(): Promise<void> {
+    try {
+      await this.handle.datasync();
+    } catch (err) {
+      throw mapIoError(this.vmId, this.path, 'sync', err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+function mapIoError(vmId: string, file: string, op: string, err: unknown): Error {
+  const code = (err as { code?: string; errno?: string }).code ?? (err as { errno?: string }).errno;
+  if (code && DISK_FULL_CODES.has(code)) return new ShadowDiskFullError(vmId, file, { cause: err });
+  return new ShadowImageError(vmId, file, `${op} failed: ${(err as Error).message}`, { cause: err });
+}

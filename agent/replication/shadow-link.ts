@@ -1,0 +1,268 @@
+// The source's link to one shadow: what the shadow is owed (pages not yet sent), what is in flight
+// (sent, not acknowledged), its acknowledged epoch, and the ordered send queue with back-pressure.
+// Reconnects with backoff; on reconnect it resumes from the epoch the shadow reports.
+import type { Logger } from 'pino';
+import { PageSet } from './page-set';
+import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from './shadow-channel';
+import type { OpenReplication, ShadowErrorCode } from './replication-receiver';
+
+export const DEFAULT_WINDOW_BYTES = 256 * 1024 * 1024;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+/** After a disk-full or I/O error on the shadow, wait this long before trying again. */
+const SHADOW_ERROR_RETRY_MS = 10000;
+
+export type ShadowLinkState = 'connecting' | 'streaming' | 'backoff' | 'shadow-error' | 'closed';
+
+/** A frame sent or queued: kept (without its bytes once sent) until its epoch is acknowledged. */
+interface Pending {
+  epoch: number;
+  index: number;
+  last: boolean;
+  pages: Uint32Array;
+  buf?: Buffer;
+  sent: boolean;
+}
+
+/** Rebuilds a frame from current guest memory (for a resend after a refused frame). */
+export type FrameEncoder = (epoch: number, index: number, last: boolean, pages: Uint32Array) => Buffer;
+
+export interface ShadowLinkStatus {
+  id: string;
+  state: ShadowLinkState;
+  ackedEpoch: number;
+  /** Bytes written in the guest and not yet acknowledged by this shadow. */
+  lagBytes: number;
+  framesSent: number;
+  framesResent: number;
+  bytesSent: number;
+  reconnects: number;
+  fullResends: number;
+  lastError?: string;
+  shadowError?: ShadowErrorCode;
+}
+
+export interface ShadowLinkOptions {
+  id: string;
+  factory: ShadowChannelFactory;
+  open: OpenReplication;
+  pageCount: number;
+  windowBytes?: number;
+  encode: FrameEncoder;
+  /** Called on every state change or acknowledgement (the source re-evaluates flush and pacing). */
+  notify: () => void;
+  log: Logger;
+}
+
+export class ShadowLink {
+  readonly id: string;
+  state: ShadowLinkState = 'connecting';
+  ackedEpoch = 0;
+  private readonly owed: PageSet;
+  private pending: Pending[] = [];
+  private queue: Pending[] = [];
+  private channel: ShadowChannel | undefined;
+  private pumping = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backoffMs = BACKOFF_MIN_MS;
+  private readonly windowBytes: number;
+  private readonly queueWaiters: Array<() => void> = [];
+  private readonly stats = { framesSent: 0, framesResent: 0, bytesSent: 0, reconnects: 0, fullResends: 0 };
+  private lastError: string | undefined;
+  private shadowError: ShadowErrorCode | undefined;
+
+  constructor(private readonly o: ShadowLinkOptions) {
+    this.id = o.id;
+    this.owed = new PageSet(o.pageCount);
+    this.owed.addAll(); // a new shadow needs every page
+    this.windowBytes = o.windowBytes ?? DEFAULT_WINDOW_BYTES;
+  }
+
+  connect(): void {
+    if (this.state === 'closed') return;
+    this.state = 'connecting';
+    let ch: ShadowChannel | undefined;
+    const onEvent = (e: ShadowChannelEvent) => {
+      if (this.channel !== ch) return; // an older stream's late event
+      this.onEvent(e);
+    };
+    ch = this.o.factory(this.o.open, onEvent);
+    this.channel = ch;
+  }
+
+  /** Pages dirtied in a round: owed to this shadow until acknowledged. */
+  addDirty(pages: Uint32Array): void {
+    this.owed.add(pages);
+  }
+
+  /** Whether this shadow takes part in the next round (connected, window not exceeded). */
+  canSend(): boolean {
+    return this.state === 'streaming' && this.unackedPages() * this.o.open.pageSizeBytes < this.windowBytes;
+  }
+
+  takeOwed(): Uint32Array {
+    return this.owed.take();
+  }
+
+  /** Queues a frame of `epoch` (frames of an epoch must be queued in index order). */
+  enqueue(epoch: number, index: number, last: boolean, pages: Uint32Array, buf: Buffer): void {
+    const p: Pending = { epoch, index, last, pages, buf, sent: false };
+    this.pending.push(p);
+    if (this.state === 'streaming') {
+      this.queue.push(p);
+      this.pump();
+    }
+  }
+
+  /** Resolves once at most `n` frames wait in the queue (or the link is not streaming). */
+  async queueBelow(n: number): Promise<void> {
+    while (this.state === 'streaming' && this.queue.length > n) {
+      await new Promise<void>((resolve) => this.queueWaiters.push(resolve));
+    }
+  }
+
+  /** Whether an epoch's frames were queued to this shadow. */
+  hasEpoch(epoch: number): boolean {
+    return this.ackedEpoch >= epoch || this.pending.some((p) => p.epoch === epoch);
+  }
+
+  lagBytes(): number {
+    return (this.owed.size + this.unackedPages()) * this.o.open.pageSizeBytes;
+  }
+
+  status(): ShadowLinkStatus {
+    return {
+      id: this.id,
+      state: this.state,
+      ackedEpoch: this.ackedEpoch,
+      lagBytes: this.lagBytes(),
+      ...this.stats,
+      lastError: this.lastError,
+      shadowError: this.shadowError,
+    };
+  }
+
+  close(): void {
+    this.state = 'closed';
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.channel?.close();
+    this.channel = undefined;
+    this.wakeQueueWaiters();
+  }
+
+  private unackedPages(): number {
+    let n = 0;
+    for (const p of this.pending) n += p.pages.length;
+    return n;
+  }
+
+  private onEvent(e: ShadowChannelEvent): void {
+    switch (e.kind) {
+      case 'ready':
+        this.onReady(e.resumeFromEpoch, e.fullResend);
+        break;
+      case 'ack':
+        if (e.epoch > this.ackedEpoch) this.ackedEpoch = e.epoch;
+        this.pending = this.pending.filter((p) => p.epoch > e.epoch);
+        this.backoffMs = BACKOFF_MIN_MS;
+        break;
+      case 'reject':
+        this.onReject(e.epoch, e.index, e.detail);
+        break;
+      case 'error':
+        this.shadowError = e.code;
+        this.lastError = e.detail;
+        this.o.log.warn({ shadow: this.id, code: e.code, detail: e.detail }, 'shadow reported an error; retrying later');
+        this.drop(SHADOW_ERROR_RETRY_MS, 'shadow-error');
+        break;
+      case 'closed':
+        this.lastError = e.reason;
+        this.drop(this.backoffMs, 'backoff');
+        this.backoffMs = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2);
+        break;
+    }
+    this.o.notify();
+  }
+
+  private onReady(resume: number, full: boolean): void {
+    if (full || resume < this.ackedEpoch) {
+      // The shadow lost (or never had) the image, or went back before what it acknowledged.
+      if (this.ackedEpoch > 0 || this.stats.reconnects > 0) this.stats.fullResends++;
+      this.owed.addAll();
+    } else {
+      for (const p of this.pending) if (p.epoch > resume) this.owed.add(p.pages);
+    }
+    this.ackedEpoch = resume;
+    this.pending = [];
+    this.queue = [];
+    this.state = 'streaming';
+    this.shadowError = undefined;
+  }
+
+  private onReject(epoch: number, index: number, detail: string): void {
+    this.lastError = detail;
+    const from = this.pending.findIndex((p) => p.epoch > epoch || (p.epoch === epoch && p.index >= index));
+    if (from < 0 || this.pending[from].epoch !== epoch || this.pending[from].index !== index) {
+      // Not a frame we can resend in place (e.g. refused the stream's first frame): start over.
+      this.drop(BACKOFF_MIN_MS, 'backoff');
+      return;
+    }
+    this.o.log.warn({ shadow: this.id, epoch, index, detail }, 'frame refused by shadow; resending');
+    this.queue = this.pending.slice(from);
+    for (const p of this.queue) {
+      if (p.sent) {
+        p.buf = undefined; // rebuilt from current memory: same pages, content at least as new
+        this.stats.framesResent++;
+      }
+      p.sent = false;
+    }
+    this.pump();
+  }
+
+  /** Ends the current stream; unacknowledged frames stay pending until the shadow says where it is. */
+  private drop(retryMs: number, state: ShadowLinkState): void {
+    this.channel?.close();
+    this.channel = undefined;
+    this.queue = [];
+    if (this.state === 'closed') return;
+    this.state = state;
+    this.wakeQueueWaiters();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.stats.reconnects++;
+      this.connect();
+    }, retryMs);
+    this.retryTimer.unref();
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void (async () => {
+      try {
+        while (this.queue.length > 0 && this.state === 'streaming' && this.channel) {
+          const ch = this.channel;
+          const p = this.queue.shift() as Pending;
+          const buf = p.buf ?? this.o.encode(p.epoch, p.index, p.last, p.pages);
+          p.buf = undefined;
+          p.sent = true;
+          this.stats.framesSent++;
+          this.stats.bytesSent += buf.length;
+          this.wakeQueueWaiters();
+          if (!ch.send(buf)) await ch.drained();
+        }
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        this.drop(this.backoffMs, 'backoff');
+      } finally {
+        this.pumping = false;
+        this.wakeQueueWaiters();
+      }
+    })();
+  }
+
+  private wakeQueueWaiters(): void {
+    for (const w of this.queueWaiters.splice(0)) w();
+  }
+}
