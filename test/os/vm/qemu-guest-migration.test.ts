@@ -1,0 +1,182 @@
+// Real QEMU (TCG) guest in a namespace lab: DHCP from dnsmasq, UDP probes, QMP stop/cont, and a
+// device-state-only migration to a second QEMU whose RAM is a shared file holding a copy of the
+// source's RAM (x-ignore-shared): the mechanism the switchover uses.
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { promises as fs, mkdtempSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { NetnsLab, isRoot, run, waitFor } from '../../helpers/netns';
+import { buildGuestImage, guestKernelAppend } from '../../helpers/guest-image';
+import { addHypervisorHost, addTap, queryGuestStat, startDnsmasq, waitForGuestStat } from '../../helpers/guest/guest-network';
+import { guestAddressFromSerial, type GuestStat } from '../../helpers/guest/guest-stat';
+import { launchQemu, type QemuProcess } from '../../../agent/vm/qemu-process';
+import { parseVmDefinition, type VmDefinition } from '../../../agent/vm/vm-definition';
+import { copyGuestRam, findGuestRam } from '../../../agent/vm/qemu-guest-ram';
+import { QmpError } from '../../../agent/vm/qmp-errors';
+
+const GUEST_PORT = 7007;
+const GUEST_MAC = '52:54:00:77:00:10';
+const MEMORY_BYTES = 128 * 1024 * 1024;
+const BOOT_TIMEOUT_MS = 90000;
+
+function skipReason(): string | undefined {
+  if (!isRoot()) return 'needs root (namespaces, taps)';
+  try {
+    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'qemu-system-x86_64 is not installed';
+  }
+  try {
+    execFileSync('dnsmasq', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'dnsmasq is not installed';
+  }
+  return undefined;
+}
+
+const reason = skipReason();
+if (reason) {
+  test.skip(`QEMU guest lab tests skipped: ${reason}`, () => undefined);
+} else {
+  const lab = new NetnsLab('vm');
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'umbra-vm-test-'));
+  const procs: QemuProcess[] = [];
+  let def: VmDefinition;
+  let src: QemuProcess;
+  let hv1 = '';
+  let hv2 = '';
+  let client = '';
+  let guestIp = '';
+
+  test.before(async () => {
+    const image = await buildGuestImage();
+    await lab.start();
+    const dhcp = await lab.addHost('dhcp');
+    await lab.link(dhcp, { bridge: 'vmnet', ifname: 'eth0', address: '10.77.0.1/24' });
+    await startDnsmasq(lab, dhcp, { ifname: 'eth0', rangeStart: '10.77.0.100', rangeEnd: '10.77.0.150', workDir });
+    client = await lab.addHost('cli');
+    await lab.link(client, { bridge: 'vmnet', ifname: 'eth0', address: '10.77.0.2/24' });
+    hv1 = await addHypervisorHost(lab, 'hv1', 'vmnet');
+    hv2 = await addHypervisorHost(lab, 'hv2', 'vmnet');
+    await addTap(hv1, 'tap-g1');
+    await addTap(hv2, 'tap-g1s');
+    def = parseVmDefinition({
+      id: 'g1',
+      vcpus: 1,
+      memorySizeBytes: MEMORY_BYTES,
+      memoryBackend: { kind: 'memfd' },
+      boot: { kind: 'kernel', kernelPath: image.kernelPath, initrdPath: image.initrdPath, append: guestKernelAppend({ port: GUEST_PORT, memwriteMb: 8, memwriteRateMbps: 20 }) },
+      nics: [{ mac: GUEST_MAC, tapName: 'tap-g1', netdevId: 'net0' }],
+      qmpSocketPath: path.join(workDir, 'g1.qmp'),
+      serialLogPath: path.join(workDir, 'g1.serial'),
+    });
+    src = await launchQemu({ def, wrapper: ['ip', 'netns', 'exec', hv1] });
+    procs.push(src);
+    try {
+      guestIp = await waitFor('guest DHCP lease on the serial console', async () => guestAddressFromSerial(await src.readSerialLog()), BOOT_TIMEOUT_MS, 250);
+    } catch (err) {
+      const tail = (await src.readSerialLog()).split('\n').slice(-15).join('\n');
+      throw new Error(`${(err as Error).message}; namespaces: ${await run('ip', ['netns', 'list'])}; serial log tail:\n${tail}`);
+    }
+  });
+
+  test.after.always(async () => {
+    for (const p of procs) await p.stop(1000).catch(() => undefined);
+    await lab.cleanup();
+    await fs.rm(workDir, { recursive: true, force: true });
+  });
+
+  test.serial('guest takes its address from dnsmasq and answers UDP probes with an advancing counter', async (t) => {
+    t.regex(guestIp, /^10\.77\.0\.(1[0-4]\d|150)$/);
+    const first = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 30000);
+    const later = await waitFor('counter to advance', async () => {
+      const s = await queryGuestStat(lab, client, guestIp, GUEST_PORT);
+      return s && s.counter > first.counter ? s : undefined;
+    }, 10000, 200);
+    t.is(later.boot, first.boot);
+    t.true(later.counter > first.counter);
+    t.is(later.memwriteMb, 8);
+  });
+
+  test.serial('QMP stop pauses the guest (no answers) and cont resumes it', async (t) => {
+    t.deepEqual((await src.qmp.queryStatus()).status, 'running');
+    const stopEvent = src.qmp.waitForEvent('STOP', 5000);
+    await src.qmp.stop();
+    await stopEvent;
+    const paused = await src.qmp.queryStatus();
+    t.is(paused.status, 'paused');
+    t.false(paused.running);
+    t.is(await queryGuestStat(lab, client, guestIp, GUEST_PORT, 600), undefined);
+    await src.qmp.cont();
+    t.true((await src.qmp.queryStatus()).running);
+    const back = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
+    t.true(back.counter > 0);
+    const err = await t.throwsAsync(src.qmp.execute('no-such-command'));
+    t.true(err instanceof QmpError);
+    t.is((err as QmpError).errorClass, 'CommandNotFound');
+    const memdev = await src.qmp.queryMemdev();
+    t.is(memdev[0]?.size, MEMORY_BYTES);
+    t.true(memdev[0]?.share);
+  });
+
+  test.serial('device-state-only migration to a QEMU on a copy of the RAM: the guest continues on the destination', async (t) => {
+    const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
+    await src.qmp.stop();
+    const ram = await findGuestRam(src.pid, MEMORY_BYTES);
+    const shadowImage = path.join(workDir, 'g1-shadow.ram');
+    const copied = await copyGuestRam(ram, shadowImage);
+    t.true(copied.bytesCopied > 0);
+
+    const dst = await launchQemu({
+      def,
+      args: {
+        incoming: 'defer',
+        ramFile: shadowImage,
+        tapNames: { net0: 'tap-g1s' },
+        qmpSocketPath: path.join(workDir, 'g1-shadow.qmp'),
+        serialLogPath: path.join(workDir, 'g1-shadow.serial'),
+      },
+      wrapper: ['ip', 'netns', 'exec', hv2],
+    });
+    procs.push(dst);
+    t.is((await dst.qmp.queryStatus()).status, 'inmigrate');
+    const dstMemdev = await dst.qmp.queryMemdev();
+    t.true(dstMemdev[0]?.share);
+
+    const uri = `unix:${path.join(workDir, 'g1-mig.sock')}`;
+    await src.qmp.migrateSetCapabilities({ 'x-ignore-shared': true });
+    await dst.qmp.migrateSetCapabilities({ 'x-ignore-shared': true });
+    await dst.qmp.migrateIncoming(uri);
+    await src.qmp.migrate(uri);
+    const info = await waitFor('source migration to complete', async () => {
+      const m = await src.qmp.queryMigrate();
+      if (m.status === 'failed') throw new Error(`migration failed: ${m['error-desc']}`);
+      return m.status === 'completed' ? m : undefined;
+    }, 30000, 50);
+    t.log(`migration: total ${info['total-time']} ms, downtime ${info.downtime} ms, ram transferred ${info.ram?.transferred} bytes`);
+    // Only device state and small non-shared blocks (ROMs) crossed, not the guest's RAM.
+    t.true((info.ram?.transferred ?? Infinity) < MEMORY_BYTES / 16);
+
+    // The source was paused when the migration started, and QEMU carries that run state over:
+    // the destination waits, paused, for the explicit resume the switchover journals as a step.
+    await waitFor('destination to finish loading', async () => (await dst.qmp.queryMigrate()).status === 'completed', 15000, 50);
+    t.is((await dst.qmp.queryStatus()).status, 'paused');
+    const resumed = dst.qmp.waitForEvent('RESUME', 5000);
+    await dst.qmp.cont();
+    await resumed;
+    t.true((await dst.qmp.queryStatus()).running);
+    t.is((await src.qmp.queryStatus()).status, 'postmigrate');
+    const after: GuestStat = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 20000);
+    t.is(after.boot, before.boot, 'same boot: the guest was not restarted');
+    t.true(after.counter >= before.counter, `counter continued (${before.counter} -> ${after.counter})`);
+    const later = await waitFor('counter to advance on the destination', async () => {
+      const s = await queryGuestStat(lab, client, guestIp, GUEST_PORT);
+      return s && s.counter > after.counter ? s : undefined;
+    }, 10000, 200);
+    t.is(later.boot, before.boot);
+    t.true(later.memwritePasses >= before.memwritePasses);
+    // The source stays paused and intact (rollback material) until it is retired.
+    t.true(src.running);
+  });
+}
