@@ -1,0 +1,145 @@
+// QmpClient against a scripted fake QMP server on a unix socket: handshake, answers matched by
+// id, typed errors, timeouts, events, and disconnects failing pending commands.
+import test from 'ava';
+import { createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { QmpClient } from '../../../agent/vm/qmp-client';
+import { QmpDisconnectedError, QmpError, QmpTimeoutError } from '../../../agent/vm/qmp-errors';
+
+type Handler = (cmd: { execute: string; id: string; arguments?: Record<string, unknown> }, sock: Socket) => void;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'umbra-qmp-unit-'));
+let serial = 0;
+const servers: Server[] = [];
+
+test.after.always(() => {
+  for (const s of servers) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fake QEMU: greets, accepts qmp_capabilities, then hands other commands to `handler`. */
+async function fakeQmp(handler: Handler, opts: { greet?: boolean } = {}): Promise<{ path: string; sockets: Socket[]; received: string[] }> {
+  const p = path.join(dir, `q${serial++}.sock`);
+  const sockets: Socket[] = [];
+  const received: string[] = [];
+  const server = createServer((sock) => {
+    sockets.push(sock);
+    if (opts.greet !== false) sock.write('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}\r\n');
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const cmd = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        received.push(cmd.execute);
+        if (cmd.execute === 'qmp_capabilities') sock.write(JSON.stringify({ return: {}, id: cmd.id }) + '\r\n');
+        else handler(cmd, sock);
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(p, r));
+  return { path: p, sockets, received };
+}
+
+test('handshake, then answers are matched to commands by id even out of order', async (t) => {
+  const held: Array<{ id: string; execute: string }> = [];
+  const srv = await fakeQmp((cmd, sock) => {
+    held.push(cmd);
+    if (held.length === 2) {
+      // Answer the second command first.
+      sock.write(JSON.stringify({ return: { status: 'paused', running: false }, id: held[1].id }) + '\r\n');
+      sock.write(JSON.stringify({ return: {}, id: held[0].id }) + '\r\n');
+    }
+  });
+  const qmp = await QmpClient.connect(srv.path);
+  t.deepEqual(srv.received, ['qmp_capabilities']);
+  t.is(qmp.greeting.version?.qemu?.major, 7);
+  const [stopped, status] = await Promise.all([qmp.stop(), qmp.queryStatus()]);
+  t.is(stopped, undefined);
+  t.deepEqual(status, { status: 'paused', running: false });
+  qmp.close();
+});
+
+test('a QEMU error becomes QmpError with class and desc', async (t) => {
+  const srv = await fakeQmp((cmd, sock) => sock.write(JSON.stringify({ error: { class: 'GenericError', desc: 'nope' }, id: cmd.id }) + '\r\n'));
+  const qmp = await QmpClient.connect(srv.path);
+  const err = await t.throwsAsync(qmp.migrate('unix:/x'));
+  t.true(err instanceof QmpError);
+  t.is((err as QmpError).errorClass, 'GenericError');
+  t.is((err as QmpError).desc, 'nope');
+  t.is((err as QmpError).command, 'migrate');
+  t.is((err as QmpError).reason, 'FAILED_PRECONDITION');
+  qmp.close();
+});
+
+test('an unanswered command times out with QmpTimeoutError and a late answer is ignored', async (t) => {
+  let late: (() => void) | undefined;
+  const srv = await fakeQmp((cmd, sock) => {
+    if (cmd.execute === 'slow') late = () => sock.write(JSON.stringify({ return: 'late', id: cmd.id }) + '\r\n');
+    else sock.write(JSON.stringify({ return: 42, id: cmd.id }) + '\r\n');
+  });
+  const qmp = await QmpClient.connect(srv.path);
+  const err = await t.throwsAsync(qmp.execute('slow', undefined, { timeoutMs: 50 }));
+  t.true(err instanceof QmpTimeoutError);
+  t.is((err as QmpTimeoutError).reason, 'DEADLINE_EXCEEDED');
+  late!();
+  t.is(await qmp.execute<number>('fast'), 42);
+  qmp.close();
+});
+
+test('no greeting within the connect timeout fails with QmpTimeoutError', async (t) => {
+  const srv = await fakeQmp(() => undefined, { greet: false });
+  const err = await t.throwsAsync(QmpClient.connect(srv.path, { connectTimeoutMs: 100 }));
+  t.true(err instanceof QmpTimeoutError);
+});
+
+test('a missing socket fails with QmpDisconnectedError', async (t) => {
+  const err = await t.throwsAsync(QmpClient.connect(path.join(dir, 'absent.sock'), { connectTimeoutMs: 500 }));
+  t.true(err instanceof QmpDisconnectedError);
+  t.is((err as QmpDisconnectedError).reason, 'UNAVAILABLE');
+});
+
+test('events reach every listener; waitForEvent matches name and predicate', async (t) => {
+  const srv = await fakeQmp((cmd, sock) => {
+    sock.write(JSON.stringify({ return: {}, id: cmd.id }) + '\r\n');
+    sock.write('{"event": "MIGRATION", "data": {"status": "setup"}, "timestamp": {"seconds": 1, "microseconds": 0}}\r\n');
+    sock.write('{"event": "MIGRATION", "data": {"status": "completed"}, "timestamp": {"seconds": 2, "microseconds": 0}}\r\n');
+  });
+  const qmp = await QmpClient.connect(srv.path);
+  const all = qmp.events();
+  const done = qmp.waitForEvent('MIGRATION', 2000, (ev) => ev.data.status === 'completed');
+  await qmp.migrate('unix:/x');
+  const ev = await done;
+  t.is(ev.timestampMs, 2000);
+  const first = await all.next();
+  const second = await all.next();
+  t.deepEqual([first.value?.data.status, second.value?.data.status], ['setup', 'completed']);
+  await all.return?.();
+  qmp.close();
+});
+
+test('a disconnect fails pending commands and ends event streams', async (t) => {
+  const srv = await fakeQmp((_cmd, sock) => sock.destroy());
+  const qmp = await QmpClient.connect(srv.path);
+  const events = qmp.events();
+  const err = await t.throwsAsync(qmp.cont());
+  t.true(err instanceof QmpDisconnectedError);
+  t.true((await events.next()).done);
+  t.true(qmp.closed);
+  await t.throwsAsync(qmp.queryStatus(), { instanceOf: QmpDisconnectedError });
+  const waited = await t.throwsAsync(qmp.waitForEvent('STOP', 1000));
+  t.true(waited instanceof QmpDisconnectedError);
+});
+
+test('quit treats the socket closing as success', async (t) => {
+  const srv = await fakeQmp((cmd, sock) => {
+    if (cmd.execute === 'quit') sock.destroy();
+  });
+  const qmp = await QmpClient.connect(srv.path);
+  await t.notThrowsAsync(qmp.quit(1000));
+});
