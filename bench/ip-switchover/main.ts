@@ -1,0 +1,288 @@
+// Benchmark ip-switchover: longest gap in UDP answers seen by a client probing a service address
+// every 1 ms while the address moves from host A to host B, in one run on the same namespaces:
+// bare lower bound (ip addr del/add + arping -U), keepalived VRRP planned failover (advert_int 1
+// and the smallest it accepts), and Umbra (IpApplier deactivate on A, activate + GARP on B).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
+import { printFigures, printTable } from '../lib/report';
+import { NetnsLab, isRoot, run, waitFor } from '../../test/helpers/netns';
+import { NetRunner } from '../../test/os/net/netns-net-runner-client';
+import { keepalivedConfig } from './keepalived-config';
+
+const SUBNET = '10.78.0';
+const VIP = `${SUBNET}.100`;
+const PREFIX = 24;
+const PORT = 7777;
+const PROBE_PERIOD_US = 1000;
+const ITERATIONS = 6;
+const KEEPALIVED_ITERATIONS = 2;
+const STEADY_MS = 300;
+const AFTER_SWITCH_MS = 300;
+const ANNOUNCE_COUNT = 3;
+const ANNOUNCE_INTERVAL_MS = 20;
+const KEEPALIVED_ADVERT_S = [1, 0.01];
+
+interface ProbeResult {
+  sent: number;
+  answers: number;
+  maxGapMs: number;
+  afterGapTag?: string;
+  beforeGapTag?: string;
+  switchoverGapMs?: number;
+  lastTag?: string;
+  byTag: Record<string, number>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function lines(child: ChildProcess): AsyncIterator<string> {
+  return createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+}
+
+class Bench {
+  readonly lab = new NetnsLab('sw');
+  readonly tmp = mkdtempSync(join(tmpdir(), 'umbra-ipsw-'));
+  a = '';
+  b = '';
+  client = '';
+
+  async setUp(): Promise<void> {
+    await this.lab.start();
+    this.a = await this.lab.addHost('a');
+    this.b = await this.lab.addHost('b');
+    this.client = await this.lab.addHost('c');
+    await this.lab.link(this.a, { bridge: 'svc', ifname: 'eth0', address: `${SUBNET}.2/${PREFIX}` });
+    await this.lab.link(this.b, { bridge: 'svc', ifname: 'eth0', address: `${SUBNET}.3/${PREFIX}` });
+    await this.lab.link(this.client, { bridge: 'svc', ifname: 'eth0', address: `${SUBNET}.9/${PREFIX}` });
+    for (const [ns, tag] of [
+      [this.a, 'A'],
+      [this.b, 'B'],
+    ] as const) {
+      // Responders bind the service address before the host holds it, so they answer from it at once.
+      await this.lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_nonlocal_bind=1']);
+      const r = this.lab.spawn(ns, process.execPath, [join(__dirname, 'udp-responder.js'), VIP, String(PORT), tag]);
+      await lines(r).next();
+    }
+  }
+
+  /** Runs `switchover` while the client probes; returns the longest answer gap around it. */
+  async probe(label: string, switchover: () => Promise<void>, waitAfter: () => Promise<void>): Promise<ProbeResult> {
+    const prober = this.lab.spawn(this.client, process.execPath, [join(__dirname, 'udp-prober.js'), VIP, String(PORT), String(PROBE_PERIOD_US)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out = lines(prober);
+    await out.next();
+    await sleep(STEADY_MS);
+    await switchover();
+    await waitAfter();
+    await sleep(AFTER_SWITCH_MS);
+    prober.stdin!.write('stop\n');
+    const res = JSON.parse((await out.next()).value as string) as ProbeResult;
+    await this.lab.stop(prober, 1000);
+    if (res.answers === 0) throw new Error(`${label}: the client got no answer at all`);
+    if (res.switchoverGapMs === undefined) throw new Error(`${label}: the answering host never changed (${JSON.stringify(res.byTag)})`);
+    return res;
+  }
+
+  async holds(ns: string): Promise<boolean> {
+    const out = await run('ip', ['-n', ns, '-j', 'addr', 'show', 'dev', 'eth0']);
+    return out.includes(`"local":"${VIP}"`);
+  }
+
+  async cleanup(): Promise<void> {
+    await this.lab.cleanup();
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The bare lower bound: `ip addr del` on the source, `ip addr add` on the destination, one
+ * gratuitous ARP. The ARP goes through an already-open sender in the destination (iputils
+ * `arping -U`/`-A` frames, tha ff:ff:ff:ff:ff:ff, were not taken into Linux 6.18 neighbour caches here).
+ */
+async function bareSwitch(from: string, to: string, announcer: NetRunner, mac: string): Promise<void> {
+  await run('ip', ['-n', from, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+  await run('ip', ['-n', to, 'addr', 'add', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+  await announcer.call({ op: 'announce', announcement: { interface: 'eth0', address: VIP, mac, count: 1, intervalMs: 0 } });
+}
+
+async function macOf(ns: string): Promise<string> {
+  return (JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])) as Array<{ address: string }>)[0].address;
+}
+
+const umbraSpec = { vmId: 'svc-vip', mode: 'address', address: VIP, prefixLength: PREFIX, interface: 'eth0' };
+
+/**
+ * Umbra's switchover of the address, driven the way the coordinator will drive agents: deactivate
+ * on the source, then activate (with announcement) on the destination, same fencing token.
+ * This is the piece the coordinator-driven path replaces later.
+ */
+async function umbraSwitch(source: NetRunner, destination: NetRunner, fencingToken: number): Promise<number> {
+  const off = await source.deactivate(umbraSpec, fencingToken);
+  const on = await destination.activate(umbraSpec, fencingToken);
+  const announceMs = on.steps.filter((s) => s.step !== 'announce').reduce((sum, s) => sum + s.durationMs, 0);
+  return off.totalMs + announceMs + (on.steps.find((s) => s.step === 'announce')?.durationMs ?? 0);
+}
+
+const umbraApplyMs: number[] = [];
+
+async function keepalivedRun(bench: Bench, advertS: number, iteration: number): Promise<ProbeResult> {
+  const dir = join(bench.tmp, `ka-${advertS}-${iteration}`);
+  const start = (ns: string, name: string, state: 'MASTER' | 'BACKUP', priority: number): ChildProcess => {
+    const conf = join(`${dir}-${name}.conf`);
+    writeFileSync(
+      conf,
+      keepalivedConfig({
+        routerId: `umbra_bench_${name}`,
+        initialState: state,
+        priority,
+        interfaceName: 'eth0',
+        virtualRouterId: 78,
+        advertIntervalS: advertS,
+        vrrpVersion: advertS < 1 ? 3 : 2,
+        virtualAddress: `${VIP}/${PREFIX}`,
+      }),
+    );
+    const pid = (k: string) => `${dir}-${name}-${k}.pid`;
+    return bench.lab.spawn(ns, 'keepalived', ['-n', '-l', '-P', '-f', conf, '-p', pid('main'), '-r', pid('vrrp'), '-c', pid('chk')]);
+  };
+  const master = start(bench.a, 'a', 'MASTER', 150);
+  await waitFor('keepalived A to hold the address', () => bench.holds(bench.a), 15000, 20);
+  const backup = start(bench.b, 'b', 'BACKUP', 100);
+  // Let the backup hear the master's adverts before the master leaves.
+  await sleep(Math.max(3 * advertS * 1000, 500));
+  try {
+    return await bench.probe(
+      `keepalived advert_int ${advertS}`,
+      () => bench.lab.stop(master, 5000),
+      () => waitFor('keepalived B to take the address', () => bench.holds(bench.b), 15000, 5).then(() => undefined),
+    );
+  } finally {
+    await bench.lab.stop(backup, 5000);
+    await bench.lab.stop(master, 5000);
+  }
+}
+
+function summary(results: ProbeResult[]) {
+  const stats = (xs: number[]) => {
+    const s = [...xs].sort((x, y) => x - y);
+    return { worst: s[s.length - 1], median: s[Math.floor((s.length - 1) / 2)] };
+  };
+  const any = stats(results.map((r) => r.maxGapMs));
+  const sw = stats(results.map((r) => r.switchoverGapMs!));
+  return { worstMs: any.worst, medianMs: any.median, switchWorstMs: sw.worst, switchMedianMs: sw.median, runs: results.length };
+}
+
+async function main(): Promise<void> {
+  if (!isRoot()) {
+    console.error('ip-switchover needs root (network namespaces, netlink, pcap)');
+    process.exit(2);
+  }
+  const bench = new Bench();
+  const runners: NetRunner[] = [];
+  try {
+    await bench.setUp();
+    const hosts = [bench.a, bench.b];
+
+    // Umbra's agent side in each host: IpApplier + GarpSender + FencingGuard (LevelStore).
+    const ra = NetRunner.start(bench.lab, bench.a, { fencingDir: join(bench.tmp, 'fence-a'), announceCount: ANNOUNCE_COUNT, announceIntervalMs: ANNOUNCE_INTERVAL_MS });
+    const rb = NetRunner.start(bench.lab, bench.b, { fencingDir: join(bench.tmp, 'fence-b'), announceCount: ANNOUNCE_COUNT, announceIntervalMs: ANNOUNCE_INTERVAL_MS });
+    runners.push(ra, rb);
+    // A shadow that is ready has its announcer handle open (IpApplier.prepare).
+    await ra.call({ op: 'prepare', spec: umbraSpec });
+    await rb.call({ op: 'prepare', spec: umbraSpec });
+    const macs = new Map([
+      [bench.a, { runner: ra, mac: await macOf(bench.a) }],
+      [bench.b, { runner: rb, mac: await macOf(bench.b) }],
+    ]);
+
+    // (a) bare lower bound, alternating direction so each run starts from the other host.
+    const bare: ProbeResult[] = [];
+    await run('ip', ['-n', bench.a, 'addr', 'add', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+    for (let i = 0; i < ITERATIONS; i++) {
+      const [from, to] = i % 2 === 0 ? hosts : [...hosts].reverse();
+      const dest = macs.get(to)!;
+      bare.push(await bench.probe('bare', () => bareSwitch(from, to, dest.runner, dest.mac), async () => undefined));
+    }
+    if (await bench.holds(bench.a)) await run('ip', ['-n', bench.a, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+    if (await bench.holds(bench.b)) await run('ip', ['-n', bench.b, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+
+    // (c) Umbra: deactivate on the source, activate + announce on the destination.
+    let token = 1;
+    await ra.activate(umbraSpec, token);
+    const umbra: ProbeResult[] = [];
+    for (let i = 0; i < ITERATIONS; i++) {
+      const [src, dst] = i % 2 === 0 ? [ra, rb] : [rb, ra];
+      const t = ++token;
+      umbra.push(await bench.probe('umbra', async () => void umbraApplyMs.push(await umbraSwitch(src, dst, t)), async () => undefined));
+    }
+    await ra.deactivate(umbraSpec, ++token);
+    await rb.deactivate(umbraSpec, token);
+    for (const r of runners) await r.close();
+
+    // (b) keepalived VRRP, planned failover (SIGTERM to the master: it sends priority 0).
+    const keepalived = new Map<number, ProbeResult[]>();
+    for (const advertS of KEEPALIVED_ADVERT_S) {
+      const results: ProbeResult[] = [];
+      for (let i = 0; i < KEEPALIVED_ITERATIONS; i++) results.push(await keepalivedRun(bench, advertS, i));
+      keepalived.set(advertS, results);
+    }
+
+    const u = summary(umbra);
+    const b = summary(bare);
+    const k1 = summary(keepalived.get(1)!);
+    const kMin = summary(keepalived.get(0.01)!);
+    printTable('IP switchover vs bare lower bound: client probing every 1 ms', 'bare', [
+      { metric: 'switchover gap, worst run', ours: u.switchWorstMs, peer: b.switchWorstMs, unit: 'ms', target: '<= 5, within 2 of bare' },
+      { metric: 'switchover gap, median run', ours: u.switchMedianMs, peer: b.switchMedianMs, unit: 'ms' },
+      { metric: 'longest gap anywhere, worst run', ours: u.worstMs, peer: b.worstMs, unit: 'ms' },
+      { metric: 'longest gap anywhere, median run', ours: u.medianMs, peer: b.medianMs, unit: 'ms' },
+      { metric: 'runs', ours: u.runs, peer: b.runs, unit: '' },
+    ]);
+    printTable('IP switchover vs keepalived VRRP planned failover (SIGTERM to master)', 'keepalived', [
+      { metric: 'switchover gap worst, advert_int 1', ours: u.switchWorstMs, peer: k1.switchWorstMs, unit: 'ms' },
+      { metric: 'switchover gap worst, advert_int 0.01 (min)', ours: u.switchWorstMs, peer: kMin.switchWorstMs, unit: 'ms' },
+      { metric: 'longest gap anywhere, advert_int 1', ours: u.worstMs, peer: k1.worstMs, unit: 'ms' },
+      { metric: 'longest gap anywhere, advert_int 0.01', ours: u.worstMs, peer: kMin.worstMs, unit: 'ms' },
+    ]);
+    console.log(`umbra in-process time per switchover (deactivate + activate to first frame), median: ${round(median(umbraApplyMs))} ms`);
+    printFigures({
+      umbra_switchover_gap_ms: round(u.switchWorstMs),
+      bare_switchover_gap_ms: round(b.switchWorstMs),
+      keepalived_switchover_gap_ms: round(k1.switchWorstMs),
+      keepalived_advert_10ms_switchover_gap_ms: round(kMin.switchWorstMs),
+      umbra_apply_median_ms: round(median(umbraApplyMs)),
+      umbra_max_gap_ms: round(u.worstMs),
+      umbra_median_gap_ms: round(u.medianMs),
+      bare_max_gap_ms: round(b.worstMs),
+      bare_median_gap_ms: round(b.medianMs),
+      keepalived_max_gap_ms: round(k1.worstMs),
+      keepalived_advert_1s_max_gap_ms: round(k1.worstMs),
+      keepalived_advert_10ms_max_gap_ms: round(kMin.worstMs),
+      probe_period_us: PROBE_PERIOD_US,
+      runs_per_method: ITERATIONS,
+      umbra_target_met: u.switchWorstMs <= 5 && u.switchWorstMs <= b.switchWorstMs + 2,
+      load_average_1m: round(loadavg()[0]),
+    });
+  } finally {
+    for (const r of runners) await r.close().catch(() => undefined);
+    await bench.cleanup();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.floor((s.length - 1) / 2)] ?? NaN;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
