@@ -14,6 +14,7 @@ import { launchQemu, type QemuProcess } from '../../../agent/vm/qemu-process';
 import { parseVmDefinition, type VmDefinition } from '../../../agent/vm/vm-definition';
 import { copyGuestRam, findGuestRam } from '../../../agent/vm/qemu-guest-ram';
 import { QmpError } from '../../../agent/vm/qmp-errors';
+import { discoverQemuProcesses } from '../../../agent/vm/qemu-discovery';
 
 const GUEST_PORT = 7007;
 const GUEST_MAC = '52:54:00:77:00:10';
@@ -97,6 +98,14 @@ if (reason) {
     t.is(later.boot, first.boot);
     t.true(later.counter > first.counter);
     t.is(later.memwriteMb, 8);
+  });
+
+  test.serial('discovery finds the running QEMU by its QMP socket and reads back its definition', async (t) => {
+    const found = (await discoverQemuProcesses()).find((q) => q.pid === src.pid);
+    t.truthy(found, 'our QEMU is listed');
+    t.is(found?.qmpSocketPath, def.qmpSocketPath);
+    t.deepEqual(found?.problems, []);
+    t.deepEqual(found?.definition, def);
   });
 
   test.serial('QMP stop pauses the guest (no answers) and cont resumes it', async (t) => {
