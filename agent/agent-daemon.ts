@@ -20,7 +20,7 @@ import { RecentErrors } from './core/recent-errors';
 import { type CapabilityStatus, probeCapabilities } from './os/capability-probe';
 import { probeHostCapacity } from './os/sysinfo-host-facts';
 
-const CAPABILITY_REFRESH_MS = 60_000;
+const CAPABILITY_REFRESH_MS = 300_000;
 const STORE_SUBDIR = 'state';
 
 export interface AgentDaemon {

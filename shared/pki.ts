@@ -1,11 +1,11 @@
 // The cluster's certificate authority: creates the CA and issues certificates whose URI SAN
 // carries the holder's identity (coordinator, agent/<host id>, operator/<name>). ECDSA P-256.
 import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it loaded first
-import { randomBytes, webcrypto, KeyObject, X509Certificate } from 'node:crypto';
+import { randomBytes, webcrypto, KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { FailedPreconditionError, InvalidArgumentError, UmbraError } from './errors';
+import { FailedPreconditionError, InvalidArgumentError } from './errors';
 import { IDENTITY_NAME, type PeerIdentity, identityUri } from './peer-identity';
 
 x509.cryptoProvider.set(webcrypto as never);
@@ -132,14 +132,4 @@ function pemBody(pem: string): ArrayBuffer {
   const b64 = pem.replace(/-----(BEGIN|END) [^-]+-----/g, '').replace(/\s+/g, '');
   const buf = Buffer.from(b64, 'base64');
   return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-}
-
-/** Expiry and identity of a PEM certificate, for health reports. */
-export function describeCertificate(pem: string | Buffer): { subjectAltName: string; notAfterMs: number } {
-  try {
-    const cert = new X509Certificate(pem);
-    return { subjectAltName: cert.subjectAltName ?? '', notAfterMs: Date.parse(cert.validTo) };
-  } catch (err) {
-    throw new UmbraError('INVALID_ARGUMENT', `not a PEM certificate: ${(err as Error).message}`, { cause: err });
-  }
 }

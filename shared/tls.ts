@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { InvalidConfigError } from './errors';
 import { type PeerIdentity, type PeerRole, formatIdentity, identityFromSubjectAltName } from './peer-identity';
-import { describeCertificate } from './pki';
+import { describeCertificate } from './certificate-info';
 
 export interface TlsPaths {
   ca: string;

@@ -1,7 +1,7 @@
 // Checks which host facilities the agent can use (libpcap, rtnetlink, dirty-page tracking,
 // QEMU) by trying them, so health reports what works rather than what is installed.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { promisify } from 'node:util';
 
@@ -68,10 +68,23 @@ async function probeDirtyTracking(): Promise<CapabilityStatus> {
   return { name: 'dirty-tracking', available: true, detail: 'hash (no uffd-wp or soft-dirty on this kernel; flush time grows with VM size)' };
 }
 
+const QEMU_CANDIDATES = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64', '/usr/libexec/qemu-kvm'];
+let qemuCache: { path: string; mtimeMs: number; status: CapabilityStatus } | undefined;
+
+/** Runs `qemu --version` only when the binary changed since the last probe: an idle agent spawns nothing. */
 async function probeQemu(): Promise<CapabilityStatus> {
+  const found = QEMU_CANDIDATES.map((p) => ({ p, st: statSync(p, { throwIfNoEntry: false }) })).find((x) => x.st);
+  if (!found) return { name: 'qemu', available: false, detail: 'qemu-system-x86_64 not installed' };
+  if (qemuCache && qemuCache.path === found.p && qemuCache.mtimeMs === found.st!.mtimeMs) return qemuCache.status;
+  const status = await runQemuVersion(found.p);
+  qemuCache = { path: found.p, mtimeMs: found.st!.mtimeMs, status };
+  return status;
+}
+
+async function runQemuVersion(binary: string): Promise<CapabilityStatus> {
   try {
-    const { stdout } = await execFileP('qemu-system-x86_64', ['--version'], { timeout: PROBE_TIMEOUT_MS });
-    const kvm = await import('node:fs').then((fs) => fs.existsSync('/dev/kvm'));
+    const { stdout } = await execFileP(binary, ['--version'], { timeout: PROBE_TIMEOUT_MS });
+    const kvm = existsSync('/dev/kvm');
     return { name: 'qemu', available: true, detail: `${stdout.split('\n')[0].trim()}${kvm ? ', /dev/kvm present' : ', no /dev/kvm (TCG only)'}` };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

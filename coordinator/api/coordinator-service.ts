@@ -8,7 +8,7 @@ import type { ServiceBinding } from '../../shared/grpc-server';
 import { requireHostId, toSafeInteger } from '../../shared/validate';
 import type { EventLog } from '../core/event-log';
 import type { HostRegistry } from '../core/host-registry';
-import { eventToWire, hostToWire, parseHostFacts, parseHostStates, parseUsage } from './host-messages';
+import { basicView, eventToWire, hostToWire, parseHostFacts, parseHostStates, parseHostView, parseUsage } from './host-messages';
 
 export const COORDINATOR_SERVICE = 'umbra.coordinator.v1.CoordinatorService';
 const DEFAULT_EVENT_LIMIT = 100;
@@ -47,9 +47,11 @@ export function coordinatorService(deps: {
       return { accepted: String(accepted) };
     }),
 
-    ListHosts: kit.unary<Msg, Msg>('ListHosts', readers, async (req) => ({
-      hosts: deps.registry.list(parseHostStates(req.states)).map(hostToWire),
-    })),
+    ListHosts: kit.unary<Msg, Msg>('ListHosts', readers, async (req) => {
+      const view = parseHostView(req.view);
+      const hosts = deps.registry.list(parseHostStates(req.states)).map(hostToWire);
+      return { hosts: view === 'HOST_VIEW_FULL' ? hosts : hosts.map(basicView) };
+    }),
 
     GetHost: kit.unary<Msg, Msg>('GetHost', readers, async (req) => ({
       host: hostToWire(deps.registry.get(requireHostId('host_id', req.host_id))),

@@ -84,6 +84,20 @@ export function parseHostStates(v: unknown, path = 'states'): HostState[] {
   });
 }
 
+const HOST_VIEWS = ['HOST_VIEW_UNSPECIFIED', 'HOST_VIEW_BASIC', 'HOST_VIEW_FULL'] as const;
+export type HostView = (typeof HOST_VIEWS)[number];
+
+export function parseHostView(v: unknown, path = 'view'): HostView {
+  if (v === undefined || v === null || v === '') return 'HOST_VIEW_UNSPECIFIED';
+  if (!HOST_VIEWS.includes(v as HostView)) throw new InvalidArgumentError(path, `must be one of ${HOST_VIEWS.join(', ')}`);
+  return v as HostView;
+}
+
+/** The BASIC view of a wire host: without the CPU flag list and NICs. */
+export function basicView(h: ReturnType<typeof hostToWire>): ReturnType<typeof hostToWire> {
+  return { ...h, facts: { ...h.facts, capacity: { ...h.facts.capacity, cpu_flags: [], nics: [] } } };
+}
+
 const str = (n: number) => String(n);
 
 function capacityToWire(c: HostCapacity) {

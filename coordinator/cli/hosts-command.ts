@@ -39,7 +39,9 @@ export async function runHostsCommand(client: GenericClient, opts: { json: boole
       states.push(st);
     }
   }
-  const res = await callUnary<{ hosts: Array<ReturnType<typeof hostToWire>> }>(client, 'ListHosts', { states });
+  // Scripts get every fact; the table needs only the basic view.
+  const view = opts.json ? 'HOST_VIEW_FULL' : 'HOST_VIEW_BASIC';
+  const res = await callUnary<{ hosts: Array<ReturnType<typeof hostToWire>> }>(client, 'ListHosts', { states, view });
   const hosts = res.hosts.map(hostFromWire);
   process.stdout.write(opts.json ? JSON.stringify(hosts, null, 2) + '\n' : hosts.length ? hostsTable(hosts) : 'no hosts registered\n');
   return 0;
