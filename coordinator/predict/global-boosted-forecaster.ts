@@ -1,0 +1,158 @@
+// The global model: gradient-boosted trees on lag features, fitted across OTHER VMs' series, that
+// forecast the value at the horizon, the peak over the horizon (with residual-quantile intervals)
+// and the probability of crossing the saturation level. Pure logic.
+
+import { BoostedModel, BoostOptions, fitBoosted, predictBoosted } from './gradient-boosting';
+import { FEATURE_COUNT, FEATURE_NAMES, writeLagFeatures } from './lag-features';
+import { DEFAULT_SATURATION_PERCENT, Forecast, ForecastContext, Forecaster, quantile } from './time-series';
+
+/** Tunables of the fit. */
+export const GLOBAL_FIRST_ORIGIN = 24;
+export const GLOBAL_ORIGIN_STRIDE = 1;
+const INTERVAL_SCALE_FLOOR = 1;
+const FEATURE_ABS_DIFF_4H = FEATURE_NAMES.indexOf('absDiff4h');
+
+export interface GlobalFitOptions {
+  horizonSteps: number;
+  level?: number;
+  firstOrigin?: number;
+  originStride?: number;
+  trees?: number;
+  depth?: number;
+  seed?: number;
+}
+
+export interface TrainingSeries {
+  cpu: ArrayLike<number>;
+  mem?: ArrayLike<number>;
+}
+
+export interface GlobalModelSummary {
+  rows: number;
+  positives: number;
+  decisionThreshold: number;
+}
+
+/** A fitted global forecaster; it serves one horizon (the one it was fitted for). */
+export class GlobalBoostedForecaster implements Forecaster {
+  readonly name = 'global boosted trees (fitted on other VMs)';
+  constructor(
+    readonly horizonSteps: number,
+    readonly level: number,
+    private readonly pointModel: BoostedModel,
+    private readonly peakModel: BoostedModel,
+    private readonly exceedModel: BoostedModel | undefined,
+    /** Quantiles (10%, 90%) of residual / scale for the point and the peak. */
+    private readonly pointBand: [number, number],
+    private readonly peakBand: [number, number],
+    /** Probability at which the saturation event is declared (chosen on the training series for F1). */
+    readonly exceedThreshold: number,
+    readonly summary: GlobalModelSummary,
+  ) {}
+
+  forecast(h: ArrayLike<number>, steps: number, context?: ForecastContext): Forecast {
+    const row = new Float64Array(FEATURE_COUNT);
+    writeLagFeatures(h, context?.memory, row, 0);
+    const last = row[0];
+    const scale = row[FEATURE_ABS_DIFF_4H] + INTERVAL_SCALE_FLOOR;
+    const point = Math.max(0, last + predictBoosted(this.pointModel, row));
+    const peak = Math.max(last, last + predictBoosted(this.peakModel, row));
+    const exceed = this.exceedModel === undefined ? (peak >= this.level ? 1 : 0) : last >= this.level ? 1 : predictBoosted(this.exceedModel, row);
+    return {
+      horizonSteps: steps,
+      point,
+      pointLower: Math.max(0, point + this.pointBand[0] * scale),
+      pointUpper: point + this.pointBand[1] * scale,
+      peak,
+      peakLower: Math.max(0, peak + this.peakBand[0] * scale),
+      peakUpper: Math.max(peak, peak + this.peakBand[1] * scale),
+      exceedProbability: exceed,
+    };
+  }
+}
+
+function bestF1Threshold(probs: number[], labels: number[]): number {
+  const order = probs.map((_, i) => i).sort((a, b) => probs[b] - probs[a]);
+  const positives = labels.reduce((a, b) => a + b, 0);
+  let tp = 0;
+  let best = 0;
+  let bestT = 0.5;
+  for (let k = 0; k < order.length; k++) {
+    tp += labels[order[k]];
+    const f1 = (2 * tp) / (k + 1 + positives);
+    if (f1 > best && (k + 1 === order.length || probs[order[k + 1]] < probs[order[k]])) {
+      best = f1;
+      bestT = k + 1 < order.length ? (probs[order[k]] + probs[order[k + 1]]) / 2 : probs[order[k]];
+    }
+  }
+  return bestT;
+}
+
+/** Fits the global forecaster on complete training series (none of which may be evaluated with it). */
+export function fitGlobalForecaster(training: TrainingSeries[], options: GlobalFitOptions): GlobalBoostedForecaster {
+  const steps = options.horizonSteps;
+  const level = options.level ?? DEFAULT_SATURATION_PERCENT;
+  const first = options.firstOrigin ?? GLOBAL_FIRST_ORIGIN;
+  const stride = options.originStride ?? GLOBAL_ORIGIN_STRIDE;
+  let rows = 0;
+  for (const s of training) for (let t = first; t + steps < s.cpu.length; t += stride) rows++;
+  const x = new Float64Array(rows * FEATURE_COUNT);
+  const yPoint = new Float64Array(rows);
+  const yPeak = new Float64Array(rows);
+  const below: number[] = [];
+  const exceedLabel: number[] = [];
+  let r = 0;
+  for (const s of training) {
+    const cpu = Float64Array.from(s.cpu as ArrayLike<number>);
+    const mem = s.mem ? Float64Array.from(s.mem as ArrayLike<number>) : undefined;
+    for (let t = first; t + steps < cpu.length; t += stride) {
+      writeLagFeatures(cpu.subarray(0, t + 1), mem?.subarray(0, t + 1), x, r * FEATURE_COUNT);
+      const last = cpu[t];
+      let peak = -Infinity;
+      for (let k = 1; k <= steps; k++) peak = Math.max(peak, cpu[t + k]);
+      yPoint[r] = cpu[t + steps] - last;
+      yPeak[r] = peak - last;
+      if (last < level) {
+        below.push(r);
+        exceedLabel.push(peak >= level ? 1 : 0);
+      }
+      r++;
+    }
+  }
+  const common: Omit<BoostOptions, 'loss'> = { trees: options.trees, depth: options.depth, seed: options.seed };
+  const pointModel = fitBoosted({ rows, cols: FEATURE_COUNT, x, y: yPoint }, { ...common, loss: { kind: 'absolute' } });
+  const peakModel = fitBoosted({ rows, cols: FEATURE_COUNT, x, y: yPeak }, { ...common, loss: { kind: 'absolute' } });
+
+  const scaleOf = (i: number) => x[i * FEATURE_COUNT + FEATURE_ABS_DIFF_4H] + INTERVAL_SCALE_FLOOR;
+  const pointRes: number[] = [];
+  const peakRes: number[] = [];
+  for (let i = 0; i < rows; i += 3) {
+    pointRes.push((yPoint[i] - predictBoosted(pointModel, x, i * FEATURE_COUNT)) / scaleOf(i));
+    peakRes.push((yPeak[i] - predictBoosted(peakModel, x, i * FEATURE_COUNT)) / scaleOf(i));
+  }
+
+  const positives = exceedLabel.reduce((a, b) => a + b, 0);
+  let exceedModel: BoostedModel | undefined;
+  let threshold = 0.5;
+  if (positives > 0 && positives < below.length) {
+    const bx = new Float64Array(below.length * FEATURE_COUNT);
+    below.forEach((ri, k) => bx.set(x.subarray(ri * FEATURE_COUNT, (ri + 1) * FEATURE_COUNT), k * FEATURE_COUNT));
+    exceedModel = fitBoosted(
+      { rows: below.length, cols: FEATURE_COUNT, x: bx, y: Float64Array.from(exceedLabel) },
+      { ...common, loss: { kind: 'logistic' }, minLeaf: 20 },
+    );
+    const probs = below.map((_, k) => predictBoosted(exceedModel!, bx, k * FEATURE_COUNT));
+    threshold = bestF1Threshold(probs, exceedLabel);
+  }
+  return new GlobalBoostedForecaster(
+    steps,
+    level,
+    pointModel,
+    peakModel,
+    exceedModel,
+    [quantile(pointRes, 0.1), quantile(pointRes, 0.9)],
+    [quantile(peakRes, 0.1), quantile(peakRes, 0.9)],
+    threshold,
+    { rows, positives, decisionThreshold: threshold },
+  );
+}
