@@ -18,6 +18,9 @@ import { CoordinatorLink } from './core/coordinator-link';
 import { buildHealthReport } from './core/health-report';
 import { RecentErrors } from './core/recent-errors';
 import { type CapabilityStatus, probeCapabilities } from './os/capability-probe';
+import type { AgentModuleContext, RunningAgentModule } from './agent-module';
+import { AGENT_MODULES } from './modules';
+import { dial } from '../shared/grpc-client';
 import { probeHostCapacity } from './os/sysinfo-host-facts';
 
 const CAPABILITY_REFRESH_MS = 300_000;
@@ -59,8 +62,28 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     const capacity = await probeHostCapacity();
     let facts: HostFacts | undefined;
 
+    const metrics = createRegistry('umbra_agent_');
+    const coordinatorCredentials = channelCredentials(tls, { role: 'coordinator' });
+    const moduleContext: AgentModuleContext = {
+      hostId: config.hostId,
+      dataDir: config.dataDir,
+      store,
+      logger,
+      metrics,
+      tls,
+      coordinatorClient: (service) => dial(service, config.coordinator, coordinatorCredentials),
+      reportError: (m) => errors.add(m),
+    };
+    const modules: RunningAgentModule[] = [];
+    for (const def of AGENT_MODULES) {
+      const m = await def.start(config.modules[def.name] as never, { ...moduleContext, logger: logger.child({ module: def.name }) });
+      modules.push(m);
+      cleanups.unshift(() => m.close());
+    }
+
     const link = { current: undefined as CoordinatorLink | undefined };
     const health = async () => {
+      const moduleHealth = await Promise.all(modules.map((m) => m.health?.() ?? { problems: [], capabilities: [] }));
       try {
         await store.put('agent/last_health_check_ms', Date.now());
         Object.assign(storeHealth, { ok: true, error: '' });
@@ -76,15 +99,16 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         link: link.current!.current,
         store: storeHealth,
         certificate: { identity: formatIdentity(tls.identity), notAfterMs: tls.notAfterMs },
-        capabilities,
+        capabilities: [...capabilities, ...moduleHealth.flatMap((h) => h.capabilities)],
         lastErrors: errors.lines(),
+        moduleProblems: moduleHealth.flatMap((h) => h.problems),
       });
     };
 
     const server = await startGrpcServer({
       listen: config.listen,
       credentials: serverCredentials(tls),
-      services: [agentService({ hostId: config.hostId, health, facts: () => facts!, logger })],
+      services: [agentService({ hostId: config.hostId, health, facts: () => facts!, logger }), ...modules.flatMap((m) => m.services ?? [])],
     });
     cleanups.unshift(() => server.close());
     facts = {
@@ -96,7 +120,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     };
     await store.put('agent/facts', facts);
 
-    const port = new GrpcCoordinatorPort(config.coordinator, channelCredentials(tls, { role: 'coordinator' }));
+    const port = new GrpcCoordinatorPort(config.coordinator, coordinatorCredentials);
     link.current = new CoordinatorLink(port, () => facts!, currentUsage, config.heartbeatIntervalMs, logger, (m) => errors.add(m));
     link.current.start();
     cleanups.unshift(async () => {
@@ -114,7 +138,6 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     cleanups.unshift(async () => clearInterval(capTimer));
 
     if (config.metricsListen) {
-      const metrics = createRegistry('umbra_agent_');
       new Gauge({
         name: 'umbra_agent_coordinator_connected',
         help: '1 when registered with the coordinator and streaming heartbeats',

@@ -4,6 +4,8 @@ import { ConfigReader } from '../shared/config-reader';
 import { IDENTITY_NAME } from '../shared/peer-identity';
 import { readTlsSection } from '../shared/tls-config';
 import type { TlsPaths } from '../shared/tls';
+import type { AgentModuleDefinition } from './agent-module';
+import { AGENT_MODULES } from './modules';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/umbra/agent.yaml';
 const DEFAULT_LISTEN = '0.0.0.0:7701';
@@ -24,13 +26,19 @@ export interface AgentConfig {
   metricsListen: string;
   tls: TlsPaths;
   heartbeatIntervalMs: number;
+  /** Parsed config sections of the capability modules, by module name. */
+  modules: Record<string, unknown>;
 }
 
 const TOP_KEYS = ['host_id', 'failure_domain', 'listen', 'advertise', 'coordinator', 'data_dir', 'metrics_listen', 'tls', 'heartbeat_interval_ms'] as const;
 
-export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
+export function parseAgentConfig(
+  raw: unknown,
+  source: string,
+  modules: ReadonlyArray<AgentModuleDefinition<never>> = AGENT_MODULES,
+): AgentConfig {
   const r = new ConfigReader(source);
-  const root = r.mapping(raw, '', TOP_KEYS);
+  const root = r.mapping(raw, '', [...TOP_KEYS, ...modules.map((m) => m.name)]);
   const hint = "must be 1-63 letters, digits, '.', '_', '@' or '-'";
   const config: AgentConfig = {
     hostId: r.string(root, 'host_id', '', { default: os.hostname().split('.')[0], pattern: IDENTITY_NAME, patternHint: hint }),
@@ -42,6 +50,7 @@ export function parseAgentConfig(raw: unknown, source: string): AgentConfig {
     metricsListen: root.metrics_listen === '' ? '' : r.hostPort(root, 'metrics_listen', '', { default: DEFAULT_METRICS_LISTEN }),
     tls: readTlsSection(r, root, { ca: '/etc/umbra/pki/ca.crt', cert: '/etc/umbra/pki/agent.crt', key: '/etc/umbra/pki/agent.key' }),
     heartbeatIntervalMs: r.integer(root, 'heartbeat_interval_ms', '', { default: DEFAULT_HEARTBEAT_INTERVAL_MS, min: 100, max: 60_000 }),
+    modules: Object.fromEntries(modules.map((m) => [m.name, m.parseConfig(r, root[m.name], m.name)])),
   };
   r.finish();
   return config;

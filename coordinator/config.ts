@@ -2,6 +2,8 @@
 import { ConfigReader } from '../shared/config-reader';
 import { readTlsSection } from '../shared/tls-config';
 import type { TlsPaths } from '../shared/tls';
+import type { CoordinatorModuleDefinition } from './coordinator-module';
+import { COORDINATOR_MODULES } from './modules';
 
 export const DEFAULT_COORDINATOR_CONFIG_PATH = '/etc/umbra/coordinator.yaml';
 const DEFAULT_LISTEN = '0.0.0.0:7700';
@@ -19,13 +21,19 @@ export interface CoordinatorConfig {
   tls: TlsPaths;
   heartbeatIntervalMs: number;
   liveness: { suspectAfterMs: number; downAfterMs: number; sweepIntervalMs: number };
+  /** Parsed config sections of the capability modules, by module name. */
+  modules: Record<string, unknown>;
 }
 
 const TOP_KEYS = ['listen', 'data_dir', 'metrics_listen', 'tls', 'heartbeat_interval_ms', 'liveness'] as const;
 
-export function parseCoordinatorConfig(raw: unknown, source: string): CoordinatorConfig {
+export function parseCoordinatorConfig(
+  raw: unknown,
+  source: string,
+  modules: ReadonlyArray<CoordinatorModuleDefinition<never>> = COORDINATOR_MODULES,
+): CoordinatorConfig {
   const r = new ConfigReader(source);
-  const root = r.mapping(raw, '', TOP_KEYS);
+  const root = r.mapping(raw, '', [...TOP_KEYS, ...modules.map((m) => m.name)]);
   const liveness = r.mapping(root.liveness, 'liveness', ['suspect_after_ms', 'down_after_ms']);
   const heartbeatIntervalMs = r.integer(root, 'heartbeat_interval_ms', '', { default: DEFAULT_HEARTBEAT_INTERVAL_MS, min: 100, max: 60_000 });
   const suspectAfterMs = r.integer(liveness, 'suspect_after_ms', 'liveness', { default: DEFAULT_SUSPECT_AFTER_MS, min: 200 });
@@ -41,6 +49,7 @@ export function parseCoordinatorConfig(raw: unknown, source: string): Coordinato
     heartbeatIntervalMs,
     // Sweep often enough that a state change is seen within a fifth of the suspect timeout.
     liveness: { suspectAfterMs, downAfterMs, sweepIntervalMs: Math.max(50, Math.floor(suspectAfterMs / 5)) },
+    modules: Object.fromEntries(modules.map((m) => [m.name, m.parseConfig(r, root[m.name], m.name)])),
   };
   r.finish();
   return config;

@@ -10,6 +10,9 @@ import type { CoordinatorConfig } from './config';
 import { EventLog } from './core/event-log';
 import { HostRegistry } from './core/host-registry';
 import { coordinatorService } from './api/coordinator-service';
+import { AgentClients } from './clients/agent-clients';
+import type { CoordinatorModuleContext, RunningCoordinatorModule } from './coordinator-module';
+import { COORDINATOR_MODULES } from './modules';
 
 export interface CoordinatorDaemon {
   grpcPort: number;
@@ -44,10 +47,33 @@ export async function startCoordinator(config: CoordinatorConfig, logger: Logger
     refreshGauge();
     cleanups.unshift(async () => unsubscribe());
 
+    const agents = new AgentClients(registry, tls);
+    cleanups.unshift(async () => agents.close());
+    const started = new Map<string, RunningCoordinatorModule>();
+    for (const def of COORDINATOR_MODULES) {
+      const ctx: CoordinatorModuleContext = {
+        store,
+        dataDir: config.dataDir,
+        events,
+        hosts: registry,
+        agents,
+        logger: logger.child({ module: def.name }),
+        metrics,
+        tls,
+        modules: started,
+      };
+      const m = await def.start(config.modules[def.name] as never, ctx);
+      started.set(def.name, m);
+      cleanups.unshift(() => m.close());
+    }
+
     const server: RunningServer = await startGrpcServer({
       listen: config.listen,
       credentials: serverCredentials(tls),
-      services: [coordinatorService({ registry, events, heartbeatIntervalMs: config.heartbeatIntervalMs, logger })],
+      services: [
+        coordinatorService({ registry, events, heartbeatIntervalMs: config.heartbeatIntervalMs, logger }),
+        ...[...started.values()].flatMap((m) => m.services ?? []),
+      ],
     });
     cleanups.unshift(() => server.close());
 

@@ -19,6 +19,8 @@ export interface HealthInputs {
   certificate: { identity: string; notAfterMs: number };
   capabilities: CapabilityStatus[];
   lastErrors: string[];
+  /** Problems reported by capability modules. */
+  moduleProblems?: string[];
 }
 
 export function buildHealthReport(h: HealthInputs) {
@@ -34,6 +36,7 @@ export function buildHealthReport(h: HealthInputs) {
     const c = h.capabilities.find((x) => x.name === name);
     if (!c?.available) problems.push(`${name} unavailable${c ? `: ${c.detail}` : ''}`);
   }
+  problems.push(...(h.moduleProblems ?? []));
   return {
     healthy: problems.length === 0,
     host_id: h.hostId,

@@ -1,0 +1,4 @@
+// The capabilities the agent runs, in start order. Each entry's name is its config section.
+import type { AgentModuleDefinition } from './agent-module';
+
+export const AGENT_MODULES: ReadonlyArray<AgentModuleDefinition<never>> = [];

@@ -1,0 +1,4 @@
+// The capabilities the coordinator runs, in start order. Each entry's name is its config section.
+import type { CoordinatorModuleDefinition } from './coordinator-module';
+
+export const COORDINATOR_MODULES: ReadonlyArray<CoordinatorModuleDefinition<never>> = [];
