@@ -15,6 +15,8 @@ import { parseVmDefinition, type VmDefinition } from '../../../agent/vm/vm-defin
 import { copyGuestRam, findGuestRam } from '../../../agent/vm/qemu-guest-ram';
 import { QmpError } from '../../../agent/vm/qmp-errors';
 import { discoverQemuProcesses } from '../../../agent/vm/qemu-discovery';
+import { launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
+import { FailedPreconditionError, UmbraError } from '../../../shared/errors';
 
 const GUEST_PORT = 7007;
 const GUEST_MAC = '52:54:00:77:00:10';
@@ -129,7 +131,19 @@ if (reason) {
     t.true(memdev[0]?.share);
   });
 
-  test.serial('device-state-only migration to a QEMU on a copy of the RAM: the guest continues on the destination', async (t) => {
+  test.serial('device-state migration is refused while the source runs, and a failed stream leaves the source resumable', async (t) => {
+    t.true((await src.qmp.queryStatus()).running);
+    await t.throwsAsync(migrateDeviceState(src.qmp, `unix:${path.join(workDir, 'nobody.sock')}`), { instanceOf: FailedPreconditionError });
+    await src.qmp.stop();
+    const err = await t.throwsAsync(migrateDeviceState(src.qmp, `unix:${path.join(workDir, 'nobody.sock')}`, 5000));
+    t.true(err instanceof UmbraError, String(err));
+    t.false((await src.qmp.queryStatus()).running, 'source still paused after the failure');
+    await resumeGuest(src.qmp);
+    t.true((await src.qmp.queryStatus()).running);
+    t.truthy(await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000));
+  });
+
+  test.serial('device-state-only migration to a shadow QEMU on a copy of the RAM: the guest continues on the destination', async (t) => {
     const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
     await src.qmp.stop();
     const ram = await findGuestRam(src.pid, MEMORY_BYTES);
@@ -137,45 +151,30 @@ if (reason) {
     const copied = await copyGuestRam(ram, shadowImage);
     t.true(copied.bytesCopied > 0);
 
-    const dst = await launchQemu({
+    const uri = `unix:${path.join(workDir, 'g1-mig.sock')}`;
+    const dst = await launchShadowQemu({
       def,
-      args: {
-        incoming: 'defer',
-        ramFile: shadowImage,
-        tapNames: { net0: 'tap-g1s' },
-        qmpSocketPath: path.join(workDir, 'g1-shadow.qmp'),
-        serialLogPath: path.join(workDir, 'g1-shadow.serial'),
-      },
+      ramFile: shadowImage,
+      tapNames: { net0: 'tap-g1s' },
+      qmpSocketPath: path.join(workDir, 'g1-shadow.qmp'),
+      serialLogPath: path.join(workDir, 'g1-shadow.serial'),
+      incomingUri: uri,
       wrapper: ['ip', 'netns', 'exec', hv2],
     });
     procs.push(dst);
     t.is((await dst.qmp.queryStatus()).status, 'inmigrate');
-    const dstMemdev = await dst.qmp.queryMemdev();
-    t.true(dstMemdev[0]?.share);
+    t.true((await dst.qmp.queryMemdev())[0]?.share);
 
-    const uri = `unix:${path.join(workDir, 'g1-mig.sock')}`;
-    await src.qmp.migrateSetCapabilities({ 'x-ignore-shared': true });
-    await dst.qmp.migrateSetCapabilities({ 'x-ignore-shared': true });
-    await dst.qmp.migrateIncoming(uri);
-    await src.qmp.migrate(uri);
-    const info = await waitFor('source migration to complete', async () => {
-      const m = await src.qmp.queryMigrate();
-      if (m.status === 'failed') throw new Error(`migration failed: ${m['error-desc']}`);
-      return m.status === 'completed' ? m : undefined;
-    }, 30000, 50);
-    t.log(`migration: total ${info['total-time']} ms, downtime ${info.downtime} ms, ram transferred ${info.ram?.transferred} bytes`);
+    const result = await migrateDeviceState(src.qmp, uri);
+    t.log(`device-state migration: ${result.elapsedMs.toFixed(1)} ms seen here, QEMU total ${result.totalTimeMs} ms, downtime ${result.downtimeMs} ms, RAM sent ${result.ramTransferredBytes} bytes`);
     // Only device state and small non-shared blocks (ROMs) crossed, not the guest's RAM.
-    t.true((info.ram?.transferred ?? Infinity) < MEMORY_BYTES / 16);
-
-    // The source was paused when the migration started, and QEMU carries that run state over:
-    // the destination waits, paused, for the explicit resume the switchover journals as a step.
-    await waitFor('destination to finish loading', async () => (await dst.qmp.queryMigrate()).status === 'completed', 15000, 50);
-    t.is((await dst.qmp.queryStatus()).status, 'paused');
-    const resumed = dst.qmp.waitForEvent('RESUME', 5000);
-    await dst.qmp.cont();
-    await resumed;
+    t.true(result.ramTransferredBytes < MEMORY_BYTES / 16);
+    await waitIncomingLoaded(dst.qmp);
+    t.is((await dst.qmp.queryStatus()).status, 'paused', 'the shadow waits for an explicit resume');
+    await resumeGuest(dst.qmp);
     t.true((await dst.qmp.queryStatus()).running);
     t.is((await src.qmp.queryStatus()).status, 'postmigrate');
+
     const after: GuestStat = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 20000);
     t.is(after.boot, before.boot, 'same boot: the guest was not restarted');
     t.true(after.counter >= before.counter, `counter continued (${before.counter} -> ${after.counter})`);

@@ -1,0 +1,109 @@
+// The QEMU half of a switchover: launch a shadow QEMU that waits for an incoming migration on
+// RAM that is already in place, and move only device state to it from the paused source
+// (capability x-ignore-shared on both sides, so shared guest RAM never crosses the wire).
+import { FailedPreconditionError, UmbraError } from '../../shared/errors';
+import type { QmpClient } from './qmp-client';
+import { QmpTimeoutError } from './qmp-errors';
+import { launchQemu, type LaunchQemuOptions, type QemuProcess } from './qemu-process';
+import type { QmpMigrationInfo } from './qmp-types';
+
+export const DEFAULT_DEVICE_STATE_TIMEOUT_MS = 10000;
+/** Capabilities both sides must agree on before the stream starts. */
+export const DEVICE_STATE_CAPABILITIES = { 'x-ignore-shared': true, events: true } as const;
+const TERMINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
+
+/** The migration stream failed or was cancelled; the source is still paused and intact. */
+export class DeviceStateMigrationError extends UmbraError {
+  readonly status: string;
+  constructor(status: string, desc: string | undefined) {
+    super('ABORTED', `device-state migration ${status}${desc ? `: ${desc}` : ''}`);
+    this.name = 'DeviceStateMigrationError';
+    this.status = status;
+  }
+}
+
+export interface ShadowLaunchOptions extends Omit<LaunchQemuOptions, 'args'> {
+  /** Shadow image holding the guest's RAM (memory-backend-file, share=on). */
+  ramFile: string;
+  /** The shadow host's own taps, by netdev id. */
+  tapNames?: Record<string, string>;
+  qmpSocketPath: string;
+  serialLogPath: string;
+  /** Where the shadow listens for the source, e.g. unix:/run/umbra/g1.mig or tcp:10.0.0.2:49152. */
+  incomingUri: string;
+}
+
+/**
+ * Starts a shadow QEMU: same definition, RAM on the shadow image, `-incoming defer` and `-S`,
+ * then sets the capabilities and starts listening. It uses no CPU until the switchover, and
+ * after it the guest stays paused until resumeGuest() (an explicit, journaled step).
+ */
+export async function launchShadowQemu(options: ShadowLaunchOptions): Promise<QemuProcess> {
+  const { ramFile, tapNames, qmpSocketPath, serialLogPath, incomingUri, ...launch } = options;
+  const proc = await launchQemu({ ...launch, args: { incoming: 'defer', startPaused: true, ramFile, tapNames, qmpSocketPath, serialLogPath } });
+  try {
+    await proc.qmp.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES });
+    await proc.qmp.migrateIncoming(incomingUri);
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+  return proc;
+}
+
+export interface DeviceStateMigrationResult {
+  /** From the migrate command to QEMU reporting completion, as seen here. */
+  elapsedMs: number;
+  /** QEMU's own figures. */
+  totalTimeMs?: number;
+  downtimeMs?: number;
+  /** RAM bytes QEMU sent (non-shared blocks only: ROMs, video memory); device state is extra. */
+  ramTransferredBytes: number;
+}
+
+/**
+ * Source side. Precondition: the guest is paused (QMP stop) and its RAM is already complete at
+ * the destination. On failure or timeout the migration is cancelled and the source stays paused.
+ */
+export async function migrateDeviceState(source: QmpClient, uri: string, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS): Promise<DeviceStateMigrationResult> {
+  const status = await source.queryStatus();
+  if (status.running) throw new FailedPreconditionError(`source guest is ${status.status}; stop it before a device-state migration`);
+  await source.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES });
+  const started = performance.now();
+  const done = source.waitForEvent('MIGRATION', timeoutMs, (ev) => TERMINAL_STATES.has(String(ev.data.status)));
+  done.catch(() => undefined);
+  let info: QmpMigrationInfo;
+  try {
+    await source.migrate(uri);
+    await done;
+    info = await source.queryMigrate();
+  } catch (err) {
+    await source.migrateCancel().catch(() => undefined);
+    if (err instanceof QmpTimeoutError) throw new DeviceStateMigrationError('timed out', `no completion within ${timeoutMs} ms`);
+    throw err;
+  }
+  const elapsedMs = performance.now() - started;
+  if (info.status !== 'completed') throw new DeviceStateMigrationError(info.status ?? 'unknown', info['error-desc']);
+  return { elapsedMs, totalTimeMs: info['total-time'], downtimeMs: info.downtime, ramTransferredBytes: info.ram?.transferred ?? 0 };
+}
+
+/** Destination side: waits until the incoming stream has been loaded (guest paused, ready). */
+export async function waitIncomingLoaded(destination: QmpClient, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS, pollMs = 5): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const info = await destination.queryMigrate();
+    if (info.status === 'completed') return;
+    if (info.status === 'failed' || info.status === 'cancelled') throw new DeviceStateMigrationError(info.status, info['error-desc']);
+    if (performance.now() > deadline) throw new DeviceStateMigrationError('timed out', `destination still ${info.status ?? 'waiting'} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** Runs the guest on this QEMU and returns once QEMU confirms it is running. */
+export async function resumeGuest(qmp: QmpClient, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS): Promise<void> {
+  if ((await qmp.queryStatus()).running) return;
+  const resumed = qmp.waitForEvent('RESUME', timeoutMs);
+  resumed.catch(() => undefined);
+  await qmp.cont();
+  await resumed;
+}
