@@ -111,7 +111,13 @@ export class ReplicationHarness {
     for (const s of this.shadows) await s.stop().catch(() => undefined);
     this.memory?.close();
     this.writer?.close();
-    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+    for (const d of this.dirs) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {
+        // a mount point the test removes after unmounting it
+      }
+    }
   }
 }
 

@@ -1,0 +1,153 @@
+// Fault paths of memory replication on the real kernel: a cut stream resumes without a full
+// resend, a corrupted frame is refused and resent, a restarted shadow resumes from its persisted
+// epoch, and a full shadow disk is reported on that shadow without stopping the others.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import test, { type ExecutionContext } from 'ava';
+import { isRoot } from '../../helpers/netns';
+import { nativeAvailable } from '../../../agent/memory/native-binding';
+import { FlushIncompleteError } from '../../../agent/replication/errors';
+import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from '../../../agent/replication/shadow-channel';
+import { ShadowStateStore } from '../../../agent/replication/shadow-state-store';
+import { firstDifferentPage, ReplicationHarness } from './replication-harness';
+
+const PAGES = 2048;
+const PS = 4096;
+const FULL_BYTES = PAGES * PS;
+const harnesses: ReplicationHarness[] = [];
+const mounts: string[] = [];
+
+test.after.always(async () => {
+  for (const h of harnesses) await h.close();
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', [m]);
+    } catch {
+      // already unmounted
+    }
+    rmSync(m, { recursive: true, force: true });
+  }
+});
+
+const skip = !isRoot() ? 'needs root (pidfd_getfd, /proc/PID/map_files, tmpfs mount)' : !nativeAvailable() ? 'native addon not built' : undefined;
+const rootTest = (title: string, fn: (t: ExecutionContext) => Promise<void>) =>
+  skip ? test.skip(`${title} (skipped: ${skip})`, () => undefined) : test(title, fn);
+
+/** A channel wrapper that lets a test act on the n-th frame of the first `streams` streams. */
+function tamper(onFrame: (n: number, frame: Buffer, ch: ShadowChannel, emit: (e: ShadowChannelEvent) => void) => Buffer | 'cut'): {
+  wrap: (f: ShadowChannelFactory) => ShadowChannelFactory;
+  armed: { on: boolean };
+} {
+  const armed = { on: false };
+  const wrap = (inner: ShadowChannelFactory): ShadowChannelFactory => (open, onEvent) => {
+    let cut = false;
+    const emit = (e: ShadowChannelEvent) => {
+      if (!cut) onEvent(e);
+    };
+    const ch = inner(open, emit);
+    let n = 0;
+    return {
+      send(frame) {
+        if (!armed.on || cut) return ch.send(frame);
+        const out = onFrame(n++, frame, ch, emit);
+        if (out === 'cut') {
+          armed.on = false;
+          cut = true;
+          ch.close();
+          onEvent({ kind: 'closed', reason: 'cut by test' });
+          return true;
+        }
+        return ch.send(out);
+      },
+      drained: () => ch.drained(),
+      close: () => ch.close(),
+    };
+  };
+  return { wrap, armed };
+}
+
+async function start(shadows: Parameters<ReplicationHarness['start']>[0]['shadows']): Promise<ReplicationHarness> {
+  const h = new ReplicationHarness();
+  harnesses.push(h);
+  await h.start({ pageCount: PAGES, tracker: 'uffd-wp', shadows });
+  return h;
+}
+
+rootTest('a stream cut mid-way resumes from the acknowledged epoch, without a full resend', async (t) => {
+  const cutter = tamper((n, f) => (n === 1 ? 'cut' : f)); // the stream dies after one frame of the round
+  const h = await start([{ id: 'a', wrap: cutter.wrap }]);
+  await h.writer.cmd(`pattern 0 ${PAGES} 1`);
+  const e1 = await h.source.flush(20000);
+  const sentBefore = h.source.status().shadows[0].bytesSent;
+  await h.writer.cmd('pattern 100 700 2'); // 3 frames in the next round; the stream dies after the first
+  cutter.armed.on = true;
+  const e2 = await h.source.flush(20000);
+  const s = h.source.status().shadows[0];
+  t.true(e2 > e1);
+  t.is(s.fullResends, 0, 'no full resend');
+  t.true(s.reconnects >= 1, 'the link reconnected');
+  const deltaBytes = s.bytesSent - sentBefore;
+  t.true(deltaBytes < FULL_BYTES / 2, `resent ${deltaBytes} bytes after the cut, the image is ${FULL_BYTES}`);
+  t.is(firstDifferentPage(h.shadows[0].image('vm-test'), h.sourceRam(), PS), -1);
+});
+
+rootTest('a corrupted frame is refused by the shadow and resent', async (t) => {
+  const corrupt = tamper((n, f) => {
+    if (n !== 1) return f;
+    const bad = Buffer.from(f);
+    bad[bad.length - 5] ^= 0x5a;
+    corrupt.armed.on = false;
+    return bad;
+  });
+  const h = await start([{ id: 'a', wrap: corrupt.wrap }]);
+  await h.writer.cmd(`pattern 0 ${PAGES} 3`);
+  await h.source.flush(20000);
+  await h.writer.cmd('pattern 0 900 4');
+  corrupt.armed.on = true;
+  await h.source.flush(20000);
+  const link = h.source.status().shadows[0];
+  const shadow = h.shadows[0].receiver!.status()[0];
+  t.is(shadow.framesRejected, 1, 'the corrupted frame was refused');
+  t.true(link.framesResent >= 1, 'and resent');
+  t.is(link.fullResends, 0);
+  t.is(firstDifferentPage(h.shadows[0].image('vm-test'), h.sourceRam(), PS), -1);
+});
+
+rootTest('a shadow agent restarted mid-stream resumes from its persisted epoch', async (t) => {
+  const h = await start([{ id: 'a' }]);
+  await h.writer.cmd(`pattern 0 ${PAGES} 5`);
+  const e1 = await h.source.flush(20000);
+  await h.writer.cmd('pattern 0 1500 6');
+  const round = h.source.runRound(); // in flight while the shadow goes down
+  const host = h.shadows[0];
+  await host.stop();
+  await round;
+  await host.start(host.port);
+  const persisted = await new ShadowStateStore(host.store!).get('vm-test');
+  t.true((persisted?.epoch ?? 0) >= e1, `persisted epoch ${persisted?.epoch} >= ${e1}`);
+  await h.writer.cmd('poke 2000 1');
+  const e2 = await h.source.flush(20000);
+  t.true(e2 > e1);
+  const link = h.source.status().shadows[0];
+  t.is(link.fullResends, 0, 'resumed, no full resend');
+  t.true(link.reconnects >= 1);
+  t.is(firstDifferentPage(host.image('vm-test'), h.sourceRam(), PS), -1);
+});
+
+rootTest('a full disk on one shadow is reported there; the other shadow and the source carry on', async (t) => {
+  const h0 = new ReplicationHarness();
+  harnesses.push(h0);
+  const small = h0.tempDir();
+  mkdirSync(small, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'umbra-test-full', small]);
+  mounts.push(small);
+  const h = await start([{ id: 'roomy' }, { id: 'full', dataDir: small }]);
+  await h.writer.cmd(`pattern 0 ${PAGES} 7`); // 8 MiB of data does not fit in 2 MiB
+  const err = await t.throwsAsync(() => h.source.flush(4000), { instanceOf: FlushIncompleteError });
+  t.deepEqual(err?.lagging, ['full']);
+  const full = h.source.status().shadows.find((s) => s.id === 'full');
+  t.is(full?.shadowError, 'DISK_FULL');
+  t.is(firstDifferentPage(h.shadows[0].image('vm-test'), h.sourceRam(), PS), -1, 'the roomy shadow is complete');
+  const r = await h.source.runRound();
+  t.true(r.epoch > 0, 'the source keeps running rounds');
+});

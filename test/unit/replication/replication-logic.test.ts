@@ -1,0 +1,118 @@
+// Pure replication logic: page sets, pacing, /proc/PID/maps parsing, and a shadow link driven
+// through a fake channel (owed pages, acks, resume without full resend, resend after reject).
+import test from 'ava';
+import { silentLogger } from '../../../shared/log';
+import { findRamMapping, parseProcMaps } from '../../../agent/memory/proc-maps';
+import { PageSet } from '../../../agent/replication/page-set';
+import { RoundPacer } from '../../../agent/replication/round-pacer';
+import type { ShadowChannelEvent } from '../../../agent/replication/shadow-channel';
+import { ShadowLink } from '../../../agent/replication/shadow-link';
+
+test('PageSet merges rounds and returns sorted unique pages', (t) => {
+  const s = new PageSet(100);
+  s.add(Uint32Array.from([5, 3, 99, 5]));
+  s.add(Uint32Array.from([3, 40, 100]));
+  t.is(s.size, 4);
+  t.deepEqual(Array.from(s.take()), [3, 5, 40, 99]);
+  t.is(s.size, 0);
+  s.addAll();
+  t.is(s.take().length, 100);
+});
+
+test('RoundPacer spaces rounds by what the budget needs, within bounds', (t) => {
+  const p = new RoundPacer({ bandwidthBudgetBytesPerSec: 10_000_000, minIntervalMs: 50, maxIntervalMs: 2000 });
+  t.is(p.next({ dirtyBytes: 0, wireBytes: 0, elapsedMs: 100 }), 50);
+  t.is(p.next({ dirtyBytes: 4_000_000, wireBytes: 5_000_000, elapsedMs: 500 }), 500);
+  t.is(p.next({ dirtyBytes: 1e9, wireBytes: 1e9, elapsedMs: 1000 }), 2000);
+  t.true(p.dirtyRateBytesPerSec > 0);
+  const unlimited = new RoundPacer({ bandwidthBudgetBytesPerSec: 0, minIntervalMs: 20 });
+  t.is(unlimited.next({ dirtyBytes: 1e9, wireBytes: 1e9, elapsedMs: 1000 }), 20);
+});
+
+test('findRamMapping picks the shared writable mapping of the guest size, merging split VMAs', (t) => {
+  const maps = [
+    '55d0c0000000-55d0c0001000 r--p 00000000 08:01 123 /usr/bin/qemu-system-x86_64',
+    '7f0000000000-7f0000100000 rw-s 00000000 00:01 4242 /memfd:pc.ram (deleted)',
+    '7f0000100000-7f0000200000 rw-s 00100000 00:01 4242 /memfd:pc.ram (deleted)',
+    '7f1000000000-7f1000200000 rw-p 00000000 00:00 0 ',
+    'garbage line',
+  ].join('\n');
+  const entries = parseProcMaps(maps);
+  t.is(entries.length, 4);
+  const m = findRamMapping(entries, { sizeBytes: 0x200000 });
+  t.is(m?.startAddress, 0x7f0000000000);
+  t.is(m?.path, '/memfd:pc.ram (deleted)');
+  t.is(findRamMapping(entries, { sizeBytes: 0x200000, pathContains: 'other' }), undefined);
+  t.is(findRamMapping(entries, { sizeBytes: 0x100000 }), undefined);
+});
+
+function fakeLink(pageCount = 64) {
+  const sent: Buffer[] = [];
+  let emit: (e: ShadowChannelEvent) => void = () => undefined;
+  let opens = 0;
+  const link = new ShadowLink({
+    id: 's1',
+    factory: (_open, onEvent) => {
+      opens++;
+      emit = onEvent;
+      return { send: (b) => (sent.push(b), true), drained: async () => undefined, close: () => undefined };
+    },
+    open: { vmId: 'vm', generation: 'g', imageSizeBytes: pageCount * 4096, pageSizeBytes: 4096 },
+    pageCount,
+    encode: (epoch, index, _last, pages) => Buffer.from(`re:${epoch}:${index}:${pages.length}`),
+    notify: () => undefined,
+    log: silentLogger(),
+  });
+  link.connect();
+  return { link, sent, emit: (e: ShadowChannelEvent) => emit(e), opens: () => opens };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('ShadowLink: a new shadow is owed everything; acks clear what was sent', async (t) => {
+  const { link, emit } = fakeLink();
+  t.false(link.canSend());
+  emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'new' });
+  t.true(link.canSend());
+  const pages = link.takeOwed();
+  t.is(pages.length, 64);
+  link.enqueue(1, 0, true, pages, Buffer.from('f1'));
+  await tick();
+  t.is(link.lagBytes(), 64 * 4096);
+  emit({ kind: 'ack', epoch: 1 });
+  t.is(link.ackedEpoch, 1);
+  t.is(link.lagBytes(), 0);
+});
+
+test('ShadowLink: after a cut, only unacknowledged pages are owed again (no full resend)', async (t) => {
+  const { link, emit, opens } = fakeLink();
+  emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'new' });
+  link.enqueue(1, 0, true, link.takeOwed(), Buffer.from('f1'));
+  emit({ kind: 'ack', epoch: 1 });
+  link.addDirty(Uint32Array.from([3, 4]));
+  link.enqueue(2, 0, true, link.takeOwed(), Buffer.from('f2'));
+  link.addDirty(Uint32Array.from([9]));
+  await tick();
+  emit({ kind: 'closed', reason: 'cut' });
+  t.is(link.state, 'backoff');
+  await new Promise((r) => setTimeout(r, 150)); // first backoff step
+  t.is(opens(), 2);
+  emit({ kind: 'ready', resumeFromEpoch: 1, fullResend: false, reason: 'resume' });
+  t.deepEqual(Array.from(link.takeOwed()), [3, 4, 9]);
+  t.is(link.status().fullResends, 0);
+  link.close();
+});
+
+test('ShadowLink: a reject resends from the refused frame, rebuilt from memory', async (t) => {
+  const { link, emit, sent } = fakeLink();
+  emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'new' });
+  const pages = link.takeOwed();
+  link.enqueue(1, 0, false, pages.subarray(0, 32), Buffer.from('a'));
+  link.enqueue(1, 1, true, pages.subarray(32), Buffer.from('b'));
+  await tick();
+  emit({ kind: 'reject', epoch: 1, index: 1, code: 'CHECKSUM_MISMATCH', detail: 'bad' });
+  await tick();
+  t.deepEqual(sent.map(String), ['a', 'b', 're:1:1:32']);
+  t.is(link.status().framesResent, 1);
+  link.close();
+});
