@@ -56,7 +56,7 @@ export class GlobalBoostedForecaster implements Forecaster {
     const last = row[0];
     const scale = row[FEATURE_ABS_DIFF_4H] + INTERVAL_SCALE_FLOOR;
     const point = Math.max(0, last + predictBoosted(this.pointModel, row));
-    const peak = Math.max(last, last + predictBoosted(this.peakModel, row));
+    const peak = Math.max(0, last + predictBoosted(this.peakModel, row));
     const exceed = this.exceedModel === undefined ? (peak >= this.level ? 1 : 0) : last >= this.level ? 1 : predictBoosted(this.exceedModel, row);
     return {
       horizonSteps: steps,
