@@ -1,0 +1,14 @@
+// Reads the kernel tables to tell whether an activation's state is present on this host.
+import type { IpActivationSpec } from '../net/ip-activation-spec';
+import type { NetTables } from '../net/ports';
+
+export async function isActivated(tables: NetTables, spec: IpActivationSpec): Promise<boolean> {
+  switch (spec.mode) {
+    case 'address':
+      return (await tables.addresses.list(spec.interface)).some((a) => a.address === spec.address);
+    case 'routed':
+      return (await tables.routes.listHostRoutes(spec.tap)).some((r) => r.destination === spec.address);
+    case 'bridged':
+      return (await tables.neighbors.listPermanent(spec.interface)).some((n) => n.address === spec.address && n.mac === spec.mac);
+  }
+}

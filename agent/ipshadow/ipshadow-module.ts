@@ -1,0 +1,162 @@
+// Agent module `ipshadow`: DHCP capture on VM-facing interfaces, lease reports of VMs active here,
+// shadow IP configs of other hosts' VMs, and fenced IP activation (IpApplier) for the coordinator.
+import { errorMessage } from '../../shared/errors';
+import { callUnary } from '../../shared/grpc-client';
+import { Gauge } from 'prom-client';
+import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
+import type { LeaseChangeEvent } from '../dhcp/dhcp-lease-table';
+import { FencingGuard } from '../net/fencing-guard';
+import { GarpSender } from '../net/garp-sender';
+import { IpApplier } from '../net/ip-applier';
+import { createNetlinkTables } from '../net/netlink-tables';
+import { activationSpecFor } from './activation-spec-builder';
+import { ActiveSet } from './active-set';
+import { isActivated } from './ip-state-probe';
+import { type IpShadowAgentConfig, parseIpShadowAgentConfig } from './ipshadow-config';
+import { ipShadowService, type IpShadowOps } from './ipshadow-service';
+import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
+import { ShadowStore } from './shadow-store';
+import { configFromLease, configToWire, type VmIpConfig } from './vm-ip-config';
+
+export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
+const REPORT_DEADLINE_MS = 5000;
+
+export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
+  name: 'ipshadow',
+  parseConfig: parseIpShadowAgentConfig,
+  async start(config, ctx): Promise<RunningAgentModule> {
+    const tables = createNetlinkTables();
+    const fencing = new FencingGuard(ctx.store);
+    const applier = new IpApplier(tables, new GarpSender(), { announceCount: config.announceCount, announceIntervalMs: config.announceIntervalMs, fencing });
+    const shadows = await ShadowStore.open(ctx.store);
+    const active = await ActiveSet.open(ctx.store);
+    const client = ctx.coordinatorClient(COORDINATOR_SHADOW_SERVICE);
+    const port: LeaseReportPort = {
+      report: async (configs) => {
+        const res = await callUnary<{ refused: string[] }>(
+          client,
+          'ReportLeaseChanges',
+          { host_id: ctx.hostId, vms: configs.map((c) => ({ vm_id: c.vm_id, config: configToWire(c) })) },
+          REPORT_DEADLINE_MS,
+        );
+        return { refused: res.refused ?? [] };
+      },
+    };
+    const reporter = await LeaseReporter.open(port, ctx.store, config.reportIntervalMs, ctx.reportError);
+    const problems: string[] = [];
+    let sniffer: DhcpSniffer | undefined;
+
+    /** VMs whose DHCP this host reports: its configured VMs and those activated here. */
+    const reportedVm = (mac: string): { vmId: string; mode: VmIpConfig['mode'] } | undefined => {
+      const local = config.vms.find((v) => v.mac === mac);
+      if (local) return { vmId: local.id, mode: local.mode ?? '' };
+      const a = active.list().find((c) => c.mac === mac);
+      return a ? { vmId: a.vm_id, mode: a.mode } : undefined;
+    };
+    const watchMacs = () => sniffer?.setWatchedMacs([...config.vms.map((v) => v.mac), ...active.list().map((c) => c.mac), ...shadows.list().map((s) => s.config.mac)]);
+    const onLease = async (e: LeaseChangeEvent) => {
+      const vm = reportedVm(e.mac);
+      if (vm) await reporter.changed(configFromLease(vm.vmId, vm.mode, e.lease));
+      const sniffed = configFromLease('', '', e.lease);
+      await shadows.applySniffed(e.mac, sniffed);
+    };
+
+    if (config.captureInterfaces.length > 0) {
+      sniffer = new DhcpSniffer({ interfaces: config.captureInterfaces, watchedMacs: [] });
+      watchMacs();
+      sniffer.onLeaseChange((e) => onLease(e).catch((err) => ctx.reportError(`lease change of ${e.mac}: ${errorMessage(err)}`)));
+      try {
+        sniffer.start();
+      } catch (err) {
+        problems.push(`DHCP capture on ${config.captureInterfaces.join(', ')} failed: ${errorMessage(err)}`);
+        ctx.reportError(problems[problems.length - 1]);
+      }
+    }
+
+    const ops: IpShadowOps = {
+      async putShadow(sourceHost, cfg, version) {
+        const res = await shadows.put(sourceHost, cfg, version);
+        watchMacs();
+        try {
+          applier.prepare(activationSpecFor(res.record.config, config));
+        } catch (err) {
+          ctx.logger.warn({ vmId: cfg.vm_id, err: errorMessage(err) }, 'cannot prepare announcements for shadow');
+        }
+        ctx.logger.info({ vmId: cfg.vm_id, version, applied: res.applied, address: cfg.address }, 'shadow stored');
+        return res;
+      },
+      async removeShadow(vmId) {
+        const removed = await shadows.remove(vmId);
+        watchMacs();
+        return removed;
+      },
+      listShadows: () => shadows.list(),
+      knownConfig: (vmId) => active.get(vmId) ?? shadows.get(vmId)?.config ?? reporter.get(vmId),
+      async activate(cfg, token) {
+        const res = await applier.activate(activationSpecFor(cfg, config), { fencingToken: token });
+        await active.put(cfg);
+        await shadows.setActive(cfg.vm_id, true);
+        watchMacs();
+        await reporter.changed(cfg);
+        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs }, 'ip activated');
+        return res;
+      },
+      async deactivate(cfg, token) {
+        const res = await applier.deactivate(activationSpecFor(cfg, config), { fencingToken: token });
+        await active.remove(cfg.vm_id);
+        await shadows.setActive(cfg.vm_id, false);
+        if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
+        watchMacs();
+        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs }, 'ip deactivated');
+        return res;
+      },
+      async state(cfg) {
+        return { active: await isActivated(tables, activationSpecFor(cfg, config)), fencingToken: (await fencing.current(cfg.vm_id)) ?? 0 };
+      },
+    };
+
+    const malformed = new Gauge({
+      name: 'umbra_agent_dhcp_malformed_frames',
+      help: 'DHCP frames dropped as malformed, by reason',
+      labelNames: ['reason'],
+      registers: [ctx.metrics],
+      collect() {
+        for (const [reason, n] of Object.entries(sniffer?.stats().malformedByReason ?? {})) this.set({ reason }, n);
+      },
+    });
+    const shadowGauge = new Gauge({ name: 'umbra_agent_ip_shadows', help: 'Shadow IP configs held', registers: [ctx.metrics], collect() { this.set(shadows.list().length); } });
+
+    return {
+      services: [ipShadowService(ops, ctx.logger)],
+      health(): ModuleHealth {
+        const s = sniffer?.stats();
+        const capture = config.captureInterfaces.length === 0
+          ? { name: 'dhcp-capture', available: false, detail: 'no capture_interfaces configured' }
+          : {
+              name: 'dhcp-capture',
+              available: problems.length === 0,
+              detail: `${config.captureInterfaces.join(',')}: ${s?.decoded ?? 0} decoded, ${s?.malformed ?? 0} malformed (${Object.entries(s?.malformedByReason ?? {}).filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(' ') || 'none'}), ${s?.leaseEvents ?? 0} lease events`,
+            };
+        const shadowList = shadows.list();
+        return {
+          problems: [...problems, ...(reporter.failures > 0 && reporter.lastError ? [`last lease report failed: ${reporter.lastError}`] : [])].slice(0, 5),
+          capabilities: [
+            capture,
+            { name: 'ip-shadows', available: true, detail: shadowList.length === 0 ? 'none' : shadowList.map((r) => `${r.vm_id}@v${r.version}${r.active ? '(active)' : ''}`).join(', ') },
+            { name: 'ip-active', available: true, detail: active.list().map((c) => `${c.vm_id}=${c.address}`).join(', ') || 'none' },
+          ],
+        };
+      },
+      async close() {
+        sniffer?.close();
+        reporter.close();
+        await applier.close();
+        tables.close();
+        client.close();
+        void malformed;
+        void shadowGauge;
+      },
+    };
+  },
+};
