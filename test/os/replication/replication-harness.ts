@@ -66,7 +66,19 @@ export class ReplicationHarness {
     vmId?: string;
   }): Promise<void> {
     this.writer = await ShmWriterProcess.start(opts.pageCount, opts.tracker === 'uffd-wp');
-    const region = locateGuestRam(this.writer.pid, { sizeBytes: this.writer.sizeBytes, pathContains: 'memfd:umbra-test-ram' });
+    await this.attach({ ...opts, pid: this.writer.pid, sizeBytes: this.writer.sizeBytes, pathContains: 'memfd:umbra-test-ram' });
+  }
+
+  /** Replicates the RAM of an existing process (e.g. a QEMU guest) instead of a shm-writer. */
+  async attach(opts: {
+    pid: number;
+    sizeBytes: number;
+    pathContains?: string;
+    tracker: TrackerName;
+    shadows: Array<{ id: string; dataDir?: string; wrap?: (f: ShadowChannelFactory) => ShadowChannelFactory }>;
+    vmId?: string;
+  }): Promise<void> {
+    const region = locateGuestRam(opts.pid, { sizeBytes: opts.sizeBytes, pathContains: opts.pathContains });
     this.memory = ProcGuestMemory.open(region);
     const tracker = createTracker(opts.tracker, this.memory);
     await tracker.start();
