@@ -1,6 +1,6 @@
 // Reads a process's CPU time and RSS from /proc/PID/stat.
 
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { NotFoundError } from '../../shared/errors';
 import { parseProcStat } from './stat-parsers';
 
@@ -8,10 +8,10 @@ import { parseProcStat } from './stat-parsers';
 export const CLOCK_TICKS_PER_SEC = 100;
 export const PAGE_SIZE_BYTES = 4096;
 
-export async function readProcessStat(pid: number): Promise<{ cpuSeconds: number; rssBytes: number } | undefined> {
+export function readProcessStat(pid: number): { cpuSeconds: number; rssBytes: number } | undefined {
   let text: string;
   try {
-    text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch (err) {
     throw new NotFoundError('process', String(pid), { cause: err });
   }

@@ -12,12 +12,12 @@ export class ProcVmStats implements VmStats {
 
   async read(target: VmTarget): Promise<VmReading> {
     const timeMs = Date.now();
-    const proc = await readProcessStat(target.pid);
-    if (!this.dirs.has(target.pid)) this.dirs.set(target.pid, await cgroupDirOfPid(target.pid));
+    const proc = readProcessStat(target.pid);
+    if (!this.dirs.has(target.pid)) this.dirs.set(target.pid, cgroupDirOfPid(target.pid));
     const dir = this.dirs.get(target.pid);
-    const cg = dir ? await readCgroupCounters(dir) : {};
+    const cg = dir ? readCgroupCounters(dir) : {};
     if (dir && cg.cpuUsageUsec === undefined) this.dirs.delete(target.pid);
-    const tap = target.tap ? await readLinkCounters(target.tap) : {};
+    const tap = target.tap ? readLinkCounters(target.tap) : {};
     return {
       timeMs,
       processCpuSeconds: proc?.cpuSeconds,

@@ -86,3 +86,52 @@ export function parseSmartctlJson(text: string): { healthy?: boolean; reallocate
   const attr = (id: number) => table.find((a) => a.id === id)?.raw?.value;
   return { healthy: o.smart_status?.passed, reallocated: attr(5), pending: attr(197) };
 }
+
+/** /proc/stat first line: cumulative busy and total jiffies of all CPUs. */
+export function parseProcStatCpu(text: string): { busy: number; total: number } | undefined {
+  const line = text.slice(0, text.indexOf('\n'));
+  const f = line.trim().split(/\s+/);
+  if (f[0] !== 'cpu') return undefined;
+  const v = f.slice(1, 9).map(Number);
+  if (v.length < 4 || !v.every(Number.isFinite)) return undefined;
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = v[3] + (v[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
+/** /proc/meminfo values in bytes (the file says kB). */
+export function parseMeminfo(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(\w+(?:\(\w+\))?):\s+(\d+)(?:\s+kB)?$/.exec(line.trim());
+    if (m) out.set(m[1], Number(m[2]) * (line.includes('kB') ? 1024 : 1));
+  }
+  return out;
+}
+
+/** /proc/net/dev: rx/tx bytes per interface. */
+export function parseNetDev(text: string): Map<string, { rxBytes: number; txBytes: number }> {
+  const out = new Map<string, { rxBytes: number; txBytes: number }>();
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    if (f.length >= 9 && Number.isFinite(f[0]) && Number.isFinite(f[8])) out.set(line.slice(0, colon).trim(), { rxBytes: f[0], txBytes: f[8] });
+  }
+  return out;
+}
+
+/** /proc/diskstats: bytes read and written by whole disks (partitions and virtual devices skipped). */
+export function parseDiskstats(text: string): { readBytes: number; writeBytes: number } {
+  let readBytes = 0;
+  let writeBytes = 0;
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const name = f[2];
+    if (/^(loop|ram|dm-|sr|zram)/.test(name) || /^(sd[a-z]+|vd[a-z]+|xvd[a-z]+|hd[a-z]+)\d+$/.test(name) || /^nvme\d+n\d+p\d+$/.test(name)) continue;
+    readBytes += Number(f[5]) * 512;
+    writeBytes += Number(f[9]) * 512;
+  }
+  return { readBytes, writeBytes };
+}

@@ -16,7 +16,8 @@ export class SysfsHealthSource implements HealthSource {
   constructor(private readonly options: { smart?: boolean } = {}) {}
 
   async read(): Promise<HealthSignals> {
-    const [edac, thermal] = await Promise.all([readEdac(), readThermalZones()]);
+    const edac = readEdac();
+    const thermal = readThermalZones();
     if (this.options.smart !== false && this.reads % SMART_EVERY_N_READS === 0) this.lastSmart = await readSmart();
     this.reads++;
     return { timeMs: Date.now(), edac, thermal, smart: this.lastSmart };

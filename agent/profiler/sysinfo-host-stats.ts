@@ -8,8 +8,14 @@ import { HostStats } from './ports';
 import { HostSample } from './types';
 
 export class SysinfoHostStats implements HostStats {
+  private ifaces: string | undefined;
+
+  /** `interfaces`: the uplinks to count (default: the default-route interface, resolved once). */
+  constructor(private readonly interfaces?: readonly string[]) {}
+
   async sample(): Promise<HostSample> {
-    const [load, mem, nets, fs] = await Promise.all([si.currentLoad(), si.mem(), si.networkStats('*'), si.fsStats().catch(() => undefined)]);
+    this.ifaces ??= this.interfaces?.length ? this.interfaces.join(',') : await si.networkInterfaceDefault();
+    const [load, mem, nets, fs] = await Promise.all([si.currentLoad(), si.mem(), si.networkStats(this.ifaces), si.fsStats().catch(() => undefined)]);
     let rx = 0;
     let tx = 0;
     for (const n of nets) {

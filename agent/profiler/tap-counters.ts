@@ -1,6 +1,6 @@
 // Reads a network interface's counters from /sys/class/net/<if>/statistics (the tap of a guest NIC).
 
-import { readFile } from 'node:fs/promises';
+import { readOr } from './pseudo-file';
 import { parseIntegerFile } from './stat-parsers';
 
 export interface LinkCounters {
@@ -10,16 +10,12 @@ export interface LinkCounters {
   txPackets?: number;
 }
 
-async function counter(ifname: string, name: string): Promise<number | undefined> {
-  try {
-    return parseIntegerFile(await readFile(`/sys/class/net/${ifname}/statistics/${name}`, 'utf8'));
-  } catch {
-    return undefined;
-  }
+function counter(ifname: string, name: string): number | undefined {
+  return parseIntegerFile(readOr(`/sys/class/net/${ifname}/statistics/${name}`, ''));
 }
 
-export async function readLinkCounters(ifname: string): Promise<LinkCounters> {
+export function readLinkCounters(ifname: string): LinkCounters {
   if (!/^[\w.@-]{1,15}$/.test(ifname)) return {};
-  const [rxBytes, txBytes, rxPackets, txPackets] = await Promise.all(['rx_bytes', 'tx_bytes', 'rx_packets', 'tx_packets'].map((n) => counter(ifname, n)));
+  const [rxBytes, txBytes, rxPackets, txPackets] = ['rx_bytes', 'tx_bytes', 'rx_packets', 'tx_packets'].map((n) => counter(ifname, n));
   return { rxBytes, txBytes, rxPackets, txPackets };
 }

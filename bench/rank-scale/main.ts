@@ -49,7 +49,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < NAIVE_VMS; i++) if ((naive[i][0]?.hostId ?? '') === (results[i].ranked[0]?.hostId ?? '')) agree++;
   const placed = results.filter((r) => r.ranked.length > 0).length;
 
-  const profiler = await measureSampleCost();
+  const profiler = await measureSampleCost('proc');
+  const profilerSi = await measureSampleCost('sysinfo');
 
   printTable(`rank-scale: ${VMS} VMs x ${HOSTS} hosts, top ${TOP} each, one core (CPU time)`, 'naive sort-all', [
     { metric: 'rank all VMs', ours: best, peer: naiveFullMs, unit: 'ms CPU', target: '<= 1000 ms' },
@@ -57,9 +58,10 @@ async function main(): Promise<void> {
     { metric: 'wall time, all VMs', ours: wallMs, unit: 'ms' },
     { metric: 'VMs with a destination', ours: placed, unit: `of ${VMS}` },
     { metric: 'same best host as peer', ours: agree, unit: `of ${NAIVE_VMS}` },
-    { metric: 'profiler sample (host+VM+health)', ours: profiler.perSampleCpuMs, unit: 'ms CPU', target: '<= 5 ms' },
+    { metric: 'profiler sample, /proc host stats', ours: profiler.perSampleCpuMs, unit: 'ms CPU', target: '<= 5 ms' },
+    { metric: 'profiler sample, systeminformation', ours: profilerSi.perSampleCpuMs, unit: 'ms CPU', target: '<= 5 ms' },
   ]);
-  console.log(`(peer measured on ${NAIVE_VMS} VMs and scaled to ${VMS}; profiler cost: mean of ${profiler.samples} samples of ${profiler.what})`);
+  console.log(`(peer measured on ${NAIVE_VMS} VMs and scaled to ${VMS}; profiler cost: mean of ${profiler.samples} samples each: host + 1 VM (proc, cgroup v2, link) + EDAC/thermal, health every sample)`);
   printFigures({
     rank_vms: VMS,
     rank_hosts: HOSTS,
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
     speedup_vs_naive: Math.round((naiveFullMs / best) * 10) / 10,
     best_host_agreement: agree / NAIVE_VMS,
     profiler_sample_cpu_ms: Math.round(profiler.perSampleCpuMs * 100) / 100,
+    profiler_sample_sysinfo_cpu_ms: Math.round(profilerSi.perSampleCpuMs * 100) / 100,
     rank_target_met: best <= 1000,
     profiler_target_met: profiler.perSampleCpuMs <= 5,
   });

@@ -6,13 +6,16 @@ import { ProcVmStats } from '../../agent/profiler/proc-vm-stats';
 import { ProfileSampler } from '../../agent/profiler/profile-sampler';
 import { SysfsHealthSource } from '../../agent/profiler/sysfs-health-source';
 import { SysinfoHostStats } from '../../agent/profiler/sysinfo-host-stats';
+import { ProcHostStats } from '../../agent/profiler/proc-host-stats';
+import { HostStats } from '../../agent/profiler/ports';
 
 const SAMPLES = 40;
 
-export async function measureSampleCost(): Promise<{ perSampleCpuMs: number; samples: number; what: string }> {
+export async function measureSampleCost(hostStats: 'proc' | 'sysinfo'): Promise<{ perSampleCpuMs: number; samples: number; what: string }> {
+  const host: HostStats = hostStats === 'proc' ? new ProcHostStats() : new SysinfoHostStats();
   const sampler = new ProfileSampler({
     hostId: 'bench',
-    host: new SysinfoHostStats(),
+    host,
     vms: new ProcVmStats(),
     health: new SysfsHealthSource({ smart: false }),
     meter: new ProcessCpuMeter(),
@@ -29,5 +32,5 @@ export async function measureSampleCost(): Promise<{ perSampleCpuMs: number; sam
   }
   const total = meter.nowCpuMs() - before;
   sampler.close();
-  return { perSampleCpuMs: total / SAMPLES, samples: SAMPLES, what: 'host + 1 VM (proc, cgroup v2, link) + EDAC/thermal' };
+  return { perSampleCpuMs: total / SAMPLES, samples: SAMPLES, what: `host (${hostStats}) + 1 VM (proc, cgroup v2, link) + EDAC/thermal` };
 }
