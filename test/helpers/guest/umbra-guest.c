@@ -84,7 +84,9 @@ static void run_filler(struct shared_stats *st) {
   uint64_t total_mb = (uint64_t)si.totalram * si.mem_unit >> 20;
   uint64_t free_mb = (uint64_t)si.freeram * si.mem_unit >> 20;
   uint64_t want_mb = total_mb * (uint64_t)cfg.fill_pct / 100u;
-  if (want_mb + FILL_MARGIN_MB > free_mb) want_mb = free_mb > FILL_MARGIN_MB ? free_mb - FILL_MARGIN_MB : 0;
+  // The memory writer starts after the fill and needs its region too.
+  uint64_t keep_mb = FILL_MARGIN_MB + (uint64_t)cfg.memwrite_mb;
+  if (want_mb + keep_mb > free_mb) want_mb = free_mb > keep_mb ? free_mb - keep_mb : 0;
   size_t bytes = (size_t)want_mb << 20;
   uint64_t *p = bytes ? map_region(bytes) : NULL;
   uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
@@ -144,7 +146,7 @@ int main(void) {
   memset(st, 0, sizeof *st);
   if (cfg.fill_pct > 0) start_child(run_filler, st, 5);
   else st->fill_done = 1;
-  if (cfg.memwrite_mb > 0) start_child(run_memwriter, st, 10);
+  int memwriter_started = 0; // started once the fill is done: fill first, then keep writing
   setpriority(PRIO_PROCESS, 0, -10); // probes are answered ahead of the memory loops
 
   int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -160,6 +162,10 @@ int main(void) {
       counter++;
       // After a long pause (VM stopped), restart the cadence instead of bursting to catch up.
       next_tick = t - next_tick > TICK_MS ? t + TICK_MS : next_tick + TICK_MS;
+      if (!memwriter_started && st->fill_done && cfg.memwrite_mb > 0) {
+        start_child(run_memwriter, st, 10);
+        memwriter_started = 1;
+      }
       if (counter % PRINT_EVERY_TICKS == 0) printf("umbra-counter %llu\n", (unsigned long long)counter);
       while (waitpid(-1, NULL, WNOHANG) > 0) {} // PID 1 reaps orphans (udhcpc's scripts)
     }

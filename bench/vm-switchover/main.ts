@@ -1,0 +1,335 @@
+// Benchmark vm-switchover (skeleton): QEMU's own live migration (defaults, and bandwidth limit
+// lifted as libvirt does) against the switchover mechanism (pause, final memory flush, device-state
+// only migration with x-ignore-shared, resume on a pre-launched shadow), on the same TCG guest
+// with RAM filled to 3/4 and a memory writer running, while a client pings it every millisecond.
+// Guest RAM is compared page by page between source and destination before each resume.
+//
+// Until the dirty-page tracker is wired in, the final flush here is a stand-in: it compares the
+// whole RAM with the shadow image and copies the differing pages, so its cost grows with RAM size
+// (like the `hash` tracker). Background bytes/s to keep the shadow warm is not measured yet.
+//
+// Usage: npm run bench -- vm-switchover [--memory-mib 256] [--workloads light,heavy]
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { printFigures, printTable, type BenchRow } from '../lib/report';
+import { NetnsLab, isRoot, waitFor } from '../../test/helpers/netns';
+import { buildGuestImage, guestKernelAppend } from '../../test/helpers/guest-image';
+import { addHypervisorHost, addTap, queryGuestStat, startDnsmasq, waitForGuestStat } from '../../test/helpers/guest/guest-network';
+import { guestAddressFromSerial, type GuestStat } from '../../test/helpers/guest/guest-stat';
+import { launchQemu, type QemuProcess } from '../../agent/vm/qemu-process';
+import { parseVmDefinition, type VmDefinition } from '../../agent/vm/vm-definition';
+import { copyGuestRam, findGuestRam } from '../../agent/vm/qemu-guest-ram';
+import { launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
+import { setRootLogger, silentLogger } from '../../shared/log';
+import { compareRam, syncDifferingPages } from './guest-ram-compare';
+
+const GUEST_PORT = 7007;
+const GUEST_MAC = '52:54:00:66:00:10';
+const FILL_PCT = 75;
+const BOOT_TIMEOUT_MS = 120000;
+/** A QEMU migration that has not converged by then is cancelled and reported as such. */
+const CONVERGE_TIMEOUT_MS = 45000;
+/** libvirt's "unlimited": QEMU takes max-bandwidth in bytes/s. */
+const UNLIMITED_BANDWIDTH = Number.MAX_SAFE_INTEGER;
+const PING_PERIOD_MS = 1;
+const SETTLE_MS = 1000;
+const BASELINE_MS = 3000;
+
+const WORKLOADS = {
+  light: { memwriteMb: 8, memwriteRateMbps: 16 },
+  heavy: { memwriteMb: 32, memwriteRateMbps: 0 },
+} as const;
+type WorkloadName = keyof typeof WORKLOADS;
+
+interface CaseResult {
+  ok: boolean;
+  note?: string;
+  commandToRunningMs?: number;
+  pauseMs?: number;
+  downtimeMs?: number;
+  totalTimeMs?: number;
+  bytesSent?: number;
+  dirtySyncRounds?: number;
+  ramDifferingPages?: number;
+  guestContinued?: boolean;
+  longestGapMs?: number;
+  breakdown?: string;
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+class Bench {
+  readonly lab = new NetnsLab('vmb');
+  readonly workDir = mkdtempSync(path.join(os.tmpdir(), 'umbra-vm-bench-'));
+  readonly procs = new Set<QemuProcess>();
+  hosts: string[] = [];
+  client = '';
+  private tapSeq = 0;
+  private hostSeq = 0;
+
+  async setUp(): Promise<void> {
+    await this.lab.start();
+    const dhcp = await this.lab.addHost('dhcp');
+    await this.lab.link(dhcp, { bridge: 'vmnet', ifname: 'eth0', address: '10.66.0.1/24' });
+    await startDnsmasq(this.lab, dhcp, { ifname: 'eth0', rangeStart: '10.66.0.100', rangeEnd: '10.66.0.150', workDir: this.workDir });
+    this.client = await this.lab.addHost('cli');
+    await this.lab.link(this.client, { bridge: 'vmnet', ifname: 'eth0', address: '10.66.0.2/24' });
+    this.hosts = [await addHypervisorHost(this.lab, 'hv1', 'vmnet'), await addHypervisorHost(this.lab, 'hv2', 'vmnet')];
+  }
+
+  /** The next hypervisor namespace (alternating) and a fresh tap on it. */
+  async nextPlacement(): Promise<{ ns: string; tap: string; tag: string }> {
+    const ns = this.hosts[this.hostSeq++ % this.hosts.length];
+    const tag = `q${this.tapSeq++}`;
+    const tap = `tap-${tag}`;
+    await addTap(ns, tap);
+    return { ns, tap, tag };
+  }
+
+  paths(tag: string): { qmpSocketPath: string; serialLogPath: string } {
+    return { qmpSocketPath: path.join(this.workDir, `${tag}.qmp`), serialLogPath: path.join(this.workDir, `${tag}.serial`) };
+  }
+
+  async retire(p: QemuProcess): Promise<void> {
+    await p.stop(1000).catch(() => undefined);
+    this.procs.delete(p);
+  }
+
+  startPinger(ip: string): { child: ChildProcess; stop: () => Promise<{ maxGapMs: number; received: number; sent: number }> } {
+    const child = this.lab.spawn(this.client, process.execPath, [path.join(__dirname, 'udp-pinger.js'), ip, String(GUEST_PORT), String(PING_PERIOD_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const lines = createInterface({ input: child.stdout! });
+    const results: string[] = [];
+    lines.on('line', (l) => results.push(l));
+    return {
+      child,
+      stop: async () => {
+        child.stdin!.write('stop\n');
+        const line = await waitFor('pinger result', async () => results.find((l) => l.startsWith('{')), 5000, 20);
+        return JSON.parse(line);
+      },
+    };
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.procs) await p.stop(1000).catch(() => undefined);
+    await this.lab.cleanup();
+    await fs.rm(this.workDir, { recursive: true, force: true });
+  }
+}
+
+async function bootGuest(b: Bench, def: VmDefinition): Promise<{ proc: QemuProcess; ip: string }> {
+  const place = await b.nextPlacement();
+  const proc = await launchQemu({ def, args: { tapNames: { net0: place.tap }, ...b.paths(place.tag) }, wrapper: ['ip', 'netns', 'exec', place.ns] });
+  b.procs.add(proc);
+  const ip = await waitFor('guest DHCP lease', async () => guestAddressFromSerial(await proc.readSerialLog()), BOOT_TIMEOUT_MS, 250);
+  await waitFor('guest RAM fill', async () => (await queryGuestStat(b.lab, b.client, ip, GUEST_PORT))?.fillDone, BOOT_TIMEOUT_MS, 500);
+  return { proc, ip };
+}
+
+async function checkContinued(b: Bench, ip: string, before: GuestStat): Promise<boolean> {
+  const after = await waitForGuestStat(b.lab, b.client, ip, GUEST_PORT, 20000).catch(() => undefined);
+  return after !== undefined && after.boot === before.boot && after.counter >= before.counter;
+}
+
+/** QEMU's own pre-copy live migration to a fresh destination (memfd RAM, started with -S). */
+async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, ip: string, unlimited: boolean): Promise<{ result: CaseResult; running: QemuProcess }> {
+  const place = await b.nextPlacement();
+  const uri = `unix:${path.join(b.workDir, `${place.tag}.mig`)}`;
+  const dst = await launchQemu({ def, args: { incoming: 'defer', startPaused: true, tapNames: { net0: place.tap }, ...b.paths(place.tag) }, wrapper: ['ip', 'netns', 'exec', place.ns] });
+  b.procs.add(dst);
+  await dst.qmp.migrateSetCapabilities({ events: true });
+  await dst.qmp.migrateIncoming(uri);
+  await src.qmp.migrateSetCapabilities({ events: true });
+  if (unlimited) await src.qmp.migrateSetParameters({ 'max-bandwidth': UNLIMITED_BANDWIDTH });
+  const before = (await queryGuestStat(b.lab, b.client, ip, GUEST_PORT))!;
+  const pinger = b.startPinger(ip);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+
+  const done = src.qmp.waitForEvent('MIGRATION', CONVERGE_TIMEOUT_MS, (ev) => ['completed', 'failed', 'cancelled'].includes(String(ev.data.status)));
+  done.catch(() => undefined);
+  const t0 = performance.now();
+  await src.qmp.migrate(uri);
+  try {
+    await done;
+  } catch {
+    await src.qmp.migrateCancel().catch(() => undefined);
+    await waitFor('cancel', async () => (await src.qmp.queryMigrate()).status !== 'active', 10000, 50).catch(() => undefined);
+    const gap = await pinger.stop();
+    await b.retire(dst);
+    const info = await src.qmp.queryMigrate();
+    return { result: { ok: false, note: `not converged in ${CONVERGE_TIMEOUT_MS / 1000} s (${info.ram?.['dirty-sync-count']} rounds), cancelled`, longestGapMs: gap.maxGapMs }, running: src };
+  }
+  const info = await src.qmp.queryMigrate();
+  if (info.status !== 'completed') {
+    const gap = await pinger.stop();
+    await b.retire(dst);
+    return { result: { ok: false, note: `migration ${info.status}: ${info['error-desc'] ?? ''}`, longestGapMs: gap.maxGapMs }, running: src };
+  }
+  await waitIncomingLoaded(dst.qmp, 20000, 1);
+  const tLoaded = performance.now();
+  // Both sides are paused here: the destination's RAM must equal the source's.
+  const cmp = await compareRam((await findGuestRam(src.pid, def.memorySizeBytes)).procFdPath, (await findGuestRam(dst.pid, def.memorySizeBytes)).procFdPath, def.memorySizeBytes);
+  const tCont = performance.now();
+  await resumeGuest(dst.qmp);
+  const tRun = performance.now();
+  const continued = await checkContinued(b, ip, before);
+  const gap = await pinger.stop();
+  await b.retire(src);
+  return {
+    result: {
+      ok: true,
+      commandToRunningMs: tLoaded - t0 + (tRun - tCont),
+      downtimeMs: info.downtime,
+      totalTimeMs: info['total-time'],
+      bytesSent: info.ram?.transferred,
+      dirtySyncRounds: info.ram?.['dirty-sync-count'],
+      ramDifferingPages: cmp.differingPages,
+      guestContinued: continued,
+      longestGapMs: gap.maxGapMs,
+      note: `${cmp.nonZeroPages * 4096 / (1 << 20) | 0} MiB of guest RAM non-zero`,
+    },
+    running: dst,
+  };
+}
+
+/** Pre-launched shadow on a warm image, then pause -> final flush -> device state -> resume. */
+async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip: string): Promise<{ result: CaseResult; running: QemuProcess }> {
+  const place = await b.nextPlacement();
+  const uri = `unix:${path.join(b.workDir, `${place.tag}.mig`)}`;
+  const srcRam = await findGuestRam(src.pid, def.memorySizeBytes);
+  const image = path.join(b.workDir, `${place.tag}.ram`);
+  // Warm-up (background, guest running): a full copy, then one catch-up round.
+  await copyGuestRam(srcRam, image);
+  const shadow = await launchShadowQemu({ def, ramFile: image, tapNames: { net0: place.tap }, ...b.paths(place.tag), incomingUri: uri, wrapper: ['ip', 'netns', 'exec', place.ns] });
+  b.procs.add(shadow);
+  await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
+  const before = (await queryGuestStat(b.lab, b.client, ip, GUEST_PORT))!;
+  const pinger = b.startPinger(ip);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+
+  const t0 = performance.now();
+  await src.qmp.stop();
+  const tStopped = performance.now();
+  const flushedBytes = await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
+  const tFlushed = performance.now();
+  const mig = await migrateDeviceState(src.qmp, uri);
+  await waitIncomingLoaded(shadow.qmp, 10000, 1);
+  const tLoaded = performance.now();
+  const cmp = await compareRam(srcRam.procFdPath, image, def.memorySizeBytes);
+  const tCont = performance.now();
+  await resumeGuest(shadow.qmp);
+  const tRun = performance.now();
+  const continued = await checkContinued(b, ip, before);
+  const gap = await pinger.stop();
+  await b.retire(src);
+  const pauseMs = tLoaded - t0 + (tRun - tCont);
+  return {
+    result: {
+      ok: true,
+      commandToRunningMs: pauseMs,
+      pauseMs,
+      bytesSent: flushedBytes + mig.ramTransferredBytes,
+      ramDifferingPages: cmp.differingPages,
+      guestContinued: continued,
+      longestGapMs: gap.maxGapMs,
+      breakdown: `stop ${(tStopped - t0).toFixed(1)} ms, flush stand-in ${(tFlushed - tStopped).toFixed(1)} ms (${(flushedBytes / 1024) | 0} KiB), device state ${(tLoaded - tFlushed).toFixed(1)} ms, resume ${(tRun - tCont).toFixed(1)} ms`,
+    },
+    running: shadow,
+  };
+}
+
+function fmt(v: number | undefined, digits = 1): number | string {
+  return v === undefined ? '-' : Number(v.toFixed(digits));
+}
+
+async function main(): Promise<void> {
+  if (!isRoot()) {
+    console.error('vm-switchover needs root (namespaces, taps)');
+    process.exit(2);
+  }
+  execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
+  setRootLogger(silentLogger());
+  const memoryMiB = Number(arg('memory-mib', '256'));
+  const workloads = arg('workloads', 'light,heavy').split(',') as WorkloadName[];
+  const image = await buildGuestImage();
+  const b = new Bench();
+  const figures: Record<string, number | string | boolean> = { memory_mib: memoryMiB };
+  try {
+    await b.setUp();
+    for (const w of workloads) {
+      if (!(w in WORKLOADS)) throw new Error(`unknown workload ${w} (light, heavy)`);
+      const def = parseVmDefinition({
+        id: `bench-${w}`,
+        memorySizeBytes: memoryMiB * 1024 * 1024,
+        boot: { kind: 'kernel', kernelPath: image.kernelPath, initrdPath: image.initrdPath, append: guestKernelAppend({ port: GUEST_PORT, fillPct: FILL_PCT, ...WORKLOADS[w] }) },
+        nics: [{ mac: GUEST_MAC, tapName: 'placeholder', netdevId: 'net0' }],
+        ...b.paths(`boot-${w}`),
+      });
+      const { proc, ip } = await bootGuest(b, def);
+      let current = proc;
+      const params = await current.qmp.execute<Record<string, unknown>>('query-migrate-parameters');
+      // The guest's own jitter under TCG with the writer running, for reading the gap figures.
+      const quiet = b.startPinger(ip);
+      await new Promise((r) => setTimeout(r, BASELINE_MS));
+      const baselineGapMs = (await quiet.stop()).maxGapMs;
+      const qDefault = await qemuLiveMigration(b, def, current, ip, false);
+      current = qDefault.running;
+      const qUnlimited = await qemuLiveMigration(b, def, current, ip, true);
+      current = qUnlimited.running;
+      const umbra = await umbraSwitchover(b, def, current, ip);
+      current = umbra.running;
+      await b.retire(current);
+
+      const okRuns = [qDefault.result, qUnlimited.result].filter((r) => r.ok && r.ramDifferingPages === 0);
+      const best = okRuns.sort((x, y) => (x.commandToRunningMs ?? Infinity) - (y.commandToRunningMs ?? Infinity))[0];
+      const rows: BenchRow[] = [
+        { metric: 'command to running (QEMU default)', ours: fmt(umbra.result.commandToRunningMs), peer: qDefault.result.ok ? fmt(qDefault.result.commandToRunningMs) : 'failed', unit: 'ms' },
+        { metric: 'command to running (QEMU unlimited)', ours: fmt(umbra.result.commandToRunningMs), peer: qUnlimited.result.ok ? fmt(qUnlimited.result.commandToRunningMs) : 'failed', unit: 'ms' },
+        { metric: 'pause / QEMU downtime (faster peer)', ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
+        { metric: 'bytes sent at switchover / in migration', ours: umbra.result.bytesSent ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
+        { metric: 'longest client gap (faster peer)', ours: fmt(umbra.result.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
+        { metric: 'longest client gap, no migration (baseline)', ours: fmt(baselineGapMs), peer: fmt(baselineGapMs), unit: 'ms' },
+        { metric: 'guest RAM differing pages (default / unlimited)', ours: umbra.result.ramDifferingPages ?? '-', peer: `${qDefault.result.ramDifferingPages ?? '-'} / ${qUnlimited.result.ramDifferingPages ?? '-'}`, unit: 'pages', target: '0' },
+        { metric: 'guest continued (same boot, counter on)', ours: String(umbra.result.guestContinued), peer: `${qDefault.result.guestContinued ?? '-'} / ${qUnlimited.result.guestContinued ?? '-'}`, unit: '' },
+        { metric: 'QEMU dirty-sync rounds (default / unlimited)', ours: '-', peer: `${qDefault.result.dirtySyncRounds ?? '-'} / ${qUnlimited.result.dirtySyncRounds ?? '-'}`, unit: '' },
+      ];
+      printTable(`vm-switchover: ${memoryMiB} MiB guest, ${FILL_PCT}% filled, ${w} writer (${WORKLOADS[w].memwriteMb} MiB at ${WORKLOADS[w].memwriteRateMbps || 'max'} MB/s); QEMU default max-bandwidth ${params['max-bandwidth']} B/s, downtime-limit ${params['downtime-limit']} ms`, 'qemu', rows);
+      for (const [name, r] of [['qemu_default', qDefault.result], ['qemu_unlimited', qUnlimited.result]] as const) {
+        if (!r.ok) console.log(`  ${name}: ${r.note}`);
+        else console.log(`  ${name}: QEMU total ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms; ${r.note}`);
+      }
+      console.log(`  umbra: ${umbra.result.breakdown}`);
+      const key = `${w}`;
+      figures[`${key}_umbra_command_to_running_ms`] = fmt(umbra.result.commandToRunningMs, 2);
+      figures[`${key}_baseline_longest_gap_ms`] = fmt(baselineGapMs, 2);
+      figures[`${key}_umbra_pause_ms`] = fmt(umbra.result.pauseMs, 2);
+      figures[`${key}_umbra_switchover_bytes`] = umbra.result.bytesSent ?? -1;
+      figures[`${key}_umbra_longest_gap_ms`] = fmt(umbra.result.longestGapMs, 2);
+      figures[`${key}_umbra_ram_differing_pages`] = umbra.result.ramDifferingPages ?? -1;
+      for (const [name, r] of [['qemu_default', qDefault.result], ['qemu_unlimited', qUnlimited.result]] as const) {
+        figures[`${key}_${name}_ok`] = r.ok;
+        if (!r.ok) continue;
+        figures[`${key}_${name}_command_to_running_ms`] = fmt(r.commandToRunningMs, 2);
+        figures[`${key}_${name}_total_time_ms`] = r.totalTimeMs ?? -1;
+        figures[`${key}_${name}_downtime_ms`] = r.downtimeMs ?? -1;
+        figures[`${key}_${name}_bytes`] = r.bytesSent ?? -1;
+        figures[`${key}_${name}_longest_gap_ms`] = fmt(r.longestGapMs, 2);
+        figures[`${key}_${name}_ram_differing_pages`] = r.ramDifferingPages ?? -1;
+      }
+    }
+  } finally {
+    await b.cleanup();
+  }
+  printFigures(figures);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
