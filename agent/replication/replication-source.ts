@@ -3,6 +3,7 @@
 // by the bandwidth budget. flush() (guest paused) sends the last delta and resolves with the
 // final epoch once every shadow has acknowledged it.
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { buildFrame, type FrameMeta } from '../../shared/frame-builder';
 import { FrameCodec, FRAME_MAX_PAGES, type FrameCodecName } from '../../shared/frame-codec';
@@ -227,8 +228,9 @@ export class ReplicationSource {
     const started = Date.now();
     const elapsed = started - this.lastRoundAt;
     this.lastRoundAt = started;
+    const scanStarted = performance.now();
     const dirty = await this.o.tracker.scan();
-    const scanMs = Date.now() - started;
+    const scanMs = performance.now() - scanStarted;
     const epoch = ++this.epoch;
     const links = [...this.links.values()];
     for (const l of links) l.addDirty(dirty);

@@ -1,0 +1,130 @@
+// Benchmark: replicating real QEMU guests (TCG, memfd RAM, uffd preload library) to a shadow on
+// loopback: bytes sent per round vs bytes dirtied, the uffd-wp scan cost of a round, and the final
+// flush of a paused guest with uffd-wp and with the hash tracker. Sizes 256 MiB and 1 GiB, light
+// and heavy memory writing.  Usage: npm run bench -- shadow-sync [sizesMiB=256,1024]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { printFigures, printTable, type BenchRow } from '../lib/report';
+import { silentLogger } from '../../shared/log';
+import { waitFor } from '../../test/helpers/netns';
+import { buildGuestImage, guestKernelAppend } from '../../test/helpers/guest-image';
+import { ShadowHost } from '../../test/os/replication/replication-harness';
+import { uffdPreloadLibraryPath } from '../../agent/memory/native-binding';
+import { locateGuestRam, ProcGuestMemory } from '../../agent/memory/proc-guest-memory';
+import { createTracker } from '../../agent/memory/tracker-selector';
+import type { TrackerName } from '../../agent/memory/dirty-tracker';
+import { launchQemu, type QemuProcess } from '../../agent/vm/qemu-process';
+import { parseVmDefinition } from '../../agent/vm/vm-definition';
+import { grpcShadowChannelFactory } from '../../agent/replication/grpc-shadow-channel';
+import { ReplicationSource } from '../../agent/replication/replication-source';
+
+const ROUNDS = 5;
+const ROUND_GAP_MS = 200;
+const BOOT_TIMEOUT_MS = 120000;
+const WORKLOADS = {
+  light: { memwriteMb: 8, memwriteRateMbps: 5 },
+  heavy: { memwriteMb: 64, memwriteRateMbps: 0 },
+} as const;
+
+interface SyncFigures {
+  dirtiedBytesPerRound: number;
+  sentBytesPerRound: number;
+  scanMsPerRound: number;
+  flushMs: number;
+}
+
+async function replicate(qemu: QemuProcess, sizeBytes: number, tracker: TrackerName, shadowDir: string): Promise<SyncFigures> {
+  const memory = ProcGuestMemory.open(locateGuestRam(qemu.pid, { sizeBytes, pathContains: 'memfd:' }));
+  const t = createTracker(tracker, memory);
+  await t.start();
+  const host = new ShadowHost('shadow', shadowDir);
+  await host.start();
+  const factory = grpcShadowChannelFactory(`127.0.0.1:${host.port}`, grpc.credentials.createInsecure());
+  const source = new ReplicationSource({ vmId: 'bench', memory, tracker: t, shadows: [{ id: 'shadow', channelFactory: factory }], manualRounds: true, log: silentLogger() });
+  try {
+    source.start();
+    await source.flush(120000); // full copy
+    await qemu.qmp.execute('cont');
+    let dirtied = 0;
+    let sent = 0;
+    let scanMs = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      await new Promise((r) => setTimeout(r, ROUND_GAP_MS));
+      const r = await source.runRound();
+      dirtied += r.dirtyPages * memory.region.pageSizeBytes;
+      sent += r.wireBytes;
+      scanMs += r.scanMs;
+    }
+    await qemu.qmp.stop();
+    const t0 = performance.now();
+    await source.flush(120000);
+    const flushMs = performance.now() - t0;
+    return { dirtiedBytesPerRound: dirtied / ROUNDS, sentBytesPerRound: sent / ROUNDS, scanMsPerRound: scanMs / ROUNDS, flushMs };
+  } finally {
+    await source.close();
+    factory.close();
+    await host.stop();
+    memory.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const sizes = (process.argv[2] ?? '256,1024').split(',').map(Number);
+  const image = await buildGuestImage();
+  const work = mkdtempSync(path.join(tmpdir(), 'umbra-shadow-sync-'));
+  const rows: BenchRow[] = [];
+  const figures: Record<string, number> = {};
+  try {
+    for (const sizeMiB of sizes) {
+      for (const [name, w] of Object.entries(WORKLOADS)) {
+        const def = parseVmDefinition({
+          id: `sync-${sizeMiB}-${name}`,
+          vcpus: 1,
+          memorySizeBytes: sizeMiB * 1024 * 1024,
+          memoryBackend: { kind: 'memfd' },
+          boot: { kind: 'kernel', kernelPath: image.kernelPath, initrdPath: image.initrdPath, append: guestKernelAppend(w) },
+          nics: [],
+          qmpSocketPath: path.join(work, `${sizeMiB}-${name}.qmp`),
+          serialLogPath: path.join(work, `${sizeMiB}-${name}.serial`),
+        });
+        const qemu = await launchQemu({ def, preloadLibraryPath: uffdPreloadLibraryPath() });
+        try {
+          await waitFor('guest workload', async () => ((await qemu.readSerialLog()).includes('umbra-guest-ready') ? true : undefined), BOOT_TIMEOUT_MS, 250);
+          const trackers: TrackerName[] = name === 'heavy' ? ['uffd-wp', 'hash'] : ['uffd-wp'];
+          for (const tracker of trackers) {
+            const shadowDir = mkdtempSync('/dev/shm/umbra-shadow-sync-');
+            try {
+              const f = await replicate(qemu, sizeMiB * 1024 * 1024, tracker, shadowDir);
+              const key = `${sizeMiB}mib_${name}_${tracker.replace('-', '_')}`;
+              const label = `${sizeMiB} MiB ${name}, ${tracker}`;
+              rows.push({ metric: `${label}: sent / dirtied per round`, ours: `${(f.sentBytesPerRound / 1e6).toFixed(2)} / ${(f.dirtiedBytesPerRound / 1e6).toFixed(2)}`, unit: 'MB' });
+              rows.push({ metric: `${label}: tracker scan per round`, ours: f.scanMsPerRound, unit: 'ms', target: tracker === 'uffd-wp' && sizeMiB >= 1024 ? '<= 1 ms + pages' : undefined });
+              rows.push({ metric: `${label}: final flush (paused)`, ours: f.flushMs, unit: 'ms', target: sizeMiB >= 1024 ? (tracker === 'uffd-wp' ? '<= 50' : '<= 1000') : undefined });
+              figures[`${key}_sent_bytes_per_round`] = f.sentBytesPerRound;
+              figures[`${key}_dirtied_bytes_per_round`] = f.dirtiedBytesPerRound;
+              figures[`${key}_scan_ms`] = f.scanMsPerRound;
+              figures[`${key}_flush_ms`] = f.flushMs;
+              await qemu.qmp.execute('cont');
+            } finally {
+              rmSync(shadowDir, { recursive: true, force: true });
+            }
+          }
+        } finally {
+          await qemu.stop(1000).catch(() => undefined);
+        }
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  printTable('shadow sync of QEMU guests (TCG), one shadow on loopback', 'QEMU migration', rows);
+  printFigures(figures);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
