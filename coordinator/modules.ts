@@ -1,4 +1,7 @@
 // The capabilities the coordinator runs, in start order. Each entry's name is its config section.
 import type { CoordinatorModuleDefinition } from './coordinator-module';
+import { ipShadowCoordinatorModule } from './shadow/ipshadow-coordinator-module';
 
-export const COORDINATOR_MODULES: ReadonlyArray<CoordinatorModuleDefinition<never>> = [];
+export const COORDINATOR_MODULES: ReadonlyArray<CoordinatorModuleDefinition<never>> = [
+  ipShadowCoordinatorModule as CoordinatorModuleDefinition<never>,
+];

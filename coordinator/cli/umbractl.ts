@@ -7,6 +7,8 @@ import { type CtlConnectionFlags, DEFAULT_CTL_CONFIG_PATH, dialCoordinator, reso
 import { runEventsCommand } from './events-command';
 import { runHostCommand, runHostsCommand, runRemoveHostCommand } from './hosts-command';
 import { runPkiCommand } from './pki-command';
+import { runMigrateCommand } from './migrate-command';
+import { runShadowCommand, runShadowsCommand } from './shadows-command';
 
 const HELP = `umbractl ${programVersion()}: control Umbra through the coordinator's API
 
@@ -16,6 +18,9 @@ Usage:
   umbractl remove-host ID                             forget a host
   umbractl events [--follow] [--after SEQ] [--limit N] [--json]
                                                       the audit log
+  umbractl shadows [--vm VM] [--json]                 shadows of VMs' IP configs, versions, freshness
+  umbractl shadow place|remove VM HOST               place or remove a shadow by hand
+  umbractl migrate VM --to HOST [--json]             switch the VM's IP to HOST (needs a current shadow there)
   umbractl pki init --dir DIR                         create the cluster CA
   umbractl pki issue --dir DIR --role coordinator|agent|operator --name NAME
                      [--dns NAME]... [--ip ADDR]... [--days N] [--out DIR]
@@ -47,6 +52,8 @@ const OPTIONS = {
   ip: { type: 'string', multiple: true },
   days: { type: 'string' },
   out: { type: 'string' },
+  to: { type: 'string' },
+  vm: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -95,6 +102,14 @@ async function main(): Promise<number> {
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) usage('--limit must be 1..1000');
       return runEventsCommand(connect(), { json, follow: v.follow === true, after, limit });
     }
+    case 'shadows':
+      return runShadowsCommand(resolveConnection(v as CtlConnectionFlags), { json, vm: v.vm });
+    case 'shadow':
+      if ((rest[0] !== 'place' && rest[0] !== 'remove') || !rest[1] || !rest[2]) usage('usage: shadow place|remove VM HOST');
+      return runShadowCommand(resolveConnection(v as CtlConnectionFlags), rest[0], rest[1], rest[2], { json });
+    case 'migrate':
+      if (!rest[0] || !v.to) usage('usage: migrate VM --to HOST');
+      return runMigrateCommand(resolveConnection(v as CtlConnectionFlags), rest[0], v.to, { json });
     default:
       usage(`unknown command '${command}'`);
   }

@@ -1,0 +1,142 @@
+// TriggerMigration for a VM's IP: verify the destination's shadow is current, deactivate on the
+// source, activate on the destination with a fresh fencing token, move the lease record. A failed
+// (de)activation rolls back so the address ends active on exactly one host; every run is journaled
+// before its first step and recorded with step timings in the store and the audit log.
+import type { Logger } from 'pino';
+import { FailedPreconditionError, errorMessage } from '../../shared/errors';
+import type { KvStore } from '../../shared/kv-store';
+import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import type { EventLog } from '../core/event-log';
+import type { LeaseBackend } from '../leases/lease-backend';
+import type { VmIpRegistry } from '../shadow/vm-ip-registry';
+import type { FencingCounter } from './fencing-counter';
+import type { IpAgentPort } from './ip-agent-port';
+import { type SwitchoverEvent, type SwitchoverStep, formatSteps } from './switchover-event';
+
+const RECORD_PREFIX = 'ipshadow/switchover/';
+export const JOURNAL_PREFIX = 'ipshadow/journal/';
+
+export interface ShadowCheck {
+  /** Why `hostId` cannot take over `vmId`, or undefined when its shadow is current. */
+  notCurrentReason(vmId: string, hostId: string): string | undefined;
+  /** The VM now runs on `hostId`. */
+  promoted(vmId: string, hostId: string): Promise<void>;
+  list(vmId: string): Array<{ host_id: string }>;
+}
+
+export interface IpSwitchoverDeps {
+  store: KvStore;
+  vms: VmIpRegistry;
+  shadows: ShadowCheck;
+  agents: IpAgentPort;
+  leases: LeaseBackend;
+  fencing: FencingCounter;
+  events: Pick<EventLog, 'append'>;
+  logger: Logger;
+  /** Per-VM lock shared with the reconciliation sweep. */
+  locks: KeyedMutex;
+  nowMs?: () => number;
+  clockMs?: () => number;
+}
+
+export interface JournalEntry {
+  vm_id: string;
+  source_host: string;
+  destination_host: string;
+  fencing_token: number;
+  started_at_unix_ms: number;
+}
+
+export class IpSwitchover {
+  private readonly nowMs: () => number;
+  private readonly clockMs: () => number;
+  private seq = 0;
+
+  constructor(private readonly d: IpSwitchoverDeps) {
+    this.nowMs = d.nowMs ?? Date.now;
+    this.clockMs = d.clockMs ?? (() => performance.now());
+  }
+
+  /** Runs the switchover; throws FailedPreconditionError before touching anything when it cannot start. */
+  trigger(vmId: string, destination: string): Promise<SwitchoverEvent> {
+    return this.d.locks.run(vmId, () => this.run(vmId, destination));
+  }
+
+  private async run(vmId: string, destination: string): Promise<SwitchoverEvent> {
+    const vm = this.d.vms.get(vmId);
+    const source = vm.active_host;
+    if (source === destination) throw new FailedPreconditionError(`vm '${vmId}' is already active on '${destination}'`);
+    const reason = this.d.shadows.notCurrentReason(vmId, destination);
+    if (reason) throw new FailedPreconditionError(`cannot switch vm '${vmId}' to '${destination}': ${reason}`);
+
+    const started = this.clockMs();
+    const token = await this.d.fencing.next();
+    const journal: JournalEntry = { vm_id: vmId, source_host: source, destination_host: destination, fencing_token: token, started_at_unix_ms: this.nowMs() };
+    await this.d.store.put(JOURNAL_PREFIX + vmId, journal);
+    const steps: SwitchoverStep[] = [];
+    const step = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<boolean> => {
+      const t0 = this.clockMs();
+      try {
+        await work();
+        steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: true, error: '' });
+        return true;
+      } catch (err) {
+        steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: false, error: errorMessage(err) });
+        return false;
+      }
+    };
+
+    let status: SwitchoverEvent['status'] = 'SUCCEEDED';
+    let error = '';
+    const config = vm.config;
+    if (!(await step('deactivate', source, () => this.d.agents.deactivate(source, config, token)))) {
+      // The source may have removed part of its state: put it back so it alone holds the address.
+      error = steps[steps.length - 1].error;
+      status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';
+    } else if (!(await step('activate', destination, () => this.d.agents.activate(destination, config, token)))) {
+      error = steps[steps.length - 1].error;
+      await step('rollback-deactivate', destination, () => this.d.agents.deactivate(destination, config, token));
+      status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';
+    } else {
+      await step('commit', 'coordinator', async () => {
+        await this.d.vms.setActiveHost(vmId, destination);
+        await this.d.shadows.promoted(vmId, destination);
+      });
+      // The address has moved; a lease backend that is down must not move it back. The
+      // reconciliation sweep brings the lease record in line later.
+      const shadowHosts = this.d.shadows.list(vmId).map((s) => s.host_id).filter((h) => h !== destination);
+      if (!(await step('lease', this.d.leases.name, () => this.d.leases.record(config, destination, shadowHosts)))) {
+        error = `lease record not updated: ${steps[steps.length - 1].error}`;
+      }
+    }
+    await this.d.store.del(JOURNAL_PREFIX + vmId);
+
+    const event: SwitchoverEvent = {
+      id: `${journal.started_at_unix_ms.toString(36)}-${(this.seq++).toString(36)}-${vmId}`,
+      timestamp_unix_ms: journal.started_at_unix_ms,
+      vm_id: vmId,
+      source_host: source,
+      destination_host: destination,
+      status,
+      fencing_token: token,
+      steps,
+      total_ms: this.clockMs() - started,
+      error,
+    };
+    await this.d.store.put(`${RECORD_PREFIX}${String(event.timestamp_unix_ms).padStart(16, '0')}-${event.id}`, event);
+    await this.d.events.append({
+      kind: status === 'FAILED' ? 'EVENT_KIND_ALERT' : 'EVENT_KIND_SWITCHOVER',
+      host_id: status === 'SUCCEEDED' ? destination : source,
+      vm_id: vmId,
+      message: `switchover of ${vmId} (${config.address}) ${source} -> ${destination}: ${status} in ${event.total_ms.toFixed(2)} ms${error ? ` (${error})` : ''}`,
+      attributes: { status, source_host: source, destination_host: destination, fencing_token: String(token), steps: formatSteps(steps), total_ms: event.total_ms.toFixed(3) },
+    });
+    this.d.logger.info({ vmId, source, destination, status, token, totalMs: event.total_ms }, 'switchover finished');
+    return event;
+  }
+
+  async list(vmId: string | undefined, limit: number): Promise<SwitchoverEvent[]> {
+    const all = await this.d.store.list<SwitchoverEvent>(RECORD_PREFIX, { reverse: true });
+    return all.map((e) => e.value).filter((e) => !vmId || e.vm_id === vmId).slice(0, limit);
+  }
+}

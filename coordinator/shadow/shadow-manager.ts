@@ -1,0 +1,230 @@
+// Keeps shadows of VMs' IP configs on destination hosts: places them on the top-N ranked hosts
+// passing the threshold (every refresh), retires those that fall out, takes manual placements,
+// and pushes every new config version to every shadow. Keys `ipshadow/shadow/<vm>/<host>`.
+import type { Logger } from 'pino';
+import { FailedPreconditionError, NotFoundError, errorMessage } from '../../shared/errors';
+import type { HostRecord } from '../../shared/host-types';
+import type { KvStore } from '../../shared/kv-store';
+import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import type { VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import type { EventLog } from '../core/event-log';
+import type { Ranker } from '../rank/types';
+import { hostViewOf, vmViewOf } from './host-views';
+import { type PlacementPolicy, planShadows } from './shadow-placement';
+import type { VmIpRecord, VmIpRegistry } from './vm-ip-registry';
+
+const PREFIX = 'ipshadow/shadow/';
+const key = (vmId: string, hostId: string) => `${PREFIX}${vmId}/${hostId}`;
+
+export type ShadowState = 'staging' | 'warm';
+
+export interface ShadowEntry {
+  vm_id: string;
+  host_id: string;
+  state: ShadowState;
+  /** Version the host confirmed holding (0: none yet). */
+  version: number;
+  manual: boolean;
+  score: number;
+  placed_at_unix_ms: number;
+  confirmed_at_unix_ms: number;
+  last_error: string;
+}
+
+/** The agents' side of shadows (IpShadowService on each host in production). */
+export interface ShadowAgentPort {
+  /** Stores the shadow on `hostId`; resolves with the version the host holds afterwards. */
+  putShadow(hostId: string, sourceHost: string, config: VmIpConfig, version: number): Promise<number>;
+  removeShadow(hostId: string, vmId: string): Promise<void>;
+}
+
+/** Told which hosts hold shadows of a VM (the lease backend records them). */
+export type ShadowSetListener = (vm: VmIpRecord, hostIds: string[]) => Promise<void>;
+
+export interface ShadowManagerDeps {
+  store: KvStore;
+  vms: VmIpRegistry;
+  hosts: { list(): HostRecord[] };
+  ranker: Ranker;
+  agents: ShadowAgentPort;
+  events: Pick<EventLog, 'append'>;
+  policy: PlacementPolicy;
+  logger: Logger;
+  onShadowSet?: ShadowSetListener;
+  nowMs?: () => number;
+}
+
+export interface RefreshOutcome {
+  placed: number;
+  retired: number;
+  pushed: number;
+}
+
+export class ShadowManager {
+  private readonly entries = new Map<string, ShadowEntry>();
+  private readonly mutex = new KeyedMutex();
+  private readonly nowMs: () => number;
+  private readonly unsubscribe: () => void;
+
+  private constructor(private readonly d: ShadowManagerDeps) {
+    this.nowMs = d.nowMs ?? Date.now;
+    this.unsubscribe = d.vms.onChange((vm) => {
+      this.pushAll(vm.vm_id).catch((err) => d.logger.warn({ vmId: vm.vm_id, err: errorMessage(err) }, 'pushing a new version failed'));
+    });
+  }
+
+  static async open(d: ShadowManagerDeps): Promise<ShadowManager> {
+    const m = new ShadowManager(d);
+    for (const { value } of await d.store.list<ShadowEntry>(PREFIX)) m.entries.set(key(value.vm_id, value.host_id), value);
+    return m;
+  }
+
+  list(vmId?: string): ShadowEntry[] {
+    return [...this.entries.values()]
+      .filter((e) => !vmId || e.vm_id === vmId)
+      .sort((a, b) => a.vm_id.localeCompare(b.vm_id) || a.host_id.localeCompare(b.host_id));
+  }
+
+  /** Why `hostId` cannot take over `vmId` now, or undefined when it holds the current version. */
+  notCurrentReason(vmId: string, hostId: string): string | undefined {
+    const vm = this.d.vms.get(vmId);
+    const e = this.entries.get(key(vmId, hostId));
+    if (!e) return `host '${hostId}' holds no shadow of vm '${vmId}'`;
+    if (e.version < vm.version) return `the shadow on '${hostId}' holds version ${e.version}, the current version is ${vm.version}${e.last_error ? ` (last push failed: ${e.last_error})` : ''}`;
+    return undefined;
+  }
+
+  /** Places a shadow by hand; it stays until removed by hand. */
+  async place(vmId: string, hostId: string): Promise<ShadowEntry> {
+    const vm = this.d.vms.get(vmId);
+    if (!this.d.hosts.list().some((h) => h.facts.host_id === hostId)) throw new NotFoundError('host', hostId);
+    if (vm.active_host === hostId) throw new FailedPreconditionError(`vm '${vmId}' is active on '${hostId}'; a shadow belongs on another host`);
+    return this.mutex.run(vmId, async () => {
+      const existing = this.entries.get(key(vmId, hostId));
+      const entry = await this.create(vm, hostId, true, existing?.score ?? 0, existing);
+      await this.notifySet(vm);
+      return entry;
+    });
+  }
+
+  async remove(vmId: string, hostId: string, why = 'removed by an operator'): Promise<void> {
+    await this.mutex.run(vmId, async () => {
+      if (!this.entries.has(key(vmId, hostId))) throw new NotFoundError('shadow', `${vmId} on ${hostId}`);
+      await this.retire(vmId, hostId, why);
+      const vm = this.d.vms.find(vmId);
+      if (vm) await this.notifySet(vm);
+    });
+  }
+
+  /** The VM now runs on `newHost`: its shadow there became the active copy. */
+  async promoted(vmId: string, newHost: string): Promise<void> {
+    await this.mutex.run(vmId, async () => {
+      const k = key(vmId, newHost);
+      if (!this.entries.has(k)) return;
+      await this.d.store.del(k);
+      this.entries.delete(k);
+    });
+  }
+
+  /** One placement round over every VM. */
+  async refresh(): Promise<RefreshOutcome> {
+    const out: RefreshOutcome = { placed: 0, retired: 0, pushed: 0 };
+    const hosts = this.d.hosts.list();
+    const views = hosts.map(hostViewOf);
+    for (const vm of this.d.vms.list()) {
+      await this.mutex.run(vm.vm_id, async () => {
+        const source = hosts.find((h) => h.facts.host_id === vm.active_host);
+        const ranked = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views).ranked;
+        const existing = this.list(vm.vm_id);
+        const plan = planShadows(ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), this.d.policy);
+        for (const p of plan.place) {
+          await this.create(vm, p.hostId, false, p.score, undefined);
+          out.placed++;
+        }
+        for (const hostId of plan.retire) {
+          await this.retire(vm.vm_id, hostId, 'fell out of the ranking');
+          out.retired++;
+        }
+        // Shadows that missed a version (host was away) catch up here.
+        for (const e of this.list(vm.vm_id)) {
+          if (e.version < vm.version && plan.keep.includes(e.host_id)) {
+            await this.push(vm, e);
+            out.pushed++;
+          }
+        }
+        if (plan.place.length > 0 || plan.retire.length > 0) await this.notifySet(vm);
+      });
+    }
+    return out;
+  }
+
+  /** Sends the VM's current version to every shadow of it. */
+  async pushAll(vmId: string): Promise<void> {
+    await this.mutex.run(vmId, async () => {
+      const vm = this.d.vms.get(vmId);
+      await Promise.all(this.list(vmId).map((e) => this.push(vm, e)));
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private async create(vm: VmIpRecord, hostId: string, manual: boolean, score: number, existing: ShadowEntry | undefined): Promise<ShadowEntry> {
+    const entry: ShadowEntry = existing
+      ? { ...existing, manual: existing.manual || manual }
+      : { vm_id: vm.vm_id, host_id: hostId, state: 'staging', version: 0, manual, score, placed_at_unix_ms: this.nowMs(), confirmed_at_unix_ms: 0, last_error: '' };
+    await this.save(entry);
+    if (!existing) {
+      await this.d.events.append({
+        kind: 'EVENT_KIND_SHADOW_PLACED',
+        host_id: hostId,
+        vm_id: vm.vm_id,
+        message: `shadow of ${vm.vm_id} (${vm.config.address}) placed on ${hostId}${manual ? ' by an operator' : ` (score ${score.toFixed(3)})`}`,
+        attributes: { manual: String(manual), score: score.toFixed(4), source_host: vm.active_host },
+      });
+    }
+    return this.push(vm, entry);
+  }
+
+  private async push(vm: VmIpRecord, entry: ShadowEntry): Promise<ShadowEntry> {
+    let next: ShadowEntry;
+    try {
+      const held = await this.d.agents.putShadow(entry.host_id, vm.active_host, vm.config, vm.version);
+      next = { ...entry, version: held, state: held >= vm.version ? 'warm' : 'staging', confirmed_at_unix_ms: this.nowMs(), last_error: '' };
+    } catch (err) {
+      next = { ...entry, state: entry.version >= vm.version ? entry.state : 'staging', last_error: errorMessage(err) };
+      this.d.logger.warn({ vmId: vm.vm_id, hostId: entry.host_id, err: next.last_error }, 'shadow push failed');
+    }
+    // The entry may have been retired while the push ran.
+    if (this.entries.has(key(entry.vm_id, entry.host_id))) await this.save(next);
+    return next;
+  }
+
+  private async retire(vmId: string, hostId: string, why: string): Promise<void> {
+    const k = key(vmId, hostId);
+    try {
+      await this.d.agents.removeShadow(hostId, vmId);
+    } catch (err) {
+      // The host may be gone; its shadow is inert without activation, which needs a newer token.
+      this.d.logger.warn({ vmId, hostId, err: errorMessage(err) }, 'removing a shadow on its host failed');
+    }
+    await this.d.store.del(k);
+    this.entries.delete(k);
+    await this.d.events.append({ kind: 'EVENT_KIND_SHADOW_RETIRED', host_id: hostId, vm_id: vmId, message: `shadow of ${vmId} on ${hostId} retired: ${why}`, attributes: { why } });
+  }
+
+  private async save(e: ShadowEntry): Promise<void> {
+    await this.d.store.put(key(e.vm_id, e.host_id), e);
+    this.entries.set(key(e.vm_id, e.host_id), e);
+  }
+
+  private async notifySet(vm: VmIpRecord): Promise<void> {
+    if (!this.d.onShadowSet) return;
+    try {
+      await this.d.onShadowSet(vm, this.list(vm.vm_id).map((e) => e.host_id));
+    } catch (err) {
+      this.d.logger.warn({ vmId: vm.vm_id, err: errorMessage(err) }, 'recording shadow hosts in the lease backend failed');
+    }
+  }
+}
