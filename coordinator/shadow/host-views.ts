@@ -9,7 +9,11 @@ export const DEFAULT_VM_MEMORY_BYTES = 512 * 1024 * 1024;
 const DEFAULT_LINK_BYTES_PER_SEC = 1.25e9;
 const BYTES_PER_MBIT = 125_000;
 
-export function hostViewOf(h: HostRecord): HostView {
+/**
+ * `useHostLoad` false ranks on capacity alone: for hosts whose reported usage is not their own
+ * (lab namespaces sharing one machine report that machine's load average).
+ */
+export function hostViewOf(h: HostRecord, useHostLoad = true): HostView {
   const c = h.facts.capacity;
   const fastestMbps = Math.max(0, ...c.nics.map((n) => n.speed_mbps));
   return {
@@ -17,8 +21,8 @@ export function hostViewOf(h: HostRecord): HostView {
     up: h.state === 'HOST_STATE_UP',
     cpuCapacityCores: c.cpu_threads,
     memoryCapacityBytes: c.memory_bytes,
-    cpuPeakCores: h.usage.cpu_load_ratio * c.cpu_threads,
-    memoryPeakBytes: h.usage.memory_used_bytes,
+    cpuPeakCores: useHostLoad ? h.usage.cpu_load_ratio * c.cpu_threads : 0,
+    memoryPeakBytes: useHostLoad ? h.usage.memory_used_bytes : 0,
     cpuModel: c.cpu_model,
     cpuFamily: c.cpu_vendor,
     cpuFlags: c.cpu_flags,

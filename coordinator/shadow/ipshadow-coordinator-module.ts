@@ -35,6 +35,7 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
       agents: ports,
       events: ctx.events,
       policy: { shadowingThreshold: config.shadowingThreshold, maxShadowedVms: config.maxShadowedVms },
+      useHostLoad: config.placementUsesHostLoad,
       logger: log,
       onShadowSet: async (vm, hostIds) => void (await leases.record(vm.config, vm.active_host, hostIds)),
     });

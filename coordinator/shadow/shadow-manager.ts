@@ -49,6 +49,8 @@ export interface ShadowManagerDeps {
   agents: ShadowAgentPort;
   events: Pick<EventLog, 'append'>;
   policy: PlacementPolicy;
+  /** Rank with the hosts' reported load (default true). */
+  useHostLoad?: boolean;
   logger: Logger;
   onShadowSet?: ShadowSetListener;
   nowMs?: () => number;
@@ -65,6 +67,8 @@ export class ShadowManager {
   private readonly mutex = new KeyedMutex();
   private readonly nowMs: () => number;
   private readonly unsubscribe: () => void;
+  /** Last logged reason a VM got fewer shadows than wanted (logged on change only). */
+  private readonly lastShortfall = new Map<string, string>();
 
   private constructor(private readonly d: ShadowManagerDeps) {
     this.nowMs = d.nowMs ?? Date.now;
@@ -130,13 +134,18 @@ export class ShadowManager {
   async refresh(): Promise<RefreshOutcome> {
     const out: RefreshOutcome = { placed: 0, retired: 0, pushed: 0 };
     const hosts = this.d.hosts.list();
-    const views = hosts.map(hostViewOf);
+    const views = hosts.map((h) => hostViewOf(h, this.d.useHostLoad ?? true));
     for (const vm of this.d.vms.list()) {
       await this.mutex.run(vm.vm_id, async () => {
         const source = hosts.find((h) => h.facts.host_id === vm.active_host);
-        const ranked = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views).ranked;
+        const result = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views);
         const existing = this.list(vm.vm_id);
-        const plan = planShadows(ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), this.d.policy);
+        const plan = planShadows(result.ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), this.d.policy);
+        const unexplained = `${result.ranked.length}:${JSON.stringify(result.rejectedCounts)}`;
+        if (plan.keep.length + plan.place.length < this.d.policy.maxShadowedVms && this.lastShortfall.get(vm.vm_id) !== unexplained) {
+          this.lastShortfall.set(vm.vm_id, unexplained);
+          this.d.logger.info({ vmId: vm.vm_id, eligible: result.eligible, rejected: result.rejectedCounts, threshold: this.d.policy.shadowingThreshold }, 'fewer shadow destinations than max_shadowed_vms');
+        }
         for (const p of plan.place) {
           await this.create(vm, p.hostId, false, p.score, undefined);
           out.placed++;

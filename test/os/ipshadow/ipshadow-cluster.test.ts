@@ -1,0 +1,247 @@
+// IP shadowing end to end with real processes in network namespaces: a guest gets a lease from
+// dnsmasq, the source agent reports it, shadows appear on N destinations with the same config, a
+// renewal with a changed option reaches every shadow, a switchover moves the address while a client
+// probes it over UDP, and stale fencing tokens and destinations without a shadow are refused.
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
+import type { UmbraEvent } from '../../../shared/host-types';
+import { NetnsLab, isRoot, run, waitFor } from '../../helpers/netns';
+import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
+import {
+  AGENT_MAIN, COORDINATOR_MAIN, COORDINATOR_PORT, DIST, GRPC_CALL, MGMT_BRIDGE, MGMT_PREFIX, REPO_ROOT,
+  type ProcessHandle, agentConfig, startNode, umbractlJson, waitForLog, writeYaml,
+} from '../../helpers/umbra-cluster';
+
+const COORD_IP = `${MGMT_PREFIX}.1`;
+const VMNET = '10.79.0';
+const GUEST_MAC = '52:54:00:79:00:01';
+const UDP_PORT = 7777;
+const HOSTS = ['hv-a', 'hv-b', 'hv-c', 'hv-d'];
+const UDHCPC_SCRIPT = path.join(REPO_ROOT, 'test', 'os', 'ipshadow', 'udhcpc-record.sh');
+const PROBER = path.join(DIST, 'bench', 'ip-switchover', 'udp-prober.js');
+const RESPONDER = path.join(DIST, 'bench', 'ip-switchover', 'udp-responder.js');
+
+interface WireConfig { vm_id: string; mac: string; address: string; prefix_length: number; dns_servers: string[]; gateway: string; domain_name: string; lease_start_unix_ms: string }
+interface ShadowsJson {
+  vms: Array<{ vm_id: string; active_host: string; version: string; config: WireConfig }>;
+  shadows: Array<{ vm_id: string; host_id: string; state: string; version: string; current_version: string; manual: boolean }>;
+}
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'umbra-ipshadow-os-'));
+let lab: NetnsLab;
+let pki: PkiFixture;
+const ns: Record<string, string> = {};
+const agents: Record<string, ProcessHandle> = {};
+let coordinator: ProcessHandle;
+let udhcpc: ChildProcess;
+let dnsmasq: ChildProcess;
+
+const shadows = () => umbractlJson<ShadowsJson>(lab, ns.coord, pki.operator, COORD_IP, ['shadows']);
+const ctl = (args: string[]) => umbractlJson<Record<string, unknown>>(lab, ns.coord, pki.operator, COORD_IP, args);
+const mgmtIp = (h: string) => `${MGMT_PREFIX}.${11 + HOSTS.indexOf(h)}`;
+
+/** Calls an agent's IpShadowService as the coordinator (the only identity it accepts). */
+async function agentCall<T>(host: string, method: string, request: unknown): Promise<{ code: number; details: string; response?: T }> {
+  const out = await lab.exec(ns.coord, process.execPath, [
+    GRPC_CALL, 'umbra.agent.v1.IpShadowService', method, `${mgmtIp(host)}:7701`,
+    pki.coordinator.ca, pki.coordinator.cert, pki.coordinator.key, 'agent', JSON.stringify(request),
+  ]);
+  return JSON.parse(out);
+}
+
+async function holds(host: string, address: string): Promise<boolean> {
+  const out = await run('ip', ['-n', ns[host], '-j', 'addr', 'show', 'dev', 'vm0']);
+  return out.includes(`"local":"${address}"`);
+}
+
+function startDnsmasq(dns: string): ChildProcess {
+  return lab.spawn(ns.srv, 'dnsmasq', [
+    '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--bind-interfaces', '--interface=eth0',
+    '--except-interface=lo', '--dhcp-authoritative', '--no-ping', `--dhcp-leasefile=${path.join(tmp, 'leases')}`,
+    `--dhcp-range=${VMNET}.50,${VMNET}.150,255.255.255.0,600`,
+    `--dhcp-option=option:router,${VMNET}.1`, `--dhcp-option=option:dns-server,${dns}`,
+    '--dhcp-option=option:domain-name,vm.umbra.test',
+  ]);
+}
+
+if (!isRoot()) {
+  test('ip shadowing in network namespaces (needs root)', (t) => {
+    t.log('skipped: needs root for network namespaces, dnsmasq, packet capture and netlink');
+    t.pass();
+  });
+} else {
+  test.before(async () => {
+    pki = await createPkiFixture(HOSTS);
+    lab = new NetnsLab('ips');
+    await lab.start();
+    ns.coord = await lab.addHost('coord');
+    await lab.link(ns.coord, { bridge: MGMT_BRIDGE, ifname: 'eth0', address: `${COORD_IP}/24` });
+    // The VM network floods every frame (ageing 0), as a tap on a busy segment would see: every
+    // host's capture sees the guest's unicast renewals too.
+    await lab.ensureBridge('vmnet');
+    await run('ip', ['-n', lab.switchNs, 'link', 'set', 'vmnet', 'type', 'bridge', 'ageing_time', '0']);
+    ns.srv = await lab.addHost('srv');
+    await lab.link(ns.srv, { bridge: 'vmnet', ifname: 'eth0', address: `${VMNET}.1/24` });
+    ns.guest = await lab.addHost('guest');
+    await lab.link(ns.guest, { bridge: 'vmnet', ifname: 'eth0', mac: GUEST_MAC });
+    ns.cli = await lab.addHost('cli');
+    await lab.link(ns.cli, { bridge: 'vmnet', ifname: 'eth0', address: `${VMNET}.9/24` });
+
+    const coordCfg = writeYaml(path.join(pki.dir, 'coord', 'coordinator.yaml'), {
+      listen: `0.0.0.0:${COORDINATOR_PORT}`,
+      data_dir: path.join(pki.dir, 'coord', 'data'),
+      heartbeat_interval_ms: 300,
+      liveness: { suspect_after_ms: 1500, down_after_ms: 3000 },
+      tls: pki.coordinator,
+      // The namespaces share one machine: its load average is no host's own.
+      ipshadow: { shadowing_threshold: 0.1, placement_uses_host_load: false, max_shadowed_vms: 2, shadowing_refresh_interval_ms: 1000, reconcile_interval_ms: 1000 },
+    });
+    coordinator = startNode(lab, ns.coord, [COORDINATOR_MAIN, '--config', coordCfg]);
+    await waitForLog(coordinator, /coordinator started/, 'coordinator start');
+    for (const h of HOSTS) {
+      ns[h] = await lab.addHost(h);
+      await lab.link(ns[h], { bridge: MGMT_BRIDGE, ifname: 'eth0', address: `${mgmtIp(h)}/24` });
+      await lab.link(ns[h], { bridge: 'vmnet', ifname: 'vm0' });
+      await lab.exec(ns[h], 'sysctl', ['-qw', 'net.ipv4.ip_nonlocal_bind=1']);
+      const cfg = agentConfig(path.join(pki.dir, h), h, mgmtIp(h), COORD_IP, pki.agent(h), {
+        ipshadow: {
+          capture_interfaces: ['vm0'],
+          mode: 'address',
+          interface: 'vm0',
+          report_interval_ms: 1000,
+          vms: h === 'hv-a' ? [{ id: 'vm1', mac: GUEST_MAC }] : [],
+        },
+      });
+      agents[h] = startNode(lab, ns[h], [AGENT_MAIN, '--config', cfg]);
+    }
+    for (const h of HOSTS) await waitForLog(agents[h], /agent started/, `${h} start`);
+    dnsmasq = startDnsmasq(`${VMNET}.53`);
+    udhcpc = lab.spawn(ns.guest, 'udhcpc', ['-f', '-i', 'eth0', '-s', UDHCPC_SCRIPT, '-x', 'hostname:vm1', '-t', '10', '-T', '1', '-A', '2'], {
+      env: { ...process.env, UDHCPC_LOG: path.join(tmp, 'udhcpc.log') },
+    });
+  });
+
+  test.after.always(async () => {
+    await lab?.cleanup();
+    pki?.cleanup();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const dump = (t: { log(...a: unknown[]): void }) => {
+    t.log({ udhcpc: (() => { try { return readFileSync(path.join(tmp, 'udhcpc.log'), 'utf8'); } catch { return ''; } })() });
+    t.log({ coordinator: coordinator.log.slice(-30) });
+    for (const h of HOSTS) t.log({ [h]: agents[h].log.slice(-15) });
+  };
+
+  test.serial('the source agent reports the lease and shadows with identical config appear on N destinations', async (t) => {
+    const state = await waitFor('vm1 known with two warm shadows', async () => {
+      const s = await shadows();
+      const vm = s.vms.find((v) => v.vm_id === 'vm1');
+      const warm = s.shadows.filter((x) => x.vm_id === 'vm1' && x.state === 'warm' && x.version === vm?.version);
+      return vm && warm.length === 2 ? { vm, warm } : undefined;
+    }, 40000).catch((err) => (dump(t), Promise.reject(err)));
+    t.is(state.vm.active_host, 'hv-a');
+    t.is(state.vm.config.mac, GUEST_MAC);
+    t.regex(state.vm.config.address, /^10\.79\.0\.\d+$/);
+    t.is(state.vm.config.prefix_length, 24);
+    t.deepEqual(state.vm.config.dns_servers, [`${VMNET}.53`]);
+    t.is(state.vm.config.gateway, `${VMNET}.1`);
+    t.is(state.vm.config.domain_name, 'vm.umbra.test');
+    t.false(state.warm.some((w) => w.host_id === 'hv-a'), 'no shadow on the source');
+    const log = readFileSync(path.join(tmp, 'udhcpc.log'), 'utf8');
+    t.true(log.includes(`bound ${state.vm.config.address}`), log);
+    for (const w of state.warm) {
+      const r = await agentCall<{ shadows: Array<{ vm_id: string; version: string; source_host: string; config: WireConfig }> }>(w.host_id, 'ListShadows', {});
+      const held = r.response!.shadows.find((s) => s.vm_id === 'vm1')!;
+      t.is(held.version, state.vm.version);
+      t.is(held.source_host, 'hv-a');
+      t.deepEqual({ ...held.config }, { ...state.vm.config }, `config on ${w.host_id}`);
+    }
+  });
+
+  test.serial('a renewal with a changed DNS option reaches every shadow with a new version', async (t) => {
+    const before = (await shadows()).vms.find((v) => v.vm_id === 'vm1')!;
+    await lab.stop(dnsmasq);
+    dnsmasq = startDnsmasq(`${VMNET}.99`);
+    await new Promise((r) => setTimeout(r, 500));
+    udhcpc.kill('SIGUSR1');
+    const after = await waitFor('new version with the new DNS at every shadow', async () => {
+      const s = await shadows();
+      const vm = s.vms.find((v) => v.vm_id === 'vm1')!;
+      if (vm.config.dns_servers[0] !== `${VMNET}.99`) return undefined;
+      const warm = s.shadows.filter((x) => x.vm_id === 'vm1' && x.version === vm.version);
+      return warm.length === 2 ? { vm, warm } : undefined;
+    }, 30000).catch((err) => (dump(t), Promise.reject(err)));
+    t.true(Number(after.vm.version) > Number(before.version));
+    t.is(after.vm.config.address, before.config.address);
+    for (const w of after.warm) {
+      const r = await agentCall<{ shadows: Array<{ vm_id: string; version: string; config: WireConfig }> }>(w.host_id, 'ListShadows', {});
+      const held = r.response!.shadows.find((s) => s.vm_id === 'vm1')!;
+      t.deepEqual(held.config.dns_servers, [`${VMNET}.99`], w.host_id);
+      t.is(held.version, after.vm.version);
+    }
+  });
+
+  test.serial('the switchover moves the address while a UDP client keeps getting answers, now from the destination', async (t) => {
+    const s = await shadows();
+    const vm = s.vms.find((v) => v.vm_id === 'vm1')!;
+    const address = vm.config.address;
+    // Nobody held the address: the reconciliation sweep activates it on the host the VM runs on.
+    await waitFor('address active on hv-a', () => holds('hv-a', address), 20000).catch((err) => (dump(t), Promise.reject(err)));
+    const dest = s.shadows.find((x) => x.vm_id === 'vm1')!.host_id;
+    for (const h of HOSTS) {
+      const r = lab.spawn(ns[h], process.execPath, [RESPONDER, address, String(UDP_PORT), h]);
+      await createInterface({ input: r.stdout! })[Symbol.asyncIterator]().next();
+    }
+    const prober = lab.spawn(ns.cli, process.execPath, [PROBER, address, String(UDP_PORT), '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = createInterface({ input: prober.stdout! })[Symbol.asyncIterator]();
+    await out.next();
+    await new Promise((r) => setTimeout(r, 300));
+    const res = (await ctl(['migrate', 'vm1', '--to', dest])) as { status: string; steps: Array<{ step: string; ok: boolean }>; fencing_token: string; source_host: string };
+    await new Promise((r) => setTimeout(r, 300));
+    prober.stdin!.write('stop\n');
+    const probe = JSON.parse((await out.next()).value as string) as { answers: number; maxGapMs: number; switchoverGapMs?: number; lastTag?: string; byTag: Record<string, number> };
+    await lab.stop(prober);
+    t.log({ switchoverGapMs: probe.switchoverGapMs, maxGapMs: probe.maxGapMs, byTag: probe.byTag, steps: res.steps });
+    t.is(res.status, 'SUCCEEDED');
+    t.is(res.source_host, 'hv-a');
+    t.deepEqual(res.steps.filter((x) => x.ok).map((x) => x.step).slice(0, 2), ['deactivate', 'activate']);
+    t.true(probe.byTag['hv-a'] > 0, 'answers from the source before');
+    t.is(probe.lastTag, dest, 'the destination answers after');
+    t.true(await holds(dest, address));
+    t.false(await holds('hv-a', address));
+    const after = await shadows();
+    t.is(after.vms.find((v) => v.vm_id === 'vm1')!.active_host, dest);
+    const events = await umbractlJson<UmbraEvent[]>(lab, ns.coord, pki.operator, COORD_IP, ['events', '--limit', '1000']);
+    const sw = events.find((e) => e.kind === 'EVENT_KIND_SWITCHOVER');
+    t.truthy(sw);
+    t.is(sw!.attributes.status, 'SUCCEEDED');
+    t.regex(sw!.attributes.steps, /deactivate@hv-a=.*ms ok, activate@/);
+    t.true(events.some((e) => e.kind === 'EVENT_KIND_SHADOW_PLACED'));
+    // A late command carrying an older token is refused by the old source.
+    const stale = await agentCall('hv-a', 'ActivateIp', { vm_id: 'vm1', fencing_token: String(Number(res.fencing_token) - 1) });
+    t.is(stale.code, 9, JSON.stringify(stale)); // FAILED_PRECONDITION
+    t.regex(stale.details, /stale/);
+    t.false(await holds('hv-a', address));
+  });
+
+  test.serial('a destination without a current shadow is refused with the reason', async (t) => {
+    const s = await shadows();
+    const vm = s.vms.find((v) => v.vm_id === 'vm1')!;
+    const withShadow = new Set(s.shadows.filter((x) => x.vm_id === 'vm1').map((x) => x.host_id));
+    const bare = HOSTS.find((h) => h !== vm.active_host && !withShadow.has(h));
+    t.truthy(bare, JSON.stringify(s));
+    const out = await lab
+      .exec(ns.coord, process.execPath, [
+        path.join(DIST, 'coordinator', 'cli', 'umbractl.js'), '--coordinator', `${COORD_IP}:${COORDINATOR_PORT}`,
+        '--ca', pki.operator.ca, '--cert', pki.operator.cert, '--key', pki.operator.key, 'migrate', 'vm1', '--to', bare!,
+      ])
+      .then(() => 'succeeded', (err: Error) => err.message);
+    t.regex(out, /holds no shadow of vm 'vm1'/);
+    t.regex(out, /FAILED_PRECONDITION/);
+  });
+}
