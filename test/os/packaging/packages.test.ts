@@ -2,11 +2,12 @@
 // next version for the upgrade), lints them, installs them into throw-away roots with dpkg --root
 // and rpm --root, runs the installed programs, and checks upgrade, remove and purge.
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import net from 'node:net';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { isRoot } from '../../helpers/netns';
+import { isRoot, waitFor } from '../../helpers/netns';
 import { createThrowawayRoot, removeRoot, which, type RootKind } from './throwaway-root';
 
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
@@ -44,8 +45,13 @@ if (skipReason) test('packages (skipped)', (t) => { t.log(`skipped: ${skipReason
 
 const version: string = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).version;
 const nextVersion = version.replace(/^(\d+)\.(\d+)\.(\d+).*$/, (_m, a, b, c) => `${a}.${b}.${Number(c) + 1}`);
-const outDir = mkdtempSync(path.join(tmpdir(), 'umbra-packages-'));
+/** Developer shortcut: a folder that already holds both versions' packages (skips the build). */
+const prebuiltDir = process.env.UMBRA_TEST_PACKAGES_DIR;
+const outDir = prebuiltDir ?? mkdtempSync(path.join(tmpdir(), 'umbra-packages-'));
+/** Unpacked control files and units. */
+const scratch = mkdtempSync(path.join(tmpdir(), 'umbra-packages-scratch-'));
 const roots: string[] = [];
+const daemons: ChildProcess[] = [];
 let buildError: Error | undefined;
 
 const deb = (pkg: string, v = version): string => path.join(outDir, `${pkg}_${v}_amd64.deb`);
@@ -58,7 +64,7 @@ function newRoot(kind: RootKind): string {
 }
 
 test.before(async (t) => {
-  if (skipReason) return;
+  if (skipReason || prebuiltDir) return;
   t.timeout(BUILD_TIMEOUT_MS);
   // The committed tree (UMBRA_SOURCE=HEAD): colleagues' half-written files must not break this build.
   const env = { UMBRA_OUT: outDir, UMBRA_SOURCE: 'HEAD', UMBRA_LINT: '0' };
@@ -72,8 +78,10 @@ test.before(async (t) => {
 });
 
 test.after.always(() => {
+  for (const child of daemons) if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
   for (const root of roots) removeRoot(root);
-  rmSync(outDir, { recursive: true, force: true });
+  if (!prebuiltDir) rmSync(outDir, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 function assertBuilt(): void {
@@ -159,7 +167,7 @@ osTestConcurrent('the .deb metadata declares dependencies and conffiles, and the
 
   const files = new Map<string, string[]>();
   for (const pkg of PACKAGES) {
-    const dir = mkdtempSync(path.join(outDir, 'ctrl-'));
+    const dir = mkdtempSync(path.join(scratch, 'ctrl-'));
     await runOk('dpkg-deb', ['-e', deb(pkg), dir]);
     const conffiles = readFileSync(path.join(dir, 'conffiles'), 'utf8').trim().split('\n');
     t.deepEqual(conffiles, pkg === 'umbra-agent' ? ['/etc/umbra/agent.yaml'] : ['/etc/umbra/coordinator.yaml', '/etc/umbra/umbractl.yaml']);
@@ -184,8 +192,8 @@ osTestConcurrent('the systemd units verify and the coordinator sandbox rates OK'
     t.pass();
     return;
   }
-  const unpacked = mkdtempSync(path.join(outDir, 'units-'));
-  const units = mkdtempSync(path.join(outDir, 'units-check-'));
+  const unpacked = mkdtempSync(path.join(scratch, 'units-'));
+  const units = mkdtempSync(path.join(scratch, 'units-check-'));
   const exposure: Record<string, number> = {};
   for (const pkg of PACKAGES) {
     await runOk('dpkg-deb', ['-x', deb(pkg), unpacked]);
@@ -304,4 +312,101 @@ osTestConcurrent('the .rpm installs with rpm --root and the installed programs r
   await rpm('-e', 'umbra-agent');
   t.is(readFileSync(path.join(root, 'var/lib/umbra/agent/state.bin'), 'utf8'), 'agent state');
   t.true(existsSync(path.join(root, 'etc/umbra/agent.yaml.rpmsave')));
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function startDaemon(cmd: string, args: string[], log: string[]): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+  daemons.push(child);
+  return child;
+}
+
+async function stopDaemon(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  process.kill(child.pid, 'SIGTERM');
+  await exited;
+}
+
+/** The unit's value of KEY (first occurrence). */
+function unitValue(unitFile: string, key: string): string {
+  const m = new RegExp(`^${key}=(.*)$`, 'm').exec(readFileSync(unitFile, 'utf8'));
+  if (!m) throw new Error(`${key} missing from ${unitFile}`);
+  return m[1].trim();
+}
+
+osTestConcurrent('the installed daemons run under the units\' privileges: coordinator as umbra without capabilities, agent with its capability set', async (t) => {
+  assertBuilt();
+  if (!which('setpriv')) {
+    t.log('setpriv (util-linux) not installed: skipped');
+    t.pass();
+    return;
+  }
+  t.timeout(5 * 60_000);
+  const root = newRoot('dpkg');
+  chmodSync(root, 0o755); // the umbra user must reach the tree, as it reaches / on a real host
+  await runOk('dpkg', ['--root', root, '--force-depends', '-i', deb('umbra-agent'), deb('umbra-coordinator')]);
+  const bin = (name: string): string => path.join(root, 'usr/bin', name);
+  const passwd = /^umbra:x:(\d+):(\d+):/m.exec(readFileSync(path.join(root, 'etc/passwd'), 'utf8'));
+  t.truthy(passwd);
+  const [uid, gid] = [Number(passwd?.[1]), Number(passwd?.[2])];
+
+  // Certificates with the installed umbractl, in the packaged pki directory; the coordinator's key
+  // made readable by its group as the README tells operators.
+  const pki = path.join(root, 'etc/umbra/pki');
+  t.is(statSync(pki).gid, gid, 'postinst gave the umbra group access to /etc/umbra/pki');
+  await runOk(bin('umbractl'), ['pki', 'init', '--dir', pki]);
+  await runOk(bin('umbractl'), ['pki', 'issue', '--dir', pki, '--role', 'coordinator', '--name', 'coordinator', '--ip', '127.0.0.1']);
+  await runOk(bin('umbractl'), ['pki', 'issue', '--dir', pki, '--role', 'agent', '--name', 'pkgtest', '--ip', '127.0.0.1']);
+  await runOk(bin('umbractl'), ['pki', 'issue', '--dir', pki, '--role', 'operator', '--name', 'admin']);
+  chownSync(path.join(pki, 'coordinator.key'), 0, gid);
+  chmodSync(path.join(pki, 'coordinator.key'), 0o640);
+
+  const [coordPort, agentPort] = [await freePort(), await freePort()];
+  const tls = (cert: string): string => `tls: {ca: ${pki}/ca.crt, cert: ${pki}/${cert}.crt, key: ${pki}/${cert}.key}\n`;
+  const coordConfig = path.join(root, 'etc/umbra/coordinator.yaml');
+  const agentConfig = path.join(root, 'etc/umbra/agent.yaml');
+  const ctlConfig = path.join(root, 'etc/umbra/umbractl.yaml');
+  appendFileSync(coordConfig, `listen: 127.0.0.1:${coordPort}\nmetrics_listen: ''\ndata_dir: ${root}/var/lib/umbra/coordinator\n${tls('coordinator')}`);
+  appendFileSync(agentConfig, `host_id: pkgtest\nlisten: 127.0.0.1:${agentPort}\ncoordinator: 127.0.0.1:${coordPort}\nmetrics_listen: ''\ndata_dir: ${root}/var/lib/umbra/agent\n${tls('agent-pkgtest')}`);
+  appendFileSync(ctlConfig, `coordinator: 127.0.0.1:${coordPort}\n${tls('operator-admin')}`);
+
+  // What the units grant: User=umbra, CapabilityBoundingSet= (none), NoNewPrivileges for the
+  // coordinator; root bounded to the listed capabilities for the agent.
+  const coordUnit = path.join(root, 'lib/systemd/system/umbra-coordinator.service');
+  const agentUnit = path.join(root, 'lib/systemd/system/umbra-agent.service');
+  t.is(unitValue(coordUnit, 'User'), 'umbra');
+  t.is(unitValue(coordUnit, 'CapabilityBoundingSet'), '');
+  const agentCaps = unitValue(agentUnit, 'CapabilityBoundingSet').split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  const logs: string[] = [];
+  const coordinator = startDaemon('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', bin('umbra-coordinator'), 'run', '--config', coordConfig], logs);
+  const agent = startDaemon('setpriv', ['--no-new-privs', `--bounding-set=-all,${agentCaps.join(',')}`, bin('umbra-agent'), 'run', '--config', agentConfig], logs);
+  try {
+    const report = await waitFor('the installed agent reports healthy', async () => {
+      const r = await run(bin('umbra-agent'), ['health', '--json', '--config', agentConfig]);
+      return r.code === 0 ? (JSON.parse(r.stdout) as { healthy: boolean; report: { host_id: string } }) : undefined;
+    }, 60_000, 500).catch((err: Error) => { throw new Error(`${err.message}\n${logs.join('')}`); });
+    t.true(report.healthy);
+    t.is(report.report.host_id, 'pkgtest');
+    const hosts = await runOk(bin('umbractl'), ['hosts', '--json', '--config', ctlConfig]);
+    t.regex(hosts, /pkgtest/);
+    // The coordinator's store belongs to the umbra user.
+    t.true(readdirSync(path.join(root, 'var/lib/umbra/coordinator')).length > 0);
+    t.is(statSync(path.join(root, 'var/lib/umbra/coordinator')).uid, uid);
+  } finally {
+    await stopDaemon(agent);
+    await stopDaemon(coordinator);
+  }
 });
