@@ -1,0 +1,138 @@
+// coordinator-load: 200 simulated agents heartbeating every second plus 1,000 ListHosts calls
+// per second from operator clients; ListHosts p50/p99 for the coordinator beside a bare
+// grpc-js server of the same API (same mTLS, no checks or persistence), measured in one run.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createCa, issueCertificate } from '../../shared/pki';
+import { probeHostCapacity } from '../../agent/os/sysinfo-host-facts';
+import { printFigures, printTable } from '../lib/report';
+
+const AGENTS = Number(process.env.UMBRA_BENCH_AGENTS ?? 200);
+const RATE = Number(process.env.UMBRA_BENCH_RATE ?? 1000);
+const SECONDS = Number(process.env.UMBRA_BENCH_SECONDS ?? 20);
+const TARGET_P99_MS = 10;
+const DIST = path.join(__dirname, '..', '..');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function start(script: string, args: string[], readyPattern: RegExp): Promise<{ child: ChildProcess; output: string[] }> {
+  // Info level: the coordinator's readiness is its 'coordinator started' line; nothing is logged per call.
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UMBRA_LOG_LEVEL: 'info' } });
+  const output: string[] = [];
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      output.push(d.toString());
+      if (readyPattern.test(output.join(''))) resolve({ child, output });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => output.push(d.toString()));
+    child.once('exit', (code) => reject(new Error(`${path.basename(script)} exited ${code}: ${output.join('').slice(-2000)}`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.removeAllListeners('exit');
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await done;
+}
+
+interface LoadResult {
+  calls: number;
+  errors: number;
+  wrongCount: number;
+  achievedRate: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+async function measure(endpoint: string, dir: string, operator: { ca: string; cert: string; key: string }): Promise<LoadResult> {
+  const sim = await start(path.join(DIST, 'bench', 'coordinator-load', 'agents-sim.js'), [endpoint, path.join(dir, 'agents.json'), path.join(dir, 'facts.json'), '1000'], /ready/);
+  try {
+    const load = await start(path.join(DIST, 'bench', 'coordinator-load', 'list-load.js'), [endpoint, operator.ca, operator.cert, operator.key, String(RATE), String(SECONDS), String(AGENTS)], /\}\s*$/);
+    await new Promise((r) => load.child.once('exit', r));
+    return JSON.parse(load.output.join('').trim().split('\n').pop()!) as LoadResult;
+  } finally {
+    await stop(sim.child);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'umbra-coordload-'));
+  const children: ChildProcess[] = [];
+  try {
+    console.log(`issuing ${AGENTS} agent certificates...`);
+    const caDir = path.join(dir, 'ca');
+    await createCa(caDir);
+    const ca = path.join(caDir, 'ca.crt');
+    const issue = async (role: 'coordinator' | 'agent' | 'operator', name: string) => {
+      const f = await issueCertificate({ caDir, identity: { role, name }, outDir: path.join(dir, 'certs') });
+      return { ca, cert: f.certPath, key: f.keyPath };
+    };
+    const coordTls = await issue('coordinator', 'coordinator');
+    const operator = await issue('operator', 'bench');
+    const agents = [];
+    for (let i = 0; i < AGENTS; i++) agents.push({ id: `sim-${String(i).padStart(4, '0')}`, ...(await issue('agent', `sim-${String(i).padStart(4, '0')}`)) });
+    writeFileSync(path.join(dir, 'agents.json'), JSON.stringify(agents));
+    const capacity = await probeHostCapacity();
+    writeFileSync(path.join(dir, 'facts.json'), JSON.stringify({ host_id: 'x', failure_domain: 'rack-1', capacity, agent_endpoint: '10.200.0.1:7701', agent_version: 'bench' }));
+
+    const port = await freePort();
+    writeFileSync(path.join(dir, 'coordinator.yaml'), JSON.stringify({ listen: `127.0.0.1:${port}`, data_dir: path.join(dir, 'data'), metrics_listen: '', tls: coordTls }));
+    const coord = await start(path.join(DIST, 'coordinator', 'main.js'), ['--config', path.join(dir, 'coordinator.yaml')], /coordinator started/);
+    children.push(coord.child);
+    console.log(`umbra coordinator: ${AGENTS} agents + ${RATE} ListHosts/s for ${SECONDS} s...`);
+    const ours = await measure(`127.0.0.1:${port}`, dir, operator);
+    await stop(coord.child);
+
+    const peerPort = await freePort();
+    const peer = await start(path.join(DIST, 'bench', 'coordinator-load', 'bare-peer-server.js'), [`127.0.0.1:${peerPort}`, coordTls.ca, coordTls.cert, coordTls.key], /listening/);
+    children.push(peer.child);
+    console.log(`bare grpc-js peer: the same load...`);
+    const theirs = await measure(`127.0.0.1:${peerPort}`, dir, operator);
+    await stop(peer.child);
+
+    printTable(`coordinator-load: ${AGENTS} agents heartbeating every 1 s + ${RATE} ListHosts/s for ${SECONDS} s (loopback, mTLS)`, 'bare grpc-js', [
+      { metric: 'ListHosts p50', ours: ours.p50, peer: theirs.p50, unit: 'ms' },
+      { metric: 'ListHosts p99', ours: ours.p99, peer: theirs.p99, unit: 'ms', target: `<= ${TARGET_P99_MS}` },
+      { metric: 'ListHosts max', ours: ours.max, peer: theirs.max, unit: 'ms' },
+      { metric: 'achieved rate', ours: ours.achievedRate, peer: theirs.achievedRate, unit: 'calls/s' },
+      { metric: 'errors', ours: ours.errors, peer: theirs.errors, unit: 'calls' },
+      { metric: 'answers missing hosts', ours: ours.wrongCount, peer: theirs.wrongCount, unit: 'calls' },
+    ]);
+    printFigures({
+      agents: AGENTS,
+      list_rate_per_s: RATE,
+      umbra_p50_ms: Number(ours.p50.toFixed(3)),
+      umbra_p99_ms: Number(ours.p99.toFixed(3)),
+      umbra_max_ms: Number(ours.max.toFixed(3)),
+      umbra_errors: ours.errors,
+      peer_p50_ms: Number(theirs.p50.toFixed(3)),
+      peer_p99_ms: Number(theirs.p99.toFixed(3)),
+      peer_max_ms: Number(theirs.max.toFixed(3)),
+      peer_errors: theirs.errors,
+      umbra_p99_target_met: ours.p99 <= TARGET_P99_MS && ours.errors === 0,
+      load_average_1m: Number(os.loadavg()[0].toFixed(2)),
+    });
+  } finally {
+    for (const c of children) await stop(c).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
