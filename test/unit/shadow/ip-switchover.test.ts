@@ -1,0 +1,140 @@
+// IpSwitchover with fake agents: precondition, fencing tokens that only grow (across restarts),
+// rollback on a failed activation or deactivation so exactly one host holds the address, audit.
+import test from 'ava';
+import { silentLogger } from '../../../shared/log';
+import { KeyedMutex } from '../../../agent/net/keyed-mutex';
+import { MemoryKvStore } from '../../fakes/memory-kv-store';
+import { BuiltinLeaseBackend } from '../../../coordinator/leases/builtin-lease-backend';
+import { FencingCounter } from '../../../coordinator/migrate/fencing-counter';
+import { IpReconciler } from '../../../coordinator/migrate/ip-reconciler';
+import { IpSwitchover } from '../../../coordinator/migrate/ip-switchover';
+import { VmIpRegistry } from '../../../coordinator/shadow/vm-ip-registry';
+import { EventSink, FakeAgents, host, vmConfig } from './fixtures';
+
+async function setup() {
+  const store = new MemoryKvStore();
+  const vms = await VmIpRegistry.open(store);
+  await vms.report('a', vmConfig());
+  const agents = new FakeAgents();
+  await agents.activate('a', vmConfig(), 0);
+  const events = new EventSink();
+  const current = new Map([['b', 1], ['c', 0]]);
+  const shadows = {
+    notCurrentReason: (vmId: string, h: string) => (current.has(h) ? (current.get(h)! >= vms.get(vmId).version ? undefined : `behind on ${h}`) : `no shadow on ${h}`),
+    promoted: async (_vm: string, h: string) => void current.delete(h),
+    list: () => [...current.keys()].map((host_id) => ({ host_id })),
+  };
+  const leases = new BuiltinLeaseBackend(store);
+  const locks = new KeyedMutex();
+  const mk = () => new IpSwitchover({ store, vms, shadows, agents, leases, fencing: new FencingCounter(store), events, logger: silentLogger(), locks });
+  const reconciler = new IpReconciler({
+    vms, hosts: { list: () => [host('a'), host('b'), host('c')] }, shadowHosts: () => [...current.keys()], agents, leases, fencing: new FencingCounter(store), events, locks, logger: silentLogger(),
+  });
+  return { store, vms, agents, events, leases, mk, reconciler };
+}
+
+test('a destination without a current shadow is refused before anything changes', async (t) => {
+  const { agents, mk } = await setup();
+  const sw = mk();
+  await t.throwsAsync(() => sw.trigger('vm1', 'c'), { message: /cannot switch vm 'vm1' to 'c': behind on c/ });
+  await t.throwsAsync(() => sw.trigger('vm1', 'd'), { message: /no shadow on d/ });
+  await t.throwsAsync(() => sw.trigger('vm1', 'a'), { message: /already active on 'a'/ });
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.deepEqual(agents.calls.filter((c) => !c.startsWith('activate@a')), []);
+});
+
+test('a switchover moves the address, the lease and the active host, with step timings in the audit log', async (t) => {
+  const { vms, agents, events, leases, mk } = await setup();
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  t.deepEqual(ev.steps.map((s) => s.step), ['deactivate', 'activate', 'commit', 'lease']);
+  t.deepEqual(agents.holders('vm1'), ['b']);
+  t.is(vms.get('vm1').active_host, 'b');
+  t.is((await leases.get(vmConfig()))!.active_host, 'b');
+  const audit = events.events.find((e) => e.kind === 'EVENT_KIND_SWITCHOVER')!;
+  t.is(audit.attributes!.status, 'SUCCEEDED');
+  t.regex(audit.attributes!.steps, /^deactivate@a=\d+\.\d\dms ok, activate@b=/);
+});
+
+test('tokens grow across switchovers and coordinator restarts', async (t) => {
+  const { mk, vms } = await setup();
+  const first = await mk().trigger('vm1', 'b');
+  await vms.report('b', vmConfig());
+  const sw2 = mk();
+  (sw2 as unknown as { d: { shadows: { notCurrentReason: () => undefined } } }).d.shadows.notCurrentReason = () => undefined;
+  const second = await sw2.trigger('vm1', 'a');
+  t.true(second.fencing_token > first.fencing_token);
+});
+
+test('a failed activation on the destination rolls back to the source', async (t) => {
+  const { vms, agents, events, mk } = await setup();
+  agents.failOnce.add('activate@b');
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.regex(ev.error, /activate failed on b/);
+  t.deepEqual(ev.steps.map((s) => `${s.step}:${s.ok}`), ['deactivate:true', 'activate:false', 'rollback-deactivate:true', 'rollback-activate:true']);
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.is(vms.get('vm1').active_host, 'a');
+  t.is(events.events.at(-1)!.attributes!.status, 'ROLLED_BACK');
+});
+
+test('a failed deactivation on the source leaves the address there', async (t) => {
+  const { agents, mk } = await setup();
+  agents.failOnce.add('deactivate@a');
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.false(agents.calls.includes('activate@b'));
+});
+
+test('when the rollback fails too, the result is FAILED and an alert is audited', async (t) => {
+  const { agents, events, mk } = await setup();
+  agents.failOnce.add('activate@b');
+  agents.failOnce.add('activate@a');
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'FAILED');
+  t.is(events.events.at(-1)!.kind, 'EVENT_KIND_ALERT');
+});
+
+test('a lease backend failure after the move keeps the move and the sweep fixes the record', async (t) => {
+  const { store, agents, leases, mk, reconciler, events } = await setup();
+  store.failNextWrite = undefined;
+  const orig = leases.record.bind(leases);
+  let fail = true;
+  leases.record = async (...a) => {
+    if (fail) {
+      fail = false;
+      throw new Error('lease db down');
+    }
+    return orig(...a);
+  };
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  t.regex(ev.error, /lease record not updated: lease db down/);
+  t.deepEqual(agents.holders('vm1'), ['b']);
+  const out = await reconciler.sweep();
+  t.is(out.fixed, 1);
+  t.is((await leases.get(vmConfig()))!.active_host, 'b');
+  t.true(events.events.some((e) => e.kind === 'EVENT_KIND_RECONCILED' && /lease record/.test(e.message)));
+});
+
+test('the sweep deactivates a second holder, activates where nobody holds it (above any token seen), and alerts on the rest', async (t) => {
+  const { agents, reconciler, events, leases } = await setup();
+  await leases.record(vmConfig(), 'a', []);
+  await agents.activate('c', vmConfig(), 0);
+  let out = await reconciler.sweep();
+  t.is(out.fixed, 1);
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  await agents.deactivate('a', vmConfig(), 99);
+  out = await reconciler.sweep();
+  t.is(out.fixed, 1, 'active nowhere: activated on the recorded host');
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.true(agents.tokens.get('a/vm1')! > 99, 'the counter was raised past the token the agent had seen');
+  await agents.deactivate('a', vmConfig(), 1000);
+  await agents.activate('b', vmConfig(), 1000);
+  out = await reconciler.sweep();
+  t.is(out.alerts, 1);
+  t.deepEqual(agents.holders('vm1'), ['b'], 'a holder that is not the recorded host is left for an operator');
+  t.true(events.events.some((e) => e.kind === 'EVENT_KIND_RECONCILED' && /also active on c/.test(e.message)));
+  t.true(events.events.some((e) => e.kind === 'EVENT_KIND_ALERT' && /left for an operator/.test(e.message)));
+});
