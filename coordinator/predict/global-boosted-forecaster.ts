@@ -9,6 +9,10 @@ import { DEFAULT_SATURATION_PERCENT, Forecast, ForecastContext, Forecaster, quan
 /** Tunables of the fit. */
 export const GLOBAL_FIRST_ORIGIN = 24;
 export const GLOBAL_ORIGIN_STRIDE = 1;
+/** Regression rows: every 2nd origin is enough for the point/peak models and halves the fit. */
+export const REGRESSION_ROW_STRIDE = 2;
+/** The event classifier: shallower, more trees, larger leaves (measured on the 5 folds: F1 0.641 vs 0.630 at depth 4). */
+const CLASSIFIER = { trees: 200, depth: 3, minLeaf: 50, learningRate: 0.08 };
 const INTERVAL_SCALE_FLOOR = 1;
 const FEATURE_ABS_DIFF_4H = FEATURE_NAMES.indexOf('absDiff4h');
 
@@ -120,8 +124,17 @@ export function fitGlobalForecaster(training: TrainingSeries[], options: GlobalF
     }
   }
   const common: Omit<BoostOptions, 'loss'> = { trees: options.trees, depth: options.depth, seed: options.seed };
-  const pointModel = fitBoosted({ rows, cols: FEATURE_COUNT, x, y: yPoint }, { ...common, loss: { kind: 'absolute' } });
-  const peakModel = fitBoosted({ rows, cols: FEATURE_COUNT, x, y: yPeak }, { ...common, loss: { kind: 'absolute' } });
+  const regRows = Math.ceil(rows / REGRESSION_ROW_STRIDE);
+  const rx = new Float64Array(regRows * FEATURE_COUNT);
+  const ryPoint = new Float64Array(regRows);
+  const ryPeak = new Float64Array(regRows);
+  for (let k = 0, i = 0; i < rows; i += REGRESSION_ROW_STRIDE, k++) {
+    rx.set(x.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT), k * FEATURE_COUNT);
+    ryPoint[k] = yPoint[i];
+    ryPeak[k] = yPeak[i];
+  }
+  const pointModel = fitBoosted({ rows: regRows, cols: FEATURE_COUNT, x: rx, y: ryPoint }, { ...common, loss: { kind: 'absolute' } });
+  const peakModel = fitBoosted({ rows: regRows, cols: FEATURE_COUNT, x: rx, y: ryPeak }, { ...common, loss: { kind: 'absolute' } });
 
   const scaleOf = (i: number) => x[i * FEATURE_COUNT + FEATURE_ABS_DIFF_4H] + INTERVAL_SCALE_FLOOR;
   const pointRes: number[] = [];
@@ -139,7 +152,14 @@ export function fitGlobalForecaster(training: TrainingSeries[], options: GlobalF
     below.forEach((ri, k) => bx.set(x.subarray(ri * FEATURE_COUNT, (ri + 1) * FEATURE_COUNT), k * FEATURE_COUNT));
     exceedModel = fitBoosted(
       { rows: below.length, cols: FEATURE_COUNT, x: bx, y: Float64Array.from(exceedLabel) },
-      { ...common, loss: { kind: 'logistic' }, minLeaf: 20 },
+      {
+        loss: { kind: 'logistic' },
+        seed: options.seed,
+        trees: options.trees ?? CLASSIFIER.trees,
+        depth: options.depth ?? CLASSIFIER.depth,
+        minLeaf: CLASSIFIER.minLeaf,
+        learningRate: CLASSIFIER.learningRate,
+      },
     );
     const probs = below.map((_, k) => predictBoosted(exceedModel!, bx, k * FEATURE_COUNT));
     threshold = bestF1Threshold(probs, exceedLabel);

@@ -99,3 +99,35 @@ test('affinity groups give keep-apart labels of a host without the VM being plac
   t.deepEqual(g.hostLabels(['db2']), ['db']);
   t.throws(() => g.define('db', 'keep-together', []), { message: /already keep-apart/ });
 });
+
+test('the prediction engine averages readings into 5-minute samples and forecasts VMs and hosts from them', async (t) => {
+  const { PredictionEngine } = await import('../../../coordinator/predict/prediction-engine');
+  const e = new PredictionEngine();
+  const start = Date.UTC(2026, 0, 5);
+  // 3 hours: a quiet VM and a VM that got busy for the last hour.
+  for (let m = 0; m < 180; m++) {
+    for (const s of [0, 30]) {
+      const at = start + m * 60_000 + s * 1000;
+      t.true(e.recordVmSample('quiet', at, 10, 20));
+      t.true(e.recordVmSample('busy', at, m >= 120 ? 90 : 10, 20));
+    }
+  }
+  t.false(e.recordVmSample('busy', start, 10, 20)); // late reading
+  t.false(e.recordVmSample('busy', start + 181 * 60_000, Number.NaN, 20));
+  const quiet = e.forecastVm('quiet')!;
+  const busy = e.forecastVm('busy')!;
+  t.is(quiet.samples, 36);
+  t.true(Math.abs(quiet.cpu.peak - 10) < 1e-9);
+  t.true(busy.cpu.peak > 80);
+  const cap = { cpuCores: 3, memoryBytes: 16 * GIB }; // the busy VM alone peaks at 3.6 cores
+  const calmHost = e.hostSaturation(cap, [{ vmId: 'quiet', vcpus: 2, memoryBytes: 4 * GIB }]);
+  const hotHost = e.hostSaturation(cap, [{ vmId: 'busy', vcpus: 4, memoryBytes: 4 * GIB }, { vmId: 'quiet', vcpus: 2, memoryBytes: 4 * GIB }]);
+  t.true(hotHost.probability > calmHost.probability);
+  t.true(hotHost.probability > 0.5);
+  // A VM with no samples yet counts at its full allocation.
+  t.is(e.demand({ vmId: 'new', vcpus: 2, memoryBytes: GIB }).cpuPeakCores, 2);
+  e.recordHealth('h1', { timeMs: 0, edacUncorrected: 0 });
+  e.recordHealth('h1', { timeMs: 60_000, edacUncorrected: 2 });
+  t.true(e.hostFailureRisk('h1').risk > 0.5);
+  t.is(e.hostFailureRisk('h2').risk, 0);
+});
