@@ -2,7 +2,7 @@
 // Also attaches to a QEMU it did not start (found by discovery), which it then only signals by PID.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import { createLogger } from '../../shared/log';
+import { createLogger, type Logger } from '../../shared/log';
 import { UnavailableError } from '../../shared/errors';
 import { QmpClient, type QmpClientOptions } from './qmp-client';
 import { toQemuArgs, type QemuArgsOptions, type VmDefinition } from './vm-definition';
@@ -14,7 +14,11 @@ const QMP_POLL_INTERVAL_MS = 50;
 const STDERR_KEEP_BYTES = 8192;
 const DEFAULT_STOP_GRACE_MS = 3000;
 
-const log = createLogger('qemu-process');
+let logger: Logger | undefined;
+/** Created on first use, so a program can install its root logger after importing this file. */
+function log(): Logger {
+  return (logger ??= createLogger('qemu-process'));
+}
 
 export interface LaunchQemuOptions {
   def: VmDefinition;
@@ -185,7 +189,7 @@ export async function launchQemu(options: LaunchQemuOptions): Promise<QemuProces
       }
     }
   }
-  log.info({ vmId: def.id, pid: child.pid, incoming: options.args?.incoming, ramFile: options.args?.ramFile }, 'qemu started');
+  log().info({ vmId: def.id, pid: child.pid, incoming: options.args?.incoming, ramFile: options.args?.ramFile }, 'qemu started');
   return new QemuProcess(child.pid!, qmp, { child, def, serialLogPath, stderrTail: () => stderr });
 }
 

@@ -1,7 +1,7 @@
 // QMP client over a unix socket: handshake, commands with per-command deadlines and typed
 // errors, and QEMU's asynchronous events as async iterables.
 import { Socket, createConnection } from 'node:net';
-import { createLogger, isTracing } from '../../shared/log';
+import { createLogger, isTracing, type Logger } from '../../shared/log';
 import { QmpDisconnectedError, QmpError, QmpTimeoutError } from './qmp-errors';
 import { QmpStreamDecoder, encodeQmpCommand, type QmpEvent, type QmpGreeting, type QmpMessage } from './qmp-protocol';
 import type { QmpEventName, QmpMemdevInfo, QmpMigrationInfo, QmpStatusInfo } from './qmp-types';
@@ -11,7 +11,11 @@ export const DEFAULT_QMP_COMMAND_TIMEOUT_MS = 10000;
 /** Events kept per listener that has not read them yet; older ones are dropped and counted. */
 const EVENT_QUEUE_LIMIT = 1000;
 
-const log = createLogger('qmp');
+let logger: Logger | undefined;
+/** Created on first use, so a program can install its root logger after importing this file. */
+function log(): Logger {
+  return (logger ??= createLogger('qmp'));
+}
 
 export interface QmpClientOptions {
   connectTimeoutMs?: number;
@@ -109,7 +113,7 @@ export class QmpClient {
       }, timeoutMs);
       timer.unref();
       this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject, timer });
-      if (isTracing('qmp')) log.debug({ id, command, args }, 'qmp send');
+      if (isTracing('qmp')) log().debug({ id, command, args }, 'qmp send');
       this.socket.write(encodeQmpCommand(command, args, id));
     });
   }
@@ -226,7 +230,7 @@ export class QmpClient {
 
   private dispatch(m: QmpMessage): void {
     if (m.kind === 'event') {
-      if (isTracing('qmp')) log.debug({ event: m.event, data: m.data }, 'qmp event');
+      if (isTracing('qmp')) log().debug({ event: m.event, data: m.data }, 'qmp event');
       for (const l of this.listeners) {
         if (l.queue.length >= EVENT_QUEUE_LIMIT) {
           l.queue.shift();

@@ -18,7 +18,13 @@ const BUSYBOX_PATH = '/bin/busybox';
 const GUEST_SOURCES = ['umbra-guest.c', 'init.sh', 'udhcpc.script'];
 
 export interface GuestImage {
+  /**
+   * What to give QEMU's -kernel: the uncompressed ELF vmlinux when the kernel supports PVH entry
+   * (QEMU then skips the in-guest decompression, seconds under TCG), else /boot/vmlinuz-<release>.
+   */
   kernelPath: string;
+  /** The installed compressed kernel it came from. */
+  vmlinuzPath: string;
   initrdPath: string;
   /** Kernel release the modules were taken from, e.g. 6.1.0-56-amd64. */
   kernelRelease: string;
@@ -99,7 +105,7 @@ const inFlight = new Map<string, Promise<GuestImage>>();
 /** Returns the cached guest image for these inputs, building it first if needed. */
 export async function buildGuestImage(options: BuildGuestImageOptions = {}): Promise<GuestImage> {
   const release = options.kernelRelease ?? newestKernelRelease();
-  const kernelPath = `/boot/vmlinuz-${release}`;
+  const vmlinuzPath = `/boot/vmlinuz-${release}`;
   const modDir = `/lib/modules/${release}`;
   const order = resolveModuleOrder(GUEST_MODULES, readFileSync(`${modDir}/modules.dep`, 'utf8'), readFileSync(`${modDir}/modules.builtin`, 'utf8'));
   const srcDir = guestSourceDir();
@@ -109,20 +115,30 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
   for (const m of order) hash.update(m);
   const bb = await fs.stat(BUSYBOX_PATH);
   hash.update(`${bb.size}:${bb.mtimeMs}`);
+  const kst = await fs.stat(vmlinuzPath);
+  hash.update(`${kst.size}:${kst.mtimeMs}`);
   const key = hash.digest('hex').slice(0, 16);
   const imageDir = path.join(options.outDir ?? DEFAULT_GUEST_CACHE_DIR, key);
   const initrdPath = path.join(imageDir, 'initrd.gz');
-  if (existsSync(initrdPath)) return { kernelPath, initrdPath, kernelRelease: release };
+  const vmlinuxPath = path.join(imageDir, 'vmlinux');
+  const result = (): GuestImage => ({ kernelPath: existsSync(vmlinuxPath) ? vmlinuxPath : vmlinuzPath, vmlinuzPath, initrdPath, kernelRelease: release });
+  // initrd.gz is renamed into place last, so its presence means the whole image is complete.
+  if (existsSync(initrdPath)) return result();
   let pending = inFlight.get(initrdPath);
   if (!pending) {
-    pending = buildInto(imageDir, initrdPath, srcDir, modDir, order).then(() => ({ kernelPath, initrdPath, kernelRelease: release }));
+    pending = buildInto(imageDir, srcDir, modDir, order).then(async (initrdPart) => {
+      await extractPvhKernel(vmlinuzPath, `/boot/config-${release}`, vmlinuxPath);
+      await fs.rename(initrdPart, initrdPath);
+      return result();
+    });
     inFlight.set(initrdPath, pending);
     pending.finally(() => inFlight.delete(initrdPath)).catch(() => undefined);
   }
   return pending;
 }
 
-async function buildInto(imageDir: string, initrdPath: string, srcDir: string, modDir: string, order: string[]): Promise<void> {
+/** Builds the initramfs; returns its path under a per-process name, for the caller to rename. */
+async function buildInto(imageDir: string, srcDir: string, modDir: string, order: string[]): Promise<string> {
   await fs.mkdir(imageDir, { recursive: true });
   // A private staging dir per build; the finished file is renamed into place, so concurrent
   // builders (several test processes) never see a half-written initrd.
@@ -148,9 +164,47 @@ async function buildInto(imageDir: string, initrdPath: string, srcDir: string, m
     const cpioOut = path.join(stage, 'initrd.gz');
     // newc format, owned by root whoever builds it; gzip is what the Debian kernel always unpacks.
     await execFileP('sh', ['-c', `cd "${root}" && find . | sort | cpio -o -H newc -R 0:0 --quiet | gzip -6 > "${cpioOut}"`]);
-    await fs.rename(cpioOut, initrdPath);
+    const part = path.join(imageDir, `initrd.gz.${process.pid}.part`);
+    await fs.rename(cpioOut, part);
+    return part;
   } finally {
     await fs.rm(stage, { recursive: true, force: true });
+  }
+}
+
+/** Kernel payload formats Debian uses, by CONFIG_KERNEL_* name: magic bytes and decompressor. */
+const PAYLOADS: Record<string, { magic: Buffer; cmd: string }> = {
+  XZ: { magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), cmd: 'xz -dc --single-stream' },
+  ZSTD: { magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), cmd: 'zstd -dc' },
+  GZIP: { magic: Buffer.from([0x1f, 0x8b, 0x08]), cmd: 'gzip -dc' },
+};
+
+/**
+ * Writes the ELF vmlinux inside a bzImage to `out` when the kernel has PVH entry (CONFIG_PVH),
+ * which QEMU boots directly. Leaves nothing behind (and the caller keeps the bzImage) otherwise.
+ */
+async function extractPvhKernel(vmlinuz: string, configPath: string, out: string): Promise<void> {
+  const config = existsSync(configPath) ? readFileSync(configPath, 'utf8') : '';
+  if (!/^CONFIG_PVH=y$/m.test(config)) return;
+  const kind = Object.keys(PAYLOADS).find((k) => new RegExp(`^CONFIG_KERNEL_${k}=y$`, 'm').test(config));
+  if (!kind) return;
+  const image = readFileSync(vmlinuz);
+  const off = image.indexOf(PAYLOADS[kind].magic);
+  if (off < 0) return;
+  const tmp = `${out}.${process.pid}.part`;
+  const payload = `${out}.${process.pid}.payload`;
+  await fs.writeFile(payload, image.subarray(off));
+  try {
+    // Decompressors complain about the bytes after the payload; the output is complete anyway.
+    await execFileP('sh', ['-c', `${PAYLOADS[kind].cmd} "${payload}" > "${tmp}" 2>/dev/null || true`]);
+    const head = Buffer.alloc(4);
+    const fh = await fs.open(tmp, 'r');
+    await fh.read(head, 0, 4, 0);
+    await fh.close();
+    if (head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) await fs.rename(tmp, out);
+  } finally {
+    await fs.rm(payload, { force: true });
+    await fs.rm(tmp, { force: true });
   }
 }
 

@@ -7,6 +7,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 exec </dev/console >/dev/console 2>&1
+read -r up _ </proc/uptime
+echo "umbra-init-start uptime=$up"
 while read -r m; do insmod "/lib/modules/$m" || echo "umbra-init: insmod $m failed"; done </etc/modules-order
 ip link set lo up
 ip link set eth0 up || echo "umbra-init: no eth0"
