@@ -1,7 +1,8 @@
 // Benchmark ip-switchover: longest gap in UDP answers seen by a client probing a service address
 // every 1 ms while the address moves from host A to host B, in one run on the same namespaces:
 // bare lower bound (ip addr del/add + arping -U), keepalived VRRP planned failover (advert_int 1
-// and the smallest it accepts), and Umbra (IpApplier deactivate on A, activate + GARP on B).
+// and the smallest it accepts), and Umbra: the coordinator's TriggerMigration (agents deactivate on
+// A, activate + GARP on B with a fencing token), after the address was learned from DHCP and shadowed.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { printFigures, printTable } from '../lib/report';
 import { NetnsLab, isRoot, run, waitFor } from '../../test/helpers/netns';
 import { NetRunner } from '../../test/os/net/netns-net-runner-client';
 import { keepalivedConfig } from './keepalived-config';
+import { UmbraClusterDriver } from './umbra-cluster-driver';
 
 const SUBNET = '10.78.0';
 const VIP = `${SUBNET}.100`;
@@ -113,21 +115,9 @@ async function macOf(ns: string): Promise<string> {
   return (JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])) as Array<{ address: string }>)[0].address;
 }
 
-const umbraSpec = { vmId: 'svc-vip', mode: 'address', address: VIP, prefixLength: PREFIX, interface: 'eth0' };
-
-/**
- * Umbra's switchover of the address, driven the way the coordinator will drive agents: deactivate
- * on the source, then activate (with announcement) on the destination, same fencing token.
- * This is the piece the coordinator-driven path replaces later.
- */
-async function umbraSwitch(source: NetRunner, destination: NetRunner, fencingToken: number): Promise<number> {
-  const off = await source.deactivate(umbraSpec, fencingToken);
-  const on = await destination.activate(umbraSpec, fencingToken);
-  const announceMs = on.steps.filter((s) => s.step !== 'announce').reduce((sum, s) => sum + s.durationMs, 0);
-  return off.totalMs + announceMs + (on.steps.find((s) => s.step === 'announce')?.durationMs ?? 0);
-}
-
 const umbraApplyMs: number[] = [];
+/** TriggerMigration's own total (deactivate, activate, commit, lease record). */
+const umbraTotalMs: number[] = [];
 
 async function keepalivedRun(bench: Bench, advertS: number, iteration: number): Promise<ProbeResult> {
   const dir = join(bench.tmp, `ka-${advertS}-${iteration}`);
@@ -183,17 +173,15 @@ async function main(): Promise<void> {
   }
   const bench = new Bench();
   const runners: NetRunner[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
   try {
     await bench.setUp();
     const hosts = [bench.a, bench.b];
 
-    // Umbra's agent side in each host: IpApplier + GarpSender + FencingGuard (LevelStore).
+    // Announcers for the bare lower bound (an already-open pcap sender in each host).
     const ra = NetRunner.start(bench.lab, bench.a, { fencingDir: join(bench.tmp, 'fence-a'), announceCount: ANNOUNCE_COUNT, announceIntervalMs: ANNOUNCE_INTERVAL_MS });
     const rb = NetRunner.start(bench.lab, bench.b, { fencingDir: join(bench.tmp, 'fence-b'), announceCount: ANNOUNCE_COUNT, announceIntervalMs: ANNOUNCE_INTERVAL_MS });
     runners.push(ra, rb);
-    // A shadow that is ready has its announcer handle open (IpApplier.prepare).
-    await ra.call({ op: 'prepare', spec: umbraSpec });
-    await rb.call({ op: 'prepare', spec: umbraSpec });
     const macs = new Map([
       [bench.a, { runner: ra, mac: await macOf(bench.a) }],
       [bench.b, { runner: rb, mac: await macOf(bench.b) }],
@@ -210,17 +198,6 @@ async function main(): Promise<void> {
     if (await bench.holds(bench.a)) await run('ip', ['-n', bench.a, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
     if (await bench.holds(bench.b)) await run('ip', ['-n', bench.b, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
 
-    // (c) Umbra: deactivate on the source, activate + announce on the destination.
-    let token = 1;
-    await ra.activate(umbraSpec, token);
-    const umbra: ProbeResult[] = [];
-    for (let i = 0; i < ITERATIONS; i++) {
-      const [src, dst] = i % 2 === 0 ? [ra, rb] : [rb, ra];
-      const t = ++token;
-      umbra.push(await bench.probe('umbra', async () => void umbraApplyMs.push(await umbraSwitch(src, dst, t)), async () => undefined));
-    }
-    await ra.deactivate(umbraSpec, ++token);
-    await rb.deactivate(umbraSpec, token);
     for (const r of runners) await r.close();
 
     // (b) keepalived VRRP, planned failover (SIGTERM to the master: it sends priority 0).
@@ -229,6 +206,25 @@ async function main(): Promise<void> {
       const results: ProbeResult[] = [];
       for (let i = 0; i < KEEPALIVED_ITERATIONS; i++) results.push(await keepalivedRun(bench, advertS, i));
       keepalived.set(advertS, results);
+    }
+
+    // (c) Umbra through the coordinator: the source agent learns the address from DHCP, the
+    // coordinator shadows it on the other host, and each switchover is a TriggerMigration.
+    const driver = await UmbraClusterDriver.start(bench.lab, { hosts: { 'hv-a': bench.a, 'hv-b': bench.b }, serviceBridge: 'svc', subnet: SUBNET, vip: VIP, dir: join(bench.tmp, 'umbra') });
+    cleanups.push(() => driver.close());
+    const hostNs: Record<string, string> = { 'hv-a': bench.a, 'hv-b': bench.b };
+    const umbra: ProbeResult[] = [];
+    for (let i = 0; i < ITERATIONS; i++) {
+      const [from, to] = i % 2 === 0 ? ['hv-a', 'hv-b'] : ['hv-b', 'hv-a'];
+      await driver.ready(from, () => bench.holds(hostNs[from]));
+      umbra.push(
+        await bench.probe('umbra', async () => {
+          const res = await driver.trigger(to);
+          if (res.status !== 'SUCCEEDED') throw new Error(`umbra switchover ${from} -> ${to}: ${JSON.stringify(res)}`);
+          umbraApplyMs.push(res.steps.filter((st) => st.step === 'deactivate' || st.step === 'activate').reduce((sum, st) => sum + st.duration_ms, 0));
+          umbraTotalMs.push(res.total_ms);
+        }, async () => undefined),
+      );
     }
 
     const u = summary(umbra);
@@ -248,13 +244,14 @@ async function main(): Promise<void> {
       { metric: 'longest gap anywhere, advert_int 1', ours: u.worstMs, peer: k1.worstMs, unit: 'ms' },
       { metric: 'longest gap anywhere, advert_int 0.01', ours: u.worstMs, peer: kMin.worstMs, unit: 'ms' },
     ]);
-    console.log(`umbra in-process time per switchover (deactivate + activate to first frame), median: ${round(median(umbraApplyMs))} ms`);
+    console.log(`umbra TriggerMigration: deactivate + activate steps median ${round(median(umbraApplyMs))} ms; whole call incl. commit and lease record median ${round(median(umbraTotalMs))} ms`);
     printFigures({
       umbra_switchover_gap_ms: round(u.switchWorstMs),
       bare_switchover_gap_ms: round(b.switchWorstMs),
       keepalived_switchover_gap_ms: round(k1.switchWorstMs),
       keepalived_advert_10ms_switchover_gap_ms: round(kMin.switchWorstMs),
       umbra_apply_median_ms: round(median(umbraApplyMs)),
+      umbra_trigger_total_median_ms: round(median(umbraTotalMs)),
       umbra_max_gap_ms: round(u.worstMs),
       umbra_median_gap_ms: round(u.medianMs),
       bare_max_gap_ms: round(b.worstMs),
@@ -268,6 +265,7 @@ async function main(): Promise<void> {
       load_average_1m: round(loadavg()[0]),
     });
   } finally {
+    for (const c of cleanups) await c().catch(() => undefined);
     for (const r of runners) await r.close().catch(() => undefined);
     await bench.cleanup();
   }
