@@ -76,7 +76,7 @@ export async function migrateDeviceState(source: QmpClient, uri: string, timeout
   try {
     await source.migrate(uri);
     await done;
-    info = await source.queryMigrate();
+    info = await queryFinishedMigration(source);
   } catch (err) {
     await source.migrateCancel().catch(() => undefined);
     if (err instanceof QmpTimeoutError) throw new DeviceStateMigrationError('timed out', `no completion within ${timeoutMs} ms`);
@@ -85,6 +85,22 @@ export async function migrateDeviceState(source: QmpClient, uri: string, timeout
   const elapsedMs = performance.now() - started;
   if (info.status !== 'completed') throw new DeviceStateMigrationError(info.status ?? 'unknown', info['error-desc']);
   return { elapsedMs, totalTimeMs: info['total-time'], downtimeMs: info.downtime, ramTransferredBytes: info.ram?.transferred ?? 0 };
+}
+
+/** How long QEMU may take to fill in its figures after announcing completion. */
+const FIGURES_SETTLE_MS = 200;
+
+/**
+ * query-migrate once the migration has ended. QEMU emits the `completed` event before it
+ * computes total-time and downtime, so an immediate query can read zeros: wait (briefly) for them.
+ */
+export async function queryFinishedMigration(qmp: QmpClient, settleMs = FIGURES_SETTLE_MS): Promise<QmpMigrationInfo> {
+  const deadline = performance.now() + settleMs;
+  for (;;) {
+    const info = await qmp.queryMigrate();
+    if (info.status !== 'completed' || (info['total-time'] ?? 0) > 0 || performance.now() > deadline) return info;
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 /** Destination side: waits until the incoming stream has been loaded (guest paused, ready). */

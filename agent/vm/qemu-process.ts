@@ -1,7 +1,7 @@
 // Launches a QEMU process from a VM definition, waits for its QMP socket, and stops it by PID.
 // Also attaches to a QEMU it did not start (found by discovery), which it then only signals by PID.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../../shared/log';
 import { UnavailableError } from '../../shared/errors';
 import { QmpClient, type QmpClientOptions } from './qmp-client';
@@ -12,6 +12,7 @@ export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
 export const DEFAULT_QMP_READY_TIMEOUT_MS = 20000;
 const QMP_POLL_INTERVAL_MS = 50;
 const STDERR_KEEP_BYTES = 8192;
+const EXIT_POLL_INTERVAL_MS = 100;
 const DEFAULT_STOP_GRACE_MS = 3000;
 
 let logger: Logger | undefined;
@@ -47,6 +48,7 @@ export class QemuProcess {
   private readonly child: ChildProcess | undefined;
   private readonly exitPromise: Promise<QemuExit>;
   private exitInfo: QemuExit | undefined;
+  private startExitWatch: () => void = () => undefined;
 
   private readonly stderrTail: () => string;
 
@@ -64,21 +66,28 @@ export class QemuProcess {
         else child.once('exit', (code, signal) => resolve({ code, signal }));
       }).then((e) => (this.exitInfo = e));
     } else {
-      // Not our child: the QMP socket closing is the sign that QEMU is gone.
-      this.exitPromise = new Promise<QemuExit>((resolve) => {
+      // Not our child: no exit event, so watch the PID. Polling starts with the first waiter
+      // (and keeps the process alive while someone waits), not at construction.
+      let started = false;
+      let resolveExit: (e: QemuExit) => void = () => undefined;
+      const promise = new Promise<QemuExit>((resolve) => (resolveExit = resolve)).then((e) => (this.exitInfo = e));
+      this.startExitWatch = () => {
+        if (started) return;
+        started = true;
         const poll = setInterval(() => {
           if (!isPidAlive(pid)) {
             clearInterval(poll);
-            resolve({ code: null, signal: null });
+            resolveExit({ code: null, signal: null });
           }
-        }, 200);
-        poll.unref();
-      }).then((e) => (this.exitInfo = e));
+        }, EXIT_POLL_INTERVAL_MS);
+      };
+      this.exitPromise = promise;
     }
   }
 
   /** Resolves when the process has exited. */
   get exited(): Promise<QemuExit> {
+    this.startExitWatch();
     return this.exitPromise;
   }
 
@@ -111,7 +120,7 @@ export class QemuProcess {
   async kill(): Promise<QemuExit> {
     if (this.exitInfo) return this.exitInfo;
     this.signal('SIGKILL');
-    const e = await this.exitPromise;
+    const e = await this.exited;
     this.qmp.close();
     return e;
   }
@@ -132,7 +141,7 @@ export class QemuProcess {
   private async waitExit(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const done = await Promise.race([
-      this.exitPromise.then(() => true),
+      this.exited.then(() => true),
       new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
     ]);
     clearTimeout(timer);
@@ -140,12 +149,18 @@ export class QemuProcess {
   }
 }
 
+/** True while `pid` exists and is not a zombie (an exited QEMU whose parent has not reaped it). */
 export function isPidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 

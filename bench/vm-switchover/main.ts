@@ -22,7 +22,7 @@ import { guestAddressFromSerial, type GuestStat } from '../../test/helpers/guest
 import { launchQemu, type QemuProcess } from '../../agent/vm/qemu-process';
 import { parseVmDefinition, type VmDefinition } from '../../agent/vm/vm-definition';
 import { copyGuestRam, findGuestRam } from '../../agent/vm/qemu-guest-ram';
-import { launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
+import { launchShadowQemu, migrateDeviceState, queryFinishedMigration, resumeGuest, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
 import { setRootLogger, silentLogger } from '../../shared/log';
 import { compareRam, syncDifferingPages } from './guest-ram-compare';
 
@@ -187,7 +187,7 @@ async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, 
     const info = await src.qmp.queryMigrate();
     return { result: { ok: false, note: `not converged in ${CONVERGE_TIMEOUT_MS / 1000} s (${info.ram?.['dirty-sync-count']} rounds), cancelled`, longestGapMs: gap.maxGapMs }, running: src };
   }
-  const info = await src.qmp.queryMigrate();
+  const info = await queryFinishedMigration(src.qmp);
   if (info.status !== 'completed') {
     const gap = await pinger.stop();
     await b.retire(dst);
