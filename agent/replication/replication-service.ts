@@ -1,9 +1,13 @@
 // gRPC handlers of umbra.agent.v1.ReplicationService (shadow side): translate stream messages to
 // ReplicationReceiver calls and replies back. Frames of one stream are handled strictly in order.
 import type * as grpc from '@grpc/grpc-js';
-import { errorMessage } from '../../shared/errors';
+import type { Logger } from 'pino';
+import { errorMessage, PermissionDeniedError, UmbraError } from '../../shared/errors';
+import type { Access } from '../../shared/grpc-handlers';
+import { toServiceError } from '../../shared/grpc-status';
 import { createLogger } from '../../shared/log';
-import type { ReceiverReply, ReceiverSession, ReplicationReceiver } from './replication-receiver';
+import { formatIdentity, identityFromSubjectAltName } from '../../shared/peer-identity';
+import type { ReceiverReply, ReceiverSession, ReplicationReceiver, ShadowStatus } from './replication-receiver';
 
 export const REPLICATION_SERVICE_NAME = 'umbra.agent.v1.ReplicationService';
 
@@ -32,12 +36,42 @@ export function replyToWire(r: ReceiverReply): Record<string, unknown> {
 export interface ReplicationServiceOptions {
   /** Extra check on each stream (e.g. the caller's mTLS identity is a known agent); false refuses it. */
   authorize?: (call: grpc.ServerDuplexStream<unknown, unknown>) => boolean;
+  /**
+   * Who may call, by mTLS identity (as HandlerKit rules): a caller without an umbra identity gets
+   * UNAUTHENTICATED, one of another role PERMISSION_DENIED, before any message is read.
+   */
+  access?: Access;
+  log?: Logger;
+}
+
+interface AuthCall {
+  getAuthContext?: () => { sslPeerCertificate?: { subjectaltname?: string } } | undefined;
+  getPeer(): string;
+}
+
+/** The identity check of `access` for one call; undefined when allowed, else the error to end it with. */
+function identityRefusal(access: Access | undefined, method: string, call: AuthCall, log: Logger): UmbraError | undefined {
+  if (!access) return undefined;
+  const peer = identityFromSubjectAltName(call.getAuthContext?.()?.sslPeerCertificate?.subjectaltname);
+  if (!peer) {
+    log.warn({ method, remote: call.getPeer() }, 'rejected call without an umbra identity');
+    return new UmbraError('UNAUTHENTICATED', 'caller presented no umbra identity');
+  }
+  const ok = typeof access === 'function' ? access(peer) : access.includes(peer.role);
+  if (ok) return undefined;
+  log.warn({ method, peer: formatIdentity(peer), remote: call.getPeer() }, 'permission denied');
+  return new PermissionDeniedError(`${formatIdentity(peer)} may not call ${method}`);
 }
 
 export function replicationServiceHandlers(receiver: ReplicationReceiver, options: ReplicationServiceOptions = {}): grpc.UntypedServiceImplementation {
-  const log = createLogger('replication-service');
+  const log = options.log ?? createLogger('replication-service');
   return {
     StreamMemoryDeltas(call: grpc.ServerDuplexStream<WireRequest, Record<string, unknown>>) {
+      const refused = identityRefusal(options.access, 'StreamMemoryDeltas', call as unknown as AuthCall, log);
+      if (refused) {
+        call.emit('error', toServiceError(refused));
+        return;
+      }
       let session: ReceiverSession | undefined;
       let chain: Promise<void> = Promise.resolve();
       let ended = false;
@@ -91,20 +125,28 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
       call.on('cancelled', finish);
     },
 
-    ListShadowImages(_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      callback(null, {
-        images: receiver.status().map((s) => ({
-          vm_id: s.vmId,
-          generation: s.generation,
-          epoch: String(s.epoch),
-          image_path: s.imagePath,
-          connected: s.connected,
-          frames_applied: String(s.framesApplied),
-          frames_rejected: String(s.framesRejected),
-          bytes_applied: String(s.bytesApplied),
-          last_error: s.lastError ?? '',
-        })),
-      });
+    ListShadowImages(call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const refused = identityRefusal(options.access, 'ListShadowImages', call as unknown as AuthCall, log);
+      if (refused) {
+        callback(toServiceError(refused) as grpc.ServiceError);
+        return;
+      }
+      callback(null, { images: receiver.status().map(shadowImageToWire) });
     },
+  };
+}
+
+/** Wire form of one shadow image's state (ListShadowImages, GetReplicationStatus). */
+export function shadowImageToWire(s: ShadowStatus): Record<string, unknown> {
+  return {
+    vm_id: s.vmId,
+    generation: s.generation,
+    epoch: String(s.epoch),
+    image_path: s.imagePath,
+    connected: s.connected,
+    frames_applied: String(s.framesApplied),
+    frames_rejected: String(s.framesRejected),
+    bytes_applied: String(s.bytesApplied),
+    last_error: s.lastError ?? '',
   };
 }

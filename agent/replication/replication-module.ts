@@ -1,0 +1,196 @@
+// Agent module `replication`: memory shadowing on both sides. Source: the VMs of this host whose
+// RAM the coordinator asks to replicate (ReplicationControlService, coordinator only). Shadow:
+// receives other agents' streams into <data>/shadow/<vm>.ram (ReplicationService, agents only).
+// Health reports the dirty tracker in use and why, shadows and their lag; metrics export the lag.
+import { Gauge } from 'prom-client';
+import { errorMessage } from '../../shared/errors';
+import { channelCredentials } from '../../shared/tls';
+import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import type { CapabilityStatus } from '../os/capability-probe';
+import { type GuestMemoryLocator, describeLocator, locateGuestProcess } from '../memory/guest-process-locator';
+import { nativeAvailable } from '../memory/native-binding';
+import { locateGuestRam, ProcGuestMemory } from '../memory/proc-guest-memory';
+import { selectDirtyTracker } from '../memory/tracker-selector';
+import { grpcShadowChannelFactory } from './grpc-shadow-channel';
+import { replicationControlService } from './replication-control-service';
+import { parseReplicationAgentConfig, type ReplicationAgentConfig } from './replication-config';
+import { ReplicationManager, type ShadowEndpoint, type SourceStatus } from './replication-manager';
+import { ReplicationReceiver, type ShadowStatus } from './replication-receiver';
+import { REPLICATION_SERVICE_NAME, replicationServiceHandlers } from './replication-service';
+import { shadowImagePath } from './shadow-image';
+
+/** What other agent modules (e.g. VM discovery, switchover) call on a running `replication` module. */
+export interface ReplicationModuleApi {
+  /** Makes a VM replicable here (replaces its locator if known). */
+  registerVm(vmId: string, locator: GuestMemoryLocator): void;
+  /** Stops its replication and forgets it. */
+  unregisterVm(vmId: string): Promise<void>;
+  /** Starts (or reshapes) replication of a registered VM towards `shadows`. */
+  startSource(vmId: string, shadows: ShadowEndpoint[]): Promise<SourceStatus>;
+  stopSource(vmId: string): Promise<boolean>;
+  /** Guest paused by the caller: final delta; resolves with the epoch every shadow acknowledged. */
+  flush(vmId: string, timeoutMs?: number): Promise<{ finalEpoch: number; flushMs: number }>;
+  resume(vmId: string): Promise<void>;
+  sources(): SourceStatus[];
+  /** Shadow images held here (live sessions and those persisted from before a restart). */
+  images(): Promise<ShadowStatus[]>;
+}
+
+export type RunningReplicationModule = RunningAgentModule & ReplicationModuleApi;
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfig> = {
+  name: 'replication',
+  parseConfig: parseReplicationAgentConfig,
+  async start(config, ctx): Promise<RunningReplicationModule> {
+    const log = ctx.logger;
+    const receiver = new ReplicationReceiver({ dataDir: ctx.dataDir, store: ctx.store, log: log.child({ side: 'shadow' }) });
+    const manager = new ReplicationManager(
+      {
+        hostId: ctx.hostId,
+        openGuest(vmId, locator) {
+          const { pid, pathContains } = locateGuestProcess(locator);
+          const region = locateGuestRam(pid, { sizeBytes: locator.memoryBytes, pathContains });
+          log.info({ vmId, pid, start: region.startAddress.toString(16), backing: region.backingPath, how: describeLocator(locator) }, 'guest RAM located');
+          return ProcGuestMemory.open(region);
+        },
+        selectTracker: (memory, order) => selectDirtyTracker(memory, { order }),
+        // Our own agent identity on the way out; the shadow must prove it is agent/<hostId>.
+        channelFactory: (hostId, endpoint) => grpcShadowChannelFactory(endpoint, channelCredentials(ctx.tls, { role: 'agent', name: hostId })),
+        log: log.child({ side: 'source' }),
+      },
+      config,
+    );
+    for (const vm of config.vms) manager.registerVm(vm.id, vm);
+
+    const images = async (): Promise<ShadowStatus[]> => {
+      const live = receiver.status();
+      const persisted = await receiver.states.list();
+      const rest = persisted
+        .filter((p) => !live.some((l) => l.vmId === p.vmId))
+        .map((p) => ({ vmId: p.vmId, generation: p.generation, epoch: p.epoch, imagePath: shadowImagePath(ctx.dataDir, p.vmId), connected: false, framesApplied: 0, framesRejected: 0, bytesApplied: 0 }));
+      return [...live, ...rest].sort((a, b) => a.vmId.localeCompare(b.vmId));
+    };
+
+    const lagGauge = new Gauge({
+      name: 'umbra_agent_replication_lag_bytes',
+      help: 'Bytes written in the guest and not yet acknowledged by the shadow',
+      labelNames: ['vm', 'shadow'],
+      registers: [ctx.metrics],
+      collect() {
+        this.reset();
+        for (const s of manager.status()) for (const l of s.shadows) this.set({ vm: s.vmId, shadow: l.id }, l.lagBytes);
+      },
+    });
+    const ackGauge = new Gauge({
+      name: 'umbra_agent_replication_acked_epoch',
+      help: 'Latest epoch the shadow acknowledged',
+      labelNames: ['vm', 'shadow'],
+      registers: [ctx.metrics],
+      collect() {
+        this.reset();
+        for (const s of manager.status()) for (const l of s.shadows) this.set({ vm: s.vmId, shadow: l.id }, l.ackedEpoch);
+      },
+    });
+    const rateGauge = new Gauge({
+      name: 'umbra_agent_replication_dirty_rate_bytes_per_second',
+      help: 'Measured guest dirty rate (smoothed)',
+      labelNames: ['vm', 'tracker'],
+      registers: [ctx.metrics],
+      collect() {
+        this.reset();
+        for (const s of manager.status()) this.set({ vm: s.vmId, tracker: s.tracker }, s.dirtyRateBytesPerSec);
+      },
+    });
+    const imageGauge = new Gauge({
+      name: 'umbra_agent_shadow_image_epoch',
+      help: 'Epoch applied to the shadow image held here',
+      labelNames: ['vm'],
+      registers: [ctx.metrics],
+      collect() {
+        this.reset();
+        for (const s of receiver.status()) this.set({ vm: s.vmId }, s.epoch);
+      },
+    });
+
+    const health = async (): Promise<ModuleHealth> => {
+      const sources = manager.status();
+      const problems: string[] = [];
+      const tracking: CapabilityStatus = sources.length === 0
+        ? { name: 'dirty-tracking', available: nativeAvailable(), detail: `no VM replicating (${manager.knownVms().length} replicable); native addon ${nativeAvailable() ? 'built' : 'missing: only the hash tracker can run'}` }
+        : {
+            name: 'dirty-tracking',
+            available: true,
+            detail: sources
+              .map((s) => {
+                const skipped = s.trackerAttempts.filter((a) => !a.ok).map((a) => `${a.name} skipped: ${a.reason}`);
+                return `${s.vmId}: ${s.tracker}${skipped.length ? ` (${skipped.join('; ')})` : ' (first choice)'}`;
+              })
+              .join('; '),
+          };
+      for (const s of sources) {
+        if (s.tracker !== 'uffd-wp') problems.push(`${s.vmId} tracks dirty pages with ${s.tracker}, not uffd-wp: switchover flushes grow with VM size`);
+        for (const l of s.shadows) {
+          if (l.lagBytes > config.maxLagBytes) problems.push(`${s.vmId} -> ${l.id}: lag ${mib(l.lagBytes)} above ${mib(config.maxLagBytes)}`);
+          if (l.state === 'shadow-error') problems.push(`${s.vmId} -> ${l.id}: shadow error ${l.shadowError}: ${l.lastError ?? ''}`);
+        }
+      }
+      const imgs = await images();
+      for (const i of imgs) if (i.lastError) problems.push(`shadow image of ${i.vmId}: ${i.lastError}`);
+      return {
+        problems: problems.slice(0, 8),
+        capabilities: [
+          tracking,
+          {
+            name: 'memory-replication',
+            available: true,
+            detail:
+              sources.length === 0
+                ? 'no VM replicating'
+                : sources
+                    .map((s) => `${s.vmId}@${s.epoch}${s.running ? '' : ' (flushed)'} -> ${s.shadows.map((l) => `${l.id} ${l.state} acked ${l.ackedEpoch} lag ${mib(l.lagBytes)}`).join(', ') || 'no shadows'}`)
+                    .join('; '),
+          },
+          {
+            name: 'memory-shadows',
+            available: true,
+            detail: imgs.length === 0 ? 'none' : imgs.map((i) => `${i.vmId}@${i.epoch}${i.connected ? ' (streaming)' : ''}${i.lastError ? ` error: ${i.lastError}` : ''}`).join(', '),
+          },
+        ],
+      };
+    };
+
+    log.info({ vms: manager.knownVms(), trackers: config.trackers, budget: config.bandwidthBudgetBytesPerSec, native: nativeAvailable() }, 'replication started');
+    const api: ReplicationModuleApi = {
+      registerVm: (vmId, locator) => manager.registerVm(vmId, locator),
+      unregisterVm: (vmId) => manager.unregisterVm(vmId),
+      startSource: (vmId, shadows) => manager.start(vmId, shadows),
+      stopSource: (vmId) => manager.stop(vmId),
+      flush: (vmId, timeoutMs = 30_000) => manager.flush(vmId, timeoutMs),
+      resume: (vmId) => manager.resume(vmId),
+      sources: () => manager.status(),
+      images,
+    };
+    return {
+      ...api,
+      services: [
+        {
+          name: REPLICATION_SERVICE_NAME,
+          // Peer agents only: an operator or the coordinator has no business writing shadow images.
+          handlers: replicationServiceHandlers(receiver, { access: ['agent'], log: log.child({ side: 'shadow' }) }),
+        },
+        replicationControlService({ manager, images, logger: log }),
+      ],
+      health,
+      async close() {
+        await manager.close().catch((err) => log.warn({ err: errorMessage(err) }, 'stopping replication failed'));
+        await receiver.close();
+        for (const g of [lagGauge, ackGauge, rateGauge, imageGauge]) g.reset();
+      },
+    };
+  },
+};
+
