@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createCa, issueCertificate } from '../../shared/pki';
 import { waitFor } from '../helpers/netns';
 import { AGENT_MAIN, COORDINATOR_MAIN, UMBRACTL, agentConfig, coordinatorConfig } from '../helpers/umbra-cluster';
+import { addCoordinatorIpShadowSection, agentIpShadowSection, attachToVmNetwork, createVmNetwork, runShadowDemo, startGuestDhcp } from '../e2e/ipshadow/lab-vm-network';
 import { LAB_DIR, LAB_NS_PREFIX, type LabProcess, type LabState, readLabState, writeLabState } from './lab-state';
 
 const MGMT_NET = '10.78.0';
@@ -113,11 +114,17 @@ async function up(): Promise<void> {
   writeLabState(state);
 
   const coordCfg = coordinatorConfig(path.join(LAB_DIR, 'coordinator'), coordTls, { suspect_after_ms: 3000, down_after_ms: 10000 });
+  addCoordinatorIpShadowSection(coordCfg);
   startDetached(state, 'coordinator', coordNs, [COORDINATOR_MAIN, '--config', coordCfg]);
+  console.log('lab: creating the VM network 10.79.0.0/24: dnsmasq, guest vm1 (udhcpc), a client');
+  const vmNet = createVmNetwork(state, SWITCH_NS, LAB_NS_PREFIX);
+  const hostNs: Record<string, string> = {};
   for (const [i, id] of AGENTS.entries()) {
     const addr = `${MGMT_NET}.${11 + i}`;
     const ns = addHost(state, id, addr, i + 1);
-    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id));
+    hostNs[id] = ns;
+    attachToVmNetwork(state, SWITCH_NS, ns, 'vm0');
+    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), { ipshadow: agentIpShadowSection(id, AGENTS[0]) });
     startDetached(state, `agent-${id}`, ns, [AGENT_MAIN, '--config', cfg]);
   }
   writeLabState(state);
@@ -134,6 +141,8 @@ async function up(): Promise<void> {
   } catch (err) {
     process.stdout.write((err as { stdout?: string }).stdout ?? String(err));
   }
+  startGuestDhcp(state, vmNet.guestNs);
+  await runShadowDemo(state, hostNs, vmNet.clientNs, (args) => umbractl(state, args));
   console.log(`
 The lab is running. Logs: ${LAB_DIR}/*.log
   Run umbractl against it:  sudo ip netns exec ${coordNs} node ${UMBRACTL} --coordinator ${state.coordinator} \\
