@@ -9,6 +9,7 @@ import { runHostCommand, runHostsCommand, runRemoveHostCommand } from './hosts-c
 import { runPkiCommand } from './pki-command';
 import { runMigrateCommand } from './migrate-command';
 import { runShadowCommand, runShadowsCommand } from './shadows-command';
+import { runReplicationCommand } from './replication-command';
 
 const HELP = `umbractl ${programVersion()}: control Umbra through the coordinator's API
 
@@ -21,6 +22,10 @@ Usage:
   umbractl shadows [--vm VM] [--json]                 shadows of VMs' IP configs, versions, freshness
   umbractl shadow place|remove VM HOST               place or remove a shadow by hand
   umbractl migrate VM --to HOST [--json]             switch the VM's IP to HOST (needs a current shadow there)
+  umbractl replication [--vm VM] [--json]            memory shadows: tracker, epoch, rate, per shadow ack and lag
+  umbractl replication start VM --from HOST --to HOST[,HOST]
+                                                      replicate a VM's RAM from its host to shadow hosts
+  umbractl replication stop|flush VM                 stop replication / final delta of a paused guest
   umbractl pki init --dir DIR                         create the cluster CA
   umbractl pki issue --dir DIR --role coordinator|agent|operator --name NAME
                      [--dns NAME]... [--ip ADDR]... [--days N] [--out DIR]
@@ -53,6 +58,7 @@ const OPTIONS = {
   days: { type: 'string' },
   out: { type: 'string' },
   to: { type: 'string' },
+  from: { type: 'string' },
   vm: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
@@ -110,6 +116,9 @@ async function main(): Promise<number> {
     case 'migrate':
       if (!rest[0] || !v.to) usage('usage: migrate VM --to HOST');
       return runMigrateCommand(resolveConnection(v as CtlConnectionFlags), rest[0], v.to, { json });
+    case 'replication':
+      if (rest[0] && !['list', 'start', 'stop', 'flush'].includes(rest[0])) usage('usage: replication [list|start|stop|flush] ...');
+      return runReplicationCommand(resolveConnection(v as CtlConnectionFlags), { sub: rest[0], vm: rest[1] ?? v.vm, from: v.from, to: v.to, json });
     default:
       usage(`unknown command '${command}'`);
   }

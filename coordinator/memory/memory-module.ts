@@ -1,0 +1,82 @@
+// Coordinator module `memory`: memory shadows (replication of a VM's RAM from its source host to
+// shadow hosts), the MemoryService API, and a periodic resync of replication agents lost. Other
+// modules (switchover) use the MemoryShadowApi of the running module: ctx.modules.get('memory').
+import type { ConfigReader } from '../../shared/config-reader';
+import { errorMessage } from '../../shared/errors';
+import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
+import { GrpcMemoryAgentPort } from './grpc-memory-agent-port';
+import { memoryService } from './memory-service';
+import { MemoryShadowManager, type MemoryShadowRecord, type MemoryShadowView } from './memory-shadow-manager';
+
+export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
+
+export interface MemoryCoordinatorConfig {
+  /** How often replication that a source agent lost (restart) is started again; 0 = never. */
+  resyncIntervalMs: number;
+}
+
+export function parseMemoryCoordinatorConfig(r: ConfigReader, raw: unknown, path: string): MemoryCoordinatorConfig {
+  const m = r.mapping(raw, path, ['resync_interval_ms']);
+  return { resyncIntervalMs: r.integer(m, 'resync_interval_ms', path, { default: DEFAULT_RESYNC_INTERVAL_MS, min: 0 }) };
+}
+
+/** What a switchover (or any module) calls on the running `memory` module. */
+export interface MemoryShadowApi {
+  /** Starts or reshapes replication of `vmId` from `sourceHost` to `shadowHosts`. */
+  startMemoryShadow(vmId: string, sourceHost: string, shadowHosts: string[]): Promise<MemoryShadowView>;
+  stopMemoryShadow(vmId: string): Promise<void>;
+  /**
+   * With the guest paused by the caller: sends the last delta and resolves with the epoch every
+   * shadow acknowledged (UNAVAILABLE naming lagging shadows after timeoutMs). Rounds stay stopped.
+   */
+  flushMemoryShadow(vmId: string, timeoutMs?: number): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }>;
+  /** Restarts rounds after a flush (switchover rolled back). */
+  resumeMemoryShadow(vmId: string): Promise<void>;
+  /** The memory shadow record of a VM (undefined when not shadowed). */
+  memoryShadow(vmId: string): MemoryShadowRecord | undefined;
+  /** Records with live status from the source agents. */
+  listMemoryShadows(vmId?: string): Promise<MemoryShadowView[]>;
+}
+
+export type RunningMemoryModule = RunningCoordinatorModule & MemoryShadowApi;
+
+export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordinatorConfig> = {
+  name: 'memory',
+  parseConfig: parseMemoryCoordinatorConfig,
+  async start(config, ctx): Promise<RunningMemoryModule> {
+    const log = ctx.logger;
+    const manager = await MemoryShadowManager.open({
+      store: ctx.store,
+      hosts: { endpointOf: (hostId) => ctx.hosts.get(hostId).facts.agent_endpoint },
+      agents: new GrpcMemoryAgentPort(ctx.agents),
+      logger: log,
+    });
+    let resyncing = false;
+    const timer =
+      config.resyncIntervalMs > 0
+        ? setInterval(() => {
+            if (resyncing) return;
+            resyncing = true;
+            manager
+              .resync()
+              .then((vms) => vms.length > 0 && log.info({ vms }, 'memory shadows restarted on their source'))
+              .catch((err) => log.warn({ err: errorMessage(err) }, 'memory shadow resync failed'))
+              .finally(() => (resyncing = false));
+          }, config.resyncIntervalMs)
+        : undefined;
+    timer?.unref();
+    log.info({ shadows: manager.listRecords().length }, 'memory started');
+    return {
+      services: [memoryService({ manager, logger: log })],
+      startMemoryShadow: (vmId, source, shadows) => manager.start(vmId, source, shadows),
+      stopMemoryShadow: (vmId) => manager.stop(vmId),
+      flushMemoryShadow: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),
+      resumeMemoryShadow: (vmId) => manager.resume(vmId),
+      memoryShadow: (vmId) => manager.get(vmId),
+      listMemoryShadows: (vmId) => manager.list(vmId),
+      async close() {
+        if (timer) clearInterval(timer);
+      },
+    };
+  },
+};

@@ -1,0 +1,171 @@
+// Memory shadows of VMs (pure logic over ports): which source host replicates a VM's RAM to which
+// shadow hosts, persisted; start/stop/flush/resume through the source agent, live status, and a
+// resync that restarts replication an agent lost (e.g. after its restart).
+import type { Logger } from 'pino';
+import { InvalidArgumentError, NotFoundError, errorMessage, isUmbraError } from '../../shared/errors';
+import type { KvStore } from '../../shared/kv-store';
+import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import type { AgentSourceStatus, MemoryAgentPort } from './memory-agent-port';
+
+const KEY_PREFIX = 'memory/shadow/';
+const RECORD_VERSION = 1;
+export const DEFAULT_FLUSH_TIMEOUT_MS = 30_000;
+
+export interface MemoryShadowRecord {
+  version: number;
+  vm_id: string;
+  source_host: string;
+  shadow_hosts: string[];
+  started_at_unix_ms: number;
+  last_final_epoch: number;
+}
+
+export interface MemoryShadowView {
+  record: MemoryShadowRecord;
+  status?: AgentSourceStatus;
+  statusError: string;
+}
+
+/** Where hosts' agents listen (the host registry). Throws NotFoundError for an unknown host. */
+export interface HostEndpoints {
+  endpointOf(hostId: string): string;
+}
+
+export interface MemoryShadowManagerDeps {
+  store: KvStore;
+  hosts: HostEndpoints;
+  agents: MemoryAgentPort;
+  logger: Logger;
+  clock?: () => number;
+}
+
+export class MemoryShadowManager {
+  private readonly records = new Map<string, MemoryShadowRecord>();
+  private readonly locks = new KeyedMutex();
+  private readonly now: () => number;
+
+  private constructor(private readonly deps: MemoryShadowManagerDeps) {
+    this.now = deps.clock ?? Date.now;
+  }
+
+  static async open(deps: MemoryShadowManagerDeps): Promise<MemoryShadowManager> {
+    const m = new MemoryShadowManager(deps);
+    for (const { value } of await deps.store.list<MemoryShadowRecord>(KEY_PREFIX)) {
+      if (value.version === RECORD_VERSION) m.records.set(value.vm_id, value);
+    }
+    return m;
+  }
+
+  get(vmId: string): MemoryShadowRecord | undefined {
+    return this.records.get(vmId);
+  }
+
+  listRecords(): MemoryShadowRecord[] {
+    return [...this.records.values()].sort((a, b) => a.vm_id.localeCompare(b.vm_id));
+  }
+
+  /** Starts (or reshapes) replication of `vmId` from `sourceHost` to `shadowHosts`. */
+  start(vmId: string, sourceHost: string, shadowHosts: string[]): Promise<MemoryShadowView> {
+    return this.locks.run(vmId, async () => {
+      if (shadowHosts.length === 0) throw new InvalidArgumentError('shadow_hosts', 'needs at least one shadow host');
+      const seen = new Set<string>();
+      shadowHosts.forEach((h, i) => {
+        if (h === sourceHost) throw new InvalidArgumentError(`shadow_hosts[${i}]`, `'${h}' is the source host`);
+        if (seen.has(h)) throw new InvalidArgumentError(`shadow_hosts[${i}]`, `duplicate host '${h}'`);
+        seen.add(h);
+      });
+      this.deps.hosts.endpointOf(sourceHost); // NOT_FOUND before any agent call
+      const targets = shadowHosts.map((h) => ({ host_id: h, endpoint: this.deps.hosts.endpointOf(h) }));
+      const prior = this.records.get(vmId);
+      if (prior && prior.source_host !== sourceHost) {
+        // The VM moved (or the caller names another source): the old source stops first.
+        await this.deps.agents.stop(prior.source_host, vmId).catch((err) => this.deps.logger.warn({ vmId, host: prior.source_host, err: errorMessage(err) }, 'stopping the previous source failed'));
+      }
+      const status = await this.deps.agents.start(sourceHost, vmId, targets);
+      const record: MemoryShadowRecord = {
+        version: RECORD_VERSION,
+        vm_id: vmId,
+        source_host: sourceHost,
+        shadow_hosts: [...shadowHosts],
+        started_at_unix_ms: prior && prior.source_host === sourceHost ? prior.started_at_unix_ms : this.now(),
+        last_final_epoch: prior && prior.source_host === sourceHost ? prior.last_final_epoch : 0,
+      };
+      await this.save(record);
+      this.deps.logger.info({ vmId, source: sourceHost, shadows: shadowHosts, tracker: status.tracker }, 'memory shadow started');
+      return { record, status, statusError: '' };
+    });
+  }
+
+  /** Stops replication; the record goes even when the source agent cannot be reached (it keeps nothing across restarts). */
+  stop(vmId: string): Promise<void> {
+    return this.locks.run(vmId, async () => {
+      const record = this.require(vmId);
+      try {
+        await this.deps.agents.stop(record.source_host, vmId);
+      } catch (err) {
+        if (!(isUmbraError(err) && (err.reason === 'UNAVAILABLE' || err.reason === 'NOT_FOUND' || err.reason === 'DEADLINE_EXCEEDED'))) throw err;
+        this.deps.logger.warn({ vmId, host: record.source_host, err: errorMessage(err) }, 'source agent not reached; forgetting the memory shadow anyway');
+      }
+      await this.deps.store.del(KEY_PREFIX + vmId);
+      this.records.delete(vmId);
+      this.deps.logger.info({ vmId, source: record.source_host }, 'memory shadow stopped');
+    });
+  }
+
+  /** Final delta of a paused guest (the caller paused it): the epoch every shadow acknowledged. */
+  flush(vmId: string, timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }> {
+    return this.locks.run(vmId, async () => {
+      const record = this.require(vmId);
+      const r = await this.deps.agents.flush(record.source_host, vmId, timeoutMs);
+      await this.save({ ...record, last_final_epoch: r.finalEpoch });
+      return { ...r, shadowHosts: [...record.shadow_hosts] };
+    });
+  }
+
+  /** Restarts the source's rounds after a flush (a switchover rolled back). */
+  resume(vmId: string): Promise<void> {
+    return this.locks.run(vmId, async () => this.deps.agents.resume(this.require(vmId).source_host, vmId));
+  }
+
+  /** Records with the source agent's live state (errors reported per VM, never thrown). */
+  async list(vmId?: string): Promise<MemoryShadowView[]> {
+    const records = vmId ? [this.require(vmId)] : this.listRecords();
+    return Promise.all(
+      records.map(async (record) => {
+        try {
+          const status = await this.deps.agents.status(record.source_host, record.vm_id);
+          return { record, status, statusError: status ? '' : `not replicating on ${record.source_host}` };
+        } catch (err) {
+          return { record, statusError: `${record.source_host}: ${errorMessage(err)}` };
+        }
+      }),
+    );
+  }
+
+  /** Restarts replication that a source agent no longer runs (it restarted); returns the VMs restarted. */
+  async resync(): Promise<string[]> {
+    const restarted: string[] = [];
+    for (const v of await this.list()) {
+      if (v.status || !v.statusError.startsWith('not replicating')) continue;
+      try {
+        await this.start(v.record.vm_id, v.record.source_host, v.record.shadow_hosts);
+        restarted.push(v.record.vm_id);
+      } catch (err) {
+        this.deps.logger.warn({ vmId: v.record.vm_id, err: errorMessage(err) }, 'restarting memory shadow failed');
+      }
+    }
+    return restarted;
+  }
+
+  private require(vmId: string): MemoryShadowRecord {
+    const r = this.records.get(vmId);
+    if (!r) throw new NotFoundError('memory shadow of vm', vmId);
+    return r;
+  }
+
+  private async save(record: MemoryShadowRecord): Promise<void> {
+    await this.deps.store.put(KEY_PREFIX + record.vm_id, record);
+    this.records.set(record.vm_id, record);
+  }
+}
+
