@@ -74,6 +74,20 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       }
     }
 
+    // Bookkeeping after a (de)activation runs after the reply: the next step of a switchover (the
+    // other host's activation) must not wait for our store writes. The kernel state is the truth
+    // (GetIpState reads it), and the next operation on the VM waits for the previous bookkeeping.
+    const bookkeeping = new Map<string, Promise<void>>();
+    const afterApply = (vmId: string, work: () => Promise<void>) => {
+      const p = (bookkeeping.get(vmId) ?? Promise.resolve())
+        .then(work)
+        .catch((err) => ctx.reportError(`ip bookkeeping of ${vmId}: ${errorMessage(err)}`))
+        .finally(() => {
+          if (bookkeeping.get(vmId) === p) bookkeeping.delete(vmId);
+        });
+      bookkeeping.set(vmId, p);
+    };
+
     const ops: IpShadowOps = {
       async putShadow(sourceHost, cfg, version) {
         const res = await shadows.put(sourceHost, cfg, version);
@@ -94,20 +108,26 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       listShadows: () => shadows.list(),
       knownConfig: (vmId) => active.get(vmId) ?? shadows.get(vmId)?.config ?? reporter.get(vmId),
       async activate(cfg, token) {
+        await bookkeeping.get(cfg.vm_id);
         const res = await applier.activate(activationSpecFor(cfg, config), { fencingToken: token });
-        await active.put(cfg);
-        await shadows.setActive(cfg.vm_id, true);
-        watchMacs();
-        await reporter.changed(cfg);
+        afterApply(cfg.vm_id, async () => {
+          await active.put(cfg);
+          await shadows.setActive(cfg.vm_id, true);
+          watchMacs();
+          await reporter.changed(cfg);
+        });
         ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs }, 'ip activated');
         return res;
       },
       async deactivate(cfg, token) {
+        await bookkeeping.get(cfg.vm_id);
         const res = await applier.deactivate(activationSpecFor(cfg, config), { fencingToken: token });
-        await active.remove(cfg.vm_id);
-        await shadows.setActive(cfg.vm_id, false);
-        if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
-        watchMacs();
+        afterApply(cfg.vm_id, async () => {
+          await active.remove(cfg.vm_id);
+          await shadows.setActive(cfg.vm_id, false);
+          if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
+          watchMacs();
+        });
         ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs }, 'ip deactivated');
         return res;
       },
@@ -149,6 +169,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         };
       },
       async close() {
+        await Promise.all(bookkeeping.values());
         sniffer?.close();
         reporter.close();
         await applier.close();
