@@ -76,7 +76,9 @@ export async function migrateDeviceState(source: QmpClient, uri: string, timeout
   try {
     await source.migrate(uri);
     await done;
-    info = await queryFinishedMigration(source);
+    // One read: the guest is paused, so no waiting for QEMU's figures here (they may read 0;
+    // queryFinishedMigration() gets them afterwards when they matter).
+    info = await source.queryMigrate();
   } catch (err) {
     await source.migrateCancel().catch(() => undefined);
     if (err instanceof QmpTimeoutError) throw new DeviceStateMigrationError('timed out', `no completion within ${timeoutMs} ms`);

@@ -39,21 +39,23 @@ export async function findGuestRam(pid: number, sizeBytes: number, backingFile?:
 }
 
 /**
- * Copies guest RAM into `destPath`, leaving holes where the guest has zero pages (a sparse file,
- * as shadow images are). Consistent only while the guest is stopped.
+ * Copies guest RAM into `destPath`. A new file is written sparse (zero chunks left as holes); an
+ * existing one (e.g. a shadow image a shadow QEMU already maps) is updated in place, never
+ * truncated, with every chunk written. Consistent only while the guest is stopped.
  */
 export async function copyGuestRam(src: GuestRamLocation, destPath: string): Promise<{ bytesCopied: number }> {
+  const existed = await fs.stat(destPath).then(() => true, () => false);
   const input = await fs.open(src.procFdPath, 'r');
-  const output = await fs.open(destPath, 'w');
+  const output = await fs.open(destPath, existed ? 'r+' : 'w');
   let bytesCopied = 0;
   try {
-    await output.truncate(src.sizeBytes);
+    if ((await output.stat()).size < src.sizeBytes) await output.truncate(src.sizeBytes);
     const buf = Buffer.alloc(COPY_CHUNK_BYTES);
     for (let off = 0; off < src.sizeBytes; off += COPY_CHUNK_BYTES) {
       const want = Math.min(COPY_CHUNK_BYTES, src.sizeBytes - off);
       const { bytesRead } = await input.read(buf, 0, want, off);
       if (bytesRead === 0) break;
-      if (isAllZero(buf, bytesRead)) continue;
+      if (!existed && isAllZero(buf, bytesRead)) continue;
       await output.write(buf, 0, bytesRead, off);
       bytesCopied += bytesRead;
     }

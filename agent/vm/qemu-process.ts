@@ -171,9 +171,16 @@ export async function launchQemu(options: LaunchQemuOptions): Promise<QemuProces
   const serialLogPath = options.args?.serialLogPath ?? def.serialLogPath;
   await fs.rm(qmpPath, { force: true });
   const argv = [options.qemuBinary ?? DEFAULT_QEMU_BINARY, ...toQemuArgs(def, options.args)];
-  const full = [...(options.wrapper ?? []), ...argv];
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.extraEnv };
-  if (options.preloadLibraryPath) env.LD_PRELOAD = [options.preloadLibraryPath, env.LD_PRELOAD].filter(Boolean).join(':');
+  const preload = options.preloadLibraryPath ? [options.preloadLibraryPath, env.LD_PRELOAD].filter(Boolean).join(':') : undefined;
+  let full = argv;
+  if (options.wrapper?.length) {
+    // The preload must reach QEMU itself, not the wrapper (a library may consume LD_PRELOAD in the
+    // first process it loads into): env(1) sets it right before exec'ing QEMU, keeping the PID.
+    full = [...options.wrapper, ...(preload ? ['env', `LD_PRELOAD=${preload}`] : []), ...argv];
+  } else if (preload) {
+    env.LD_PRELOAD = preload;
+  }
   const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

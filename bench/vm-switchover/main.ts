@@ -4,13 +4,14 @@
 // with RAM filled to 3/4 and a memory writer running, while a client pings it every millisecond.
 // Guest RAM is compared page by page between source and destination before each resume.
 //
-// Until the dirty-page tracker is wired in, the final flush here is a stand-in: it compares the
-// whole RAM with the shadow image and copies the differing pages, so its cost grows with RAM size
-// (like the `hash` tracker). Background bytes/s to keep the shadow warm is not measured yet.
+// The shadow is kept warm by the memory shadowing dirty tracker (uffd-wp through the preload
+// library every QEMU here gets) writing the dirtied pages straight into the shadow image: same
+// host, so no frames or stream (bench/shadow-sync measures those). Without the native build, a
+// stand-in compares the whole RAM with the image instead, so its flush grows with RAM size.
 //
 // Usage: npm run bench -- vm-switchover [--memory-mib 256] [--workloads light,heavy]
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, promises as fs } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +26,8 @@ import { copyGuestRam, findGuestRam } from '../../agent/vm/qemu-guest-ram';
 import { launchShadowQemu, migrateDeviceState, queryFinishedMigration, resumeGuest, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
 import { setRootLogger, silentLogger } from '../../shared/log';
 import { compareRam, syncDifferingPages } from './guest-ram-compare';
+import { TrackedShadowImage } from './tracked-shadow-image';
+import { nativeAvailable, uffdPreloadLibraryPath } from '../../agent/memory/native-binding';
 
 const GUEST_PORT = 7007;
 const GUEST_MAC = '52:54:00:66:00:10';
@@ -37,6 +40,8 @@ const UNLIMITED_BANDWIDTH = Number.MAX_SAFE_INTEGER;
 const PING_PERIOD_MS = 1;
 const SETTLE_MS = 1000;
 const BASELINE_MS = 3000;
+const WARM_ROUNDS = 10;
+const WARM_ROUND_MS = 100;
 
 const WORKLOADS = {
   light: { memwriteMb: 8, memwriteRateMbps: 16 },
@@ -79,6 +84,7 @@ interface CaseResult {
   guestContinued?: boolean;
   longestGapMs?: number;
   breakdown?: string;
+  warmBytesPerSecond?: number;
 }
 
 function arg(name: string, fallback: string): string {
@@ -90,6 +96,8 @@ class Bench {
   readonly lab = new NetnsLab('vmb');
   readonly workDir = mkdtempSync(path.join(os.tmpdir(), 'umbra-vm-bench-'));
   readonly procs = new Set<QemuProcess>();
+  /** The memory shadowing preload library, when its native build is present: every QEMU gets it. */
+  readonly preload = nativeAvailable() && existsSync(uffdPreloadLibraryPath()) ? uffdPreloadLibraryPath() : undefined;
   hosts: string[] = [];
   client = '';
   private tapSeq = 0;
@@ -147,7 +155,7 @@ class Bench {
 
 async function bootGuest(b: Bench, def: VmDefinition): Promise<{ proc: QemuProcess; ip: string }> {
   const place = await b.nextPlacement();
-  const proc = await launchQemu({ def, args: { tapNames: { net0: place.tap }, ...b.paths(place.tag) }, wrapper: ['ip', 'netns', 'exec', place.ns] });
+  const proc = await launchQemu({ def, args: { tapNames: { net0: place.tap }, ...b.paths(place.tag) }, wrapper: ['ip', 'netns', 'exec', place.ns], preloadLibraryPath: b.preload });
   b.procs.add(proc);
   const ip = await waitFor('guest DHCP lease', async () => guestAddressFromSerial(await proc.readSerialLog()), BOOT_TIMEOUT_MS, 250);
   await waitFor('guest RAM fill', async () => (await queryGuestStat(b.lab, b.client, ip, GUEST_PORT))?.fillDone, BOOT_TIMEOUT_MS, 500);
@@ -163,7 +171,7 @@ async function checkContinued(b: Bench, ip: string, before: GuestStat): Promise<
 async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, ip: string, unlimited: boolean): Promise<{ result: CaseResult; running: QemuProcess }> {
   const place = await b.nextPlacement();
   const uri = `unix:${path.join(b.workDir, `${place.tag}.mig`)}`;
-  const dst = await launchQemu({ def, args: { incoming: 'defer', startPaused: true, tapNames: { net0: place.tap }, ...b.paths(place.tag) }, wrapper: ['ip', 'netns', 'exec', place.ns] });
+  const dst = await launchQemu({ def, args: { incoming: 'defer', startPaused: true, tapNames: { net0: place.tap }, ...b.paths(place.tag) }, wrapper: ['ip', 'netns', 'exec', place.ns], preloadLibraryPath: b.preload });
   b.procs.add(dst);
   await dst.qmp.migrateSetCapabilities({ events: true });
   await dst.qmp.migrateIncoming(uri);
@@ -247,20 +255,40 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   const uri = `unix:${path.join(b.workDir, `${place.tag}.mig`)}`;
   const srcRam = await findGuestRam(src.pid, def.memorySizeBytes);
   const image = path.join(b.workDir, `${place.tag}.ram`);
-  // Warm-up (background, guest running): a full copy, then one catch-up round.
-  await copyGuestRam(srcRam, image);
+  await fs.writeFile(image, '');
+  await fs.truncate(image, def.memorySizeBytes);
+  // Warm-up (background, guest running). With the dirty tracker: a full first round, the shadow
+  // QEMU launched on the image, then rounds every WARM_ROUND_MS whose bytes/s is the cost of
+  // keeping the shadow warm. Without it: the stand-in (full copy, then compare-and-copy).
+  let tracked: TrackedShadowImage | undefined;
+  let warmBytesPerSecond: number | undefined;
+  if (b.preload) tracked = await TrackedShadowImage.open(src.pid, def.memorySizeBytes, image);
+  if (tracked) await tracked.round();
+  else await copyGuestRam(srcRam, image);
   const shadow = await launchShadowQemu({ def, ramFile: image, tapNames: { net0: place.tap }, ...b.paths(place.tag), incomingUri: uri, wrapper: ['ip', 'netns', 'exec', place.ns] });
   b.procs.add(shadow);
-  await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
+  if (tracked) {
+    const warmStart = performance.now();
+    let warmBytes = 0;
+    for (let i = 0; i < WARM_ROUNDS; i++) {
+      await new Promise((r) => setTimeout(r, WARM_ROUND_MS));
+      warmBytes += (await tracked.round()).bytes;
+    }
+    warmBytesPerSecond = warmBytes / ((performance.now() - warmStart) / 1000);
+  } else {
+    await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
+  }
   const before = (await queryGuestStat(b.lab, b.client, ip, GUEST_PORT))!;
   const pinger = b.startPinger(ip);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
+  if (tracked) await tracked.round(); // the round a running tracker would have just done
 
   const t0 = performance.now();
   await src.qmp.stop();
   const tStopped = performance.now();
-  const flushedBytes = await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
+  const flushedBytes = tracked ? (await tracked.round()).bytes : await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
   const tFlushed = performance.now();
+  tracked?.close();
   const mig = await migrateDeviceState(src.qmp, uri);
   await waitIncomingLoaded(shadow.qmp, 10000, 1);
   const tLoaded = performance.now();
@@ -286,7 +314,8 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
       ramDifferingPages: cmp.differingPages,
       guestContinued: continued,
       longestGapMs: longestGapExcluding(gap, verifyWindow),
-      breakdown: `stop ${(tStopped - t0).toFixed(1)} ms, flush stand-in ${(tFlushed - tStopped).toFixed(1)} ms (${(flushedBytes / 1024) | 0} KiB), device state ${(tLoaded - tFlushed).toFixed(1)} ms, resume ${(tRun - tCont).toFixed(1)} ms; first answer ${gapAfterResumeMs.toFixed(0)} ms after the resume; RAM compare (guest paused, not counted) ${(verifyWindow[1] - verifyWindow[0]).toFixed(0)} ms`,
+      warmBytesPerSecond,
+      breakdown: `stop ${(tStopped - t0).toFixed(1)} ms, final flush (${tracked ? `${tracked.trackerName} tracker` : 'stand-in: full compare'}) ${(tFlushed - tStopped).toFixed(1)} ms (${(flushedBytes / 1024) | 0} KiB), device state ${(tLoaded - tFlushed).toFixed(1)} ms, resume ${(tRun - tCont).toFixed(1)} ms; first answer ${gapAfterResumeMs.toFixed(0)} ms after the resume; RAM compare (guest paused, not counted) ${(verifyWindow[1] - verifyWindow[0]).toFixed(0)} ms`,
     },
     running: shadow,
   };
@@ -347,6 +376,7 @@ async function main(): Promise<void> {
         { metric: 'pause / QEMU downtime (faster peer)', ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
         { metric: 'bytes sent at switchover / in migration', ours: umbra.result.bytesSent ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'longest client gap (faster peer)', ours: fmt(umbra.result.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
+        { metric: 'background bytes/s keeping the shadow warm', ours: umbra.result.warmBytesPerSecond !== undefined ? Math.round(umbra.result.warmBytesPerSecond) : 'n/a', peer: '-', unit: 'B/s' },
         { metric: 'longest client gap, no migration (baseline)', ours: fmt(baselineGapMs), peer: fmt(baselineGapMs), unit: 'ms' },
         { metric: 'guest RAM differing pages (default / unlimited)', ours: umbra.result.ramDifferingPages ?? '-', peer: `${qDefault.result.ramDifferingPages ?? '-'} / ${qUnlimited.result.ramDifferingPages ?? '-'}`, unit: 'pages', target: '0' },
         { metric: 'guest continued on the destination', ours: String(umbra.result.guestContinued), peer: `${qDefault.result.guestContinued ?? '-'} / ${qUnlimited.result.guestContinued ?? '-'}`, unit: '' },
@@ -363,6 +393,7 @@ async function main(): Promise<void> {
       figures[`${key}_baseline_longest_gap_ms`] = fmt(baselineGapMs, 2);
       figures[`${key}_umbra_pause_ms`] = fmt(umbra.result.pauseMs, 2);
       figures[`${key}_umbra_switchover_bytes`] = umbra.result.bytesSent ?? -1;
+      figures[`${key}_umbra_warm_bytes_per_s`] = umbra.result.warmBytesPerSecond !== undefined ? Math.round(umbra.result.warmBytesPerSecond) : -1;
       figures[`${key}_umbra_longest_gap_ms`] = fmt(umbra.result.longestGapMs, 2);
       figures[`${key}_umbra_ram_differing_pages`] = umbra.result.ramDifferingPages ?? -1;
       for (const [name, r] of [['qemu_default', qDefault.result], ['qemu_unlimited', qUnlimited.result]] as const) {

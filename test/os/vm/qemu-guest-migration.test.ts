@@ -144,13 +144,11 @@ if (reason) {
   });
 
   test.serial('device-state-only migration to a shadow QEMU on a copy of the RAM: the guest continues on the destination', async (t) => {
-    const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
-    await src.qmp.stop();
-    const ram = await findGuestRam(src.pid, MEMORY_BYTES);
+    // As in production: the shadow QEMU is up first, on an image that is filled in afterwards
+    // (QEMU maps it shared, so what is written to the file is what the guest will see).
     const shadowImage = path.join(workDir, 'g1-shadow.ram');
-    const copied = await copyGuestRam(ram, shadowImage);
-    t.true(copied.bytesCopied > 0);
-
+    await fs.writeFile(shadowImage, '');
+    await fs.truncate(shadowImage, MEMORY_BYTES);
     const uri = `unix:${path.join(workDir, 'g1-mig.sock')}`;
     const dst = await launchShadowQemu({
       def,
@@ -162,6 +160,12 @@ if (reason) {
       wrapper: ['ip', 'netns', 'exec', hv2],
     });
     procs.push(dst);
+
+    const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
+    await src.qmp.stop();
+    const ram = await findGuestRam(src.pid, MEMORY_BYTES);
+    const copied = await copyGuestRam(ram, shadowImage);
+    t.is(copied.bytesCopied, MEMORY_BYTES, 'an existing image is updated in full, in place');
     t.is((await dst.qmp.queryStatus()).status, 'inmigrate');
     t.true((await dst.qmp.queryMemdev())[0]?.share);
 

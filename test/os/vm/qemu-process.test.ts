@@ -75,6 +75,16 @@ if (missing) {
     t.false(proc.running);
   });
 
+  test.serial('through a wrapper command the preload is set on QEMU itself, and the PID is QEMU\'s', async (t) => {
+    const def = await definition();
+    const proc = await launchQemu({ def, args: { startPaused: true }, wrapper: ['env'], preloadLibraryPath: HARMLESS_PRELOAD });
+    procs.push(proc);
+    t.regex(await fs.readFile(`/proc/${proc.pid}/comm`, 'utf8'), /^qemu-system/);
+    const environ = (await fs.readFile(`/proc/${proc.pid}/environ`, 'utf8')).split('\0');
+    t.true(environ.includes(`LD_PRELOAD=${HARMLESS_PRELOAD}`));
+    await proc.stop(2000);
+  });
+
   test.serial('attach to a QEMU started elsewhere and kill it by PID', async (t) => {
     const def = await definition();
     const starter = await launchQemu({ def, args: { startPaused: true } });
