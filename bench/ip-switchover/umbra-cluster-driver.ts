@@ -49,7 +49,7 @@ export class UmbraClusterDriver {
       liveness: { suspect_after_ms: 3000, down_after_ms: 6000 },
       tls: pki.coordinator,
       // One machine under the namespaces: its load is no host's own.
-      ipshadow: { shadowing_threshold: 0.1, placement_uses_host_load: false, max_shadowed_vms: 1, shadowing_refresh_interval_ms: 300, reconcile_interval_ms: 1000 },
+      ipshadow: { shadowing_threshold: 0.1, placement_uses_host_load: false, max_shadowed_vms: 1, shadowing_refresh_interval_ms: 500, reconcile_interval_ms: 5000 },
     });
     d.coordinator = startNode(lab, coordNs, [COORDINATOR_MAIN, '--config', coordCfg], { UMBRA_LOG_LEVEL: 'warn' });
     await waitFor('coordinator port', async () => (await lab.exec(coordNs, 'ss', ['-ltn'])).includes(`:${COORDINATOR_PORT}`), 20000);
