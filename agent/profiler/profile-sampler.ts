@@ -37,6 +37,7 @@ export interface SampleResult {
 export class ProfileSampler {
   private readonly targets = new Map<string, VmTarget>();
   private readonly last = new Map<string, VmReading>();
+  private readonly dirtyRates = new Map<string, number>();
   private hostBuf: HostSample[] = [];
   private vmBuf: VmProfile[] = [];
   private healthBuf: HealthSignals[] = [];
@@ -53,7 +54,13 @@ export class ProfileSampler {
     this.last.delete(target.vmId);
   }
 
+  /** The dirty-page rate measured by memory shadowing (when active); reported with the VM's next profile. */
+  noteDirtyRate(vmId: string, bytesPerSec: number): void {
+    if (Number.isFinite(bytesPerSec) && bytesPerSec >= 0) this.dirtyRates.set(vmId, bytesPerSec);
+  }
+
   unwatch(vmId: string): void {
+    this.dirtyRates.delete(vmId);
     this.targets.delete(vmId);
     this.last.delete(vmId);
   }
@@ -66,6 +73,8 @@ export class ProfileSampler {
     for (const t of this.targets.values()) {
       try {
         const reading = await this.o.vms.read(t);
+        const dirty = this.dirtyRates.get(t.vmId);
+        if (dirty !== undefined) reading.dirtyRateBytesPerSec = dirty;
         const prev = this.last.get(t.vmId);
         this.last.set(t.vmId, reading);
         const p = prev ? vmProfile(t, prev, reading) : undefined;

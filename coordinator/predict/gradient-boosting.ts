@@ -171,9 +171,9 @@ export function fitBoosted(ds: Dataset, options: BoostOptions): BoostedModel {
       if (loss.kind === 'logistic') {
         let g = 0;
         let h = 0;
-        for (const i of idx) {
-          g += grad[i];
-          h += hess[i];
+        for (let k = 0; k < idx.length; k++) {
+          g += grad[idx[k]];
+          h += hess[idx[k]];
         }
         return -g / (h + NEWTON_LAMBDA);
       }
@@ -189,9 +189,9 @@ export function fitBoosted(ds: Dataset, options: BoostOptions): BoostedModel {
       }
       let G = 0;
       let H = 0;
-      for (const i of idx) {
-        G += grad[i];
-        H += hess[i];
+      for (let k = 0; k < idx.length; k++) {
+        G += grad[idx[k]];
+        H += hess[idx[k]];
       }
       const parentScore = (G * G) / (H + NEWTON_LAMBDA);
       let bestGain = 1e-9;
@@ -235,12 +235,13 @@ export function fitBoosted(ds: Dataset, options: BoostOptions): BoostedModel {
       }
       const off = bestF * rows;
       let nl = 0;
-      for (const i of idx) if (bins[off + i] <= bestBin) nl++;
+      for (let k = 0; k < idx.length; k++) if (bins[off + idx[k]] <= bestBin) nl++;
       const li = new Uint32Array(nl);
       const ri = new Uint32Array(idx.length - nl);
       let a = 0;
       let c = 0;
-      for (const i of idx) {
+      for (let k = 0; k < idx.length; k++) {
+        const i = idx[k];
         if (bins[off + i] <= bestBin) li[a++] = i;
         else ri[c++] = i;
       }

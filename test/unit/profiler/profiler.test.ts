@@ -99,7 +99,9 @@ test('the sampler derives profiles from the second reading on, batches, reads he
   const second = await sampler.sampleOnce();
   t.is(second.vms.length, 1);
   t.is(second.vms[0].cpuCores, 0.5);
-  await sampler.sampleOnce();
+  t.is(second.vms[0].dirtyRateBytesPerSec, undefined);
+  sampler.noteDirtyRate('vm1', 4e6);
+  t.is((await sampler.sampleOnce()).vms[0].dirtyRateBytesPerSec, 4e6);
   t.is(healthReads, 2);
   vms.gone.add(10);
   await sampler.sampleOnce();

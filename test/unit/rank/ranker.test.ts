@@ -133,3 +133,14 @@ test('predicted migration time grows with dirty rate and does not converge when 
   t.is(predictMigrationSeconds(8 * GIB, 2e9, 1e9), 3600);
   t.true(predictMigrationSeconds(8 * GIB, 5e7, 1e9, true) < 1);
 });
+
+test('the rank table shows each destination with its breakdown and each rejection with its reason', async (t) => {
+  const { formatRankTable } = await import('../../../coordinator/rank/rank-table');
+  const hosts = [host('src'), host('full', { cpuPeakCores: 30 }), host('idle', { cpuPeakCores: 0 })];
+  const text = formatRankTable(new PredictiveRanker().rank(vm, hosts, { explainRejected: true }));
+  t.regex(text, /destinations for vm1: 1 eligible, 1 shown/);
+  t.regex(text, /1\s+idle\s+0\.\d{3}/);
+  t.regex(text, /after placement at forecast peak/);
+  t.regex(text, /full\s+CPU_CAPACITY\s+CPU: forecast peak 30\.0/);
+  t.regex(formatRankTable(new PredictiveRanker().rank(vm, hosts)), /rejected: SOURCE_HOST 1, CPU_CAPACITY 1/);
+});
