@@ -147,12 +147,12 @@ osTestConcurrent('lintian finds no errors in either .deb', async (t) => {
     return;
   }
   t.timeout(10 * 60_000);
-  for (const pkg of PACKAGES) {
-    const r = await run('lintian', ['--fail-on', 'error', deb(pkg)], { timeoutMs: 10 * 60_000 });
-    const errors = r.stdout.split('\n').filter((l) => l.startsWith('E:'));
-    t.deepEqual(errors, [], `${pkg}: ${r.stdout}`);
-    t.is(r.code, 0, r.stderr);
-  }
+  // One lintian run for both: its start-up (profiles, data) costs more than a package.
+  const r = await run('lintian', ['--fail-on', 'error', ...PACKAGES.map((pkg) => deb(pkg))], { timeoutMs: 10 * 60_000 });
+  const errors = r.stdout.split('\n').filter((l) => l.startsWith('E:'));
+  t.deepEqual(errors, [], r.stdout);
+  t.is(r.code, 0, r.stderr);
+  t.log(`lintian: ${r.stdout.split('\n').filter((l) => l.startsWith('W:')).length} warnings (no-manual-page, script-not-executable and privacy-breach-generic in third-party modules)`);
 });
 
 osTestConcurrent('the .deb metadata declares dependencies and conffiles, and the two packages share no file', async (t) => {
@@ -276,7 +276,9 @@ osTestConcurrent('the .rpm metadata declares requirements and config files', asy
   t.regex(info, /License\s*: Apache-2\.0/);
   t.regex(info, /Architecture: x86_64/);
   const requires = await runOk('rpm', ['-qp', '--requires', rpmFile('umbra-agent')]);
-  for (const dep of ['nodejs >= 1:20', 'libpcap', 'iproute', 'libpcap.so.0.8()(64bit)']) t.true(requires.split('\n').includes(dep), requires);
+  for (const dep of ['nodejs >= 1:20', 'libpcap', 'iproute']) t.true(requires.split('\n').includes(dep), requires);
+  // The libpcap soname cap.node was linked against on the build machine.
+  t.regex(requires, /^libpcap\.so\.[\d.]+\(\)\(64bit\)$/m);
   t.regex(await runOk('rpm', ['-qp', '--recommends', rpmFile('umbra-agent')]), /qemu/);
   t.true((await runOk('rpm', ['-qp', '--provides', rpmFile('umbra-agent')])).split('\n').every((p) => !p.includes('.so')), 'the private addons are not offered as libraries');
   // %config(noreplace): flags "cn".
