@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { isRoot } from '../../helpers/netns';
+import { isRoot, waitFor } from '../../helpers/netns';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
 import { FlushIncompleteError } from '../../../agent/replication/errors';
 import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from '../../../agent/replication/shadow-channel';
@@ -143,7 +143,13 @@ rootTest('a full disk on one shadow is reported there; the other shadow and the 
   mounts.push(small);
   const h = await start([{ id: 'roomy' }, { id: 'full', dataDir: small }]);
   await h.writer.cmd(`pattern 0 ${PAGES} 7`); // 8 MiB of data does not fit in 2 MiB
-  const err = await t.throwsAsync(() => h.source.flush(4000), { instanceOf: FlushIncompleteError });
+  // Let the roomy shadow take the full copy at its own pace (a loaded machine is slow), then flush.
+  await waitFor('the roomy shadow to acknowledge the full copy', async () => {
+    await h.source.runRound(); // rounds are manual here: each probe sends what is owed
+    const roomy = h.source.status().shadows.find((s) => s.id === 'roomy')!;
+    return roomy.ackedEpoch > 0 && roomy.lagBytes === 0 ? true : undefined;
+  }, 30000, 200);
+  const err = await t.throwsAsync(() => h.source.flush(3000), { instanceOf: FlushIncompleteError });
   t.deepEqual(err?.lagging, ['full']);
   const full = h.source.status().shadows.find((s) => s.id === 'full');
   t.is(full?.shadowError, 'DISK_FULL');
