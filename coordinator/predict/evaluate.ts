@@ -151,6 +151,6 @@ export function formatEvaluation(r: EvaluationReport): string {
     ...rows.map(line),
     '',
     `peak MAE: ours ${fmt(t.peakMaeOurs)} vs max-of-last-hour ${fmt(t.peakMaeBaseline)} = ${fmt(t.peakMaeRatio)}x (target <= ${t.peakMaeRatioTarget}x): ${t.peakMaeMet ? 'MET' : 'NOT MET'}`,
-    `saturation F1: ours ${fmt(t.f1Ours)} vs rule ${fmt(t.f1Baseline)} = +${fmt(t.f1Gain)} (target >= +${t.f1GainTarget}): ${t.f1Met ? 'MET' : 'NOT MET'}`,
+    `saturation F1: ours ${fmt(t.f1Ours)} vs rule ${fmt(t.f1Baseline)} = ${t.f1Gain >= 0 ? '+' : ''}${fmt(t.f1Gain)} (target >= +${t.f1GainTarget}): ${t.f1Met ? 'MET' : 'NOT MET'}`,
   ].join('\n');
 }
