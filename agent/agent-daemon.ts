@@ -22,6 +22,7 @@ import type { AgentModuleContext, RunningAgentModule } from './agent-module';
 import { AGENT_MODULES } from './modules';
 import { dial } from '../shared/grpc-client';
 import { probeHostCapacity } from './os/sysinfo-host-facts';
+import { ProcCpuUsage } from './os/proc-cpu-usage';
 
 const CAPABILITY_REFRESH_MS = 300_000;
 const STORE_SUBDIR = 'state';
@@ -31,10 +32,12 @@ export interface AgentDaemon {
   close(): Promise<void>;
 }
 
+const cpuUsage = new ProcCpuUsage();
+
+/** What each heartbeat carries: CPU busy share since the last beat, and memory. */
 function currentUsage(): HostUsage {
-  const threads = os.availableParallelism();
   return {
-    cpu_load_ratio: os.loadavg()[0] / threads,
+    cpu_load_ratio: cpuUsage.sample(),
     memory_used_bytes: os.totalmem() - os.freemem(),
     memory_available_bytes: os.freemem(),
   };

@@ -73,25 +73,21 @@ export class ConfigReader {
   }
 
   integer(m: Mapping, key: string, path: string, opts: { default?: number; min?: number; max?: number } = {}): number {
-    const p = join(path, key);
-    const v = m[key];
-    if (v === undefined || v === null) {
-      if (opts.default === undefined) {
-        this.problem(p, 'is required');
-        return 0;
-      }
-      return opts.default;
-    }
-    if (typeof v !== 'number' || !Number.isInteger(v)) {
-      this.problem(p, `must be an integer, got ${describe(v)}`);
-      return opts.default ?? 0;
-    }
-    if (opts.min !== undefined && v < opts.min) this.problem(p, `must be at least ${opts.min}, got ${v}`);
-    if (opts.max !== undefined && v > opts.max) this.problem(p, `must be at most ${opts.max}, got ${v}`);
-    return v;
+    return this.numeric(m, key, path, opts, Number.isInteger, 'an integer');
   }
 
   number(m: Mapping, key: string, path: string, opts: { default?: number; min?: number; max?: number } = {}): number {
+    return this.numeric(m, key, path, opts, Number.isFinite, 'a number');
+  }
+
+  private numeric(
+    m: Mapping,
+    key: string,
+    path: string,
+    opts: { default?: number; min?: number; max?: number },
+    accept: (v: number) => boolean,
+    what: string,
+  ): number {
     const p = join(path, key);
     const v = m[key];
     if (v === undefined || v === null) {
@@ -101,8 +97,8 @@ export class ConfigReader {
       }
       return opts.default;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v)) {
-      this.problem(p, `must be a number, got ${describe(v)}`);
+    if (typeof v !== 'number' || !accept(v)) {
+      this.problem(p, `must be ${what}, got ${describe(v)}`);
       return opts.default ?? 0;
     }
     if (opts.min !== undefined && v < opts.min) this.problem(p, `must be at least ${opts.min}, got ${v}`);

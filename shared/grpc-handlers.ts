@@ -57,23 +57,26 @@ export class HandlerKit {
     }
   }
 
+  /** Authorizes, then runs `fn`; failures (refusal included) go to `fail` as a service error. */
+  private guarded(method: string, access: Access, call: AuthCall, fn: (ctx: CallContext) => Promise<void>, fail: (e: ReturnType<typeof toServiceError>) => void): void {
+    let ctx: CallContext;
+    try {
+      ctx = this.authorize(method, access, call);
+    } catch (err) {
+      fail(toServiceError(err));
+      return;
+    }
+    fn(ctx).catch((err) => {
+      this.logFailure(method, err);
+      fail(toServiceError(err));
+    });
+  }
+
   unary<Req, Res>(method: string, access: Access, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-    return (call, callback) => {
-      let ctx: CallContext;
-      try {
-        ctx = this.authorize(method, access, call as unknown as AuthCall);
-      } catch (err) {
-        callback(toServiceError(err) as grpc.ServiceError);
-        return;
-      }
-      fn(call.request, ctx).then(
-        (res) => callback(null, res),
-        (err) => {
-          this.logFailure(method, err);
-          callback(toServiceError(err) as grpc.ServiceError);
-        },
+    return (call, callback) =>
+      this.guarded(method, access, call as unknown as AuthCall, async (ctx) => callback(null, await fn(call.request, ctx)), (e) =>
+        callback(e as grpc.ServiceError),
       );
-    };
   }
 
   /** Client-streaming: `fn` consumes the request stream and returns the single response. */
@@ -82,22 +85,10 @@ export class HandlerKit {
     access: Access,
     fn: (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext) => Promise<Res>,
   ): grpc.handleClientStreamingCall<Req, Res> {
-    return (call, callback) => {
-      let ctx: CallContext;
-      try {
-        ctx = this.authorize(method, access, call as unknown as AuthCall);
-      } catch (err) {
-        callback(toServiceError(err) as grpc.ServiceError);
-        return;
-      }
-      fn(call, ctx).then(
-        (res) => callback(null, res),
-        (err) => {
-          this.logFailure(method, err);
-          callback(toServiceError(err) as grpc.ServiceError);
-        },
+    return (call, callback) =>
+      this.guarded(method, access, call as unknown as AuthCall, async (ctx) => callback(null, await fn(call, ctx)), (e) =>
+        callback(e as grpc.ServiceError),
       );
-    };
   }
 
   /** Server-streaming: `fn` writes responses and resolves when the stream should end. */
@@ -106,22 +97,11 @@ export class HandlerKit {
     access: Access,
     fn: (req: Req, call: grpc.ServerWritableStream<Req, Res>, ctx: CallContext) => Promise<void>,
   ): grpc.handleServerStreamingCall<Req, Res> {
-    return (call) => {
-      let ctx: CallContext;
-      try {
-        ctx = this.authorize(method, access, call as unknown as AuthCall);
-      } catch (err) {
-        call.emit('error', toServiceError(err));
-        return;
-      }
-      fn(call.request, call, ctx).then(
-        () => call.end(),
-        (err) => {
-          this.logFailure(method, err);
-          call.emit('error', toServiceError(err));
-        },
-      );
-    };
+    return (call) =>
+      this.guarded(method, access, call as unknown as AuthCall, async (ctx) => {
+        await fn(call.request, call, ctx);
+        call.end();
+      }, (e) => call.emit('error', e));
   }
 
   /** Bidirectional streaming: `fn` owns the call until it resolves. */
@@ -130,21 +110,10 @@ export class HandlerKit {
     access: Access,
     fn: (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>,
   ): grpc.handleBidiStreamingCall<Req, Res> {
-    return (call) => {
-      let ctx: CallContext;
-      try {
-        ctx = this.authorize(method, access, call as unknown as AuthCall);
-      } catch (err) {
-        call.emit('error', toServiceError(err));
-        return;
-      }
-      fn(call, ctx).then(
-        () => call.end(),
-        (err) => {
-          this.logFailure(method, err);
-          call.emit('error', toServiceError(err));
-        },
-      );
-    };
+    return (call) =>
+      this.guarded(method, access, call as unknown as AuthCall, async (ctx) => {
+        await fn(call, ctx);
+        call.end();
+      }, (e) => call.emit('error', e));
   }
 }

@@ -28,8 +28,10 @@ Usage:
   umbractl replication stop|flush VM                 stop replication / final delta of a paused guest
   umbractl pki init --dir DIR                         create the cluster CA
   umbractl pki issue --dir DIR --role coordinator|agent|operator --name NAME
-                     [--dns NAME]... [--ip ADDR]... [--days N] [--out DIR]
-                                                      issue a certificate
+                     [--dns NAME]... [--ip ADDR]... [--days N] [--out DIR] [--stem NAME]
+                                                      issue a certificate (files <stem>.crt/.key;
+                                                      default stem <role>-<name>, or 'coordinator';
+                                                      --stem agent gives the agent's default names)
   umbractl --version | --help
 
 Connection (flags, else $UMBRA_COORDINATOR/$UMBRA_CA/$UMBRA_CERT/$UMBRA_KEY, else the config file):
@@ -57,6 +59,7 @@ const OPTIONS = {
   ip: { type: 'string', multiple: true },
   days: { type: 'string' },
   out: { type: 'string' },
+  stem: { type: 'string' },
   to: { type: 'string' },
   from: { type: 'string' },
   vm: { type: 'string' },
@@ -89,7 +92,7 @@ async function main(): Promise<number> {
   const json = v.json === true;
   if (command === 'pki') {
     if (!v.dir) usage('pki needs --dir DIR');
-    return runPkiCommand({ sub: rest[0] ?? '', dir: v.dir, role: v.role, name: v.name, dns: v.dns ?? [], ip: v.ip ?? [], days: v.days, out: v.out });
+    return runPkiCommand({ sub: rest[0] ?? '', dir: v.dir, role: v.role, name: v.name, dns: v.dns ?? [], ip: v.ip ?? [], days: v.days, out: v.out, stem: v.stem });
   }
   const connect = () => dialCoordinator(resolveConnection(v as CtlConnectionFlags));
   switch (command) {
