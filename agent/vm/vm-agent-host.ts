@@ -1,0 +1,366 @@
+// The VMs of one host as the agent holds them: local QEMUs (declared and launched, or discovered)
+// and shadow QEMUs (launched ahead of a switchover with -incoming defer on the shadow image, kept
+// alive by a supervision timer). Pause, resume (a loaded shadow becomes the local VM), and the
+// source half of the device-state-only migration.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, promises as fs, readlinkSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors';
+import { KeyedMutex } from '../net/keyed-mutex';
+import { launchShadowQemu, migrateDeviceState, resumeGuest, type DeviceStateMigrationResult } from './device-state-migration';
+import { attachQemu, launchQemu, type QemuProcess } from './qemu-process';
+import { discoverQemuProcesses } from './qemu-discovery';
+import { parseVmDefinition, type VmDefinition } from './vm-definition';
+import type { VmAgentConfig } from './vm-module-config';
+import { deleteTap, ensureTap } from './vm-agent-tap';
+
+const STATUS_TIMEOUT_MS = 2000;
+const STOP_GRACE_MS = 1500;
+
+export type VmRole = 'local' | 'shadow';
+
+export interface VmView {
+  vmId: string;
+  role: VmRole;
+  status: string;
+  running: boolean;
+  pid: number;
+  memoryBytes: number;
+  definition?: VmDefinition;
+  incomingUri: string;
+  ramPath: string;
+  relaunches: number;
+  lastError: string;
+}
+
+interface LocalVm {
+  vmId: string;
+  def?: VmDefinition;
+  proc: QemuProcess;
+}
+
+interface ShadowVm {
+  vmId: string;
+  /** The source's definition the shadow was prepared from (compared on re-prepare). */
+  sourceDef: VmDefinition;
+  proc?: QemuProcess;
+  port: number;
+  incomingUri: string;
+  ramPath: string;
+  qmpSocketPath: string;
+  serialLogPath: string;
+  tapNames: Record<string, string>;
+  relaunches: number;
+  lastError: string;
+  /** A migration stream arrived: relaunching would lose the guest, so supervision leaves it. */
+  loaded: boolean;
+}
+
+export interface VmAgentHostDeps {
+  config: VmAgentConfig;
+  dataDir: string;
+  /** Shadow image path of a VM (the replication receiver's file). */
+  ramPathOf(vmId: string): string;
+  /** LD_PRELOAD library for launched QEMUs, if any. */
+  preloadLibraryPath?: string;
+  log: Logger;
+}
+
+/** Tap names are at most 15 chars: a short hash keeps them unique per (VM, NIC). Pure. */
+export function shadowTapName(vmId: string, netdevId: string): string {
+  return `ush${createHash('sha256').update(`${vmId}\0${netdevId}`).digest('hex').slice(0, 10)}`;
+}
+
+function netnsOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return `unknown:${pid}`;
+  }
+}
+
+function sameDefinition(a: VmDefinition, b: VmDefinition): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export class VmAgentHost {
+  private readonly locals = new Map<string, LocalVm>();
+  private readonly shadows = new Map<string, ShadowVm>();
+  private readonly locks = new KeyedMutex();
+  private readonly vmDir: string;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly d: VmAgentHostDeps) {
+    this.vmDir = path.join(d.dataDir, 'vm');
+  }
+
+  /** Attaches to running QEMUs, launches declared VMs not yet running, starts supervision. */
+  async start(): Promise<void> {
+    mkdirSync(this.vmDir, { recursive: true });
+    const declared = new Map(this.d.config.vms.map((v) => [v.qmpSocketPath, v]));
+    if (this.d.config.discover || declared.size > 0) {
+      for (const q of await discoverQemuProcesses().catch(() => [])) {
+        const def = declared.get(q.qmpSocketPath);
+        const vmId = def?.id ?? q.definition?.id;
+        if (!vmId) continue;
+        if (!def && !this.d.config.discover) continue;
+        // Another host's QEMU (hosts as network namespaces on one machine) is not ours to drive.
+        if (netnsOf(q.pid) !== netnsOf(process.pid)) continue;
+        try {
+          const proc = await attachQemu(q.pid, q.qmpSocketPath, { def: def ?? q.definition });
+          if (q.qmpSocketPath.startsWith(this.vmDir + path.sep) && (await proc.qmp.queryStatus()).status === 'inmigrate') {
+            // A shadow left by a previous run of this agent: its listener state is unknown, so it is
+            // replaced when the coordinator prepares the shadow again.
+            await proc.kill();
+            continue;
+          }
+          this.locals.set(vmId, { vmId, def: def ?? q.definition, proc });
+          this.d.log.info({ vmId, pid: q.pid }, 'attached to running QEMU');
+        } catch (err) {
+          this.d.log.warn({ vmId, pid: q.pid, err: errorMessage(err) }, 'cannot attach to QEMU');
+        }
+      }
+    }
+    if (this.d.config.launchDeclared) {
+      for (const def of this.d.config.vms) {
+        if (this.locals.has(def.id)) continue;
+        try {
+          const proc = await launchQemu({ def, qemuBinary: this.d.config.qemuBinary, preloadLibraryPath: this.d.preloadLibraryPath });
+          this.locals.set(def.id, { vmId: def.id, def, proc });
+        } catch (err) {
+          this.d.log.error({ vmId: def.id, err: errorMessage(err) }, 'cannot launch declared VM');
+        }
+      }
+    }
+    this.timer = setInterval(() => void this.supervise(), this.d.config.superviseIntervalMs);
+    this.timer.unref();
+  }
+
+  private requireVmId(vmId: unknown): string {
+    if (typeof vmId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(vmId)) throw new InvalidArgumentError('vm_id', 'must be 1-64 chars of A-Z a-z 0-9 _ . -');
+    return vmId;
+  }
+
+  private local(vmId: string): LocalVm {
+    const vm = this.locals.get(this.requireVmId(vmId));
+    if (!vm) throw new NotFoundError('vm', vmId);
+    return vm;
+  }
+
+  /** Launches (or keeps) the shadow QEMU of `definitionJson`'s VM. */
+  prepareShadow(vmId: string, definitionJson: string): Promise<{ view: VmView; launched: boolean }> {
+    this.requireVmId(vmId);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(definitionJson);
+    } catch {
+      throw new InvalidArgumentError('definition_json', 'must be a JSON VM definition');
+    }
+    const def = parseVmDefinition(raw);
+    if (def.id !== vmId) throw new InvalidArgumentError('definition_json', `defines vm '${def.id}', not '${vmId}'`);
+    if (!this.d.config.incomingHost) throw new FailedPreconditionError(`this host cannot hold shadow VMs: vm.incoming_host is not configured`);
+    return this.locks.run(vmId, async () => {
+      const existing = this.shadows.get(vmId);
+      if (existing && sameDefinition(existing.sourceDef, def) && existing.proc?.running && !existing.loaded) {
+        return { view: await this.viewShadow(existing), launched: false };
+      }
+      if (existing) await this.dropShadow(existing, false);
+      const port = this.freePort();
+      const enc = encodeURIComponent(vmId);
+      const shadow: ShadowVm = {
+        vmId,
+        sourceDef: def,
+        port,
+        incomingUri: `tcp:${this.d.config.incomingHost}:${port}`,
+        ramPath: this.d.ramPathOf(vmId),
+        qmpSocketPath: path.join(this.vmDir, `${enc}.shadow.qmp`),
+        serialLogPath: path.join(this.vmDir, `${enc}.shadow.serial`),
+        tapNames: Object.fromEntries(def.nics.map((n) => [n.netdevId, shadowTapName(vmId, n.netdevId)])),
+        relaunches: existing ? existing.relaunches : 0,
+        lastError: '',
+        loaded: false,
+      };
+      this.shadows.set(vmId, shadow);
+      await this.launchShadow(shadow);
+      return { view: await this.viewShadow(shadow), launched: true };
+    });
+  }
+
+  private freePort(): number {
+    const used = new Set([...this.shadows.values()].map((s) => s.port));
+    for (let p = this.d.config.incomingPortBase; p < this.d.config.incomingPortBase + this.d.config.incomingPortCount; p++) if (!used.has(p)) return p;
+    throw new UnavailableError(`no free incoming port in ${this.d.config.incomingPortBase}+${this.d.config.incomingPortCount}`);
+  }
+
+  private async launchShadow(s: ShadowVm): Promise<void> {
+    for (const tap of Object.values(s.tapNames)) await ensureTap(tap, this.d.config.vmBridge);
+    mkdirSync(path.dirname(s.ramPath), { recursive: true });
+    if (!existsSync(s.ramPath)) {
+      // QEMU would create it too; creating it here keeps ownership and sparseness predictable.
+      await fs.writeFile(s.ramPath, '');
+      await fs.truncate(s.ramPath, s.sourceDef.memorySizeBytes);
+    }
+    try {
+      s.proc = await launchShadowQemu({
+        def: s.sourceDef,
+        ramFile: s.ramPath,
+        tapNames: s.tapNames,
+        qmpSocketPath: s.qmpSocketPath,
+        serialLogPath: s.serialLogPath,
+        incomingUri: `tcp:${this.d.config.incomingHost}:${s.port}`,
+        qemuBinary: this.d.config.qemuBinary,
+        preloadLibraryPath: this.d.preloadLibraryPath,
+      });
+      s.lastError = '';
+      this.d.log.info({ vmId: s.vmId, pid: s.proc.pid, incoming: s.incomingUri }, 'shadow VM ready');
+    } catch (err) {
+      s.lastError = errorMessage(err);
+      throw err;
+    }
+  }
+
+  private async dropShadow(s: ShadowVm, deleteTaps: boolean): Promise<void> {
+    await s.proc?.stop(STOP_GRACE_MS).catch(() => undefined);
+    s.proc = undefined;
+    if (deleteTaps) for (const tap of Object.values(s.tapNames)) await deleteTap(tap).catch(() => undefined);
+  }
+
+  removeShadow(vmId: string): Promise<boolean> {
+    this.requireVmId(vmId);
+    return this.locks.run(vmId, async () => {
+      const s = this.shadows.get(vmId);
+      if (!s) return false;
+      this.shadows.delete(vmId);
+      await this.dropShadow(s, true);
+      return true;
+    });
+  }
+
+  /** QMP stop of the VM's local QEMU; idempotent. */
+  pause(vmId: string): Promise<number> {
+    return this.locks.run(this.requireVmId(vmId), async () => {
+      const t0 = performance.now();
+      const vm = this.local(vmId);
+      if ((await vm.proc.qmp.queryStatus()).running) await vm.proc.qmp.stop();
+      return performance.now() - t0;
+    });
+  }
+
+  /**
+   * Runs the guest here. A shadow that has received the device state is resumed and becomes the
+   * local VM (a stale local QEMU of the same VM, e.g. an old source, is stopped); else the local VM.
+   */
+  resume(vmId: string): Promise<number> {
+    return this.locks.run(this.requireVmId(vmId), async () => {
+      const t0 = performance.now();
+      const s = this.shadows.get(vmId);
+      if (s?.proc?.running) {
+        const info = await s.proc.qmp.queryMigrate();
+        if (info.status === 'completed') {
+          await resumeGuest(s.proc.qmp);
+          const old = this.locals.get(vmId);
+          this.locals.set(vmId, { vmId, def: { ...s.sourceDef, nics: s.sourceDef.nics.map((n) => ({ ...n, tapName: s.tapNames[n.netdevId] ?? n.tapName })), qmpSocketPath: s.qmpSocketPath, serialLogPath: s.serialLogPath }, proc: s.proc });
+          this.shadows.delete(vmId);
+          if (old && old.proc !== s.proc) await old.proc.stop(STOP_GRACE_MS).catch(() => undefined);
+          this.d.log.info({ vmId, pid: s.proc.pid }, 'shadow VM promoted: the guest runs here');
+          return performance.now() - t0;
+        }
+        if (info.status === 'active' || info.status === 'setup') throw new FailedPreconditionError(`vm '${vmId}': the shadow is still receiving the device state`);
+      }
+      const vm = this.local(vmId);
+      await resumeGuest(vm.proc.qmp);
+      return performance.now() - t0;
+    });
+  }
+
+  /** Source side, guest paused: device state only to `uri` (a shadow QEMU's incoming address). */
+  migrateDeviceState(vmId: string, uri: string, timeoutMs: number): Promise<DeviceStateMigrationResult> {
+    if (typeof uri !== 'string' || !/^tcp:[A-Za-z0-9.:[\]-]+:\d{1,5}$|^unix:\/[^,\0\n]+$/.test(uri)) {
+      throw new InvalidArgumentError('destination_uri', 'must be tcp:HOST:PORT or unix:/path');
+    }
+    return this.locks.run(this.requireVmId(vmId), async () => {
+      const vm = this.local(vmId);
+      return migrateDeviceState(vm.proc.qmp, uri, timeoutMs || this.d.config.deviceStateTimeoutMs);
+    });
+  }
+
+  async query(vmId: string, role?: VmRole): Promise<VmView> {
+    this.requireVmId(vmId);
+    const l = this.locals.get(vmId);
+    const s = this.shadows.get(vmId);
+    if (role !== 'shadow' && l) return this.viewLocal(l);
+    if (role !== 'local' && s) return this.viewShadow(s);
+    throw new NotFoundError(role ? `${role} vm` : 'vm', vmId);
+  }
+
+  async list(): Promise<VmView[]> {
+    const out = [
+      ...(await Promise.all([...this.locals.values()].map((l) => this.viewLocal(l)))),
+      ...(await Promise.all([...this.shadows.values()].map((s) => this.viewShadow(s)))),
+    ];
+    return out.sort((a, b) => a.vmId.localeCompare(b.vmId) || a.role.localeCompare(b.role));
+  }
+
+  private async status(proc: QemuProcess | undefined): Promise<{ status: string; running: boolean }> {
+    if (!proc || !proc.running) return { status: 'exited', running: false };
+    try {
+      const st = await Promise.race([
+        proc.qmp.queryStatus(),
+        new Promise<never>((_, rej) => setTimeout(() => rej(new UnavailableError('QMP status timed out')), STATUS_TIMEOUT_MS).unref()),
+      ]);
+      return { status: st.status, running: st.running };
+    } catch (err) {
+      return { status: `unknown (${errorMessage(err)})`, running: false };
+    }
+  }
+
+  private async viewLocal(l: LocalVm): Promise<VmView> {
+    const st = await this.status(l.proc);
+    return { vmId: l.vmId, role: 'local', ...st, pid: l.proc.pid, memoryBytes: l.def?.memorySizeBytes ?? 0, definition: l.def, incomingUri: '', ramPath: '', relaunches: 0, lastError: '' };
+  }
+
+  private async viewShadow(s: ShadowVm): Promise<VmView> {
+    const st = await this.status(s.proc);
+    return {
+      vmId: s.vmId,
+      role: 'shadow',
+      ...st,
+      pid: s.proc?.pid ?? 0,
+      memoryBytes: s.sourceDef.memorySizeBytes,
+      definition: s.sourceDef,
+      incomingUri: s.incomingUri,
+      ramPath: s.ramPath,
+      relaunches: s.relaunches,
+      lastError: s.lastError,
+    };
+  }
+
+  /** Relaunches shadow QEMUs that died (unless a migration stream had reached them). */
+  private async supervise(): Promise<void> {
+    for (const s of [...this.shadows.values()]) {
+      if (this.closed) return;
+      await this.locks.run(s.vmId, async () => {
+        if (this.shadows.get(s.vmId) !== s || s.loaded) return;
+        if (s.proc?.running) {
+          const info = await s.proc.qmp.queryMigrate().catch(() => undefined);
+          if (info && info.status && info.status !== 'none' && info.status !== 'setup') s.loaded = info.status !== 'failed';
+          if (info?.status !== 'failed') return;
+        }
+        s.relaunches++;
+        this.d.log.warn({ vmId: s.vmId, relaunches: s.relaunches }, 'shadow VM gone: relaunching');
+        await this.dropShadow(s, false);
+        await this.launchShadow(s).catch((err) => this.d.log.error({ vmId: s.vmId, err: errorMessage(err) }, 'shadow VM relaunch failed'));
+      });
+    }
+  }
+
+  /** Stops supervision and the shadow QEMUs; local VMs keep running (they are the guests). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const s of this.shadows.values()) await this.dropShadow(s, false);
+    for (const l of this.locals.values()) l.proc.close();
+  }
+}

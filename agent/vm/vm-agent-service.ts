@@ -1,0 +1,66 @@
+// gRPC handlers of umbra.agent.v1.VmService: local and shadow VMs, pause/resume and the
+// device-state migration, for the coordinator's identity only.
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../../shared/errors';
+import { HandlerKit } from '../../shared/grpc-handlers';
+import type { ServiceBinding } from '../../shared/grpc-server';
+import { toSafeInteger } from '../../shared/validate';
+import type { VmAgentHost, VmRole, VmView } from './vm-agent-host';
+
+export const VM_SERVICE = 'umbra.agent.v1.VmService';
+const MAX_MIGRATE_TIMEOUT_MS = 600_000;
+
+type Msg = Record<string, unknown>;
+
+export function vmViewToWire(v: VmView): Msg {
+  return {
+    vm_id: v.vmId,
+    role: v.role === 'local' ? 'VM_ROLE_LOCAL' : 'VM_ROLE_SHADOW',
+    status: v.status,
+    running: v.running,
+    pid: v.pid,
+    memory_bytes: String(v.memoryBytes),
+    definition_json: v.definition ? JSON.stringify(v.definition) : '',
+    incoming_uri: v.incomingUri,
+    ram_path: v.ramPath,
+    relaunches: v.relaunches,
+    last_error: v.lastError,
+  };
+}
+
+function roleOf(v: unknown): VmRole | undefined {
+  if (v === undefined || v === 'VM_ROLE_UNSPECIFIED' || v === 0) return undefined;
+  if (v === 'VM_ROLE_LOCAL' || v === 1) return 'local';
+  if (v === 'VM_ROLE_SHADOW' || v === 2) return 'shadow';
+  throw new InvalidArgumentError('role', `unknown role ${String(v)}`);
+}
+
+function vmIdOf(req: Msg): string {
+  if (typeof req.vm_id !== 'string' || req.vm_id === '') throw new InvalidArgumentError('vm_id', 'must be a non-empty string');
+  return req.vm_id;
+}
+
+export function vmService(host: VmAgentHost, logger: Logger): ServiceBinding {
+  const kit = new HandlerKit(logger);
+  const only = ['coordinator'] as const;
+  const handlers: grpc.UntypedServiceImplementation = {
+    ListVms: kit.unary<Msg, Msg>('ListVms', only, async () => ({ vms: (await host.list()).map(vmViewToWire) })),
+    QueryVm: kit.unary<Msg, Msg>('QueryVm', only, async (req) => ({ vm: vmViewToWire(await host.query(vmIdOf(req), roleOf(req.role))) })),
+    PrepareShadowVm: kit.unary<Msg, Msg>('PrepareShadowVm', only, async (req) => {
+      const vmId = vmIdOf(req);
+      if (typeof req.definition_json !== 'string' || req.definition_json === '') throw new InvalidArgumentError('definition_json', 'must be a non-empty JSON VM definition');
+      const { view, launched } = await host.prepareShadow(vmId, req.definition_json);
+      return { vm: vmViewToWire(view), launched };
+    }),
+    RemoveShadowVm: kit.unary<Msg, Msg>('RemoveShadowVm', only, async (req) => ({ removed: await host.removeShadow(vmIdOf(req)) })),
+    PauseVm: kit.unary<Msg, Msg>('PauseVm', only, async (req) => ({ duration_ms: await host.pause(vmIdOf(req)) })),
+    ResumeVm: kit.unary<Msg, Msg>('ResumeVm', only, async (req) => ({ duration_ms: await host.resume(vmIdOf(req)) })),
+    MigrateDeviceState: kit.unary<Msg, Msg>('MigrateDeviceState', only, async (req) => {
+      const timeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
+      const r = await host.migrateDeviceState(vmIdOf(req), req.destination_uri as string, timeoutMs);
+      return { duration_ms: r.elapsedMs, qemu_downtime_ms: r.downtimeMs ?? 0, ram_transferred_bytes: String(r.ramTransferredBytes) };
+    }),
+  };
+  return { name: VM_SERVICE, handlers };
+}

@@ -1,0 +1,58 @@
+// Agent module `vm`: the QEMU driver. Local VMs (declared in config and launched with the uffd
+// preload library, or discovered from running QEMU with a QMP socket), shadow VMs for the
+// switchover, VmService for the coordinator, and health listing both.
+import { existsSync } from 'node:fs';
+import { errorMessage } from '../../shared/errors';
+import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import { uffdPreloadLibraryPath } from '../memory/native-binding';
+import { shadowImagePath } from '../replication/shadow-image';
+import { VmAgentHost } from './vm-agent-host';
+import { vmService } from './vm-agent-service';
+import { parseVmAgentConfig, type VmAgentConfig } from './vm-module-config';
+
+export type RunningVmModule = RunningAgentModule & { host: VmAgentHost };
+
+export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
+  name: 'vm',
+  parseConfig: parseVmAgentConfig,
+  async start(config, ctx): Promise<RunningVmModule> {
+    const log = ctx.logger;
+    const preload = config.preloadUffd ? uffdPreloadLibraryPath() : undefined;
+    const preloadOk = preload !== undefined && existsSync(preload);
+    if (config.preloadUffd && !preloadOk) log.warn({ preload }, 'uffd preload library not built: launched QEMUs fall back to slower dirty tracking');
+    const host = new VmAgentHost({
+      config,
+      dataDir: ctx.dataDir,
+      ramPathOf: (vmId) => shadowImagePath(ctx.dataDir, vmId),
+      preloadLibraryPath: preloadOk ? preload : undefined,
+      log,
+    });
+    await host.start();
+    const health = async (): Promise<ModuleHealth> => {
+      const vms = await host.list().catch((err) => {
+        ctx.reportError(`listing VMs failed: ${errorMessage(err)}`);
+        return [];
+      });
+      const problems: string[] = [];
+      for (const v of vms) {
+        if (v.role === 'shadow' && v.status === 'exited') problems.push(`shadow VM ${v.vmId} is not running${v.lastError ? `: ${v.lastError}` : ''}`);
+        if (v.role === 'local' && v.status.startsWith('unknown')) problems.push(`VM ${v.vmId}: ${v.status}`);
+      }
+      const fmt = (role: string) =>
+        vms
+          .filter((v) => v.role === role)
+          .map((v) => `${v.vmId} ${v.status}${v.pid ? ` pid ${v.pid}` : ''}${v.incomingUri ? ` ${v.incomingUri}` : ''}${v.relaunches ? ` relaunched ${v.relaunches}x` : ''}`)
+          .join(', ') || 'none';
+      return {
+        problems,
+        capabilities: [
+          { name: 'vms', available: true, detail: fmt('local') },
+          { name: 'shadow-vms', available: config.incomingHost !== '', detail: config.incomingHost ? fmt('shadow') : 'vm.incoming_host not set: no shadow VMs here' },
+          { name: 'uffd-preload', available: preloadOk, detail: preloadOk ? preload! : config.preloadUffd ? `missing ${preload}` : 'disabled' },
+        ],
+      };
+    };
+    log.info({ vms: (await host.list()).map((v) => `${v.vmId}:${v.role}:${v.status}`), preload: preloadOk }, 'vm started');
+    return { host, services: [vmService(host, log)], health, close: () => host.close() };
+  },
+};
