@@ -238,12 +238,14 @@ export class VmAgentHost {
     });
   }
 
-  /** QMP stop of the VM's local QEMU; idempotent. */
+  /** QMP stop of the VM's local QEMU (else its shadow); idempotent. NOT_FOUND when neither exists. */
   pause(vmId: string): Promise<number> {
     return this.locks.run(this.requireVmId(vmId), async () => {
       const t0 = performance.now();
-      const vm = this.local(vmId);
-      if ((await vm.proc.qmp.queryStatus()).running) await vm.proc.qmp.stop();
+      // A shadow that never became the local VM is paused too (the guest must not run there).
+      const shadow = this.shadows.get(vmId);
+      const proc = this.locals.get(vmId)?.proc ?? (shadow ? shadow.proc : this.local(vmId).proc);
+      if (proc?.running && (await proc.qmp.queryStatus()).running) await proc.qmp.stop();
       return performance.now() - t0;
     });
   }

@@ -1,0 +1,44 @@
+// Ports of the VM switchover (owned here, faked in tests): the agents' QEMU driver, the memory
+// shadows, and the fenced IP switch of the ipshadow module.
+import type { SwitchoverEvent } from '../migrate/switchover-event';
+
+export interface VmInfo {
+  vmId: string;
+  role: 'local' | 'shadow';
+  status: string;
+  running: boolean;
+  definitionJson: string;
+  incomingUri: string;
+}
+
+export interface VmAgentPort {
+  /** The VM on `hostId` in `role` (local first when unspecified); undefined when the host has none. */
+  query(hostId: string, vmId: string, role?: 'local' | 'shadow'): Promise<VmInfo | undefined>;
+  prepareShadow(hostId: string, vmId: string, definitionJson: string): Promise<VmInfo>;
+  removeShadow(hostId: string, vmId: string): Promise<boolean>;
+  /** Each resolves with the agent's own duration in ms. */
+  pause(hostId: string, vmId: string): Promise<number>;
+  resume(hostId: string, vmId: string): Promise<number>;
+  migrateDeviceState(hostId: string, vmId: string, destinationUri: string, timeoutMs: number): Promise<{ durationMs: number; downtimeMs: number; ramTransferredBytes: number }>;
+}
+
+export interface MemoryPort {
+  /** Why `hostId`'s memory shadow of `vmId` is not ready (lag, link state), or undefined. */
+  notReadyReason(vmId: string, sourceHost: string, hostId: string): Promise<string | undefined>;
+  /** Guest paused: the last delta; resolves with the epoch every shadow acknowledged. */
+  flush(vmId: string, timeoutMs: number): Promise<{ finalEpoch: number }>;
+  /** Rounds again after a rolled-back switchover. */
+  resume(vmId: string): Promise<void>;
+  /** The guest left the source: its replication stops. */
+  stop(vmId: string): Promise<void>;
+}
+
+export interface IpPort {
+  /** Host the VM's address is active on; throws NotFoundError for a VM without IP config. */
+  activeHost(vmId: string): string;
+  /** Why `hostId`'s IP shadow is not current, or undefined. */
+  notCurrentReason(vmId: string, hostId: string): string | undefined;
+  /** The fenced deactivate/activate + lease update; its own rollback keeps the address on one host. */
+  switchIp(vmId: string, destination: string): Promise<SwitchoverEvent>;
+  nextFencingToken(): Promise<number>;
+}

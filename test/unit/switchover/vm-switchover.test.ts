@@ -1,0 +1,284 @@
+// VM switchover state machine with fakes: the happy path journaled step by step, refusals that
+// touch nothing, a rollback for every failure point, and a coordinator restarted mid-switchover
+// (journal resolved so the guest runs on exactly one host).
+import test from 'ava';
+import { FailedPreconditionError, UnavailableError } from '../../../shared/errors';
+import { silentLogger } from '../../../shared/log';
+import { MemoryKvStore } from '../../fakes/memory-kv-store';
+import type { SwitchoverEvent } from '../../../coordinator/migrate/switchover-event';
+import type { IpPort, MemoryPort, VmAgentPort, VmInfo } from '../../../coordinator/switchover/switchover-ports';
+import { JOURNAL_PREFIX, VmSwitchover } from '../../../coordinator/switchover/vm-switchover';
+import type { SwitchoverJournal } from '../../../coordinator/switchover/switchover-state';
+
+const VM = 'g1';
+const DEF = JSON.stringify({ id: VM });
+
+interface HostVms {
+  local?: { status: string };
+  shadow?: { status: string; loaded: boolean };
+  unreachable?: boolean;
+}
+
+/** Hosts a and b: the guest runs on a, b holds a shadow VM waiting for the device state. */
+class World {
+  hosts = new Map<string, HostVms>([
+    ['a', { local: { status: 'running' } }],
+    ['b', { shadow: { status: 'inmigrate', loaded: false } }],
+  ]);
+  ipActive = 'a';
+  ipReason: string | undefined;
+  memReason: string | undefined;
+  memoryResumed = 0;
+  memoryStopped = 0;
+  fail = new Set<string>();
+  hang?: string;
+  calls: string[] = [];
+  /** Journal phase seen when each call started. */
+  phases: string[] = [];
+  token = 0;
+  constructor(readonly store: MemoryKvStore) {}
+
+  private async enter(op: string, host: string): Promise<void> {
+    this.calls.push(`${op}@${host}`);
+    const j = await this.store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM);
+    this.phases.push(j?.phase ?? '-');
+    const h = this.hosts.get(host);
+    if (h?.unreachable) throw new UnavailableError(`${host} unreachable`);
+    if (this.hang === op) await new Promise(() => undefined);
+    if (this.fail.has(op)) throw new UnavailableError(`${op} failed (injected)`);
+  }
+
+  runningHosts(): string[] {
+    return [...this.hosts].filter(([, h]) => h.local?.status === 'running').map(([id]) => id);
+  }
+
+  vms: VmAgentPort = {
+    query: async (host, vmId, role) => {
+      const h = this.hosts.get(host)!;
+      if (h.unreachable) throw new UnavailableError(`${host} unreachable`);
+      const info = (r: 'local' | 'shadow', status: string): VmInfo => ({ vmId, role: r, status, running: status === 'running', definitionJson: DEF, incomingUri: r === 'shadow' ? `tcp:${host}:1` : '' });
+      if (role !== 'shadow' && h.local) return info('local', h.local.status);
+      if (role !== 'local' && h.shadow) return info('shadow', h.shadow.status);
+      return undefined;
+    },
+    prepareShadow: async () => {
+      throw new Error('not used');
+    },
+    removeShadow: async (host) => {
+      await this.enter('removeShadow', host);
+      const h = this.hosts.get(host)!;
+      const had = !!h.shadow;
+      h.shadow = undefined;
+      return had;
+    },
+    pause: async (host) => {
+      await this.enter(`pause`, host);
+      const h = this.hosts.get(host)!;
+      if (!h.local && !h.shadow) throw new Error('no vm');
+      if (h.local?.status === 'running') h.local.status = 'paused';
+      return 1;
+    },
+    resume: async (host) => {
+      await this.enter(host === 'a' ? 'resume-source' : 'resume-destination', host);
+      const h = this.hosts.get(host)!;
+      if (h.shadow?.loaded) {
+        h.local = { status: 'running' };
+        h.shadow = undefined;
+      } else if (h.local) h.local.status = 'running';
+      else throw new Error('nothing to resume');
+      return 1;
+    },
+    migrateDeviceState: async (host, _vm, uri) => {
+      await this.enter('migrate', host);
+      const dest = uri.split(':')[1];
+      this.hosts.get(host)!.local!.status = 'postmigrate';
+      this.hosts.get(dest)!.shadow = { status: 'paused', loaded: true };
+      return { durationMs: 1, downtimeMs: 1, ramTransferredBytes: 0 };
+    },
+  };
+
+  memory: MemoryPort = {
+    notReadyReason: async () => this.memReason,
+    flush: async (vmId) => {
+      await this.enter('flush', 'a');
+      void vmId;
+      return { finalEpoch: 7 };
+    },
+    resume: async () => void this.memoryResumed++,
+    stop: async () => void this.memoryStopped++,
+  };
+
+  ip: IpPort = {
+    activeHost: () => this.ipActive,
+    notCurrentReason: () => this.ipReason,
+    nextFencingToken: async () => ++this.token,
+    switchIp: async (vmId, dest): Promise<SwitchoverEvent> => {
+      await this.enter('switch-ip', dest);
+      const ok = !this.fail.has('ip-rolled-back');
+      if (ok) this.ipActive = dest;
+      return { id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: ok ? 'SUCCEEDED' : 'ROLLED_BACK', fencing_token: 1, steps: [], total_ms: 1, error: ok ? '' : 'activate failed' };
+    },
+  };
+}
+
+function setup() {
+  const store = new MemoryKvStore();
+  const world = new World(store);
+  const events: Array<{ kind: string; message: string }> = [];
+  const mk = () => new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: world.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  return { store, world, events, sw: mk(), mk };
+}
+
+test('a switchover pauses, flushes, moves device state, resumes on the destination, then moves the IP; each phase journaled first', async (t) => {
+  const { world, sw, store, events } = setup();
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(world.calls, ['pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
+  t.deepEqual(world.phases, ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
+  t.true(ev.steps.every((s) => s.ok && s.duration_ms >= 0));
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(world.hosts.get('a')!.local!.status, 'postmigrate', 'the source stays paused and intact');
+  t.is(world.ipActive, 'b');
+  t.is(world.memoryStopped, 1);
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+  t.is(events[0].kind, 'EVENT_KIND_SWITCHOVER');
+  t.deepEqual((await sw.list(VM, 10)).map((e) => e.id), [ev.id]);
+});
+
+const refusals: Array<[string, (w: World) => void, RegExp]> = [
+  ['no shadow VM', (w) => (w.hosts.get('b')!.shadow = undefined), /no shadow VM/],
+  ['shadow not waiting', (w) => (w.hosts.get('b')!.shadow!.status = 'exited'), /shadow VM is exited/],
+  ['memory lag', (w) => (w.memReason = 'lag 80 MiB above 64 MiB'), /lag 80 MiB/],
+  ['IP config stale', (w) => (w.ipReason = 'shadow holds config version 2, current is 3'), /version 2/],
+  ['guest not running', (w) => (w.hosts.get('a')!.local!.status = 'paused'), /guest is paused on the source/],
+  ['same host', (w) => (w.ipActive = 'b'), /already active/],
+];
+for (const [name, arrange, reason] of refusals) {
+  test(`refused without touching anything: ${name}`, async (t) => {
+    const { world, sw, store } = setup();
+    arrange(world);
+    const err = await t.throwsAsync(sw.trigger(VM, 'b'), { instanceOf: FailedPreconditionError });
+    t.regex(err!.message, reason);
+    t.deepEqual(world.calls, []);
+    t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+  });
+}
+
+const beforeDestinationRuns: Array<[string, string[]]> = [
+  ['pause', ['pause@a', 'resume-source@a', 'removeShadow@b']],
+  ['flush', ['pause@a', 'flush@a', 'resume-source@a', 'removeShadow@b']],
+  ['migrate', ['pause@a', 'flush@a', 'migrate@a', 'resume-source@a', 'removeShadow@b']],
+];
+for (const [op, calls] of beforeDestinationRuns) {
+  test(`a failed ${op} rolls back: the source resumes, the IP stays`, async (t) => {
+    const { world, sw, store, events } = setup();
+    world.fail.add(op);
+    const ev = await sw.trigger(VM, 'b');
+    t.is(ev.status, 'ROLLED_BACK');
+    t.regex(ev.error, new RegExp(`${op} failed`));
+    t.deepEqual(world.calls, calls);
+    t.deepEqual(world.runningHosts(), ['a']);
+    t.is(world.ipActive, 'a');
+    t.is(world.memoryResumed, 1);
+    t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+    t.is(events[0].kind, 'EVENT_KIND_SWITCHOVER');
+  });
+}
+
+for (const op of ['resume-destination', 'ip-rolled-back', 'switch-ip']) {
+  test(`a failure at ${op} pauses the destination before the source resumes`, async (t) => {
+    const { world, sw } = setup();
+    world.fail.add(op);
+    const ev = await sw.trigger(VM, 'b');
+    t.is(ev.status, 'ROLLED_BACK');
+    const names = ev.steps.map((s) => s.step);
+    t.true(names.indexOf('rollback-pause-destination') < names.indexOf('rollback-resume-source'));
+    t.deepEqual(world.runningHosts(), ['a']);
+    t.is(world.ipActive, 'a');
+  });
+}
+
+test('when the destination cannot be paused, the source stays paused (never two copies) and the journal is kept', async (t) => {
+  const { world, sw, store, events, mk } = setup();
+  world.fail.add('switch-ip');
+  const origPause = world.vms.pause;
+  world.vms.pause = async (host, vmId) => {
+    if (host === 'b') throw new UnavailableError('b unreachable');
+    return origPause(host, vmId);
+  };
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'FAILED');
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(events[0].kind, 'EVENT_KIND_ALERT');
+  t.is((await store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM))?.phase, 'rollback');
+  await t.throwsAsync(sw.trigger(VM, 'b'), { message: /unresolved switchover/ });
+  // Once b answers again, recovery finishes the rollback.
+  world.vms.pause = origPause;
+  const [resolved] = await mk().recover();
+  t.is(resolved.status, 'ROLLED_BACK');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+/** Runs a switchover that hangs at `op` (the coordinator "dies" there), then a fresh instance recovers. */
+async function crashAt(op: string, arrange: (w: World) => void = () => undefined) {
+  const s = setup();
+  s.world.hang = op;
+  void s.sw.trigger(VM, 'b');
+  await new Promise((r) => setTimeout(r, 20));
+  s.world.hang = undefined;
+  arrange(s.world);
+  const journal = await s.store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM);
+  return { ...s, journal, recovered: () => s.mk().recover() };
+}
+
+test('restart during the device-state migration: rolled back, the guest runs on the source only', async (t) => {
+  const { world, journal, recovered, store } = await crashAt('migrate');
+  t.is(journal?.phase, 'migrate-device-state');
+  const [ev] = await recovered();
+  t.is(ev.status, 'ROLLED_BACK');
+  t.regex(ev.error, /coordinator restarted during migrate-device-state/);
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.is(world.ipActive, 'a');
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+test('restart after the destination resumed: rolled forward (IP moves), the guest runs on the destination only', async (t) => {
+  const { world, journal, recovered } = await crashAt('switch-ip', (w) => {
+    // The resume went through before the crash.
+    t.deepEqual(w.runningHosts(), ['b']);
+  });
+  t.is(journal?.phase, 'switch-ip');
+  const [ev] = await recovered();
+  t.is(ev.status, 'SUCCEEDED');
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(world.ipActive, 'b');
+});
+
+test('restart while resume was in flight and the destination is not running: destination paused, source resumed', async (t) => {
+  const { world, journal, recovered } = await crashAt('resume-destination');
+  t.is(journal?.phase, 'resume-destination');
+  const [ev] = await recovered();
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(world.runningHosts(), ['a']);
+});
+
+test('restart while resume was in flight and the destination is unreachable: wait (source stays paused), resolve later', async (t) => {
+  const { world, recovered, store } = await crashAt('resume-destination', (w) => (w.hosts.get('b')!.unreachable = true));
+  t.deepEqual(await recovered(), []);
+  t.deepEqual(world.runningHosts(), []);
+  t.truthy(await store.get(JOURNAL_PREFIX + VM));
+  world.hosts.get('b')!.unreachable = false;
+  const [ev] = await recovered();
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(world.runningHosts(), ['a']);
+});
+
+test('journal transitions only move forward or into rollback', async (t) => {
+  const { advance } = await import('../../../coordinator/switchover/switchover-state');
+  const j = { phase: 'switch-ip', destination_may_run: true, id: 'x' } as SwitchoverJournal;
+  t.throws(() => advance(j, 'pause-source'), { instanceOf: FailedPreconditionError });
+  t.throws(() => advance({ ...j, phase: 'rollback' }, 'commit'), { instanceOf: FailedPreconditionError });
+  t.true(advance({ ...j, phase: 'migrate-device-state', destination_may_run: false }, 'resume-destination').destination_may_run);
+});
