@@ -41,7 +41,7 @@ export async function startGrpcServer(opts: {
   health.addToServer(server);
   new ReflectionService(packageDefinition()).addToServer(server);
   for (const s of opts.services) {
-    server.addService(serviceDefinition(s.name), s.handlers);
+    server.addService(withSerializeReuse(serviceDefinition(s.name)), s.handlers);
     health.setStatus(s.name, 'SERVING');
   }
   const port = await new Promise<number>((resolve, reject) =>
@@ -63,6 +63,35 @@ export async function startGrpcServer(opts: {
         });
       }),
   };
+}
+
+/**
+ * Lets a handler that returns the very same response object again (a cached answer) skip its
+ * encoding: bytes are remembered per object, for unary methods, and forgotten with the object.
+ */
+function withSerializeReuse(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(def)) {
+    if (method.requestStream || method.responseStream) {
+      out[name] = method;
+      continue;
+    }
+    const encoded = new WeakMap<object, Buffer>();
+    const serialize = method.responseSerialize;
+    out[name] = {
+      ...method,
+      responseSerialize: (value: unknown) => {
+        if (typeof value !== 'object' || value === null) return serialize(value);
+        let bytes = encoded.get(value);
+        if (!bytes) {
+          bytes = serialize(value);
+          encoded.set(value, bytes);
+        }
+        return bytes;
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
 }
 
 /** Client channel options matching the server's caps. */

@@ -8,7 +8,8 @@ import type { ServiceBinding } from '../../shared/grpc-server';
 import { requireHostId, toSafeInteger } from '../../shared/validate';
 import type { EventLog } from '../core/event-log';
 import type { HostRegistry } from '../core/host-registry';
-import { basicView, eventToWire, hostToWire, parseHostFacts, parseHostStates, parseHostView, parseUsage } from './host-messages';
+import { eventToWire, hostToWire, parseHostFacts, parseHostStates, parseHostView, parseUsage } from './host-messages';
+import { HostListCache } from './host-list-cache';
 
 export const COORDINATOR_SERVICE = 'umbra.coordinator.v1.CoordinatorService';
 const DEFAULT_EVENT_LIMIT = 100;
@@ -24,6 +25,7 @@ export function coordinatorService(deps: {
 }): ServiceBinding {
   const kit = new HandlerKit(deps.logger);
   const readers = ['operator', 'coordinator', 'agent'] as const;
+  const hostList = new HostListCache(deps.registry);
 
   const handlers: grpc.UntypedServiceImplementation = {
     RegisterHost: kit.unary<Msg, Msg>('RegisterHost', ['agent'], async (req, ctx) => {
@@ -47,11 +49,7 @@ export function coordinatorService(deps: {
       return { accepted: String(accepted) };
     }),
 
-    ListHosts: kit.unary<Msg, Msg>('ListHosts', readers, async (req) => {
-      const view = parseHostView(req.view);
-      const hosts = deps.registry.list(parseHostStates(req.states)).map(hostToWire);
-      return { hosts: view === 'HOST_VIEW_FULL' ? hosts : hosts.map(basicView) };
-    }),
+    ListHosts: kit.unary<Msg, Msg>('ListHosts', readers, async (req) => hostList.get(parseHostStates(req.states), parseHostView(req.view))),
 
     GetHost: kit.unary<Msg, Msg>('GetHost', readers, async (req) => ({
       host: hostToWire(deps.registry.get(requireHostId('host_id', req.host_id))),

@@ -13,6 +13,12 @@ const key = (hostId: string) => `${KEY_PREFIX}${hostId}`;
 export class HostRegistry {
   private readonly hosts = new Map<string, HostRecord>();
   private readonly queue = new SerialQueue();
+  private hardRevision = 0;
+
+  /** Changes on every registration, state change and removal (not on plain heartbeats). */
+  get revision(): number {
+    return this.hardRevision;
+  }
 
   private constructor(
     private readonly store: KvStore,
@@ -63,6 +69,7 @@ export class HostRegistry {
           });
       await this.store.batch([{ type: 'put', key: key(facts.host_id), value: record }, op]);
       this.hosts.set(facts.host_id, record);
+      this.hardRevision++;
       this.events.publish(event);
       return record;
     });
@@ -115,6 +122,7 @@ export class HostRegistry {
     const ops: KvBatchOp[] = [{ type: 'put', key: key(record.facts.host_id), value: next }, op];
     await this.store.batch(ops);
     Object.assign(record, next);
+    this.hardRevision++;
     this.events.publish(event);
   }
 
@@ -130,6 +138,7 @@ export class HostRegistry {
       });
       await this.store.batch([{ type: 'del', key: key(hostId) }, op]);
       this.hosts.delete(hostId);
+      this.hardRevision++;
       this.events.publish(event);
     });
   }
