@@ -6,18 +6,31 @@ import { errorMessage } from '../../shared/errors';
 import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
 import { GrpcMemoryAgentPort } from './grpc-memory-agent-port';
 import { memoryService } from './memory-service';
-import { MemoryShadowManager, type MemoryShadowRecord, type MemoryShadowView } from './memory-shadow-manager';
+import { DEFAULT_READY_MAX_LAG_BYTES, MemoryShadowManager, type MemoryShadowRecord, type MemoryShadowView } from './memory-shadow-manager';
 
 export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
 
 export interface MemoryCoordinatorConfig {
   /** How often replication that a source agent lost (restart) is started again; 0 = never. */
   resyncIntervalMs: number;
+  /** Lag above which a memory shadow is not ready for a switchover. */
+  readyMaxLagBytes: number;
 }
 
 export function parseMemoryCoordinatorConfig(r: ConfigReader, raw: unknown, path: string): MemoryCoordinatorConfig {
-  const m = r.mapping(raw, path, ['resync_interval_ms']);
-  return { resyncIntervalMs: r.integer(m, 'resync_interval_ms', path, { default: DEFAULT_RESYNC_INTERVAL_MS, min: 0 }) };
+  const m = r.mapping(raw, path, ['resync_interval_ms', 'ready_max_lag_bytes']);
+  return {
+    resyncIntervalMs: r.integer(m, 'resync_interval_ms', path, { default: DEFAULT_RESYNC_INTERVAL_MS, min: 0 }),
+    readyMaxLagBytes: r.integer(m, 'ready_max_lag_bytes', path, { default: DEFAULT_READY_MAX_LAG_BYTES, min: 0 }),
+  };
+}
+
+/** The four calls a VM switchover makes on memory shadows (coordinator/switchover MemoryPort's shape). */
+export interface SwitchoverMemoryPort {
+  notReadyReason(vmId: string, sourceHost: string, hostId: string): Promise<string | undefined>;
+  flush(vmId: string, timeoutMs: number): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }>;
+  resume(vmId: string): Promise<void>;
+  stop(vmId: string): Promise<void>;
 }
 
 /** What a switchover (or any module) calls on the running `memory` module. */
@@ -36,6 +49,10 @@ export interface MemoryShadowApi {
   memoryShadow(vmId: string): MemoryShadowRecord | undefined;
   /** Records with live status from the source agents. */
   listMemoryShadows(vmId?: string): Promise<MemoryShadowView[]>;
+  /** Why `hostId` cannot take a switchover of `vmId` from `sourceHost` now; undefined when it can. */
+  memoryNotReadyReason(vmId: string, sourceHost: string, hostId: string): Promise<string | undefined>;
+  /** The same calls in the shape the VM switchover's MemoryPort asks for. */
+  switchoverPort: SwitchoverMemoryPort;
 }
 
 export type RunningMemoryModule = RunningCoordinatorModule & MemoryShadowApi;
@@ -49,6 +66,7 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
       store: ctx.store,
       hosts: { endpointOf: (hostId) => ctx.hosts.get(hostId).facts.agent_endpoint },
       agents: new GrpcMemoryAgentPort(ctx.agents),
+      events: ctx.events,
       logger: log,
     });
     let resyncing = false;
@@ -74,6 +92,13 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
       resumeMemoryShadow: (vmId) => manager.resume(vmId),
       memoryShadow: (vmId) => manager.get(vmId),
       listMemoryShadows: (vmId) => manager.list(vmId),
+      memoryNotReadyReason: (vmId, source, hostId) => manager.notReadyReason(vmId, source, hostId, config.readyMaxLagBytes),
+      switchoverPort: {
+        notReadyReason: (vmId, source, hostId) => manager.notReadyReason(vmId, source, hostId, config.readyMaxLagBytes),
+        flush: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),
+        resume: (vmId) => manager.resume(vmId),
+        stop: (vmId) => manager.stop(vmId),
+      },
       async close() {
         if (timer) clearInterval(timer);
       },

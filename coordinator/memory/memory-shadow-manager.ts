@@ -3,6 +3,7 @@
 // resync that restarts replication an agent lost (e.g. after its restart).
 import type { Logger } from 'pino';
 import { InvalidArgumentError, NotFoundError, errorMessage, isUmbraError } from '../../shared/errors';
+import type { EventKind } from '../../shared/host-types';
 import type { KvStore } from '../../shared/kv-store';
 import { KeyedMutex } from '../../agent/net/keyed-mutex';
 import type { AgentSourceStatus, MemoryAgentPort } from './memory-agent-port';
@@ -10,6 +11,8 @@ import type { AgentSourceStatus, MemoryAgentPort } from './memory-agent-port';
 const KEY_PREFIX = 'memory/shadow/';
 const RECORD_VERSION = 1;
 export const DEFAULT_FLUSH_TIMEOUT_MS = 30_000;
+/** A shadow lagging more than this is not ready for a switchover. */
+export const DEFAULT_READY_MAX_LAG_BYTES = 64 * 1024 * 1024;
 
 export interface MemoryShadowRecord {
   version: number;
@@ -31,10 +34,16 @@ export interface HostEndpoints {
   endpointOf(hostId: string): string;
 }
 
+/** The audit log (coordinator/core/event-log.ts), as far as this manager writes to it. */
+export interface MemoryEventSink {
+  append(e: { kind: EventKind; host_id: string; vm_id: string; message: string; attributes: Record<string, string> }): Promise<unknown>;
+}
+
 export interface MemoryShadowManagerDeps {
   store: KvStore;
   hosts: HostEndpoints;
   agents: MemoryAgentPort;
+  events?: MemoryEventSink;
   logger: Logger;
   clock?: () => number;
 }
@@ -92,6 +101,10 @@ export class MemoryShadowManager {
       };
       await this.save(record);
       this.deps.logger.info({ vmId, source: sourceHost, shadows: shadowHosts, tracker: status.tracker }, 'memory shadow started');
+      await this.audit('EVENT_KIND_MEMORY_SHADOW_STARTED', sourceHost, vmId, `memory of ${vmId} replicating from ${sourceHost} to ${shadowHosts.join(', ')} (${status.tracker})`, {
+        shadows: shadowHosts.join(','),
+        tracker: status.tracker,
+      });
       return { record, status, statusError: '' };
     });
   }
@@ -109,6 +122,7 @@ export class MemoryShadowManager {
       await this.deps.store.del(KEY_PREFIX + vmId);
       this.records.delete(vmId);
       this.deps.logger.info({ vmId, source: record.source_host }, 'memory shadow stopped');
+      await this.audit('EVENT_KIND_MEMORY_SHADOW_STOPPED', record.source_host, vmId, `memory replication of ${vmId} from ${record.source_host} stopped`, {});
     });
   }
 
@@ -118,6 +132,11 @@ export class MemoryShadowManager {
       const record = this.require(vmId);
       const r = await this.deps.agents.flush(record.source_host, vmId, timeoutMs);
       await this.save({ ...record, last_final_epoch: r.finalEpoch });
+      await this.audit('EVENT_KIND_MEMORY_SHADOW_FLUSHED', record.source_host, vmId, `memory of ${vmId} flushed: epoch ${r.finalEpoch} on ${record.shadow_hosts.join(', ')}`, {
+        final_epoch: String(r.finalEpoch),
+        flush_ms: r.flushMs.toFixed(2),
+        shadows: record.shadow_hosts.join(','),
+      });
       return { ...r, shadowHosts: [...record.shadow_hosts] };
     });
   }
@@ -142,6 +161,27 @@ export class MemoryShadowManager {
     );
   }
 
+  /**
+   * Why `hostId`'s memory shadow of `vmId` cannot take a switchover from `sourceHost` now (not
+   * shadowed there, source unreachable, link not streaming, nothing acknowledged, lag above the
+   * bound), or undefined when it can.
+   */
+  async notReadyReason(vmId: string, sourceHost: string, hostId: string, maxLagBytes = DEFAULT_READY_MAX_LAG_BYTES): Promise<string | undefined> {
+    const record = this.records.get(vmId);
+    if (!record) return `memory of ${vmId} is not replicated`;
+    if (record.source_host !== sourceHost) return `memory of ${vmId} replicates from ${record.source_host}, not ${sourceHost}`;
+    if (!record.shadow_hosts.includes(hostId)) return `${hostId} holds no memory shadow of ${vmId}`;
+    const [view] = await this.list(vmId);
+    if (!view.status) return `source ${sourceHost}: ${view.statusError}`;
+    const link = view.status.shadows.find((l) => l.host_id === hostId);
+    if (!link) return `source ${sourceHost} does not replicate ${vmId} to ${hostId}`;
+    if (link.state !== 'streaming') return `memory shadow on ${hostId} is ${link.state}${link.last_error ? `: ${link.last_error}` : ''}`;
+    if (Number(link.acked_epoch) === 0) return `memory shadow on ${hostId} has no complete copy yet`;
+    const lag = Number(link.lag_bytes);
+    if (lag > maxLagBytes) return `memory shadow on ${hostId} lags ${lag} bytes (bound ${maxLagBytes})`;
+    return undefined;
+  }
+
   /** Restarts replication that a source agent no longer runs (it restarted); returns the VMs restarted. */
   async resync(): Promise<string[]> {
     const restarted: string[] = [];
@@ -155,6 +195,11 @@ export class MemoryShadowManager {
       }
     }
     return restarted;
+  }
+
+  /** Audit entries never fail the operation they describe. */
+  private async audit(kind: EventKind, hostId: string, vmId: string, message: string, attributes: Record<string, string>): Promise<void> {
+    await this.deps.events?.append({ kind, host_id: hostId, vm_id: vmId, message, attributes }).catch((err) => this.deps.logger.warn({ vmId, err: errorMessage(err) }, 'audit event not recorded'));
   }
 
   private require(vmId: string): MemoryShadowRecord {

@@ -229,5 +229,8 @@ if (why) {
     t.is(status.code, 0, JSON.stringify(status));
     t.deepEqual(status.response!.sources, []);
     t.deepEqual(status.response!.known_vms, [VM]);
+    const events = await ctl<Array<{ kind: string; vm_id: string }>>(['events', '--limit', '1000']);
+    const mine = events.filter((e) => e.vm_id === VM).map((e) => e.kind);
+    t.deepEqual(mine, ['EVENT_KIND_MEMORY_SHADOW_STARTED', 'EVENT_KIND_MEMORY_SHADOW_FLUSHED', 'EVENT_KIND_MEMORY_SHADOW_STOPPED']);
   });
 }

@@ -121,3 +121,46 @@ test('resync restarts replication a source agent lost (restart), and nothing els
   t.deepEqual(agents.calls.at(-1), 'start hv-a vm-1 hv-b=10.0.0.2:7701,hv-c=10.0.0.3:7701');
   t.truthy(await agents.status('hv-a', 'vm-1'));
 });
+
+test('switchover readiness: shadowed there, source reachable, streaming, a complete copy, lag under the bound', async (t) => {
+  const { m, agents } = await setup();
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-b'))!, /not replicated/);
+  await m.start('vm-1', 'hv-a', ['hv-b']);
+  t.regex((await m.notReadyReason('vm-1', 'hv-c', 'hv-b'))!, /replicates from hv-a, not hv-c/);
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-c'))!, /hv-c holds no memory shadow/);
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-b'))!, /no complete copy yet/);
+  const base = agents.status.bind(agents);
+  let link = { acked_epoch: '4', lag_bytes: String(100 << 20), state: 'streaming' };
+  agents.status = async (h, vm) => {
+    const s = await base(h, vm);
+    return s && { ...s, shadows: s.shadows.map((l) => ({ ...l, ...link })) };
+  };
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-b'))!, /lags 104857600 bytes/);
+  link = { acked_epoch: '4', lag_bytes: '4096', state: 'backoff' };
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-b'))!, /is backoff/);
+  link = { acked_epoch: '4', lag_bytes: '4096', state: 'streaming' };
+  t.is(await m.notReadyReason('vm-1', 'hv-a', 'hv-b'), undefined);
+  agents.down.add('hv-a');
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-b'))!, /source hv-a: .*unreachable/);
+});
+
+test('start, flush and stop are written to the audit log', async (t) => {
+  const events: string[] = [];
+  const store = new MemoryKvStore();
+  const agents = new FakeAgents();
+  const m = await MemoryShadowManager.open({
+    store,
+    hosts: { endpointOf: (h) => ENDPOINTS[h] },
+    agents,
+    events: { append: async (e) => void events.push(`${e.kind} ${e.host_id} ${e.vm_id} ${JSON.stringify(e.attributes)}`) },
+    logger: silentLogger(),
+  });
+  await m.start('vm-1', 'hv-a', ['hv-b', 'hv-c']);
+  await m.flush('vm-1', 1000);
+  await m.stop('vm-1');
+  t.deepEqual(events, [
+    'EVENT_KIND_MEMORY_SHADOW_STARTED hv-a vm-1 {"shadows":"hv-b,hv-c","tracker":"uffd-wp"}',
+    'EVENT_KIND_MEMORY_SHADOW_FLUSHED hv-a vm-1 {"final_epoch":"1","flush_ms":"3.00","shadows":"hv-b,hv-c"}',
+    'EVENT_KIND_MEMORY_SHADOW_STOPPED hv-a vm-1 {}',
+  ]);
+});
