@@ -2,8 +2,11 @@
 import type { CoordinatorModuleDefinition } from './coordinator-module';
 import { ipShadowCoordinatorModule } from './shadow/ipshadow-coordinator-module';
 import { memoryCoordinatorModule } from './memory/memory-module';
+import { switchoverCoordinatorModule } from './switchover/switchover-module';
 
 export const COORDINATOR_MODULES: ReadonlyArray<CoordinatorModuleDefinition<never>> = [
   ipShadowCoordinatorModule as CoordinatorModuleDefinition<never>,
   memoryCoordinatorModule as CoordinatorModuleDefinition<never>,
+  // After ipshadow (its fenced IP switch and TriggerMigration) and memory (flush, lag).
+  switchoverCoordinatorModule as CoordinatorModuleDefinition<never>,
 ];

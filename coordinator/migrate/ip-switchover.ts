@@ -57,6 +57,21 @@ export class IpSwitchover {
     this.clockMs = d.clockMs ?? (() => performance.now());
   }
 
+  /** Host the VM's address is active on (NotFoundError for a VM without IP config). */
+  activeHost(vmId: string): string {
+    return this.d.vms.get(vmId).active_host;
+  }
+
+  /** Why `hostId` cannot take the VM's address over now, or undefined (checked again by trigger()). */
+  notCurrentReason(vmId: string, hostId: string): string | undefined {
+    return this.d.shadows.notCurrentReason(vmId, hostId);
+  }
+
+  /** A token above every one handed out (for a VM switchover's journal). */
+  nextFencingToken(): Promise<number> {
+    return this.d.fencing.next();
+  }
+
   /** Runs the switchover; throws FailedPreconditionError before touching anything when it cannot start. */
   trigger(vmId: string, destination: string): Promise<SwitchoverEvent> {
     return this.d.locks.run(vmId, () => this.run(vmId, destination));

@@ -1,0 +1,123 @@
+// Coordinator module `switchover`: the full VM switchover (QEMU VMs) behind TriggerMigration,
+// shadow VMs kept in step with the memory shadows (prepared where a VM's RAM is shadowed, removed
+// elsewhere), and resolution of journals a stopped coordinator left behind (at start, then periodically).
+import type { ConfigReader } from '../../shared/config-reader';
+import { errorMessage } from '../../shared/errors';
+import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import { MIGRATION_SERVICE, type MigrationServiceBinding } from '../api/migration-service';
+import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
+import type { RunningMemoryModule } from '../memory/memory-module';
+import { GrpcVmAgentPort } from './grpc-vm-agent-port';
+import { memoryPortOf } from './memory-shadow-port';
+import { VmSwitchover } from './vm-switchover';
+
+export interface SwitchoverCoordinatorConfig {
+  /** Memory lag (bytes not yet at the destination) above which a switchover is refused. */
+  maxLagBytes: number;
+  flushTimeoutMs: number;
+  deviceStateTimeoutMs: number;
+  /** How often shadow VMs are reconciled with the memory shadows. */
+  shadowVmIntervalMs: number;
+  /** How often unresolved journals are retried (they are also resolved at start). */
+  recoverIntervalMs: number;
+}
+
+export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: string): SwitchoverCoordinatorConfig {
+  const m = r.mapping(raw, path, ['max_lag_bytes', 'flush_timeout_ms', 'device_state_timeout_ms', 'shadow_vm_interval_ms', 'recover_interval_ms']);
+  return {
+    maxLagBytes: r.integer(m, 'max_lag_bytes', path, { default: 64 * 1024 * 1024, min: 0 }),
+    flushTimeoutMs: r.integer(m, 'flush_timeout_ms', path, { default: 10_000, min: 100 }),
+    deviceStateTimeoutMs: r.integer(m, 'device_state_timeout_ms', path, { default: 10_000, min: 100 }),
+    shadowVmIntervalMs: r.integer(m, 'shadow_vm_interval_ms', path, { default: 3_000, min: 100 }),
+    recoverIntervalMs: r.integer(m, 'recover_interval_ms', path, { default: 10_000, min: 100 }),
+  };
+}
+
+export const switchoverCoordinatorModule: CoordinatorModuleDefinition<SwitchoverCoordinatorConfig> = {
+  name: 'switchover',
+  parseConfig: parseSwitchoverConfig,
+  async start(config, ctx): Promise<RunningCoordinatorModule & { switchover: VmSwitchover }> {
+    const log = ctx.logger;
+    const memory = ctx.modules.get('memory') as RunningMemoryModule | undefined;
+    const binding = ctx.modules.get('ipshadow')?.services?.find((s) => s.name === MIGRATION_SERVICE) as MigrationServiceBinding | undefined;
+    if (!memory || !binding?.routes) throw new Error("module 'switchover' needs the 'ipshadow' and 'memory' modules started before it");
+    const ipSwitch = binding.routes.ip;
+    const vms = new GrpcVmAgentPort(ctx.agents);
+    const locks = new KeyedMutex();
+    const switchover = new VmSwitchover({
+      store: ctx.store,
+      vms,
+      memory: memoryPortOf(memory, config.maxLagBytes),
+      ip: {
+        activeHost: (vmId) => ipSwitch.activeHost(vmId),
+        notCurrentReason: (vmId, hostId) => ipSwitch.notCurrentReason(vmId, hostId),
+        switchIp: (vmId, dest) => ipSwitch.trigger(vmId, dest),
+        nextFencingToken: () => ipSwitch.nextFencingToken(),
+      },
+      events: ctx.events,
+      logger: log,
+      locks,
+      flushTimeoutMs: config.flushTimeoutMs,
+      deviceStateTimeoutMs: config.deviceStateTimeoutMs,
+    });
+    binding.routes.installVmRoute(switchover);
+
+    const recover = () =>
+      switchover
+        .recover()
+        .then((evs) => evs.length > 0 && log.warn({ resolved: evs.map((e) => `${e.vm_id}:${e.status}`) }, 'unfinished switchovers resolved'))
+        .catch((err) => log.error({ err: errorMessage(err) }, 'switchover recovery failed'));
+    await recover();
+
+    /** Shadow VMs where the VM's RAM is shadowed, none elsewhere. */
+    const reconcileShadowVms = async (): Promise<void> => {
+      const records = (await memory.listMemoryShadows()).map((v) => v.record);
+      const wanted = new Map(records.map((r) => [r.vm_id, r]));
+      for (const rec of records) {
+        await locks.run(rec.vm_id, async () => {
+          const src = await vms.query(rec.source_host, rec.vm_id, 'local').catch(() => undefined);
+          if (!src?.definitionJson || !src.running) return;
+          for (const host of rec.shadow_hosts) {
+            const sh = await vms.query(host, rec.vm_id, 'shadow').catch(() => null);
+            if (sh === null) continue; // host unreachable: next round
+            if (sh && sh.status !== 'exited' && sh.definitionJson === src.definitionJson) continue;
+            await vms
+              .prepareShadow(host, rec.vm_id, src.definitionJson)
+              .then((v) => log.info({ vmId: rec.vm_id, host, incoming: v.incomingUri }, 'shadow VM prepared'))
+              .catch((err) => log.warn({ vmId: rec.vm_id, host, err: errorMessage(err) }, 'shadow VM not prepared'));
+          }
+        });
+      }
+      for (const host of ctx.hosts.list()) {
+        const hostId = host.facts.host_id;
+        const list = await vms.list(hostId).catch(() => []);
+        for (const v of list) {
+          if (v.role !== 'shadow' || wanted.get(v.vmId)?.shadow_hosts.includes(hostId)) continue;
+          await locks.run(v.vmId, () => vms.removeShadow(hostId, v.vmId)).then(
+            () => log.info({ vmId: v.vmId, host: hostId }, 'shadow VM retired'),
+            (err) => log.warn({ vmId: v.vmId, host: hostId, err: errorMessage(err) }, 'shadow VM not retired'),
+          );
+        }
+      }
+    };
+    let reconciling = false;
+    const shadowTimer = setInterval(() => {
+      if (reconciling) return;
+      reconciling = true;
+      reconcileShadowVms()
+        .catch((err) => log.warn({ err: errorMessage(err) }, 'shadow VM reconciliation failed'))
+        .finally(() => (reconciling = false));
+    }, config.shadowVmIntervalMs);
+    shadowTimer.unref();
+    const recoverTimer = setInterval(() => void recover(), config.recoverIntervalMs);
+    recoverTimer.unref();
+    log.info({ pending: (await switchover.pending()).length }, 'switchover started');
+    return {
+      switchover,
+      async close() {
+        clearInterval(shadowTimer);
+        clearInterval(recoverTimer);
+      },
+    };
+  },
+};
