@@ -35,8 +35,6 @@ export interface GlobalFitOptions {
 export interface TrainingSeries {
   cpu: ArrayLike<number>;
   mem?: ArrayLike<number>;
-  /** Series of one group (a job, an application) go to the same side of the inner threshold split. */
-  group?: string;
 }
 
 export interface GlobalModelSummary {
@@ -87,12 +85,6 @@ export class GlobalBoostedForecaster implements Forecaster {
   }
 }
 
-function innerHalf(group: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < group.length; i++) h = Math.imul(h ^ group.charCodeAt(i), 16777619) >>> 0;
-  return h & 1;
-}
-
 /** The probability cut that maximizes F1 on these rows; `missedPositives` are events outside the rows (always missed). */
 function bestF1Threshold(probs: number[], labels: number[], missedPositives: number): number {
   const order = probs.map((_, i) => i).sort((a, b) => probs[b] - probs[a]);
@@ -125,12 +117,8 @@ export function fitGlobalForecaster(training: TrainingSeries[], options: GlobalF
   const below: number[] = [];
   const exceedLabel: number[] = [];
   let missedPositives = 0;
-  /** Inner half (0/1) of each classifier row and of each missed event, for the out-of-fold threshold. */
-  const belowHalf: number[] = [];
-  const missedByHalf = [0, 0];
   let r = 0;
-  training.forEach((s, si) => {
-    const half = innerHalf(s.group ?? String(si));
+  for (const s of training) {
     const cpu = Float64Array.from(s.cpu as ArrayLike<number>);
     const mem = s.mem ? Float64Array.from(s.mem as ArrayLike<number>) : undefined;
     for (let t = first; t + steps < cpu.length; t += stride) {
@@ -142,15 +130,13 @@ export function fitGlobalForecaster(training: TrainingSeries[], options: GlobalF
       yPeak[r] = peak - last;
       if (last < level && x[r * FEATURE_COUNT + FEATURE_MAX_4H] >= CLASSIFIER_GATE_MAX4H) {
         below.push(r);
-        belowHalf.push(half);
         exceedLabel.push(peak >= level ? 1 : 0);
       } else if (last < level && peak >= level) {
         missedPositives++;
-        missedByHalf[half]++;
       }
       r++;
     }
-  });
+  }
   const common: Omit<BoostOptions, 'loss'> = { trees: options.trees, depth: options.depth, seed: options.seed };
   const regRows = Math.ceil(rows / REGRESSION_ROW_STRIDE);
   const rx = new Float64Array(regRows * FEATURE_COUNT);
@@ -176,41 +162,21 @@ export function fitGlobalForecaster(training: TrainingSeries[], options: GlobalF
   let exceedModel: BoostedModel | undefined;
   let threshold = 0.5;
   if (positives > 0 && positives < below.length) {
-    const classifierOptions: BoostOptions = {
-      loss: { kind: 'logistic' },
-      seed: options.seed,
-      trees: options.trees ?? CLASSIFIER.trees,
-      depth: options.depth ?? CLASSIFIER.depth,
-      minLeaf: CLASSIFIER.minLeaf,
-      learningRate: CLASSIFIER.learningRate,
-    };
-    const subset = (keep: (k: number) => boolean) => {
-      const idx = below.map((_, k) => k).filter(keep);
-      const sx = new Float64Array(idx.length * FEATURE_COUNT);
-      idx.forEach((k, j) => sx.set(x.subarray(below[k] * FEATURE_COUNT, (below[k] + 1) * FEATURE_COUNT), j * FEATURE_COUNT));
-      return { rows: idx.length, cols: FEATURE_COUNT, x: sx, y: Float64Array.from(idx.map((k) => exceedLabel[k])) };
-    };
-    exceedModel = fitBoosted(subset(() => true), classifierOptions);
-    // The threshold is chosen on out-of-fold probabilities (two halves by group, each scored by a
-    // model fitted on the other): in-sample probabilities are overconfident and pick a cut that is
-    // too high (measured: pooled F1 0.660 vs 0.643 with the in-sample cut).
-    const halves = [subset((k) => belowHalf[k] === 0), subset((k) => belowHalf[k] === 1)];
-    if (halves.every((h) => h.rows > 0 && h.y.some((v) => v === 1))) {
-      const probs: number[] = [];
-      const labels: number[] = [];
-      for (const [fitOn, scoreOn] of [[0, 1], [1, 0]]) {
-        const m = fitBoosted(halves[fitOn], classifierOptions);
-        const h = halves[scoreOn];
-        for (let k = 0; k < h.rows; k++) {
-          probs.push(predictBoosted(m, h.x, k * FEATURE_COUNT));
-          labels.push(h.y[k]);
-        }
-      }
-      threshold = bestF1Threshold(probs, labels, missedByHalf[0] + missedByHalf[1]);
-    } else {
-      const all = subset(() => true);
-      threshold = bestF1Threshold(below.map((_, k) => predictBoosted(exceedModel!, all.x, k * FEATURE_COUNT)), exceedLabel, missedPositives);
-    }
+    const bx = new Float64Array(below.length * FEATURE_COUNT);
+    below.forEach((ri, k) => bx.set(x.subarray(ri * FEATURE_COUNT, (ri + 1) * FEATURE_COUNT), k * FEATURE_COUNT));
+    exceedModel = fitBoosted(
+      { rows: below.length, cols: FEATURE_COUNT, x: bx, y: Float64Array.from(exceedLabel) },
+      {
+        loss: { kind: 'logistic' },
+        seed: options.seed,
+        trees: options.trees ?? CLASSIFIER.trees,
+        depth: options.depth ?? CLASSIFIER.depth,
+        minLeaf: CLASSIFIER.minLeaf,
+        learningRate: CLASSIFIER.learningRate,
+      },
+    );
+    const probs = below.map((_, k) => predictBoosted(exceedModel!, bx, k * FEATURE_COUNT));
+    threshold = bestF1Threshold(probs, exceedLabel, missedPositives);
   }
   return new GlobalBoostedForecaster(
     steps,
