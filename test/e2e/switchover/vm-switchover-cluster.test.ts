@@ -125,6 +125,17 @@ if (why) {
   });
 
   test.after.always(async () => {
+    // QEMUs the agents launched outlive them: stop ours (QMP sockets under this run's dir) by PID.
+    const { discoverQemuProcesses } = await import('../../../agent/vm/qemu-discovery');
+    for (const q of await discoverQemuProcesses().catch(() => [])) {
+      if (pki && q.qmpSocketPath.startsWith(pki.dir)) {
+        try {
+          process.kill(q.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
     await lab?.cleanup();
     pki?.cleanup();
   });
