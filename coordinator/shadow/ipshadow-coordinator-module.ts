@@ -12,6 +12,7 @@ import { FencingCounter } from '../migrate/fencing-counter';
 import { IpReconciler } from '../migrate/ip-reconciler';
 import { IpSwitchover } from '../migrate/ip-switchover';
 import { CapacityHeadroomRanker } from '../rank/capacity-headroom-ranker';
+import { predictionRanker } from '../predict/prediction-module';
 import { GrpcAgentPorts } from './grpc-agent-ports';
 import { type IpShadowCoordinatorConfig, parseIpShadowCoordinatorConfig } from './ipshadow-coordinator-config';
 import { ShadowManager } from './shadow-manager';
@@ -31,7 +32,8 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
       store: ctx.store,
       vms,
       hosts,
-      ranker: new CapacityHeadroomRanker(),
+      // The prediction module's forecast-aware ranker when it runs; capacity alone otherwise.
+      ranker: predictionRanker(ctx.modules) ?? new CapacityHeadroomRanker(),
       agents: ports,
       events: ctx.events,
       policy: { shadowingThreshold: config.shadowingThreshold, maxShadowedVms: config.maxShadowedVms },

@@ -1,0 +1,255 @@
+// The coordinator's prediction state around the engine: which VM runs where (from the agents'
+// reports), each host's base load and sampler cost, the policy and migration history; answers
+// per-VM advice, per-host saturation and failure risk, and destination ranks over the registry's
+// hosts. Pure logic: the module feeds it telemetry and host records, and reads from it.
+
+import { NotFoundError } from '../../shared/errors';
+import type { HostRecord } from '../../shared/host-types';
+import { PredictiveRanker } from '../rank/predictive-ranker';
+import type { HostView, RankContext, Ranker, RankResult, VmView } from '../rank/types';
+import { hostViewOf } from '../shadow/host-views';
+import { HostSaturation } from './host-saturation';
+import { adviseMigration, MigrationAdvice } from './migration-advisor';
+import { MigrationHistory } from './migration-history';
+import { PredictionEngine, VmForecast } from './prediction-engine';
+import { defaultPolicy, PredictionPolicy } from './prediction-policy';
+import { FailureRisk } from './failure-risk';
+import { SamplerCost, TelemetryReport } from './telemetry-report';
+
+/** A VM not reported for this long no longer counts on its host. */
+export const DEFAULT_VM_STALE_MS = 10 * 60_000;
+
+export interface HubOptions {
+  engine: PredictionEngine;
+  /** Count host load outside the VMs (false for lab hosts sharing one machine). */
+  useHostLoad?: boolean;
+  /** Share of capacity that counts as saturated. */
+  saturationFraction?: number;
+  vmStaleMs?: number;
+  now?: () => number;
+}
+
+interface VmInfo {
+  vmId: string;
+  hostId: string;
+  vcpus: number;
+  memoryAllocationBytes: number;
+  dirtyRateBytesPerSec: number;
+  cpuCores: number;
+  memoryBytes: number;
+  lastSeenMs: number;
+}
+
+interface HostInfo {
+  /** Busy cores and used memory outside the reported VMs, at the last host sample. */
+  baseCpuCores: number;
+  baseMemoryBytes: number;
+  cost: SamplerCost;
+  lastReportMs: number;
+}
+
+export interface HostPrediction {
+  hostId: string;
+  saturation: HostSaturation;
+  failure: FailureRisk;
+  vmIds: string[];
+  cost?: SamplerCost;
+  lastReportMs: number;
+}
+
+export interface VmPrediction {
+  vmId: string;
+  hostId: string;
+  advice: MigrationAdvice;
+  forecast?: VmForecast;
+  anomalyScore: number;
+}
+
+export class PredictionHub {
+  readonly engine: PredictionEngine;
+  readonly history = new MigrationHistory();
+  private readonly ranker = new PredictiveRanker();
+  private readonly vms = new Map<string, VmInfo>();
+  private readonly hosts = new Map<string, HostInfo>();
+  private policyValue: PredictionPolicy = defaultPolicy();
+  private readonly now: () => number;
+
+  constructor(private readonly o: HubOptions) {
+    this.engine = o.engine;
+    this.now = o.now ?? Date.now;
+  }
+
+  get policy(): PredictionPolicy {
+    return this.policyValue;
+  }
+
+  setPolicy(p: PredictionPolicy): void {
+    this.policyValue = p;
+  }
+
+  /** Takes one agent report; returns how many readings were taken. */
+  ingest(r: TelemetryReport): { accepted: number; dropped: number } {
+    let accepted = 0;
+    let dropped = r.dropped;
+    const now = this.now();
+    for (const p of r.vms) {
+      if (!this.engine.recordVmSample(p.vmId, p.timeMs, p.cpuPercent, p.memoryPercent)) {
+        dropped++;
+        continue;
+      }
+      accepted++;
+      this.vms.set(p.vmId, {
+        vmId: p.vmId,
+        hostId: r.hostId,
+        vcpus: p.vcpus,
+        memoryAllocationBytes: p.memoryAllocationBytes,
+        dirtyRateBytesPerSec: p.dirtyRateBytesPerSec,
+        cpuCores: p.cpuCores,
+        memoryBytes: p.memoryBytes,
+        lastSeenMs: now,
+      });
+    }
+    for (const h of r.health) {
+      this.engine.recordHealth(r.hostId, h);
+      accepted++;
+    }
+    const info = this.hosts.get(r.hostId) ?? { baseCpuCores: 0, baseMemoryBytes: 0, cost: r.cost, lastReportMs: now };
+    const last = r.host[r.host.length - 1];
+    if (last) {
+      const local = this.vmsOn(r.hostId);
+      info.baseCpuCores = Math.max(0, last.cpuBusyCores - local.reduce((a, v) => a + v.cpuCores, 0));
+      info.baseMemoryBytes = Math.max(0, last.memoryUsedBytes - local.reduce((a, v) => a + v.memoryBytes, 0));
+    }
+    accepted += r.host.length;
+    if (r.cost.samples > 0) info.cost = r.cost;
+    info.lastReportMs = now;
+    this.hosts.set(r.hostId, info);
+    return { accepted, dropped };
+  }
+
+  private vmsOn(hostId: string): VmInfo[] {
+    const cutoff = this.now() - (this.o.vmStaleMs ?? DEFAULT_VM_STALE_MS);
+    return [...this.vms.values()].filter((v) => v.hostId === hostId && v.lastSeenMs >= cutoff);
+  }
+
+  private demandOf(v: VmInfo) {
+    return this.engine.demand({ vmId: v.vmId, vcpus: v.vcpus, memoryBytes: v.memoryAllocationBytes });
+  }
+
+  knownVms(): string[] {
+    return [...this.vms.keys()].sort();
+  }
+
+  vmHost(vmId: string): string | undefined {
+    return this.vms.get(vmId)?.hostId;
+  }
+
+  /** Records a migration's outcome (history for the ranker) and moves the VM in our view. */
+  recordMigration(vmId: string, sourceHostId: string, destinationHostId: string, ok: boolean, error?: string): void {
+    this.history.record({ vmId, sourceHostId, destinationHostId, ok, atMs: this.now(), ...(error ? { error } : {}) });
+    const v = this.vms.get(vmId);
+    if (ok && v) v.hostId = destinationHostId;
+  }
+
+  hostPrediction(h: HostRecord): HostPrediction {
+    const hostId = h.facts.host_id;
+    const info = this.hosts.get(hostId);
+    const vms = this.vmsOn(hostId);
+    const base = this.o.useHostLoad === false || !info ? { baseCpuCores: 0, baseMemoryBytes: 0 } : { baseCpuCores: info.baseCpuCores, baseMemoryBytes: info.baseMemoryBytes };
+    const saturation = this.engine.hostSaturation(
+      { cpuCores: h.facts.capacity.cpu_threads || h.facts.capacity.cpu_cores, memoryBytes: h.facts.capacity.memory_bytes },
+      vms.map((v) => ({ vmId: v.vmId, vcpus: v.vcpus, memoryBytes: v.memoryAllocationBytes })),
+      { saturationFraction: this.o.saturationFraction, ...base },
+    );
+    return { hostId, saturation, failure: this.engine.hostFailureRisk(hostId), vmIds: vms.map((v) => v.vmId), ...(info ? { cost: info.cost } : {}), lastReportMs: info?.lastReportMs ?? 0 };
+  }
+
+  /** What the ranker sees of the registry's hosts: capacity, forecast peaks, failure risk. */
+  hostViews(hosts: readonly HostRecord[], excludeVmId?: string): HostView[] {
+    return hosts.map((h) => this.enrichHost(hostViewOf(h, false), excludeVmId));
+  }
+
+  private enrichHost(view: HostView, excludeVmId?: string): HostView {
+    const info = this.hosts.get(view.id);
+    let cpu = this.o.useHostLoad === false ? 0 : (info?.baseCpuCores ?? 0);
+    let mem = this.o.useHostLoad === false ? 0 : (info?.baseMemoryBytes ?? 0);
+    for (const v of this.vmsOn(view.id)) {
+      if (v.vmId === excludeVmId) continue;
+      const d = this.demandOf(v);
+      cpu += d.cpuPeakCores;
+      mem += d.memoryPeakBytes;
+    }
+    return { ...view, cpuPeakCores: Math.max(view.cpuPeakCores, cpu), memoryPeakBytes: Math.max(view.memoryPeakBytes, mem), failureRisk: this.engine.hostFailureRisk(view.id).risk };
+  }
+
+  private vmView(v: VmInfo, source: HostRecord | undefined): VmView {
+    const d = this.demandOf(v);
+    const c = source?.facts.capacity;
+    return {
+      id: v.vmId,
+      sourceHostId: v.hostId,
+      cpuPeakCores: d.cpuPeakCores,
+      memoryPeakBytes: d.memoryPeakBytes,
+      memorySizeBytes: v.memoryAllocationBytes,
+      dirtyRateBytesPerSec: v.dirtyRateBytesPerSec,
+      cpuModel: c?.cpu_model ?? '',
+      ...(c ? { cpuFamily: c.cpu_vendor } : {}),
+      // A guest started with the source's CPU may rely on any of its flags.
+      requiredCpuFlags: c?.cpu_flags ?? [],
+    };
+  }
+
+  rank(vmId: string, hosts: readonly HostRecord[], opts: { limit?: number; explainRejected?: boolean } = {}): RankResult {
+    const v = this.vms.get(vmId);
+    if (!v) throw new NotFoundError('VM', vmId);
+    const source = hosts.find((h) => h.facts.host_id === v.hostId);
+    const context: RankContext = { history: this.history.lookup(this.now()), ...(opts.limit ? { limit: opts.limit } : {}), explainRejected: opts.explainRejected === true };
+    return this.ranker.rank(this.vmView(v, source), this.hostViews(hosts, vmId), context);
+  }
+
+  vmPrediction(vmId: string, hosts: readonly HostRecord[]): VmPrediction {
+    const v = this.vms.get(vmId);
+    if (!v) throw new NotFoundError('VM', vmId);
+    const source = hosts.find((h) => h.facts.host_id === v.hostId);
+    const best = this.rank(vmId, hosts, { limit: 1 }).ranked[0];
+    const d = this.demandOf(v);
+    const anomaly = this.engine.anomaly(vmId);
+    const host = source
+      ? this.hostPrediction(source)
+      : { saturation: { probability: 0, cpuProbability: 0, memoryProbability: 0, cpuPeakFraction: 0, memoryPeakFraction: 0, cpuExcessCores: 0, memoryExcessBytes: 0 }, failure: this.engine.hostFailureRisk(v.hostId) };
+    const advice = adviseMigration(
+      {
+        vmId,
+        nowMs: this.now(),
+        horizonMinutes: this.engine.horizonMinutes,
+        host: host.saturation,
+        hostFailure: host.failure,
+        anomaly,
+        vmCpuPeakCores: d.cpuPeakCores,
+        vmMemoryPeakBytes: d.memoryPeakBytes,
+        ...(best ? { destination: { hostId: best.hostId, predictedMigrationSeconds: best.predictedMigrationSeconds, score: best.score } } : {}),
+      },
+      this.policyValue.migration,
+    );
+    return { vmId, hostId: v.hostId, advice, forecast: this.engine.forecastVm(vmId), anomalyScore: anomaly.score };
+  }
+
+  /**
+   * A Ranker for other modules (shadow placement) that ranks on our forecasts: the VM's demand and
+   * the hosts' forecast peaks replace the placeholders the caller built, when we have telemetry.
+   */
+  forecastRanker(): Ranker {
+    return {
+      name: 'predictive',
+      rank: (vm, hosts, context) => {
+        const v = this.vms.get(vm.id);
+        let view = vm;
+        if (v) {
+          const d = this.demandOf(v);
+          view = { ...vm, cpuPeakCores: d.cpuPeakCores, memoryPeakBytes: d.memoryPeakBytes, memorySizeBytes: v.memoryAllocationBytes, dirtyRateBytesPerSec: v.dirtyRateBytesPerSec };
+        }
+        return this.ranker.rank(view, hosts.map((h) => this.enrichHost(h, vm.id)), context);
+      },
+    };
+  }
+}

@@ -1,0 +1,122 @@
+// Coordinator module `prediction`: the PredictionEngine fed by agents' telemetry (PredictionService),
+// the global forecaster fitted from traces when configured, the persisted policy, periodic migration
+// advice (automatic mode: MIGRATION_RECOMMENDED events and the registered migration trigger),
+// migration history from switchover events, and a forecast-aware Ranker for shadow placement.
+import { errorMessage } from '../../shared/errors';
+import { predictionService } from '../api/prediction-service';
+import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
+import { CapacityHeadroomRanker } from '../rank/capacity-headroom-ranker';
+import type { Ranker } from '../rank/types';
+import { AutoMigration, type MigrationTrigger } from './auto-migration';
+import { fitGlobalForecaster } from './global-boosted-forecaster';
+import { type PredictionConfig, parsePredictionConfig } from './prediction-config';
+import { PredictionEngine } from './prediction-engine';
+import { PredictionHub } from './prediction-hub';
+import { defaultPolicy, type PredictionPolicy } from './prediction-policy';
+import { horizonSteps } from './time-series';
+import { readTraceFolder } from './trace-folder';
+
+const POLICY_KEY = 'prediction/policy';
+const LOCAL_FORECASTER = 'window quantile (local)';
+
+/** What other modules may use of a running prediction module (ctx.modules.get('prediction')). */
+export interface RunningPredictionModule extends RunningCoordinatorModule {
+  hub: PredictionHub;
+  /** The ranker shadow placement should use. */
+  ranker: Ranker;
+  /** Registers what starts a migration when automatic mode advises one (the switchover module). */
+  setMigrationTrigger(fn: MigrationTrigger | undefined): void;
+}
+
+/** The prediction module's ranker, when that module runs (for modules started after it). */
+export function predictionRanker(modules: ReadonlyMap<string, RunningCoordinatorModule>): Ranker | undefined {
+  return (modules.get('prediction') as Partial<RunningPredictionModule> | undefined)?.ranker;
+}
+
+export const predictionCoordinatorModule: CoordinatorModuleDefinition<PredictionConfig> = {
+  name: 'prediction',
+  parseConfig: parsePredictionConfig,
+  async start(config, ctx): Promise<RunningPredictionModule> {
+    const log = ctx.logger;
+    const engine = new PredictionEngine({ horizonMinutes: config.horizonMinutes, sampleIntervalMinutes: config.sampleIntervalMinutes });
+    const hub = new PredictionHub({ engine, useHostLoad: config.useHostLoad, saturationFraction: config.saturationFraction });
+    const stored = await ctx.store.get<PredictionPolicy>(POLICY_KEY);
+    const initial = defaultPolicy();
+    initial.migration.automatic = config.automatic;
+    initial.migration.netBenefitThreshold = config.threshold;
+    hub.setPolicy(stored ?? initial);
+    let forecasterName = LOCAL_FORECASTER;
+    let closed = false;
+
+    // Fitting takes seconds: predictions use the local model until it is done.
+    const fitting = config.fitTracesDir
+      ? (async () => {
+          const t0 = Date.now();
+          const folder = await readTraceFolder(config.fitTracesDir);
+          const f = fitGlobalForecaster(folder.series, { horizonSteps: horizonSteps(config.horizonMinutes, config.sampleIntervalMinutes), trees: config.fitTrees });
+          if (closed) return;
+          engine.setForecaster(f);
+          forecasterName = f.name;
+          log.info({ traces: folder.series.length, malformedLines: folder.malformedLines, fitMs: Date.now() - t0, forecaster: f.name }, 'global forecaster fitted');
+        })().catch((err) => log.error({ dir: config.fitTracesDir, err: errorMessage(err) }, 'fitting the global forecaster failed; the local model serves'))
+      : Promise.resolve();
+
+    // Outcomes of switchovers (manual or automatic) feed the ranker's history.
+    const offEvents = ctx.events.subscribe((e) => {
+      if (e.kind !== 'EVENT_KIND_SWITCHOVER' && e.kind !== 'EVENT_KIND_ALERT') return;
+      const a = e.attributes;
+      if (!a.status || !a.source_host || !a.destination_host || !e.vm_id) return;
+      hub.recordMigration(e.vm_id, a.source_host, a.destination_host, a.status === 'SUCCEEDED', a.status === 'SUCCEEDED' ? undefined : e.message);
+    });
+
+    let trigger: MigrationTrigger | undefined;
+    const auto = new AutoMigration({
+      hub,
+      hosts: () => ctx.hosts.list(),
+      appendEvent: (ev) => ctx.events.append(ev),
+      trigger: () => (hub.policy.migration.automatic ? trigger : undefined),
+      onError: (m) => log.warn({ err: m }, 'migration advice'),
+    });
+    let evaluating: Promise<unknown> | undefined;
+    const timer = setInterval(() => {
+      if (evaluating) return;
+      evaluating = auto
+        .round()
+        .then((o) => o.recommended.length > 0 && log.info(o, 'migrations recommended'))
+        .catch((err) => log.error({ err: errorMessage(err) }, 'migration advice round failed'))
+        .finally(() => (evaluating = undefined));
+    }, config.evaluationIntervalMs);
+    timer.unref();
+
+    const ranker = config.shadowRanker === 'predictive' ? hub.forecastRanker() : new CapacityHeadroomRanker();
+    log.info({ horizonMinutes: config.horizonMinutes, sampleIntervalMinutes: config.sampleIntervalMinutes, fitTracesDir: config.fitTracesDir || undefined, automatic: hub.policy.migration.automatic, shadowRanker: ranker.name }, 'prediction started');
+
+    return {
+      hub,
+      ranker,
+      setMigrationTrigger(fn) {
+        trigger = fn;
+      },
+      services: [
+        predictionService({
+          hub,
+          hosts: () => ctx.hosts.list(),
+          setPolicy: async (p) => {
+            await ctx.store.put(POLICY_KEY, p);
+            hub.setPolicy(p);
+            log.info({ automatic: p.migration.automatic, threshold: p.migration.netBenefitThreshold, windows: p.migration.allowedWindows?.length ?? 0 }, 'prediction policy set');
+          },
+          forecasterName: () => forecasterName,
+          logger: log,
+        }),
+      ],
+      async close() {
+        closed = true;
+        clearInterval(timer);
+        offEvents();
+        await evaluating;
+        await fitting;
+      },
+    };
+  },
+};

@@ -1,0 +1,97 @@
+// The operator's prediction policy (shadowing knobs, migration windows, per-VM priority, automatic
+// mode and threshold): defaults, and conversion from/to the wire with every field checked by name.
+// Pure logic.
+
+import { InvalidArgumentError } from '../../shared/errors';
+import { DEFAULT_NET_BENEFIT_THRESHOLD, DEFAULT_PRIORITY, MAX_PRIORITY, MigrationPolicy, TimeWindow } from './migration-advisor';
+
+export const DEFAULT_SHADOWING_THRESHOLD = 0.3;
+export const DEFAULT_MAX_SHADOWED_VMS = 2;
+export const DEFAULT_SHADOWING_REFRESH_INTERVAL_MS = 10_000;
+const MAX_SHADOWED_VMS = 64;
+const MIN_REFRESH_INTERVAL_MS = 100;
+const MAX_WINDOWS = 64;
+const MAX_PRIORITIES = 100_000;
+const MINUTES_PER_DAY = 1440;
+
+export interface PredictionPolicy {
+  shadowingThreshold: number;
+  maxShadowedVms: number;
+  shadowingRefreshIntervalMs: number;
+  migration: MigrationPolicy;
+}
+
+export function defaultPolicy(): PredictionPolicy {
+  return {
+    shadowingThreshold: DEFAULT_SHADOWING_THRESHOLD,
+    maxShadowedVms: DEFAULT_MAX_SHADOWED_VMS,
+    shadowingRefreshIntervalMs: DEFAULT_SHADOWING_REFRESH_INTERVAL_MS,
+    migration: { automatic: false, netBenefitThreshold: DEFAULT_NET_BENEFIT_THRESHOLD, allowedWindows: [], priorities: {}, defaultPriority: DEFAULT_PRIORITY },
+  };
+}
+
+type Msg = Record<string, unknown>;
+
+/** proto3 numbers arrive as numbers (uint32, double) or decimal strings (64-bit). */
+function num(field: string, v: unknown, opts: { min: number; max: number; integer?: boolean }): number {
+  const n = typeof v === 'string' && v !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n)) throw new InvalidArgumentError(field, 'must be a number');
+  if (opts.integer && !Number.isInteger(n)) throw new InvalidArgumentError(field, 'must be an integer');
+  if (n < opts.min || n > opts.max) throw new InvalidArgumentError(field, `must be ${opts.min}..${opts.max}, got ${n}`);
+  return n;
+}
+
+/** Parses a PredictionPolicy message; zero scalars mean "the default" where zero is not a sane value. */
+export function policyFromWire(raw: unknown, field = 'policy'): PredictionPolicy {
+  if (raw === null || raw === undefined || typeof raw !== 'object') throw new InvalidArgumentError(field, 'is required');
+  const p = raw as Msg;
+  const d = defaultPolicy();
+  const windowsRaw = (p.migration_windows ?? []) as unknown[];
+  if (!Array.isArray(windowsRaw) || windowsRaw.length > MAX_WINDOWS) throw new InvalidArgumentError(`${field}.migration_windows`, `at most ${MAX_WINDOWS} windows`);
+  const windows: TimeWindow[] = windowsRaw.map((w, i) => {
+    const f = `${field}.migration_windows[${i}]`;
+    const m = (w ?? {}) as Msg;
+    const startMinute = num(`${f}.start_minute`, m.start_minute ?? 0, { min: 0, max: MINUTES_PER_DAY, integer: true });
+    const endMinute = num(`${f}.end_minute`, m.end_minute ?? 0, { min: 0, max: MINUTES_PER_DAY, integer: true });
+    if (startMinute === endMinute) throw new InvalidArgumentError(`${f}.end_minute`, 'must differ from start_minute');
+    const days = ((m.days ?? []) as unknown[]).map((x, k) => num(`${f}.days[${k}]`, x, { min: 0, max: 6, integer: true }));
+    return days.length > 0 ? { startMinute, endMinute, days } : { startMinute, endMinute };
+  });
+  const prioRaw = (p.vm_priority ?? {}) as Msg;
+  const entries = Object.entries(prioRaw);
+  if (entries.length > MAX_PRIORITIES) throw new InvalidArgumentError(`${field}.vm_priority`, `at most ${MAX_PRIORITIES} entries`);
+  const priorities: Record<string, number> = {};
+  for (const [vm, v] of entries) {
+    if (vm.length === 0 || vm.length > 256) throw new InvalidArgumentError(`${field}.vm_priority`, 'VM ids are 1-256 characters');
+    priorities[vm] = num(`${field}.vm_priority[${vm}]`, v, { min: 0, max: MAX_PRIORITY, integer: true });
+  }
+  const refresh = num(`${field}.shadowing_refresh_interval_ms`, p.shadowing_refresh_interval_ms ?? 0, { min: 0, max: 86_400_000, integer: true });
+  if (refresh !== 0 && refresh < MIN_REFRESH_INTERVAL_MS) throw new InvalidArgumentError(`${field}.shadowing_refresh_interval_ms`, `must be 0 (default) or at least ${MIN_REFRESH_INTERVAL_MS}`);
+  const threshold = num(`${field}.threshold`, p.threshold ?? 0, { min: -1, max: 10 });
+  const defaultPriority = num(`${field}.default_priority`, p.default_priority ?? 0, { min: 0, max: MAX_PRIORITY, integer: true });
+  return {
+    shadowingThreshold: num(`${field}.shadowing_threshold`, p.shadowing_threshold ?? 0, { min: 0, max: 1 }),
+    maxShadowedVms: num(`${field}.max_shadowed_vms`, p.max_shadowed_vms ?? 0, { min: 0, max: MAX_SHADOWED_VMS, integer: true }),
+    shadowingRefreshIntervalMs: refresh || d.shadowingRefreshIntervalMs,
+    migration: {
+      automatic: p.automatic === true,
+      netBenefitThreshold: threshold === 0 ? d.migration.netBenefitThreshold : threshold,
+      allowedWindows: windows,
+      priorities,
+      defaultPriority: defaultPriority === 0 ? DEFAULT_PRIORITY : defaultPriority,
+    },
+  };
+}
+
+export function policyToWire(p: PredictionPolicy) {
+  return {
+    shadowing_threshold: p.shadowingThreshold,
+    max_shadowed_vms: p.maxShadowedVms,
+    shadowing_refresh_interval_ms: p.shadowingRefreshIntervalMs,
+    migration_windows: (p.migration.allowedWindows ?? []).map((w) => ({ start_minute: w.startMinute, end_minute: w.endMinute, days: w.days ?? [] })),
+    vm_priority: { ...(p.migration.priorities ?? {}) },
+    default_priority: p.migration.defaultPriority ?? DEFAULT_PRIORITY,
+    automatic: p.migration.automatic,
+    threshold: p.migration.netBenefitThreshold ?? DEFAULT_NET_BENEFIT_THRESHOLD,
+  };
+}
