@@ -10,6 +10,8 @@ import { runPkiCommand } from './pki-command';
 import { runMigrateCommand } from './migrate-command';
 import { runShadowCommand, runShadowsCommand } from './shadows-command';
 import { runReplicationCommand } from './replication-command';
+import { runPolicyCommand, runPredictCommand, runPredictionsCommand } from './predict-command';
+import { runRankCommand } from './rank-command';
 
 const HELP = `umbractl ${programVersion()}: control Umbra through the coordinator's API
 
@@ -26,6 +28,18 @@ Usage:
   umbractl replication start VM --from HOST --to HOST[,HOST]
                                                       replicate a VM's RAM from its host to shadow hosts
   umbractl replication stop|flush VM                 stop replication / final delta of a paused guest
+  umbractl predictions [--vm VM] [--json]            per-VM migration probability, decision and reasons;
+                                                      per-host saturation probability and failure risk
+  umbractl rank VM [--limit N] [--json]              destinations for VM, best first, with score breakdown
+                                                      and reasons; rejected hosts with theirs
+  umbractl policy get [--json]                        the prediction policy
+  umbractl policy set [--automatic true|false] [--threshold X] [--shadowing-threshold X]
+                      [--max-shadowed N] [--refresh-ms N] [--default-priority N]
+                      [--clear-windows] [--window HH:MM-HH:MM[@DAYS]]... [--priority VM=N]...
+                                                      change it (windows in UTC, days 0=Sunday..6)
+  umbractl predict evaluate --traces DIR [--horizon MIN] [--folds N] [--json]
+                                                      forecast accuracy on traces vs baselines (offline;
+                                                      'umbractl predict evaluate --help' for all options)
   umbractl pki init --dir DIR                         create the cluster CA
   umbractl pki issue --dir DIR --role coordinator|agent|operator --name NAME
                      [--dns NAME]... [--ip ADDR]... [--days N] [--out DIR] [--stem NAME]
@@ -63,6 +77,15 @@ const OPTIONS = {
   to: { type: 'string' },
   from: { type: 'string' },
   vm: { type: 'string' },
+  automatic: { type: 'string' },
+  threshold: { type: 'string' },
+  'shadowing-threshold': { type: 'string' },
+  'max-shadowed': { type: 'string' },
+  'refresh-ms': { type: 'string' },
+  'default-priority': { type: 'string' },
+  window: { type: 'string', multiple: true },
+  priority: { type: 'string', multiple: true },
+  'clear-windows': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -73,6 +96,8 @@ function usage(message: string): never {
 }
 
 async function main(): Promise<number> {
+  // Offline and with options of its own: not parsed against the connection flags.
+  if (process.argv[2] === 'predict') return runPredictCommand(process.argv.slice(3));
   let parsed;
   try {
     parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
@@ -122,6 +147,32 @@ async function main(): Promise<number> {
     case 'replication':
       if (rest[0] && !['list', 'start', 'stop', 'flush'].includes(rest[0])) usage('usage: replication [list|start|stop|flush] ...');
       return runReplicationCommand(resolveConnection(v as CtlConnectionFlags), { sub: rest[0], vm: rest[1] ?? v.vm, from: v.from, to: v.to, json });
+    case 'predictions':
+      return runPredictionsCommand(resolveConnection(v as CtlConnectionFlags), { json, vm: v.vm });
+    case 'rank': {
+      if (!rest[0]) usage('usage: rank VM [--limit N] [--json]');
+      const limit = Number(v.limit ?? 0);
+      if (!Number.isInteger(limit) || limit < 0) usage('--limit must be a non-negative integer');
+      return runRankCommand(resolveConnection(v as CtlConnectionFlags), rest[0], { json, limit });
+    }
+    case 'policy':
+      if (rest[0] !== 'get' && rest[0] !== 'set') usage('usage: policy get|set [flags]');
+      return runPolicyCommand(
+        resolveConnection(v as CtlConnectionFlags),
+        rest[0],
+        {
+          automatic: v.automatic,
+          threshold: v.threshold,
+          shadowingThreshold: v['shadowing-threshold'],
+          maxShadowed: v['max-shadowed'],
+          refreshMs: v['refresh-ms'],
+          defaultPriority: v['default-priority'],
+          window: v.window,
+          priority: v.priority,
+          clearWindows: v['clear-windows'] === true,
+        },
+        { json },
+      );
     default:
       usage(`unknown command '${command}'`);
   }
