@@ -11,6 +11,7 @@ import { channelCredentials, loadTlsMaterial, serverCredentials } from '../share
 import { formatIdentity } from '../shared/peer-identity';
 import type { HostFacts, HostUsage } from '../shared/host-types';
 import { programVersion } from '../shared/version';
+import { compactHeap } from '../shared/heap-compaction';
 import { type AgentConfig, advertisedEndpoint } from './config';
 import { agentService } from './api/agent-service';
 import { GrpcCoordinatorPort } from './clients/grpc-coordinator-port';
@@ -25,6 +26,7 @@ import { probeHostCapacity } from './os/sysinfo-host-facts';
 import { ProcCpuUsage } from './os/proc-cpu-usage';
 
 const CAPABILITY_REFRESH_MS = 300_000;
+const POST_START_COMPACTION_DELAY_MS = 2000;
 const STORE_SUBDIR = 'state';
 
 export interface AgentDaemon {
@@ -41,6 +43,12 @@ function currentUsage(): HostUsage {
     memory_used_bytes: os.totalmem() - os.freemem(),
     memory_available_bytes: os.freemem(),
   };
+}
+
+/** A module's own report of a facility (what it actually uses) replaces the start-up probe's guess. */
+function mergeCapabilities(probed: CapabilityStatus[], fromModules: CapabilityStatus[]): CapabilityStatus[] {
+  const reported = new Set(fromModules.map((c) => c.name));
+  return [...probed.filter((c) => !reported.has(c.name)), ...fromModules];
 }
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<AgentDaemon> {
@@ -102,7 +110,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         link: link.current!.current,
         store: storeHealth,
         certificate: { identity: formatIdentity(tls.identity), notAfterMs: tls.notAfterMs },
-        capabilities: [...capabilities, ...moduleHealth.flatMap((h) => h.capabilities)],
+        capabilities: mergeCapabilities(capabilities, moduleHealth.flatMap((h) => h.capabilities)),
         lastErrors: errors.lines(),
         moduleProblems: moduleHealth.flatMap((h) => h.problems),
       });
@@ -162,6 +170,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       cleanups.unshift(() => ms.close());
     }
     logger.info({ hostId: config.hostId, port: server.port, endpoint: facts.agent_endpoint, boots, coordinator: config.coordinator }, 'agent started');
+    // Start-up garbage (host probing, proto loading) would stay resident until V8's next major GC.
+    setTimeout(compactHeap, POST_START_COMPACTION_DELAY_MS).unref();
     return {
       grpcPort: server.port,
       close: async () => {

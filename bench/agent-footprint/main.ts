@@ -10,7 +10,10 @@ import { processTreeUsage } from '../lib/process-usage';
 import { printFigures, printTable } from '../lib/report';
 
 const IDLE_S = Number(process.env.UMBRA_BENCH_IDLE_S ?? 60);
-const WARMUP_S = 10;
+// Start-up (host probing, registration) is not idle: V8 returns its garbage within ~20 s.
+const WARMUP_S = 30;
+/** The node options the packaged unit (umbra-agent.service) runs the agent with. */
+const AGENT_NODE_OPTIONS = '--max-semi-space-size=2';
 const TARGET_RSS_MB = 80;
 const TARGET_CPU_PCT = 1;
 
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
     const coordinator = startNode(lab, coordNs, [COORDINATOR_MAIN, '--config', coordinatorConfig(path.join(pki.dir, 'c'), pki.coordinator)]);
     await waitForLog(coordinator, /coordinator started/, 'coordinator');
     const cfg = agentConfig(path.join(pki.dir, 'a'), 'bench-hv', '10.79.0.11', '10.79.0.1', pki.agent('bench-hv'), { heartbeat_interval_ms: 1000 });
-    const agent = startNode(lab, agentNs, [AGENT_MAIN, '--config', cfg], { UMBRA_LOG_LEVEL: 'warn' });
+    const agent = startNode(lab, agentNs, [AGENT_MAIN, '--config', cfg], { UMBRA_LOG_LEVEL: 'warn', NODE_OPTIONS: AGENT_NODE_OPTIONS });
     await waitForLog(coordinator, /host bench-hv joined|registered/, 'agent registration');
 
     const kaConf = path.join(pki.dir, 'keepalived.conf');
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
 
     // ip netns exec execs the program in place, so the spawned PID is the daemon's own.
     const agentPid = agent.child.pid!;
+    const rssAtStartMb = processTreeUsage(agentPid).rssBytes / 1024 / 1024;
     const kaPid = ka.pid!;
     console.log(`warming up ${WARMUP_S} s, then measuring ${IDLE_S} s of idle...`);
     await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
@@ -59,13 +63,15 @@ async function main(): Promise<void> {
     const agentCpuPct = (agentCpuS / IDLE_S) * 100;
     const kaCpuPct = (kaCpuS / IDLE_S) * 100;
     printTable(`agent-footprint: ${IDLE_S} s idle (agent registered, heartbeating every 1 s; keepalived MASTER, advert_int 1)`, 'keepalived', [
-      { metric: 'peak RSS', ours: mb(agentPeakRss), peer: mb(kaPeakRss), unit: 'MB', target: `<= ${TARGET_RSS_MB}` },
+      { metric: 'peak RSS while idle', ours: mb(agentPeakRss), peer: mb(kaPeakRss), unit: 'MB', target: `<= ${TARGET_RSS_MB}` },
+      { metric: 'RSS at end of start-up', ours: rssAtStartMb, unit: 'MB' },
       { metric: 'CPU time', ours: agentCpuS, peer: kaCpuS, unit: 's' },
       { metric: 'CPU share of one core', ours: agentCpuPct, peer: kaCpuPct, unit: '%', target: `<= ${TARGET_CPU_PCT}` },
     ]);
     printFigures({
       idle_s: IDLE_S,
       umbra_rss_mb: Number(mb(agentPeakRss).toFixed(1)),
+      umbra_startup_rss_mb: Number(rssAtStartMb.toFixed(1)),
       keepalived_rss_mb: Number(mb(kaPeakRss).toFixed(1)),
       umbra_cpu_s: Number(agentCpuS.toFixed(3)),
       keepalived_cpu_s: Number(kaCpuS.toFixed(3)),
