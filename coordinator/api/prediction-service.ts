@@ -78,7 +78,11 @@ export function rankResultToWire(r: RankResult, sourceHost: string) {
       host_id: d.hostId,
       rank: d.rank,
       score: d.score,
-      breakdown: (Object.keys(d.breakdown) as Array<keyof ScoreWeights>).map((name) => ({ name, ...d.breakdown[name] })),
+      // Components write their sentence on demand (a getter): read each field, do not spread.
+      breakdown: (Object.keys(d.breakdown) as Array<keyof ScoreWeights>).map((name) => {
+        const c = d.breakdown[name];
+        return { name, value: c.value, weight: c.weight, contribution: c.contribution, reason: c.reason };
+      }),
       predicted_migration_seconds: d.predictedMigrationSeconds,
       reasons: d.reasons,
     })),
