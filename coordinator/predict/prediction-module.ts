@@ -8,13 +8,12 @@ import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../c
 import { CapacityHeadroomRanker } from '../rank/capacity-headroom-ranker';
 import type { Ranker } from '../rank/types';
 import { AutoMigration, type MigrationTrigger } from './auto-migration';
-import { fitGlobalForecaster } from './global-boosted-forecaster';
+import { fitInWorker } from './forecaster-fit-worker';
 import { type PredictionConfig, parsePredictionConfig } from './prediction-config';
 import { PredictionEngine } from './prediction-engine';
 import { PredictionHub } from './prediction-hub';
 import { defaultPolicy, type PredictionPolicy } from './prediction-policy';
 import { horizonSteps } from './time-series';
-import { readTraceFolder } from './trace-folder';
 
 const POLICY_KEY = 'prediction/policy';
 const LOCAL_FORECASTER = 'window quantile (local)';
@@ -48,18 +47,18 @@ export const predictionCoordinatorModule: CoordinatorModuleDefinition<Prediction
     let forecasterName = LOCAL_FORECASTER;
     let closed = false;
 
-    // Fitting takes seconds: predictions use the local model until it is done.
-    const fitting = config.fitTracesDir
-      ? (async () => {
-          const t0 = Date.now();
-          const folder = await readTraceFolder(config.fitTracesDir);
-          const f = fitGlobalForecaster(folder.series, { horizonSteps: horizonSteps(config.horizonMinutes, config.sampleIntervalMinutes), trees: config.fitTrees });
-          if (closed) return;
-          engine.setForecaster(f);
-          forecasterName = f.name;
-          log.info({ traces: folder.series.length, malformedLines: folder.malformedLines, fitMs: Date.now() - t0, forecaster: f.name }, 'global forecaster fitted');
-        })().catch((err) => log.error({ dir: config.fitTracesDir, err: errorMessage(err) }, 'fitting the global forecaster failed; the local model serves'))
-      : Promise.resolve();
+    // Fitting takes seconds of CPU: a worker thread does it, the local model serves until then.
+    const fitJob = config.fitTracesDir ? fitInWorker(config.fitTracesDir, horizonSteps(config.horizonMinutes, config.sampleIntervalMinutes), config.fitTrees) : undefined;
+    const t0 = Date.now();
+    fitJob?.done.then(
+      (o) => {
+        if (closed) return;
+        engine.setForecaster(o.forecaster);
+        forecasterName = o.forecaster.name;
+        log.info({ traces: o.series, malformedLines: o.malformedLines, fitMs: Date.now() - t0, forecaster: o.forecaster.name }, 'global forecaster fitted');
+      },
+      (err) => !closed && log.error({ dir: config.fitTracesDir, err: errorMessage(err) }, 'fitting the global forecaster failed; the local model serves'),
+    );
 
     // Outcomes of switchovers (manual or automatic) feed the ranker's history.
     const offEvents = ctx.events.subscribe((e) => {
@@ -115,7 +114,7 @@ export const predictionCoordinatorModule: CoordinatorModuleDefinition<Prediction
         clearInterval(timer);
         offEvents();
         await evaluating;
-        await fitting;
+        await fitJob?.close();
       },
     };
   },
