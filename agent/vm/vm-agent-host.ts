@@ -167,6 +167,7 @@ export class VmAgentHost {
         return { view: await this.viewShadow(existing), launched: false };
       }
       if (existing) await this.dropShadow(existing, false);
+      await this.retireStaleLocal(vmId);
       const port = this.freePort();
       const enc = encodeURIComponent(vmId);
       const shadow: ShadowVm = {
@@ -186,6 +187,25 @@ export class VmAgentHost {
       await this.launchShadow(shadow);
       return { view: await this.viewShadow(shadow), launched: true };
     });
+  }
+
+  /**
+   * A shadow is wanted here only while the guest runs elsewhere, so a paused local QEMU of the same
+   * VM on the shadow's taps is a promoted shadow left by a rolled-back switchover. It holds those
+   * taps (QEMU opens them exclusively), so it is stopped: a new shadow can launch, and
+   * RemoveShadowVm leaves nothing behind. A running local copy is the guest itself: refused.
+   */
+  private async retireStaleLocal(vmId: string): Promise<boolean> {
+    const stale = this.locals.get(vmId);
+    if (!stale) return false;
+    const st = await this.status(stale.proc);
+    if (st.running) throw new FailedPreconditionError(`vm '${vmId}' is running on this host: it cannot be shadowed here`);
+    const promoted = stale.def?.nics.some((n) => n.tapName === shadowTapName(vmId, n.netdevId)) ?? false;
+    if (!promoted) return false;
+    this.locals.delete(vmId);
+    await stale.proc.stop(STOP_GRACE_MS).catch(() => undefined);
+    this.d.log.warn({ vmId, pid: stale.proc.pid, status: st.status }, 'stale copy of a promoted shadow VM stopped');
+    return true;
   }
 
   private freePort(): number {
@@ -231,7 +251,7 @@ export class VmAgentHost {
     this.requireVmId(vmId);
     return this.locks.run(vmId, async () => {
       const s = this.shadows.get(vmId);
-      if (!s) return false;
+      if (!s) return this.retireStaleLocal(vmId).catch(() => false);
       this.shadows.delete(vmId);
       await this.dropShadow(s, true);
       return true;
@@ -270,6 +290,9 @@ export class VmAgentHost {
           return performance.now() - t0;
         }
         if (info.status === 'active' || info.status === 'setup') throw new FailedPreconditionError(`vm '${vmId}': the shadow is still receiving the device state`);
+      } else if (s?.proc && !this.locals.has(vmId)) {
+        // The shadow QEMU died (typically while loading the device state): say so, not NOT_FOUND.
+        throw new FailedPreconditionError(`vm '${vmId}': the shadow QEMU (pid ${s.proc.pid}) exited: ${s.proc.stderr.trim().slice(-500) || 'no stderr'}`);
       }
       const vm = this.local(vmId);
       await resumeGuest(vm.proc.qmp);
@@ -351,7 +374,8 @@ export class VmAgentHost {
           if (info?.status !== 'failed') return;
         }
         s.relaunches++;
-        this.d.log.warn({ vmId: s.vmId, relaunches: s.relaunches }, 'shadow VM gone: relaunching');
+        const stderr = s.proc?.stderr.trim().slice(-500);
+        this.d.log.warn({ vmId: s.vmId, relaunches: s.relaunches, pid: s.proc?.pid, running: s.proc?.running, stderr }, 'shadow VM gone: relaunching');
         await this.dropShadow(s, false);
         await this.launchShadow(s).catch((err) => this.d.log.error({ vmId: s.vmId, err: errorMessage(err) }, 'shadow VM relaunch failed'));
       });

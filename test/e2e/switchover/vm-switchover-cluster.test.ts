@@ -15,6 +15,7 @@ import { AGENT_MAIN, COORDINATOR_MAIN, MGMT_BRIDGE, MGMT_PREFIX, type ProcessHan
 import { parse } from 'yaml';
 import { guestAddressFromSerial } from '../../helpers/guest/guest-stat';
 import { readFileSync } from 'node:fs';
+import { shadowTapName } from '../../../agent/vm/vm-agent-host';
 
 const VM = 'g1';
 const MAC = '52:54:00:78:00:01';
@@ -35,6 +36,16 @@ function skipReason(): string | undefined {
     }
   }
   return undefined;
+}
+
+/** True while `pid` exists at all (zombies included). */
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 interface WireSwitchover {
@@ -105,7 +116,8 @@ if (why) {
             }
           : { vm_bridge: HOST_VM_BRIDGE, incoming_host: ip };
       const replication = id === 'hv-a' ? { min_round_interval_ms: 50, vms: [{ id: VM, qmp_socket: qmp, memory_bytes: MEMORY_BYTES }] } : { min_round_interval_ms: 50 };
-      const ipshadow = { capture_interfaces: [HOST_VM_BRIDGE], interface: HOST_VM_BRIDGE, report_interval_ms: 1000, vms: id === 'hv-a' ? [{ id: VM, mac: MAC }] : [] };
+      // Bridged mode needs the VM's port on each host: its declared tap on hv-a, the shadow's tap on hv-b.
+      const ipshadow = { capture_interfaces: [HOST_VM_BRIDGE], interface: HOST_VM_BRIDGE, report_interval_ms: 1000, vms: [{ id: VM, mac: MAC, tap: id === 'hv-a' ? 'tap-g1' : shadowTapName(VM, 'net0') }] };
       agents[id] = startNode(lab, ns[id], [AGENT_MAIN, '--config', agentConfig(dir, id, ip, COORD_IP, pki.agent(id), { vm, replication, ipshadow })]);
     }
     await waitFor('agents registered', async () => {
@@ -127,15 +139,19 @@ if (why) {
   test.after.always(async () => {
     // QEMUs the agents launched outlive them: stop ours (QMP sockets under this run's dir) by PID.
     const { discoverQemuProcesses } = await import('../../../agent/vm/qemu-discovery');
+    const killed: number[] = [];
     for (const q of await discoverQemuProcesses().catch(() => [])) {
       if (pki && q.qmpSocketPath.startsWith(pki.dir)) {
         try {
           process.kill(q.pid, 'SIGKILL');
+          killed.push(q.pid);
         } catch {
           // already gone
         }
       }
     }
+    // Their parent (an agent) may be gone too: wait until they are reaped, so none is left behind.
+    await waitFor('killed QEMUs reaped', async () => killed.every((pid) => !pidExists(pid)) || undefined, 10000, 100).catch(() => undefined);
     await lab?.cleanup();
     pki?.cleanup();
   });
