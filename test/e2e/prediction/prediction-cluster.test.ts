@@ -12,7 +12,7 @@ import type { UmbraEvent } from '../../../shared/host-types';
 import { NetnsLab, isRoot, waitFor } from '../../helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
 import {
-  AGENT_MAIN, COORDINATOR_MAIN, COORDINATOR_PORT, GRPC_CALL, MGMT_BRIDGE, MGMT_PREFIX,
+  AGENT_MAIN, COORDINATOR_MAIN, COORDINATOR_PORT, GRPC_CALL, MGMT_BRIDGE, MGMT_PREFIX, UMBRACTL,
   type ProcessHandle, agentConfig, startNode, umbractlJson, waitForLog, writeYaml,
 } from '../../helpers/umbra-cluster';
 
@@ -100,14 +100,14 @@ if (!isRoot()) {
     coordinator = startNode(lab, ns.coord, [COORDINATOR_MAIN, '--config', coordCfg]);
     await waitForLog(coordinator, /coordinator started/, 'coordinator start');
 
-    // hv-a: idle until told, then 80% of a core; hv-b: idle; hv-c: a steady 10%.
+    // hv-a: idle until told, then 80% of a core; hv-b: idle; hv-c: a steady 20%.
     busyVm = startVm('busy', 0.8, true);
     const pidFile = path.join(tmp, 'vm-busy.pid');
     writeFileSync(pidFile, `${busyVm.pid}\n`);
     const vmsOf: Record<string, unknown[]> = {
       'hv-a': [{ vm_id: 'vm-busy', pidfile: pidFile, vcpus: 1, memory_bytes: 256 * MIB }],
       'hv-b': [{ vm_id: 'vm-idle', pid: startVm('idle', 0, false).pid, vcpus: 1, memory_bytes: 256 * MIB }],
-      'hv-c': [{ vm_id: 'vm-mid', pid: startVm('mid', 0.1, false).pid, vcpus: 1, memory_bytes: 256 * MIB }],
+      'hv-c': [{ vm_id: 'vm-mid', pid: startVm('mid', 0.2, false).pid, vcpus: 1, memory_bytes: 256 * MIB }],
     };
     for (const h of HOSTS) {
       ns[h] = await lab.addHost(h);
@@ -187,6 +187,11 @@ if (!isRoot()) {
     t.true(cpuFreeAfter(r.ranked[0]) > cpuFreeAfter(r.ranked[1]), 'the first host has more CPU free at the forecast peak');
     t.true(headroom(r.ranked[0]).value > headroom(r.ranked[1]).value);
     t.is(headroom(r.ranked[0]).reason, headroomReason(r.ranked[0]), 'the breakdown carries each sentence');
+    // The table for people: ranked rows, then the rejected source with its reason.
+    const text = await lab.exec(ns.coord, process.execPath, [UMBRACTL, '--coordinator', `${COORD_IP}:${COORDINATOR_PORT}`, '--ca', pki.operator.ca, '--cert', pki.operator.cert, '--key', pki.operator.key, 'rank', 'vm-busy']);
+    t.regex(text, /^1\s+hv-b\s+\d\.\d{3}/m);
+    t.regex(text, /^hv-a\s+SOURCE_HOST/m);
+    t.regex(text, /after placement at forecast peak/);
   });
 
   test.serial('automatic mode records MIGRATION_RECOMMENDED with the reasons', async (t) => {
