@@ -169,10 +169,12 @@ export class PredictionHub {
     return hosts.map((h) => this.enrichHost(hostViewOf(h, false), excludeVmId));
   }
 
-  private enrichHost(view: HostView, excludeVmId?: string): HostView {
+  /** `withBase`: add the host's load outside its VMs (callers whose view already holds host load pass false). */
+  private enrichHost(view: HostView, excludeVmId?: string, withBase = true): HostView {
     const info = this.hosts.get(view.id);
-    let cpu = this.o.useHostLoad === false ? 0 : (info?.baseCpuCores ?? 0);
-    let mem = this.o.useHostLoad === false ? 0 : (info?.baseMemoryBytes ?? 0);
+    const base = withBase && this.o.useHostLoad !== false;
+    let cpu = base ? (info?.baseCpuCores ?? 0) : 0;
+    let mem = base ? (info?.baseMemoryBytes ?? 0) : 0;
     for (const v of this.vmsOn(view.id)) {
       if (v.vmId === excludeVmId) continue;
       const d = this.demandOf(v);
@@ -248,7 +250,8 @@ export class PredictionHub {
           const d = this.demandOf(v);
           view = { ...vm, cpuPeakCores: d.cpuPeakCores, memoryPeakBytes: d.memoryPeakBytes, memorySizeBytes: v.memoryAllocationBytes, dirtyRateBytesPerSec: v.dirtyRateBytesPerSec };
         }
-        return this.ranker.rank(view, hosts.map((h) => this.enrichHost(h, vm.id)), context);
+        // The caller's host views carry host load as its own config decides (placement_uses_host_load).
+        return this.ranker.rank(view, hosts.map((h) => this.enrichHost(h, vm.id, false)), context);
       },
     };
   }

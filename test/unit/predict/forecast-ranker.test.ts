@@ -1,0 +1,48 @@
+// The ranker the prediction module lends to shadow placement: the placeholder demand of a profiled
+// VM is replaced by its forecast (and hosts carry their VMs' forecast peaks); an unprofiled VM is
+// ranked on what the caller gave.
+import test from 'ava';
+import { PredictionEngine } from '../../../coordinator/predict/prediction-engine';
+import { PredictionHub } from '../../../coordinator/predict/prediction-hub';
+import { hostViewOf, vmViewOf } from '../../../coordinator/shadow/host-views';
+import { EMPTY_USAGE, type HostRecord } from '../../../shared/host-types';
+import { hostFacts } from '../../fakes/host-facts';
+
+const GIB = 2 ** 30;
+
+function rec(id: string, threads: number): HostRecord {
+  const f = hostFacts(id, { failure_domain: id });
+  f.capacity.cpu_threads = threads;
+  f.capacity.memory_bytes = 64 * GIB;
+  return { facts: f, state: 'HOST_STATE_UP', registered_at_unix_ms: 0, last_heartbeat_unix_ms: 0, state_changed_at_unix_ms: 0, usage: EMPTY_USAGE };
+}
+
+function hubWith(vms: Array<[string, string, number, number]>) {
+  let now = 1_700_000_000_000;
+  const hub = new PredictionHub({ engine: new PredictionEngine(), now: () => now });
+  for (let i = 0; i < 3; i++) {
+    for (const [vmId, hostId, vcpus, cpuPercent] of vms) {
+      hub.ingest({ hostId, host: [], vms: [{ vmId, timeMs: now, cpuCores: (vcpus * cpuPercent) / 100, cpuPercent, vcpus, memoryBytes: GIB, memoryAllocationBytes: 2 * GIB, memoryPercent: 50, dirtyRateBytesPerSec: 0 }], health: [], cost: { samples: 0, meanCpuMs: 0, maxCpuMs: 0 }, dropped: 0 });
+    }
+    now += 5 * 60_000;
+  }
+  return hub;
+}
+
+const hosts = [rec('src', 16), rec('small', 2), rec('big', 16), rec('busy', 8)];
+
+test('a profiled VM is ranked on its forecast: a host too small for its peak is rejected', (t) => {
+  // vm1: 4 vCPUs at 100% on src; "busy" already runs a VM at 6 of 8 cores.
+  const hub = hubWith([['vm1', 'src', 4, 100], ['other', 'busy', 8, 75]]);
+  const r = hub.forecastRanker().rank(vmViewOf('vm1', hosts[0], 'src'), hosts.map((h) => hostViewOf(h, false)), { explainRejected: true });
+  t.deepEqual(r.ranked.map((d) => d.hostId), ['big']);
+  t.deepEqual(Object.fromEntries(r.rejected.map((x) => [x.hostId, x.reason])), { src: 'SOURCE_HOST', small: 'CPU_CAPACITY', busy: 'CPU_CAPACITY' });
+});
+
+test('an unprofiled VM keeps the placeholder demand the caller built', (t) => {
+  const hub = hubWith([]);
+  const r = hub.forecastRanker().rank(vmViewOf('new', hosts[0], 'src'), hosts.map((h) => hostViewOf(h, false)));
+  // The 1-core placeholder fits everywhere but the source.
+  t.is(r.eligible, 3);
+  t.is(r.ranked[0].hostId, 'big');
+});
