@@ -10,6 +10,14 @@ export function requireString(field: string, value: unknown, opts: { maxLength?:
   return value;
 }
 
+/** A VM id as agents and the coordinator accept it (also a file name under the data dir). */
+export const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+export const VM_ID_HINT = "must be 1-128 letters, digits, '.', '_', ':', '@' or '-'";
+
+export function requireVmId(field: string, value: unknown): string {
+  return requireString(field, value, { maxLength: 128, pattern: VM_ID, hint: VM_ID_HINT });
+}
+
 export function requireHostId(field: string, value: unknown): string {
   return requireString(field, value, {
     maxLength: 63,

@@ -2,7 +2,7 @@
 // from the config, the mode, interface and tap from this host's VM entry or its defaults. Pure.
 import { parseIpActivationSpec, type IpActivationSpec } from '../net/ip-activation-spec';
 import type { IpShadowAgentConfig } from './ipshadow-config';
-import type { VmIpConfig } from './vm-ip-config';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 
 export function activationSpecFor(config: VmIpConfig, agent: Pick<IpShadowAgentConfig, 'vms' | 'defaultMode' | 'defaultInterface'>): IpActivationSpec {
   const local = agent.vms.find((v) => v.id === config.vm_id);

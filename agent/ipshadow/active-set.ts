@@ -1,7 +1,7 @@
 // The VMs whose address this host holds active, with the config activated (KvStore, keys
 // `ipshadow/active/<vm>`), so a restarted agent can still deactivate and report them.
 import type { KvStore } from '../../shared/kv-store';
-import type { VmIpConfig } from './vm-ip-config';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 
 const PREFIX = 'ipshadow/active/';
 

@@ -2,7 +2,7 @@
 // announcement burst, and (until QEMU discovery) the VMs this host runs with their MAC and tap.
 import type { ConfigReader, Mapping } from '../../shared/config-reader';
 import { DEFAULT_ANNOUNCE_COUNT, DEFAULT_ANNOUNCE_INTERVAL_MS } from '../net/ip-applier';
-import { NETWORK_MODES, type NetworkMode } from '../net/ip-activation-spec';
+import { NETWORK_MODES, type NetworkMode } from '../../shared/network-mode';
 
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000;
 const MAC_PATTERN = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;

@@ -17,7 +17,8 @@ import { type IpShadowAgentConfig, parseIpShadowAgentConfig } from './ipshadow-c
 import { ipShadowService, type IpShadowOps } from './ipshadow-service';
 import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
 import { ShadowStore } from './shadow-store';
-import { configFromLease, configToWire, type VmIpConfig } from './vm-ip-config';
+import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
+import { configFromLease } from './config-from-lease';
 
 export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;

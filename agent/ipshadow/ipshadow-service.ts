@@ -8,7 +8,7 @@ import type { ServiceBinding } from '../../shared/grpc-server';
 import { toSafeInteger } from '../../shared/validate';
 import type { ApplyResult } from '../net/ip-applier';
 import type { ShadowRecord } from './shadow-store';
-import { configToWire, parseVmIpConfig, type VmIpConfig } from './vm-ip-config';
+import { configToWire, parseVmIpConfig, type VmIpConfig } from '../../shared/vm-ip-config';
 
 export const IP_SHADOW_SERVICE = 'umbra.agent.v1.IpShadowService';
 

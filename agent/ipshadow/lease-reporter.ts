@@ -3,7 +3,7 @@
 // are retried; only the newest config per VM is kept while waiting.
 import { errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
-import { sameConfig, type VmIpConfig } from './vm-ip-config';
+import { sameConfig, type VmIpConfig } from '../../shared/vm-ip-config';
 
 const PREFIX = 'ipshadow/reported/';
 export const RETRY_DELAY_MS = 1000;

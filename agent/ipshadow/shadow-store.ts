@@ -2,8 +2,8 @@
 // hosts, kept inactive. The coordinator's newest version wins; DHCP seen here refreshes the lease
 // fields in between without changing the version.
 import type { KvStore } from '../../shared/kv-store';
-import { KeyedMutex } from '../net/keyed-mutex';
-import type { VmIpConfig } from './vm-ip-config';
+import { KeyedMutex } from '../../shared/keyed-mutex';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 
 const PREFIX = 'ipshadow/shadow/';
 

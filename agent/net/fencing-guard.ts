@@ -2,7 +2,7 @@
 // a late command from a superseded switchover can never (de)activate an address.
 import { FailedPreconditionError, InvalidArgumentError } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
-import { KeyedMutex } from './keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import { StaleFencingTokenError } from './net-errors';
 
 export const FENCING_KEY_PREFIX = 'net/fencing/';

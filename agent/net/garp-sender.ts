@@ -2,7 +2,7 @@
 // frames on a named interface of the caller's network namespace.
 import { createLogger } from '../../shared/log';
 import { buildGratuitousArp } from './arp-frame';
-import { parseIp, parseMac } from './ip-address';
+import { parseIp, parseMac } from '../../shared/ip-address';
 import { AnnounceError } from './net-errors';
 import { buildUnsolicitedNa } from './ndp-frame';
 import type { Announcement, AnnouncementBurst, Announcer } from './ports';

@@ -1,9 +1,8 @@
 // The IP configuration the agent activates for a VM, and its strict parser (pure, no I/O).
 import { InvalidArgumentError } from '../../shared/errors';
-import { formatIp, formatMac, hostPrefixLength, parseIp, parseMac } from './ip-address';
+import { formatIp, formatMac, hostPrefixLength, parseIp, parseMac } from '../../shared/ip-address';
+import { NETWORK_MODES, type NetworkMode } from '../../shared/network-mode';
 
-export type NetworkMode = 'routed' | 'bridged' | 'address';
-export const NETWORK_MODES: readonly NetworkMode[] = ['routed', 'bridged', 'address'];
 
 const MAX_VLAN_ID = 4094;
 /** Linux IFNAMSIZ - 1. */

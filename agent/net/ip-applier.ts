@@ -3,7 +3,7 @@
 import { InvalidArgumentError } from '../../shared/errors';
 import type { FencingAdmission, FencingGuard } from './fencing-guard';
 import type { IpActivationSpec } from './ip-activation-spec';
-import { KeyedMutex } from './keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { AnnouncementBurst, Announcer, NetTables } from './ports';
 
 /** keepalived sends 5 per burst; 3 spaced by 20 ms reach every neighbour without flooding. */

@@ -1,7 +1,7 @@
 // AddressTable over rtnetlink (RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR).
 import { FlagsNew } from 'netlink';
 import { InvalidArgumentError } from '../../shared/errors';
-import { formatIp, hostPrefixLength } from './ip-address';
+import { formatIp, hostPrefixLength } from '../../shared/ip-address';
 import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent, isAlreadyExists } from './netlink-errors';
 import { AF_INET, AF_INET6, kernelFamily, requireIp } from './netlink-family';

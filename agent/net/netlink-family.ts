@@ -1,6 +1,6 @@
 // Address-family numbers of rtnetlink (the `netlink` package exports none) and text <-> bytes helpers.
 import { InvalidArgumentError } from '../../shared/errors';
-import { parseIp, parseMac, type ParsedIp } from './ip-address';
+import { parseIp, parseMac, type ParsedIp } from '../../shared/ip-address';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;

@@ -1,7 +1,7 @@
 // FdbTable over rtnetlink (AF_BRIDGE neighbours): static "MAC behind this bridge port" entries.
 import { FlagsNew } from 'netlink';
 import { InvalidArgumentError } from '../../shared/errors';
-import { formatMac } from './ip-address';
+import { formatMac } from '../../shared/ip-address';
 import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';
 import { AF_BRIDGE, requireMac } from './netlink-family';

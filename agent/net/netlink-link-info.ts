@@ -1,5 +1,5 @@
 // LinkInfo over rtnetlink: interface name -> index, MAC and up state, and index -> name for dumps.
-import { formatMac } from './ip-address';
+import { formatMac } from '../../shared/ip-address';
 import { LinkNotFoundError } from './net-errors';
 import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';

@@ -1,6 +1,6 @@
 // NeighborTable over rtnetlink: proxy ARP/NDP entries (NTF_PROXY) and permanent neighbours.
 import { FlagsNew } from 'netlink';
-import { formatIp, formatMac } from './ip-address';
+import { formatIp, formatMac } from '../../shared/ip-address';
 import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';
 import { AF_INET, AF_INET6, kernelFamily, requireIp, requireMac } from './netlink-family';

@@ -1,6 +1,6 @@
 // RouteTable over rtnetlink: /32 and /128 routes of the main table straight to a device.
 import { FlagsNew } from 'netlink';
-import { formatIp, hostPrefixLength, type ParsedIp } from './ip-address';
+import { formatIp, hostPrefixLength, type ParsedIp } from '../../shared/ip-address';
 import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';
 import { AF_INET, AF_INET6, MAIN_TABLE, kernelFamily, requireIp } from './netlink-family';

@@ -6,10 +6,10 @@ import { TRACKER_PREFERENCE, type TrackerName } from '../memory/dirty-tracker';
 import type { GuestMemoryLocator } from '../memory/guest-process-locator';
 import { DEFAULT_MAX_ROUND_INTERVAL_MS, DEFAULT_MIN_ROUND_INTERVAL_MS } from './round-pacer';
 import { DEFAULT_WINDOW_BYTES } from './shadow-link';
+import { VM_ID, VM_ID_HINT } from '../../shared/validate';
 
 /** Lag above this (per shadow) makes the agent report a problem in health. */
 export const DEFAULT_MAX_LAG_BYTES = 64 * 1024 * 1024;
-const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 export interface ReplicationVmConfig extends GuestMemoryLocator {
   id: string;
@@ -27,10 +27,6 @@ export interface ReplicationAgentConfig {
   /** Trackers to try, best first. */
   trackers: TrackerName[];
   vms: ReplicationVmConfig[];
-}
-
-export function isValidVmId(id: string): boolean {
-  return VM_ID.test(id);
 }
 
 export function parseReplicationAgentConfig(r: ConfigReader, raw: unknown, path: string): ReplicationAgentConfig {
@@ -57,7 +53,7 @@ export function parseReplicationAgentConfig(r: ConfigReader, raw: unknown, path:
       const p = `${path}.vms[${i}]`;
       const e: Mapping = r.mapping(v, p, ['id', 'pid', 'pid_file', 'qmp_socket', 'memory_path', 'memory_bytes']);
       const vm: ReplicationVmConfig = {
-        id: r.string(e, 'id', p, { pattern: VM_ID, patternHint: "must be 1-128 letters, digits, '.', '_', ':', '@' or '-'" }),
+        id: r.string(e, 'id', p, { pattern: VM_ID, patternHint: VM_ID_HINT }),
         memoryBytes: r.integer(e, 'memory_bytes', p, { min: 4096 }),
       };
       if (e.pid !== undefined) vm.pid = r.integer(e, 'pid', p, { min: 1 });

@@ -5,9 +5,8 @@ import type { Logger } from 'pino';
 import { InvalidArgumentError, NotFoundError } from '../../shared/errors';
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
-import { requireEndpoint, requireHostId, requireString, toSafeInteger } from '../../shared/validate';
+import { requireEndpoint, requireHostId, requireVmId, toSafeInteger } from '../../shared/validate';
 import type { ShadowStatus } from './replication-receiver';
-import { isValidVmId } from './replication-config';
 import type { ReplicationManager, ShadowEndpoint, SourceStatus } from './replication-manager';
 import { shadowImageToWire } from './replication-service';
 import { DEFAULT_FLUSH_TIMEOUT_MS } from './replication-source';
@@ -44,12 +43,6 @@ export function sourceStatusToWire(s: SourceStatus): Msg {
       last_error: l.shadowError ? `${l.shadowError}: ${l.lastError ?? ''}` : l.lastError ?? '',
     })),
   };
-}
-
-export function requireVmId(field: string, v: unknown): string {
-  const id = requireString(field, v, { maxLength: 128 });
-  if (!isValidVmId(id)) throw new InvalidArgumentError(field, "must be 1-128 letters, digits, '.', '_', ':', '@' or '-'");
-  return id;
 }
 
 export function parseShadowEndpoints(v: unknown, opts: { min: number }): ShadowEndpoint[] {

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../shared/errors';
 import type { FrameCodecName } from '../../shared/frame-codec';
-import { KeyedMutex } from '../net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { DirtyTracker, TrackerName } from '../memory/dirty-tracker';
 import type { GuestMemory } from '../memory/guest-memory';
 import type { GuestMemoryLocator } from '../memory/guest-process-locator';

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, promises as fs, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors';
-import { KeyedMutex } from '../net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import { launchShadowQemu, migrateDeviceState, resumeGuest, type DeviceStateMigrationResult } from './device-state-migration';
 import { attachQemu, launchQemu, type QemuProcess } from './qemu-process';
 import { discoverQemuProcesses } from './qemu-discovery';

@@ -6,7 +6,7 @@ import { InvalidArgumentError, PermissionDeniedError } from '../../shared/errors
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
 import { requireHostId } from '../../shared/validate';
-import { configToWire, parseVmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import { configToWire, parseVmIpConfig } from '../../shared/vm-ip-config';
 import type { ShadowEntry, ShadowManager } from '../shadow/shadow-manager';
 import type { VmIpRecord, VmIpRegistry } from '../shadow/vm-ip-registry';
 

@@ -1,6 +1,6 @@
 // LeaseBackend `builtin`: lease records in the coordinator's store (keys `ipshadow/lease/<vm>`).
 import type { KvStore } from '../../shared/kv-store';
-import type { VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 import type { LeaseBackend, LeaseRecord } from './lease-backend';
 
 const PREFIX = 'ipshadow/lease/';

@@ -1,6 +1,6 @@
 // LeaseBackend `kea`: the VM's lease in a real kea-dhcp4 (lease_cmds hook: lease4-get/add/update);
 // Umbra's state (active host, shadow hosts) lives in the lease's user-context under "umbra".
-import type { VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 import { KEA_RESULT_EMPTY, KeaControlClient } from './kea-control-client';
 import type { LeaseBackend, LeaseRecord } from './lease-backend';
 

@@ -1,6 +1,6 @@
 // Port of the DHCP lease records the coordinator keeps in step with shadows and switchovers:
 // `builtin` (the coordinator's own store) or `kea` (ISC Kea through lease_cmds).
-import type { VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 
 export interface LeaseRecord {
   vm_id: string;

@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../../shared/errors';
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
 import { requireHostId, toSafeInteger } from '../../shared/validate';
-import { requireVmId } from '../../agent/replication/replication-control-service';
+import { requireVmId } from '../../shared/validate';
 import { DEFAULT_FLUSH_TIMEOUT_MS, type MemoryShadowManager, type MemoryShadowView } from './memory-shadow-manager';
 
 export const MEMORY_SERVICE = 'umbra.coordinator.v1.MemoryService';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { InvalidArgumentError, NotFoundError, errorMessage, isUmbraError } from '../../shared/errors';
 import type { EventKind } from '../../shared/host-types';
 import type { KvStore } from '../../shared/kv-store';
-import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { AgentSourceStatus, MemoryAgentPort } from './memory-agent-port';
 
 const KEY_PREFIX = 'memory/shadow/';

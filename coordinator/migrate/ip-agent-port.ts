@@ -1,5 +1,5 @@
 // Port of the agents' IP activation, as the switchover and the reconciliation sweep use it.
-import type { VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import type { VmIpConfig } from '../../shared/vm-ip-config';
 
 export interface IpAgentPort {
   /** Resolves with the agent's own duration of the step in ms. */

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors';
 import type { HostRecord } from '../../shared/host-types';
-import type { KeyedMutex } from '../../agent/net/keyed-mutex';
+import type { KeyedMutex } from '../../shared/keyed-mutex';
 import type { EventLog } from '../core/event-log';
 import type { LeaseBackend } from '../leases/lease-backend';
 import type { VmIpRecord, VmIpRegistry } from '../shadow/vm-ip-registry';

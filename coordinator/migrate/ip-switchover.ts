@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { FailedPreconditionError, errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
-import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { EventLog } from '../core/event-log';
 import type { LeaseBackend } from '../leases/lease-backend';
 import type { VmIpRegistry } from '../shadow/vm-ip-registry';

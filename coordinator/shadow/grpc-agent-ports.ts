@@ -1,6 +1,6 @@
 // ShadowAgentPort and IpAgentPort over each agent's IpShadowService (dialled pinned to the agent's identity).
 import { callUnary } from '../../shared/grpc-client';
-import { configToWire, type VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import type { AgentClients } from '../clients/agent-clients';
 import type { IpAgentPort } from '../migrate/ip-agent-port';
 import type { ShadowAgentPort } from './shadow-manager';

@@ -1,7 +1,7 @@
 // Coordinator module `ipshadow`: VM IP registry fed by agents' lease reports, shadow placement
 // (capacity-headroom ranker), lease backend, IP switchover (TriggerMigration) and reconciliation.
 import { errorMessage } from '../../shared/errors';
-import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import { migrationService } from '../api/migration-service';
 import { shadowService } from '../api/shadow-service';
 import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';

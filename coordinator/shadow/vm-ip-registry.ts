@@ -3,7 +3,7 @@
 // `ipshadow/vm/<id>`.
 import { NotFoundError } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
-import { sameConfig, type VmIpConfig } from '../../agent/ipshadow/vm-ip-config';
+import { sameConfig, type VmIpConfig } from '../../shared/vm-ip-config';
 
 const PREFIX = 'ipshadow/vm/';
 

@@ -3,7 +3,7 @@
 // elsewhere), and resolution of journals a stopped coordinator left behind (at start, then periodically).
 import type { ConfigReader } from '../../shared/config-reader';
 import { errorMessage } from '../../shared/errors';
-import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import { MIGRATION_SERVICE, type MigrationServiceBinding } from '../api/migration-service';
 import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
 import type { RunningMemoryModule } from '../memory/memory-module';

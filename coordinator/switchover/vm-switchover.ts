@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { FailedPreconditionError, errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
-import { KeyedMutex } from '../../agent/net/keyed-mutex';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { EventLog } from '../core/event-log';
 import { type SwitchoverEvent, type SwitchoverStatus, formatSteps } from '../migrate/switchover-event';
 import type { IpPort, MemoryPort, VmAgentPort } from './switchover-ports';

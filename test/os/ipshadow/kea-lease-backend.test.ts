@@ -9,7 +9,7 @@ import { NetnsLab, isRoot, waitFor } from '../../helpers/netns';
 import { REPO_ROOT } from '../../helpers/umbra-cluster';
 import { KeaLeaseBackend } from '../../../coordinator/leases/kea-lease-backend';
 import { KeaControlClient } from '../../../coordinator/leases/kea-control-client';
-import type { VmIpConfig } from '../../../agent/ipshadow/vm-ip-config';
+import type { VmIpConfig } from '../../../shared/vm-ip-config';
 
 const LEASE_CMDS = '/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so';
 const GUEST_MAC = '52:54:00:80:00:01';

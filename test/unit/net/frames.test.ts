@@ -1,7 +1,7 @@
 // Announcement frames byte by byte: gratuitous ARP (request and reply forms) and unsolicited NA.
 import test from 'ava';
 import { buildGratuitousArp } from '../../../agent/net/arp-frame';
-import { parseIp, parseMac } from '../../../agent/net/ip-address';
+import { parseIp, parseMac } from '../../../shared/ip-address';
 import { buildUnsolicitedNa, onesComplementChecksum } from '../../../agent/net/ndp-frame';
 
 const mac = parseMac('52:54:00:12:34:56')!;

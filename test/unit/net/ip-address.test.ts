@@ -1,6 +1,6 @@
 // Address parsing/formatting, table-driven, including the malformed inputs that must be refused.
 import test from 'ava';
-import { canonicalIp, formatIp, formatMac, parseIp, parseMac } from '../../../agent/net/ip-address';
+import { canonicalIp, formatIp, formatMac, parseIp, parseMac } from '../../../shared/ip-address';
 
 const valid: Array<[string, string, 4 | 6]> = [
   ['10.0.0.1', '10.0.0.1', 4],

@@ -4,7 +4,8 @@ import test from 'ava';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
 import { ShadowStore } from '../../../agent/ipshadow/shadow-store';
 import { activationSpecFor } from '../../../agent/ipshadow/activation-spec-builder';
-import { configFromLease, parseVmIpConfig, prefixFromMask, configToWire } from '../../../agent/ipshadow/vm-ip-config';
+import { parseVmIpConfig, configToWire } from '../../../shared/vm-ip-config';
+import { configFromLease, prefixFromMask } from '../../../agent/ipshadow/config-from-lease';
 import type { DhcpLease } from '../../../agent/dhcp/dhcp-lease-table';
 import { vmConfig } from './fixtures';
 

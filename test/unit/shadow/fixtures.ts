@@ -1,6 +1,6 @@
 // Shared fakes of the shadow unit tests: host records, VM configs, an event sink and recording agents.
 import type { HostRecord } from '../../../shared/host-types';
-import type { VmIpConfig } from '../../../agent/ipshadow/vm-ip-config';
+import type { VmIpConfig } from '../../../shared/vm-ip-config';
 import type { EventInput } from '../../../coordinator/core/event-log';
 import type { ShadowAgentPort } from '../../../coordinator/shadow/shadow-manager';
 import type { IpAgentPort } from '../../../coordinator/migrate/ip-agent-port';

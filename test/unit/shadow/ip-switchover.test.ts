@@ -2,7 +2,7 @@
 // rollback on a failed activation or deactivation so exactly one host holds the address, audit.
 import test from 'ava';
 import { silentLogger } from '../../../shared/log';
-import { KeyedMutex } from '../../../agent/net/keyed-mutex';
+import { KeyedMutex } from '../../../shared/keyed-mutex';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
 import { BuiltinLeaseBackend } from '../../../coordinator/leases/builtin-lease-backend';
 import { FencingCounter } from '../../../coordinator/migrate/fencing-counter';

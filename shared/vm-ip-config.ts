@@ -1,13 +1,10 @@
 // A VM's IP configuration as Umbra moves it around (learned from DHCP or given by an operator), its
 // wire form (umbra.agent.v1.VmIpConfig) and strict parsing. Pure: no I/O.
-import { InvalidArgumentError } from '../../shared/errors';
-import type { DhcpLease } from '../dhcp/dhcp-lease-table';
-import { formatMac, parseIp, parseMac } from '../net/ip-address';
-import { NETWORK_MODES, type NetworkMode } from '../net/ip-activation-spec';
+import { InvalidArgumentError } from './errors';
+import { formatMac, parseIp, parseMac } from './ip-address';
+import { NETWORK_MODES, type NetworkMode } from './network-mode';
 
 const MAX_IPV4_PREFIX = 32;
-/** DhcpLease.leaseTimeSec of a lease that never ends. */
-const INFINITE_LEASE_SEC = 0xffffffff;
 
 export interface VmIpConfig {
   vm_id: string;
@@ -92,39 +89,6 @@ export function parseVmIpConfig(raw: unknown, field = 'config'): VmIpConfig {
     vlan_id: uint(f('vlan_id'), r.vlan_id, 4094),
     mode: mode as NetworkMode | '',
     lease_state: str(f('lease_state'), r.lease_state),
-  };
-}
-
-/** 255.255.255.0 -> 24; undefined for a mask that is not contiguous ones. */
-export function prefixFromMask(mask: string): number | undefined {
-  const ip = parseIp(mask);
-  if (!ip || ip.family !== 4) return undefined;
-  const n = ((ip.bytes[0] << 24) | (ip.bytes[1] << 16) | (ip.bytes[2] << 8) | ip.bytes[3]) >>> 0;
-  const ones = n === 0xffffffff ? 32 : Math.clz32(~n >>> 0);
-  const expected = ones === 0 ? 0 : (0xffffffff << (32 - ones)) >>> 0;
-  return n === expected ? ones : undefined;
-}
-
-/** The IP configuration a DHCP lease gives `vmId` (prefix from the mask, /24 when the server sent none). */
-export function configFromLease(vmId: string, mode: NetworkMode | '', lease: DhcpLease): VmIpConfig {
-  return {
-    vm_id: vmId,
-    mac: lease.mac,
-    address: lease.address,
-    prefix_length: (lease.subnetMask && prefixFromMask(lease.subnetMask)) || 24,
-    gateway: lease.routers[0] ?? '',
-    dns_servers: [...lease.dnsServers],
-    domain_name: lease.domainName ?? '',
-    hostname: lease.hostname ?? '',
-    lease_time_sec: lease.leaseTimeSec === INFINITE_LEASE_SEC ? 0 : lease.leaseTimeSec,
-    renewal_time_sec: lease.renewalTimeSec,
-    rebinding_time_sec: lease.rebindingTimeSec,
-    server_id: lease.serverId ?? '',
-    lease_start_unix_ms: lease.leaseStartMs,
-    expires_at_unix_ms: lease.expiresAtMs ?? 0,
-    vlan_id: lease.vlanId ?? 0,
-    mode,
-    lease_state: lease.state,
   };
 }
 
