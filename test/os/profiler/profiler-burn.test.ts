@@ -26,10 +26,19 @@ function startInGroup(name: string, script: string): { child: ChildProcess; dir:
   const dir = path.join(mount, `umbt-${name}-${process.pid}`);
   mkdirSync(dir);
   groups.push(dir);
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+  // The child says "ready" once Node has started, so Node's own start-up CPU stays out of the
+  // "before" window (on a loaded machine it took more than 0.1 core over the window).
+  const child = spawn(process.execPath, ['-e', `process.stdout.write('ready\\n'); ${script}`], { stdio: ['pipe', 'pipe', 'ignore'] });
   children.push(child);
   writeFileSync(path.join(dir, 'cgroup.procs'), String(child.pid));
   return { child, dir };
+}
+
+function ready(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before it was ready`)));
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -91,6 +100,7 @@ test('a CPU-burning process in its own cgroup: its profile CPU rises, its host s
   const busy = startInGroup('busy', `process.stdin.once('data', () => { const end = Date.now() + ${BURN_LIMIT_MS}; while (Date.now() < end) {} process.exit(0); }); setTimeout(() => process.exit(0), ${BURN_LIMIT_MS * 2});`);
   const idle = startInGroup('idle', `setTimeout(() => process.exit(0), ${BURN_LIMIT_MS * 2});`);
   t.truthy(readFileSync(path.join(busy.dir, 'cpu.stat'), 'utf8').includes('usage_usec'));
+  await Promise.all([ready(busy.child), ready(idle.child)]);
 
   const sampler = new ProfileSampler({ hostId: 'lab', host: new ProcHostStats(), vms: new ProcVmStats() });
   sampler.watch({ vmId: 'busy-vm', pid: busy.child.pid!, vcpus: 1 });
