@@ -31,8 +31,8 @@ export interface VmSwitchoverDeps {
   clockMs?: () => number;
 }
 
-/** Progress callback: a phase starts (ok undefined) or ends. */
-export type SwitchoverProgress = (p: { step: string; hostId: string; ok?: boolean; durationMs?: number }) => void;
+/** Progress callback: a phase starts (ok undefined) or ends (ok, durationMs, and error when it failed). */
+export type SwitchoverProgress = (p: { step: string; hostId: string; ok?: boolean; durationMs?: number; error?: string }) => void;
 
 export class VmSwitchover {
   private readonly locks: KeyedMutex;
@@ -60,6 +60,17 @@ export class VmSwitchover {
 
   trigger(vmId: string, destination: string, progress?: SwitchoverProgress): Promise<SwitchoverEvent> {
     return this.locks.run(vmId, () => this.run(vmId, destination, progress));
+  }
+
+  /** Why `destination` cannot take the VM over now (the refusal trigger() would give), or undefined. */
+  async notReadyReason(vmId: string, destination: string): Promise<string | undefined> {
+    try {
+      await this.verify(vmId, destination);
+      return undefined;
+    } catch (err) {
+      if (err instanceof FailedPreconditionError) return err.message;
+      throw err;
+    }
   }
 
   /** Refuses (FailedPreconditionError, nothing touched) unless the destination can take over now. */
@@ -142,7 +153,7 @@ export class VmSwitchover {
       error = errorMessage(err);
     }
     const duration = this.clockMs() - t;
-    progress?.({ step: name, hostId, ok: !error, durationMs: duration });
+    progress?.({ step: name, hostId, ok: !error, durationMs: duration, ...(error ? { error } : {}) });
     const next = { ...j, steps: [...j.steps, { step: name, host_id: hostId, duration_ms: duration, ok: !error, error }] };
     if (error) this.d.logger.warn({ vmId: j.vm_id, switchoverId: j.id, step: name, hostId, err: error }, 'switchover step failed');
     return { j: next, ok: !error, error };
@@ -170,6 +181,11 @@ export class VmSwitchover {
     const resumed = await this.step(j, 'rollback-resume-source', j.source_host, () => this.d.vms.resume(j.source_host, j.vm_id), progress);
     j = resumed.j;
     if (!resumed.ok) return this.finish(j, 'FAILED', `${j.error}; source not resumed (${resumed.error})`, t0, true);
+    if (j.destination_may_run) {
+      // The guest may have run there, writing into the destination's shadow image: discard it, copy again.
+      const why = `guest may have run on it during switchover ${j.id}`;
+      j = (await this.step(j, 'rollback-resync-shadow', j.destination_host, () => this.d.memory.resyncShadow(j.vm_id, j.destination_host, why), progress)).j;
+    }
     j = (await this.step(j, 'rollback-resume-replication', j.source_host, () => this.d.memory.resume(j.vm_id), progress)).j;
     // A shadow QEMU that loaded (part of) a device state cannot take another one: drop it, the
     // module's placement loop prepares a fresh one.
