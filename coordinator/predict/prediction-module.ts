@@ -25,6 +25,10 @@ export interface RunningPredictionModule extends RunningCoordinatorModule {
   ranker: Ranker;
   /** Registers what starts a migration when automatic mode advises one (the switchover module). */
   setMigrationTrigger(fn: MigrationTrigger | undefined): void;
+  /** The policy an operator set (persisted), undefined while only defaults apply. */
+  operatorPolicy(): PredictionPolicy | undefined;
+  /** Listens to every policy set (shadow placement applies its knobs); returns the unsubscribe. */
+  onPolicySet(fn: (p: PredictionPolicy) => void): () => void;
 }
 
 /** The prediction module's ranker, when that module runs (for modules started after it). */
@@ -44,6 +48,8 @@ export const predictionCoordinatorModule: CoordinatorModuleDefinition<Prediction
     initial.migration.automatic = config.automatic;
     initial.migration.netBenefitThreshold = config.threshold;
     hub.setPolicy(stored ?? initial);
+    let operatorPolicy = stored;
+    const policyListeners = new Set<(p: PredictionPolicy) => void>();
     let forecasterName = LOCAL_FORECASTER;
     let closed = false;
 
@@ -96,6 +102,11 @@ export const predictionCoordinatorModule: CoordinatorModuleDefinition<Prediction
       setMigrationTrigger(fn) {
         trigger = fn;
       },
+      operatorPolicy: () => operatorPolicy,
+      onPolicySet(fn) {
+        policyListeners.add(fn);
+        return () => void policyListeners.delete(fn);
+      },
       services: [
         predictionService({
           hub,
@@ -103,6 +114,8 @@ export const predictionCoordinatorModule: CoordinatorModuleDefinition<Prediction
           setPolicy: async (p) => {
             await ctx.store.put(POLICY_KEY, p);
             hub.setPolicy(p);
+            operatorPolicy = p;
+            for (const fn of policyListeners) fn(p);
             log.info({ automatic: p.migration.automatic, threshold: p.migration.netBenefitThreshold, windows: p.migration.allowedWindows?.length ?? 0 }, 'prediction policy set');
           },
           forecasterName: () => forecasterName,

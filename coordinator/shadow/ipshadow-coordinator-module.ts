@@ -16,6 +16,7 @@ import { predictionRanker } from '../predict/prediction-module';
 import { GrpcAgentPorts } from './grpc-agent-ports';
 import { type IpShadowCoordinatorConfig, parseIpShadowCoordinatorConfig } from './ipshadow-coordinator-config';
 import { ShadowManager } from './shadow-manager';
+import { ShadowRefreshLoop, bindShadowingPolicy, predictionShadowingPolicy } from './shadowing-policy';
 import { VmIpRegistry } from './vm-ip-registry';
 
 export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoordinatorConfig> = {
@@ -69,8 +70,10 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
       }, 0);
       soon.unref();
     }
-    const refreshTimer = setInterval(() => void refresh(), config.shadowingRefreshIntervalMs);
-    refreshTimer.unref();
+    const refreshLoop = new ShadowRefreshLoop(() => void refresh(), config.shadowingRefreshIntervalMs);
+    // The operator's policy (prediction module, `umbractl policy set`) overrides the config's knobs.
+    const policySource = predictionShadowingPolicy(ctx.modules);
+    const offPolicy = policySource ? bindShadowingPolicy(policySource, { manager: shadows, loop: refreshLoop, refreshNow: schedule, logger: log }) : () => undefined;
     let sweeping = false;
     const sweepTimer = setInterval(() => {
       if (sweeping) return;
@@ -82,12 +85,13 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
         .finally(() => (sweeping = false));
     }, config.reconcileIntervalMs);
     sweepTimer.unref();
-    log.info({ leaseBackend: leases.name, vms: vms.list().length, shadows: shadows.list().length }, 'ipshadow started');
+    log.info({ leaseBackend: leases.name, vms: vms.list().length, shadows: shadows.list().length, ...shadows.policy, refreshIntervalMs: refreshLoop.intervalMs, policyFrom: policySource ? 'prediction policy' : 'config' }, 'ipshadow started');
 
     return {
       services: [shadowService({ vms, shadows, logger: log }), migrationService({ switchover, logger: log })],
       async close() {
-        clearInterval(refreshTimer);
+        offPolicy();
+        refreshLoop.close();
         clearInterval(sweepTimer);
         if (soon) clearTimeout(soon);
         offChange();

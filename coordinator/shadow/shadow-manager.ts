@@ -48,6 +48,7 @@ export interface ShadowManagerDeps {
   ranker: Ranker;
   agents: ShadowAgentPort;
   events: Pick<EventLog, 'append'>;
+  /** Initial placement policy; setPolicy() changes it. */
   policy: PlacementPolicy;
   /** Rank with the hosts' reported load (default true). */
   useHostLoad?: boolean;
@@ -69,9 +70,11 @@ export class ShadowManager {
   private readonly unsubscribe: () => void;
   /** Last logged reason a VM got fewer shadows than wanted (logged on change only). */
   private readonly lastShortfall = new Map<string, string>();
+  private policyValue: PlacementPolicy;
 
   private constructor(private readonly d: ShadowManagerDeps) {
     this.nowMs = d.nowMs ?? Date.now;
+    this.policyValue = { ...d.policy };
     this.unsubscribe = d.vms.onChange((vm) => {
       this.pushAll(vm.vm_id).catch((err) => d.logger.warn({ vmId: vm.vm_id, err: errorMessage(err) }, 'pushing a new version failed'));
     });
@@ -81,6 +84,16 @@ export class ShadowManager {
     const m = new ShadowManager(d);
     for (const { value } of await d.store.list<ShadowEntry>(PREFIX)) m.entries.set(key(value.vm_id, value.host_id), value);
     return m;
+  }
+
+  get policy(): PlacementPolicy {
+    return this.policyValue;
+  }
+
+  /** A new N / threshold: the next refresh places and retires by it. */
+  setPolicy(p: PlacementPolicy): void {
+    this.policyValue = { shadowingThreshold: p.shadowingThreshold, maxShadowedVms: p.maxShadowedVms };
+    this.lastShortfall.clear();
   }
 
   list(vmId?: string): ShadowEntry[] {
@@ -140,11 +153,12 @@ export class ShadowManager {
         const source = hosts.find((h) => h.facts.host_id === vm.active_host);
         const result = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views);
         const existing = this.list(vm.vm_id);
-        const plan = planShadows(result.ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), this.d.policy);
+        const policy = this.policyValue;
+        const plan = planShadows(result.ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), policy);
         const unexplained = `${result.ranked.length}:${JSON.stringify(result.rejectedCounts)}`;
-        if (plan.keep.length + plan.place.length < this.d.policy.maxShadowedVms && this.lastShortfall.get(vm.vm_id) !== unexplained) {
+        if (plan.keep.length + plan.place.length < policy.maxShadowedVms && this.lastShortfall.get(vm.vm_id) !== unexplained) {
           this.lastShortfall.set(vm.vm_id, unexplained);
-          this.d.logger.info({ vmId: vm.vm_id, eligible: result.eligible, rejected: result.rejectedCounts, threshold: this.d.policy.shadowingThreshold }, 'fewer shadow destinations than max_shadowed_vms');
+          this.d.logger.info({ vmId: vm.vm_id, eligible: result.eligible, rejected: result.rejectedCounts, threshold: policy.shadowingThreshold }, 'fewer shadow destinations than max_shadowed_vms');
         }
         for (const p of plan.place) {
           await this.create(vm, p.hostId, false, p.score, undefined);
