@@ -79,6 +79,7 @@ export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.Cha
         image_size_bytes: String(open.imageSizeBytes),
         page_size_bytes: open.pageSizeBytes,
         source_host_id: open.sourceHostId ?? '',
+        discard_image: open.discardImage === true,
       },
     });
     return {

@@ -14,6 +14,7 @@ import { DEFAULT_FLUSH_TIMEOUT_MS } from './replication-source';
 export const REPLICATION_CONTROL_SERVICE = 'umbra.agent.v1.ReplicationControlService';
 const MAX_FLUSH_TIMEOUT_MS = 600_000;
 const MAX_SHADOWS = 16;
+const MAX_REASON_CHARS = 1024;
 
 type Msg = Record<string, unknown>;
 
@@ -40,6 +41,8 @@ export function sourceStatusToWire(s: SourceStatus): Msg {
       bytes_sent: String(l.bytesSent),
       reconnects: l.reconnects,
       full_resends: l.fullResends,
+      resyncs: l.resyncs,
+      resync_pending: l.resyncPending,
       last_error: l.shadowError ? `${l.shadowError}: ${l.lastError ?? ''}` : l.lastError ?? '',
     })),
   };
@@ -79,6 +82,13 @@ export function replicationControlService(deps: { manager: ReplicationManager; i
     ResumeReplication: kit.unary<Msg, Msg>('ResumeReplication', coordinatorOnly, async (req) => {
       await m.resume(requireVmId('vm_id', req.vm_id));
       return {};
+    }),
+    ResyncShadow: kit.unary<Msg, Msg>('ResyncShadow', coordinatorOnly, async (req) => {
+      const vmId = requireVmId('vm_id', req.vm_id);
+      const hostId = requireHostId('host_id', req.host_id);
+      const reason = req.reason === undefined || req.reason === null ? '' : req.reason;
+      if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) throw new InvalidArgumentError('reason', `must be a string of at most ${MAX_REASON_CHARS} characters`);
+      return { status: sourceStatusToWire(await m.resyncShadow(vmId, hostId, reason || 'declared invalid by the coordinator')) };
     }),
     GetReplicationStatus: kit.unary<Msg, Msg>('GetReplicationStatus', coordinatorOnly, async (req) => {
       const vmId = req.vm_id ? requireVmId('vm_id', req.vm_id) : undefined;

@@ -170,6 +170,20 @@ export class ReplicationManager {
     return this.locks.run(vmId, async () => this.requireRunning(vmId).source.resume());
   }
 
+  /**
+   * Shadow `hostId`'s image of `vmId` is invalid (a guest may have run on it): it is discarded and
+   * that shadow gets a full copy, the others keep streaming. NOT_FOUND when the VM does not
+   * replicate here or `hostId` is not one of its shadows.
+   */
+  resyncShadow(vmId: string, hostId: string, reason: string): Promise<SourceStatus> {
+    return this.locks.run(vmId, async () => {
+      const run = this.requireRunning(vmId);
+      if (!run.shadows.has(hostId) || !run.source.resyncShadow(hostId, reason)) throw new NotFoundError(`shadow of vm '${vmId}'`, hostId);
+      this.deps.log.warn({ vmId, shadow: hostId, reason }, 'shadow image declared invalid; full copy requested');
+      return this.statusOf(vmId, run);
+    });
+  }
+
   /** Every replicating VM's status, or one VM's (NOT_FOUND when not replicating). */
   status(vmId?: string): SourceStatus[] {
     if (vmId) return [this.statusOf(vmId, this.requireRunning(vmId))];

@@ -19,6 +19,11 @@ export interface OpenReplication {
   imageSizeBytes: number;
   pageSizeBytes: number;
   sourceHostId?: string;
+  /**
+   * The source declares this shadow's image invalid (a guest may have run on it): the persisted
+   * epoch is forgotten and the stream starts from 0, so every page is sent again.
+   */
+  discardImage?: boolean;
 }
 
 export type ShadowErrorCode = 'DISK_FULL' | 'IO' | 'REFUSED';
@@ -78,7 +83,8 @@ export class ReplicationReceiver {
     const size = existingImageSize(file);
     let resume = 0;
     let reason: string;
-    if (!prior) reason = 'no shadow image state';
+    if (req.discardImage) reason = 'image discarded at the source\'s request';
+    else if (!prior) reason = 'no shadow image state';
     else if (prior.generation !== req.generation) reason = `source generation changed (${prior.generation} -> ${req.generation})`;
     else if (size !== req.imageSizeBytes || prior.imageSizeBytes !== req.imageSizeBytes || prior.pageSizeBytes !== req.pageSizeBytes) {
       reason = `image missing or of another size (${size ?? 'none'} bytes)`;

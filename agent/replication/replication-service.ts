@@ -15,7 +15,7 @@ const ERROR_CODES = { DISK_FULL: 'SHADOW_ERROR_CODE_DISK_FULL', IO: 'SHADOW_ERRO
 
 interface WireRequest {
   kind?: 'open' | 'frame';
-  open?: { vm_id: string; generation: string; image_size_bytes: string; page_size_bytes: number; source_host_id: string };
+  open?: { vm_id: string; generation: string; image_size_bytes: string; page_size_bytes: number; source_host_id: string; discard_image?: boolean };
   frame?: Buffer;
 }
 
@@ -99,6 +99,7 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
                 imageSizeBytes: Number(msg.open.image_size_bytes),
                 pageSizeBytes: msg.open.page_size_bytes,
                 sourceHostId: msg.open.source_host_id || undefined,
+                discardImage: msg.open.discard_image === true,
               });
               send(session.ready);
             } else if (msg.kind === 'frame' && msg.frame) {

@@ -144,6 +144,18 @@ export class ReplicationSource {
     this.wake();
   }
 
+  /**
+   * Declares shadow `id`'s image invalid: it discards its image state and receives a full copy
+   * (from the next round on) while the other shadows keep streaming. False for an unknown shadow.
+   */
+  resyncShadow(id: string, reason: string): boolean {
+    const link = this.links.get(id);
+    if (!link) return false;
+    link.resync(reason);
+    this.wake();
+    return true;
+  }
+
   /** Runs one round now (rounds never overlap). */
   async runRound(): Promise<RoundReport> {
     while (this.roundInFlight) await this.roundInFlight.catch(() => undefined);

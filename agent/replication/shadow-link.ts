@@ -38,6 +38,10 @@ export interface ShadowLinkStatus {
   bytesSent: number;
   reconnects: number;
   fullResends: number;
+  /** Times this shadow's image was declared invalid (resync()). */
+  resyncs: number;
+  /** A discard was asked for and the shadow has not confirmed it yet. */
+  resyncPending: boolean;
   lastError?: string;
   shadowError?: ShadowErrorCode;
 }
@@ -67,7 +71,9 @@ export class ShadowLink {
   private backoffMs = BACKOFF_MIN_MS;
   private readonly windowBytes: number;
   private readonly queueWaiters: Array<() => void> = [];
-  private readonly stats = { framesSent: 0, framesResent: 0, bytesSent: 0, reconnects: 0, fullResends: 0 };
+  private readonly stats = { framesSent: 0, framesResent: 0, bytesSent: 0, reconnects: 0, fullResends: 0, resyncs: 0 };
+  /** The next open asks the shadow to discard its image state (until it answers full_resend). */
+  private discardPending = false;
   private lastError: string | undefined;
   private shadowError: ShadowErrorCode | undefined;
 
@@ -86,8 +92,26 @@ export class ShadowLink {
       if (this.channel !== ch) return; // an older stream's late event
       this.onEvent(e);
     };
-    ch = this.o.factory(this.o.open, onEvent);
+    ch = this.o.factory(this.discardPending ? { ...this.o.open, discardImage: true } : this.o.open, onEvent);
     this.channel = ch;
+  }
+
+  /**
+   * The shadow's image is invalid (e.g. a guest ran on it during a rolled-back switchover): ends
+   * the stream and reopens it asking the shadow to forget its persisted epoch, and owes it every
+   * page again. Nothing it acknowledged before counts any more.
+   */
+  resync(reason: string): void {
+    if (this.state === 'closed') return;
+    this.stats.resyncs++;
+    this.discardPending = true;
+    this.lastError = `image declared invalid: ${reason}`;
+    this.o.log.warn({ shadow: this.id, reason }, 'shadow image declared invalid; discarding it and sending a full copy');
+    this.ackedEpoch = 0;
+    this.pending = [];
+    this.owed.addAll();
+    this.drop(0, 'backoff');
+    this.o.notify();
   }
 
   /** Pages dirtied in a round: owed to this shadow until acknowledged. */
@@ -137,6 +161,7 @@ export class ShadowLink {
       ackedEpoch: this.ackedEpoch,
       lagBytes: this.lagBytes(),
       ...this.stats,
+      resyncPending: this.discardPending,
       lastError: this.lastError,
       shadowError: this.shadowError,
     };
@@ -185,7 +210,10 @@ export class ShadowLink {
   }
 
   private onReady(resume: number, full: boolean): void {
-    if (full || resume < this.ackedEpoch) {
+    const discarding = this.discardPending;
+    if (discarding && full) this.discardPending = false; // the shadow forgot its epoch: confirmed
+    if (discarding) resume = 0; // whatever it says, its image is not trusted until a full copy is acknowledged
+    if (full || discarding || resume < this.ackedEpoch) {
       // The shadow lost (or never had) the image, or went back before what it acknowledged.
       if (this.ackedEpoch > 0 || this.stats.reconnects > 0) this.stats.fullResends++;
       this.owed.addAll();

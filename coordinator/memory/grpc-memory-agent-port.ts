@@ -41,6 +41,11 @@ export class GrpcMemoryAgentPort implements MemoryAgentPort {
     await callUnary(this.client(sourceHost), 'ResumeReplication', { vm_id: vmId }, CALL_DEADLINE_MS);
   }
 
+  async resyncShadow(sourceHost: string, vmId: string, hostId: string, reason: string): Promise<AgentSourceStatus> {
+    const res = await callUnary<{ status: AgentSourceStatus }>(this.client(sourceHost), 'ResyncShadow', { vm_id: vmId, host_id: hostId, reason }, CALL_DEADLINE_MS);
+    return res.status;
+  }
+
   async status(sourceHost: string, vmId: string): Promise<AgentSourceStatus | undefined> {
     const res = await callUnary<{ sources: AgentSourceStatus[] }>(this.client(sourceHost), 'GetReplicationStatus', { vm_id: vmId }, CALL_DEADLINE_MS);
     return res.sources.find((s) => s.vm_id === vmId);

@@ -13,6 +13,9 @@ export interface AgentShadowLinkStatus {
   reconnects: number;
   full_resends: number;
   last_error: string;
+  /** Absent from agents older than ResyncShadow. */
+  resyncs?: number;
+  resync_pending?: boolean;
 }
 
 /** umbra.agent.v1.SourceReplicationStatus as it arrives. */
@@ -41,6 +44,8 @@ export interface MemoryAgentPort {
   stop(sourceHost: string, vmId: string): Promise<boolean>;
   flush(sourceHost: string, vmId: string, timeoutMs: number): Promise<{ finalEpoch: number; flushMs: number }>;
   resume(sourceHost: string, vmId: string): Promise<void>;
+  /** Shadow `hostId`'s image is invalid: the source makes it discard the image and sends a full copy. */
+  resyncShadow(sourceHost: string, vmId: string, hostId: string, reason: string): Promise<AgentSourceStatus>;
   /** The VM's source state, or undefined when the source agent does not replicate it (e.g. after a restart). */
   status(sourceHost: string, vmId: string): Promise<AgentSourceStatus | undefined>;
 }

@@ -31,6 +31,7 @@ export interface SwitchoverMemoryPort {
   flush(vmId: string, timeoutMs: number): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }>;
   resume(vmId: string): Promise<void>;
   stop(vmId: string): Promise<void>;
+  resyncShadow(vmId: string, hostId: string, reason: string): Promise<void>;
 }
 
 /** What a switchover (or any module) calls on the running `memory` module. */
@@ -45,6 +46,11 @@ export interface MemoryShadowApi {
   flushMemoryShadow(vmId: string, timeoutMs?: number): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }>;
   /** Restarts rounds after a flush (switchover rolled back). */
   resumeMemoryShadow(vmId: string): Promise<void>;
+  /**
+   * Shadow `hostId`'s image is invalid (the guest may have run on it): it is discarded and sent
+   * again in full while the other shadows keep streaming; not ready until the source accepted it.
+   */
+  resyncMemoryShadow(vmId: string, hostId: string, reason: string): Promise<void>;
   /** The memory shadow record of a VM (undefined when not shadowed). */
   memoryShadow(vmId: string): MemoryShadowRecord | undefined;
   /** Records with live status from the source agents. */
@@ -87,6 +93,7 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
     return {
       services: [memoryService({ manager, logger: log })],
       startMemoryShadow: (vmId, source, shadows) => manager.start(vmId, source, shadows),
+      resyncMemoryShadow: (vmId, hostId, reason) => manager.resyncShadow(vmId, hostId, reason),
       stopMemoryShadow: (vmId) => manager.stop(vmId),
       flushMemoryShadow: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),
       resumeMemoryShadow: (vmId) => manager.resume(vmId),
@@ -98,6 +105,7 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
         flush: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),
         resume: (vmId) => manager.resume(vmId),
         stop: (vmId) => manager.stop(vmId),
+        resyncShadow: (vmId, hostId, reason) => manager.resyncShadow(vmId, hostId, reason),
       },
       async close() {
         if (timer) clearInterval(timer);

@@ -21,6 +21,11 @@ export interface MemoryShadowRecord {
   shadow_hosts: string[];
   started_at_unix_ms: number;
   last_final_epoch: number;
+  /**
+   * Shadow hosts whose image was declared invalid (a guest may have run on it) and whose source
+   * has not yet accepted the re-sync: not ready for a switchover; resync() retries them.
+   */
+  resync_pending?: string[];
 }
 
 export interface MemoryShadowView {
@@ -99,6 +104,8 @@ export class MemoryShadowManager {
         started_at_unix_ms: prior && prior.source_host === sourceHost ? prior.started_at_unix_ms : this.now(),
         last_final_epoch: prior && prior.source_host === sourceHost ? prior.last_final_epoch : 0,
       };
+      const pending = prior && prior.source_host === sourceHost ? (prior.resync_pending ?? []).filter((h) => shadowHosts.includes(h)) : [];
+      if (pending.length > 0) record.resync_pending = pending;
       await this.save(record);
       this.deps.logger.info({ vmId, source: sourceHost, shadows: shadowHosts, tracker: status.tracker }, 'memory shadow started');
       await this.audit('EVENT_KIND_MEMORY_SHADOW_STARTED', sourceHost, vmId, `memory of ${vmId} replicating from ${sourceHost} to ${shadowHosts.join(', ')} (${status.tracker})`, {
@@ -141,6 +148,35 @@ export class MemoryShadowManager {
     });
   }
 
+  /**
+   * Shadow `hostId`'s image of `vmId` is invalid (the guest may have run on it, e.g. during a
+   * rolled-back switchover): the source agent makes that shadow discard its image and sends it a
+   * full copy while the other shadows keep streaming. The request is persisted first: if the
+   * source cannot be reached it stays pending (the shadow is not ready) and resync() retries it.
+   */
+  resyncShadow(vmId: string, hostId: string, reason: string): Promise<void> {
+    return this.locks.run(vmId, async () => {
+      const record = this.require(vmId);
+      if (!record.shadow_hosts.includes(hostId)) throw new NotFoundError(`memory shadow of vm '${vmId}' on host`, hostId);
+      const pending = new Set(record.resync_pending ?? []);
+      pending.add(hostId);
+      await this.save({ ...record, resync_pending: [...pending].sort() });
+      await this.sendResync(vmId, hostId, reason);
+    });
+  }
+
+  private async sendResync(vmId: string, hostId: string, reason: string): Promise<void> {
+    const record = this.require(vmId);
+    await this.deps.agents.resyncShadow(record.source_host, vmId, hostId, reason);
+    const latest = this.require(vmId);
+    const left = (latest.resync_pending ?? []).filter((h) => h !== hostId);
+    const next = { ...latest };
+    if (left.length > 0) next.resync_pending = left;
+    else delete next.resync_pending;
+    await this.save(next);
+    this.deps.logger.warn({ vmId, source: record.source_host, shadow: hostId, reason }, 'memory shadow declared invalid; full copy requested');
+  }
+
   /** Restarts the source's rounds after a flush (a switchover rolled back). */
   resume(vmId: string): Promise<void> {
     return this.locks.run(vmId, async () => this.deps.agents.resume(this.require(vmId).source_host, vmId));
@@ -171,6 +207,7 @@ export class MemoryShadowManager {
     if (!record) return `memory of ${vmId} is not replicated`;
     if (record.source_host !== sourceHost) return `memory of ${vmId} replicates from ${record.source_host}, not ${sourceHost}`;
     if (!record.shadow_hosts.includes(hostId)) return `${hostId} holds no memory shadow of ${vmId}`;
+    if (record.resync_pending?.includes(hostId)) return `memory shadow on ${hostId} was declared invalid and ${sourceHost} has not yet accepted its re-sync`;
     const [view] = await this.list(vmId);
     if (!view.status) return `source ${sourceHost}: ${view.statusError}`;
     const link = view.status.shadows.find((l) => l.host_id === hostId);
@@ -182,16 +219,40 @@ export class MemoryShadowManager {
     return undefined;
   }
 
-  /** Restarts replication that a source agent no longer runs (it restarted); returns the VMs restarted. */
+  /**
+   * Restarts replication that a source agent no longer runs (it restarted; its new session sends
+   * every shadow a full copy) and retries pending shadow re-syncs; returns the VMs acted on.
+   */
   async resync(): Promise<string[]> {
     const restarted: string[] = [];
     for (const v of await this.list()) {
-      if (v.status || !v.statusError.startsWith('not replicating')) continue;
-      try {
-        await this.start(v.record.vm_id, v.record.source_host, v.record.shadow_hosts);
-        restarted.push(v.record.vm_id);
-      } catch (err) {
-        this.deps.logger.warn({ vmId: v.record.vm_id, err: errorMessage(err) }, 'restarting memory shadow failed');
+      const vmId = v.record.vm_id;
+      if (!v.status && v.statusError.startsWith('not replicating')) {
+        try {
+          await this.start(vmId, v.record.source_host, v.record.shadow_hosts);
+          // A new source session has no acknowledged epochs: every shadow gets a full copy anyway.
+          await this.locks.run(vmId, async () => {
+            const r = this.records.get(vmId);
+            if (r?.resync_pending) {
+              const next = { ...r };
+              delete next.resync_pending;
+              await this.save(next);
+            }
+          });
+          restarted.push(vmId);
+        } catch (err) {
+          this.deps.logger.warn({ vmId, err: errorMessage(err) }, 'restarting memory shadow failed');
+        }
+        continue;
+      }
+      if (!v.status || !v.record.resync_pending?.length) continue;
+      for (const hostId of v.record.resync_pending) {
+        try {
+          await this.locks.run(vmId, () => this.sendResync(vmId, hostId, 'declared invalid earlier; re-sync retried'));
+          if (!restarted.includes(vmId)) restarted.push(vmId);
+        } catch (err) {
+          this.deps.logger.warn({ vmId, shadow: hostId, err: errorMessage(err) }, 'memory shadow re-sync failed; retried later');
+        }
       }
     }
     return restarted;

@@ -14,6 +14,7 @@ export function memoryPortOf(memory: MemoryShadowApi, maxLagBytes: number): Memo
       if (!rec) return 'its memory is not shadowed anywhere';
       if (rec.source_host !== sourceHost) return `its memory shadow replicates from '${rec.source_host}', not from '${sourceHost}'`;
       if (!rec.shadow_hosts.includes(hostId)) return `no memory shadow there (shadows: ${rec.shadow_hosts.join(', ') || 'none'})`;
+      if (rec.resync_pending?.includes(hostId)) return 'its memory shadow was declared invalid and the re-sync is not yet accepted by the source';
       const [view] = await memory.listMemoryShadows(vmId);
       if (!view?.status) return `the source agent does not replicate it${view?.statusError ? ` (${view.statusError})` : ''}`;
       const link = view.status.shadows.find((l) => l.host_id === hostId);
@@ -27,5 +28,6 @@ export function memoryPortOf(memory: MemoryShadowApi, maxLagBytes: number): Memo
     flush: (vmId, timeoutMs) => memory.flushMemoryShadow(vmId, timeoutMs),
     resume: (vmId) => memory.resumeMemoryShadow(vmId),
     stop: (vmId) => memory.stopMemoryShadow(vmId),
+    resyncShadow: (vmId, hostId, reason) => memory.resyncMemoryShadow(vmId, hostId, reason),
   };
 }

@@ -31,6 +31,8 @@ export interface MemoryPort {
   resume(vmId: string): Promise<void>;
   /** The guest left the source: its replication stops. */
   stop(vmId: string): Promise<void>;
+  /** `hostId`'s memory shadow is invalid (the guest may have run on it): discarded and copied again in full. */
+  resyncShadow(vmId: string, hostId: string, reason: string): Promise<void>;
 }
 
 export interface IpPort {

@@ -45,6 +45,13 @@ class FakeAgents implements MemoryAgentPort {
   async resume(h: string) {
     this.host(h);
   }
+  async resyncShadow(h: string, vmId: string, hostId: string, reason: string) {
+    this.calls.push(`resync ${h} ${vmId} ${hostId} (${reason})`);
+    const shadows = this.host(h).get(vmId);
+    if (!shadows) throw new NotFoundError('replication of vm', vmId);
+    if (!shadows.some((s) => s.host_id === hostId)) throw new NotFoundError('shadow', hostId);
+    return this.statusOf(vmId, shadows);
+  }
   async status(h: string, vmId: string) {
     const s = this.host(h).get(vmId);
     return s ? this.statusOf(vmId, s) : undefined;
@@ -163,4 +170,48 @@ test('start, flush and stop are written to the audit log', async (t) => {
     'EVENT_KIND_MEMORY_SHADOW_FLUSHED hv-a vm-1 {"final_epoch":"1","flush_ms":"3.00","shadows":"hv-b,hv-c"}',
     'EVENT_KIND_MEMORY_SHADOW_STOPPED hv-a vm-1 {}',
   ]);
+});
+
+test('resyncShadow asks the source to re-send one shadow in full; while the source is unreachable it stays pending (not ready) and resync() retries it', async (t) => {
+  const store = new MemoryKvStore();
+  const { m, agents } = await setup(store);
+  await m.start('vm-1', 'hv-a', ['hv-b', 'hv-c']);
+  await t.throwsAsync(m.resyncShadow('vm-1', 'hv-a', 'x'), { instanceOf: NotFoundError }, 'the source is no shadow');
+  await t.throwsAsync(m.resyncShadow('vm-2', 'hv-b', 'x'), { instanceOf: NotFoundError });
+  await m.resyncShadow('vm-1', 'hv-b', 'guest ran there');
+  t.is(agents.calls.at(-1), 'resync hv-a vm-1 hv-b (guest ran there)');
+  t.is(m.get('vm-1')!.resync_pending, undefined, 'accepted by the source: nothing pending');
+
+  agents.down.add('hv-a');
+  const err = await t.throwsAsync(m.resyncShadow('vm-1', 'hv-c', 'guest ran there'));
+  t.true(isUmbraError(err) && err.reason === 'UNAVAILABLE');
+  t.deepEqual(m.get('vm-1')!.resync_pending, ['hv-c']);
+  agents.down.delete('hv-a');
+  // Link state alone would call hv-c ready: the pending re-sync keeps it out of switchovers.
+  const base = agents.status.bind(agents);
+  agents.status = async (h, vm) => {
+    const s = await base(h, vm);
+    return s && { ...s, shadows: s.shadows.map((l) => ({ ...l, acked_epoch: '9', lag_bytes: '0' })) };
+  };
+  t.regex((await m.notReadyReason('vm-1', 'hv-a', 'hv-c'))!, /declared invalid/);
+  t.is(await m.notReadyReason('vm-1', 'hv-a', 'hv-b'), undefined, 'the other shadow is unaffected');
+  // Persisted: a restarted coordinator still knows.
+  const again = await MemoryShadowManager.open({ store, hosts: { endpointOf: (h) => ENDPOINTS[h] }, agents, logger: silentLogger() });
+  t.deepEqual(again.get('vm-1')!.resync_pending, ['hv-c']);
+  t.deepEqual(await again.resync(), ['vm-1']);
+  t.is(agents.calls.at(-1), 'resync hv-a vm-1 hv-c (declared invalid earlier; re-sync retried)');
+  t.is(again.get('vm-1')!.resync_pending, undefined);
+  t.is(await again.notReadyReason('vm-1', 'hv-a', 'hv-c'), undefined);
+});
+
+test('a pending re-sync is settled by a restarted source (its new session copies every shadow in full)', async (t) => {
+  const { m, agents } = await setup();
+  await m.start('vm-1', 'hv-a', ['hv-b']);
+  agents.down.add('hv-a');
+  await t.throwsAsync(m.resyncShadow('vm-1', 'hv-b', 'guest ran there'));
+  agents.down.delete('hv-a');
+  agents.running.get('hv-a')!.clear(); // hv-a restarted
+  t.deepEqual(await m.resync(), ['vm-1']);
+  t.is(agents.calls.at(-1), 'start hv-a vm-1 hv-b=10.0.0.2:7701');
+  t.is(m.get('vm-1')!.resync_pending, undefined);
 });

@@ -7,6 +7,7 @@ import { PageSet } from '../../../agent/replication/page-set';
 import { RoundPacer } from '../../../agent/replication/round-pacer';
 import type { ShadowChannelEvent } from '../../../agent/replication/shadow-channel';
 import { ShadowLink } from '../../../agent/replication/shadow-link';
+import type { OpenReplication } from '../../../agent/replication/replication-receiver';
 
 test('PageSet merges rounds and returns sorted unique pages', (t) => {
   const s = new PageSet(100);
@@ -50,10 +51,12 @@ function fakeLink(pageCount = 64) {
   const sent: Buffer[] = [];
   let emit: (e: ShadowChannelEvent) => void = () => undefined;
   let opens = 0;
+  const openRequests: OpenReplication[] = [];
   const link = new ShadowLink({
     id: 's1',
-    factory: (_open, onEvent) => {
+    factory: (open, onEvent) => {
       opens++;
+      openRequests.push(open);
       emit = onEvent;
       return { send: (b) => (sent.push(b), true), drained: async () => undefined, close: () => undefined };
     },
@@ -64,7 +67,7 @@ function fakeLink(pageCount = 64) {
     log: silentLogger(),
   });
   link.connect();
-  return { link, sent, emit: (e: ShadowChannelEvent) => emit(e), opens: () => opens };
+  return { link, sent, emit: (e: ShadowChannelEvent) => emit(e), opens: () => opens, openRequests };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -114,5 +117,39 @@ test('ShadowLink: a reject resends from the refused frame, rebuilt from memory',
   await tick();
   t.deepEqual(sent.map(String), ['a', 'b', 're:1:1:32']);
   t.is(link.status().framesResent, 1);
+  link.close();
+});
+
+test('ShadowLink: resync discards what the shadow acknowledged, reopens asking it to drop its image, and owes every page', async (t) => {
+  const { link, emit, opens, openRequests } = fakeLink();
+  emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'new' });
+  link.enqueue(1, 0, true, link.takeOwed(), Buffer.from('f1'));
+  emit({ kind: 'ack', epoch: 1 });
+  link.addDirty(Uint32Array.from([7]));
+  t.is(link.lagBytes(), 4096);
+  link.resync('guest ran on it');
+  t.is(link.ackedEpoch, 0);
+  t.is(link.lagBytes(), 64 * 4096);
+  t.true(link.status().resyncPending);
+  t.is(link.status().resyncs, 1);
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(opens(), 2);
+  t.true(openRequests[1].discardImage);
+  t.falsy(openRequests[0].discardImage);
+  // A shadow that did not forget its epoch (an older agent) is still not trusted: every page, flag kept.
+  emit({ kind: 'ready', resumeFromEpoch: 1, fullResend: false, reason: 'resume' });
+  t.is(link.ackedEpoch, 0);
+  t.is(link.takeOwed().length, 64);
+  t.true(link.status().resyncPending);
+  emit({ kind: 'closed', reason: 'cut' });
+  await new Promise((r) => setTimeout(r, 150));
+  t.true(openRequests[2].discardImage, 'asked again until confirmed');
+  emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'image discarded' });
+  t.false(link.status().resyncPending);
+  t.is(link.takeOwed().length, 64);
+  link.enqueue(2, 0, true, Uint32Array.from([1]), Buffer.from('f2'));
+  emit({ kind: 'closed', reason: 'cut' });
+  await new Promise((r) => setTimeout(r, 350));
+  t.falsy(openRequests.at(-1)!.discardImage, 'a later reconnect resumes normally');
   link.close();
 });

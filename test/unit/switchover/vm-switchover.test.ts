@@ -30,6 +30,9 @@ class World {
   memReason: string | undefined;
   memoryResumed = 0;
   memoryStopped = 0;
+  /** Shadow images a guest ran on (written by it): stale until re-synced. */
+  taintedImages = new Set<string>();
+  resyncs: string[] = [];
   fail = new Set<string>();
   hang?: string;
   calls: string[] = [];
@@ -82,6 +85,7 @@ class World {
       await this.enter(host === 'a' ? 'resume-source' : 'resume-destination', host);
       const h = this.hosts.get(host)!;
       if (h.shadow?.loaded) {
+        this.taintedImages.add(host); // the shadow QEMU's RAM is the shadow image: the guest now writes into it
         h.local = { status: 'running' };
         h.shadow = undefined;
       } else if (h.local) h.local.status = 'running';
@@ -106,6 +110,11 @@ class World {
     },
     resume: async () => void this.memoryResumed++,
     stop: async () => void this.memoryStopped++,
+    resyncShadow: async (_vmId, host, reason) => {
+      await this.enter('resync', 'a'); // the source agent re-sends
+      this.resyncs.push(`${host}: ${reason}`);
+      this.taintedImages.delete(host);
+    },
   };
 
   ip: IpPort = {
@@ -181,6 +190,7 @@ for (const [op, calls] of beforeDestinationRuns) {
     t.deepEqual(world.runningHosts(), ['a']);
     t.is(world.ipActive, 'a');
     t.is(world.memoryResumed, 1);
+    t.deepEqual(world.resyncs, [], 'the guest never ran on the destination: its shadow image stays valid');
     t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
     t.is(events[0].kind, 'EVENT_KIND_SWITCHOVER');
   });
@@ -196,8 +206,27 @@ for (const op of ['resume-destination', 'ip-rolled-back', 'switch-ip']) {
     t.true(names.indexOf('rollback-pause-destination') < names.indexOf('rollback-resume-source'));
     t.deepEqual(world.runningHosts(), ['a']);
     t.is(world.ipActive, 'a');
+    // The destination may have run the guest on its shadow image: that image is re-synced before rounds resume.
+    t.deepEqual(world.resyncs.map((r) => r.split(':')[0]), ['b']);
+    t.is(world.taintedImages.size, 0, 'no shadow image a guest wrote into is left for a later switchover');
+    t.true(names.indexOf('rollback-resync-shadow') > names.indexOf('rollback-resume-source'));
+    t.true(names.indexOf('rollback-resync-shadow') < names.indexOf('rollback-resume-replication'));
+    t.true(ev.steps.find((s) => s.step === 'rollback-resync-shadow')!.ok);
   });
 }
+
+test('a failed re-sync request is recorded on the rollback (the memory module keeps it pending); the guest still runs on the source', async (t) => {
+  const { world, sw } = setup();
+  world.fail.add('resume-destination');
+  world.fail.add('resync');
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  const step = ev.steps.find((s) => s.step === 'rollback-resync-shadow');
+  t.false(step?.ok);
+  t.regex(step!.error, /resync failed/);
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.is(world.memoryResumed, 1);
+});
 
 test('when the destination cannot be paused, the source stays paused (never two copies) and the journal is kept', async (t) => {
   const { world, sw, store, events, mk } = setup();
@@ -262,6 +291,7 @@ test('restart while resume was in flight and the destination is not running: des
   const [ev] = await recovered();
   t.is(ev.status, 'ROLLED_BACK');
   t.deepEqual(world.runningHosts(), ['a']);
+  t.deepEqual(world.resyncs.map((r) => r.split(':')[0]), ['b'], 'it may have run there before the crash: image re-synced');
 });
 
 test('restart while resume was in flight and the destination is unreachable: wait (source stays paused), resolve later', async (t) => {
