@@ -23,7 +23,9 @@ Usage:
                                                       the audit log
   umbractl shadows [--vm VM] [--json]                 shadows of VMs' IP configs, versions, freshness
   umbractl shadow place|remove VM HOST               place or remove a shadow by hand
-  umbractl migrate VM --to HOST [--json]             switch the VM's IP to HOST (needs a current shadow there)
+  umbractl migrate VM [--to HOST|best] [--json]     switch the VM over to HOST (needs a ready shadow there);
+                                                      best (or no --to): the best-ranked host with a ready
+                                                      shadow; prints each step, then the step timings
   umbractl replication [--vm VM] [--json]            memory shadows: tracker, epoch, rate, per shadow ack and lag
   umbractl replication start VM --from HOST --to HOST[,HOST]
                                                       replicate a VM's RAM from its host to shadow hosts
@@ -142,7 +144,7 @@ async function main(): Promise<number> {
       if ((rest[0] !== 'place' && rest[0] !== 'remove') || !rest[1] || !rest[2]) usage('usage: shadow place|remove VM HOST');
       return runShadowCommand(resolveConnection(v as CtlConnectionFlags), rest[0], rest[1], rest[2], { json });
     case 'migrate':
-      if (!rest[0] || !v.to) usage('usage: migrate VM --to HOST');
+      if (!rest[0]) usage('usage: migrate VM [--to HOST|best]');
       return runMigrateCommand(resolveConnection(v as CtlConnectionFlags), rest[0], v.to, { json });
     case 'replication':
       if (rest[0] && !['list', 'start', 'stop', 'flush'].includes(rest[0])) usage('usage: replication [list|start|stop|flush] ...');

@@ -1,12 +1,18 @@
 // Coordinator module `switchover`: the full VM switchover (QEMU VMs) behind TriggerMigration,
 // shadow VMs kept in step with the memory shadows (prepared where a VM's RAM is shadowed, removed
-// elsewhere), and resolution of journals a stopped coordinator left behind (at start, then periodically).
+// elsewhere), resolution of journals a stopped coordinator left behind (at start, then periodically),
+// the ranker behind "best destination", and automatic mode's migration trigger (the prediction
+// module's MIGRATION_RECOMMENDED decisions start switchovers through the same routes).
 import type { ConfigReader } from '../../shared/config-reader';
 import { errorMessage } from '../../shared/errors';
 import { KeyedMutex } from '../../shared/keyed-mutex';
 import { MIGRATION_SERVICE, type MigrationServiceBinding } from '../api/migration-service';
 import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
 import type { RunningMemoryModule } from '../memory/memory-module';
+import type { RunningPredictionModule } from '../predict/prediction-module';
+import { CapacityHeadroomRanker } from '../rank/capacity-headroom-ranker';
+import { hostViewOf, vmViewOf } from '../shadow/host-views';
+import { AutoSwitchover, DEFAULT_AUTO_COOLDOWN_MS, DEFAULT_AUTO_MAX_CONCURRENT } from './auto-switchover';
 import { GrpcVmAgentPort } from './grpc-vm-agent-port';
 import { memoryPortOf } from './memory-shadow-port';
 import { VmSwitchover } from './vm-switchover';
@@ -20,16 +26,34 @@ export interface SwitchoverCoordinatorConfig {
   shadowVmIntervalMs: number;
   /** How often unresolved journals are retried (they are also resolved at start). */
   recoverIntervalMs: number;
+  /** Automatic mode: a VM is switched over automatically at most once per this long. */
+  autoCooldownMs: number;
+  /** Automatic switchovers running at once, at most. */
+  autoMaxConcurrent: number;
+  /** "Best destination" for a VM without telemetry ranks on hosts' reported load too (false: capacity). */
+  rankUsesHostLoad: boolean;
 }
 
 export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: string): SwitchoverCoordinatorConfig {
-  const m = r.mapping(raw, path, ['max_lag_bytes', 'flush_timeout_ms', 'device_state_timeout_ms', 'shadow_vm_interval_ms', 'recover_interval_ms']);
+  const m = r.mapping(raw, path, [
+    'max_lag_bytes',
+    'flush_timeout_ms',
+    'device_state_timeout_ms',
+    'shadow_vm_interval_ms',
+    'recover_interval_ms',
+    'auto_cooldown_ms',
+    'auto_max_concurrent',
+    'rank_uses_host_load',
+  ]);
   return {
     maxLagBytes: r.integer(m, 'max_lag_bytes', path, { default: 64 * 1024 * 1024, min: 0 }),
     flushTimeoutMs: r.integer(m, 'flush_timeout_ms', path, { default: 10_000, min: 100 }),
     deviceStateTimeoutMs: r.integer(m, 'device_state_timeout_ms', path, { default: 10_000, min: 100 }),
     shadowVmIntervalMs: r.integer(m, 'shadow_vm_interval_ms', path, { default: 3_000, min: 100 }),
     recoverIntervalMs: r.integer(m, 'recover_interval_ms', path, { default: 10_000, min: 100 }),
+    autoCooldownMs: r.integer(m, 'auto_cooldown_ms', path, { default: DEFAULT_AUTO_COOLDOWN_MS, min: 0 }),
+    autoMaxConcurrent: r.integer(m, 'auto_max_concurrent', path, { default: DEFAULT_AUTO_MAX_CONCURRENT, min: 1 }),
+    rankUsesHostLoad: r.boolean(m, 'rank_uses_host_load', path, { default: true }),
   };
 }
 
@@ -61,6 +85,23 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
       deviceStateTimeoutMs: config.deviceStateTimeoutMs,
     });
     binding.routes.installVmRoute(switchover);
+
+    // "Best destination": the prediction module's rank (forecasts, history) for a VM it profiles
+    // on its current host; otherwise its ranker (capacity alone without that module) over the hosts.
+    const prediction = ctx.modules.get('prediction') as RunningPredictionModule | undefined;
+    const fallbackRanker = prediction?.ranker ?? new CapacityHeadroomRanker();
+    binding.routes.installRanker({
+      hostIds: () => ctx.hosts.list().map((h) => h.facts.host_id),
+      rank: (vmId, sourceHost) => {
+        const hosts = ctx.hosts.list();
+        if (prediction && prediction.hub.vmHost(vmId) === sourceHost) return prediction.hub.rank(vmId, hosts, { explainRejected: true });
+        const source = hosts.find((h) => h.facts.host_id === sourceHost);
+        return fallbackRanker.rank(vmViewOf(vmId, source, sourceHost), hosts.map((h) => hostViewOf(h, config.rankUsesHostLoad)), { explainRejected: true });
+      },
+    });
+    // Automatic mode (the prediction policy decides when it calls): recommendations switch over.
+    const auto = new AutoSwitchover({ routes: binding.routes, events: ctx.events, logger: log, cooldownMs: config.autoCooldownMs, maxConcurrent: config.autoMaxConcurrent });
+    prediction?.setMigrationTrigger(auto.trigger);
 
     const recover = () =>
       switchover
@@ -115,6 +156,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
     return {
       switchover,
       async close() {
+        prediction?.setMigrationTrigger(undefined);
         clearInterval(shadowTimer);
         clearInterval(recoverTimer);
       },
