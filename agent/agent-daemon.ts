@@ -17,6 +17,7 @@ import { agentService } from './api/agent-service';
 import { GrpcCoordinatorPort } from './clients/grpc-coordinator-port';
 import { CoordinatorLink } from './core/coordinator-link';
 import { buildHealthReport } from './core/health-report';
+import { EpochAdvanceClock, buildHostView, collectHostViewParts } from './core/host-view';
 import { RecentErrors } from './core/recent-errors';
 import { type CapabilityStatus, probeCapabilities } from './os/capability-probe';
 import type { AgentModuleContext, RunningAgentModule } from './agent-module';
@@ -26,6 +27,8 @@ import { probeHostCapacity } from './os/sysinfo-host-facts';
 import { ProcCpuUsage } from './os/proc-cpu-usage';
 
 const CAPABILITY_REFRESH_MS = 300_000;
+/** How often shadow images' applied epochs are sampled (the shadow-side memory lag's resolution). */
+const EPOCH_SAMPLE_MS = 1000;
 const POST_START_COMPACTION_DELAY_MS = 2000;
 const STORE_SUBDIR = 'state';
 
@@ -74,6 +77,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     let facts: HostFacts | undefined;
 
     const metrics = createRegistry('umbra_agent_');
+    const running = new Map<string, RunningAgentModule>();
     const coordinatorCredentials = channelCredentials(tls, { role: 'coordinator' });
     const moduleContext: AgentModuleContext = {
       hostId: config.hostId,
@@ -84,17 +88,34 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       tls,
       coordinatorClient: (service) => dial(service, config.coordinator, coordinatorCredentials),
       reportError: (m) => errors.add(m),
+      modules: running,
     };
     const modules: RunningAgentModule[] = [];
     for (const def of AGENT_MODULES) {
       const m = await def.start(config.modules[def.name] as never, { ...moduleContext, logger: logger.child({ module: def.name }) });
       modules.push(m);
+      running.set(def.name, m);
       cleanups.unshift(() => m.close());
     }
 
     const link = { current: undefined as CoordinatorLink | undefined };
+    const epochClock = new EpochAdvanceClock();
+    const replication = running.get('replication') as { images?: () => Promise<Array<{ vmId: string; epoch: number; connected: boolean }>> } | undefined;
+    if (replication?.images) {
+      const sampleImages = replication.images.bind(replication);
+      const epochTimer = setInterval(() => {
+        sampleImages().then((imgs) => epochClock.observe(imgs, Date.now()), () => undefined);
+      }, EPOCH_SAMPLE_MS);
+      epochTimer.unref();
+      cleanups.unshift(async () => clearInterval(epochTimer));
+    }
     const health = async () => {
-      const moduleHealth = await Promise.all(modules.map((m) => m.health?.() ?? { problems: [], capabilities: [] }));
+      const [moduleHealth, parts] = await Promise.all([
+        Promise.all(modules.map((m) => m.health?.() ?? { problems: [], capabilities: [] })),
+        collectHostViewParts(running, (m) => errors.add(m)),
+      ]);
+      epochClock.observe(parts.images, Date.now());
+      const view = buildHostView(parts, Date.now(), epochClock);
       try {
         await store.put('agent/last_health_check_ms', Date.now());
         Object.assign(storeHealth, { ok: true, error: '' });
@@ -113,6 +134,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         capabilities: mergeCapabilities(capabilities, moduleHealth.flatMap((h) => h.capabilities)),
         lastErrors: errors.lines(),
         moduleProblems: moduleHealth.flatMap((h) => h.problems),
+        vms: view.vms,
+        shadows: view.shadows,
       });
     };
 

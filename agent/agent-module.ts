@@ -24,6 +24,11 @@ export interface AgentModuleContext {
   coordinatorClient(service: string): grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   /** Puts a line in the agent's recent errors (health). */
   reportError(message: string): void;
+  /**
+   * The running modules by name, filled as they start: a module looks another up when it needs it
+   * (at call time, so start order does not matter), through the interface the other one exports.
+   */
+  modules: ReadonlyMap<string, RunningAgentModule>;
 }
 
 export interface ModuleHealth {

@@ -1,6 +1,7 @@
 // Decides whether the agent is healthy from its parts, and says why not.
 import type { CapabilityStatus } from '../os/capability-probe';
 import type { LinkStatus } from './coordinator-link';
+import type { ShadowHealthView, VmHealthView } from './host-view';
 
 /** Facilities without which the agent cannot do its job on a hypervisor host. */
 export const REQUIRED_CAPABILITIES = ['libpcap', 'netlink'] as const;
@@ -21,6 +22,9 @@ export interface HealthInputs {
   lastErrors: string[];
   /** Problems reported by capability modules. */
   moduleProblems?: string[];
+  /** VMs running here and shadows held here (agent/core/host-view.ts). */
+  vms?: VmHealthView[];
+  shadows?: ShadowHealthView[];
 }
 
 export function buildHealthReport(h: HealthInputs) {
@@ -55,6 +59,8 @@ export function buildHealthReport(h: HealthInputs) {
     capabilities: h.capabilities,
     last_errors: h.lastErrors,
     problems,
+    vms: h.vms ?? [],
+    shadows: h.shadows ?? [],
   };
 }
 

@@ -16,9 +16,16 @@ import { isActivated } from './ip-state-probe';
 import { type IpShadowAgentConfig, parseIpShadowAgentConfig } from './ipshadow-config';
 import { ipShadowService, type IpShadowOps } from './ipshadow-service';
 import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
-import { ShadowStore } from './shadow-store';
+import { ShadowStore, type ShadowRecord } from './shadow-store';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import { configFromLease } from './config-from-lease';
+import { vmTapLookup } from './vm-tap-source';
+
+export type RunningIpShadowModule = RunningAgentModule & {
+  ipShadows(): ShadowRecord[];
+  /** VM ids whose IP is active on this host. */
+  ipActive(): string[];
+};
 
 export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;
@@ -26,8 +33,11 @@ const REPORT_DEADLINE_MS = 5000;
 export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
   name: 'ipshadow',
   parseConfig: parseIpShadowAgentConfig,
-  async start(config, ctx): Promise<RunningAgentModule> {
+  async start(config, ctx): Promise<RunningIpShadowModule> {
     const tables = createNetlinkTables();
+    // Taps of the QEMUs the vm module runs here (shadow QEMUs have their own), before static config.
+    const vmTap = vmTapLookup(ctx.modules);
+    const specFor = (cfg: VmIpConfig) => activationSpecFor(cfg, config, vmTap);
     const fencing = new FencingGuard(ctx.store);
     const applier = new IpApplier(tables, new GarpSender(), { announceCount: config.announceCount, announceIntervalMs: config.announceIntervalMs, fencing });
     const shadows = await ShadowStore.open(ctx.store);
@@ -94,7 +104,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         const res = await shadows.put(sourceHost, cfg, version);
         watchMacs();
         try {
-          applier.prepare(activationSpecFor(res.record.config, config));
+          applier.prepare(specFor(res.record.config));
         } catch (err) {
           ctx.logger.warn({ vmId: cfg.vm_id, err: errorMessage(err) }, 'cannot prepare announcements for shadow');
         }
@@ -110,7 +120,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       knownConfig: (vmId) => active.get(vmId) ?? shadows.get(vmId)?.config ?? reporter.get(vmId),
       async activate(cfg, token) {
         await bookkeeping.get(cfg.vm_id);
-        const res = await applier.activate(activationSpecFor(cfg, config), { fencingToken: token });
+        const res = await applier.activate(specFor(cfg), { fencingToken: token });
         afterApply(cfg.vm_id, async () => {
           await active.put(cfg);
           await shadows.setActive(cfg.vm_id, true);
@@ -122,7 +132,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       },
       async deactivate(cfg, token) {
         await bookkeeping.get(cfg.vm_id);
-        const res = await applier.deactivate(activationSpecFor(cfg, config), { fencingToken: token });
+        const res = await applier.deactivate(specFor(cfg), { fencingToken: token });
         afterApply(cfg.vm_id, async () => {
           await active.remove(cfg.vm_id);
           await shadows.setActive(cfg.vm_id, false);
@@ -133,7 +143,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         return res;
       },
       async state(cfg) {
-        return { active: await isActivated(tables, activationSpecFor(cfg, config)), fencingToken: (await fencing.current(cfg.vm_id)) ?? 0 };
+        return { active: await isActivated(tables, specFor(cfg)), fencingToken: (await fencing.current(cfg.vm_id)) ?? 0 };
       },
     };
 
@@ -149,6 +159,9 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     const shadowGauge = new Gauge({ name: 'umbra_agent_ip_shadows', help: 'Shadow IP configs held', registers: [ctx.metrics], collect() { this.set(shadows.list().length); } });
 
     return {
+      // For the agent's health view of shadows (agent/core/host-view.ts).
+      ipShadows: () => shadows.list(),
+      ipActive: () => active.list().map((c) => c.vm_id),
       services: [ipShadowService(ops, ctx.logger)],
       health(): ModuleHealth {
         const s = sniffer?.stats();

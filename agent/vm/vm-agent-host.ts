@@ -311,6 +311,20 @@ export class VmAgentHost {
     });
   }
 
+  /**
+   * The tap of `vmId`'s NIC with MAC `mac` on this host, from what the agent launched or attached:
+   * the local QEMU's (a promoted shadow's is its shadow tap), else the shadow QEMU's own tap.
+   * Synchronous (no QMP), for the IP switch on the switchover path.
+   */
+  nicTap(vmId: string, mac: string): { tap: string; role: VmRole } | undefined {
+    const m = mac.toLowerCase();
+    const nic = this.locals.get(vmId)?.def?.nics.find((n) => n.mac === m);
+    if (nic) return { tap: nic.tapName, role: 'local' };
+    const s = this.shadows.get(vmId);
+    const sn = s?.sourceDef.nics.find((n) => n.mac === m);
+    return s && sn ? { tap: s.tapNames[sn.netdevId], role: 'shadow' } : undefined;
+  }
+
   async query(vmId: string, role?: VmRole): Promise<VmView> {
     this.requireVmId(vmId);
     const l = this.locals.get(vmId);

@@ -10,7 +10,11 @@ import { VmAgentHost } from './vm-agent-host';
 import { vmService } from './vm-agent-service';
 import { parseVmAgentConfig, type VmAgentConfig } from './vm-module-config';
 
-export type RunningVmModule = RunningAgentModule & { host: VmAgentHost };
+export type RunningVmModule = RunningAgentModule & {
+  host: VmAgentHost;
+  /** The tap this host's QEMU of `vmId` (local, else shadow) uses for the NIC with `mac` (ipshadow reads it). */
+  tapOf(vmId: string, mac: string): string | undefined;
+};
 
 export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
   name: 'vm',
@@ -53,6 +57,6 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
       };
     };
     log.info({ vms: (await host.list()).map((v) => `${v.vmId}:${v.role}:${v.status}`), preload: preloadOk }, 'vm started');
-    return { host, services: [vmService(host, log)], health, close: () => host.close() };
+    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, services: [vmService(host, log)], health, close: () => host.close() };
   },
 };
