@@ -18,9 +18,26 @@ export interface CaptureStats {
   captured: number;
   /** Frames longer than FRAME_BUFFER_BYTES (delivered cut). */
   truncated: number;
-  /** Frames the kernel dropped because the capture ring was full (from the socket's drop counter), when known. */
+  /**
+   * Frames the kernel dropped because the capture ring was full, when known. Not known today: see
+   * KERNEL_DROPS_UNAVAILABLE (undefined is reported, never a 0 that was not measured).
+   */
   kernelDropped?: number;
+  /** Why kernelDropped is not reported. */
+  kernelDropsUnavailable?: string;
+  /**
+   * The socket's own drop counter (sk_drops, `ss -0 -m` skmem d): frames refused before the ring
+   * (e.g. receive buffer full). It does NOT count TPACKET ring overflows, libpcap's drop case.
+   */
+  socketDropped?: number;
 }
+
+/**
+ * libpcap on Linux captures into a TPACKET ring; frames lost when it is full are counted in the
+ * packet socket's tp_drops, which only getsockopt(PACKET_STATISTICS) (what pcap_stats() reads)
+ * returns, and the `cap` binding exposes neither pcap_stats() nor the socket's fd.
+ */
+export const KERNEL_DROPS_UNAVAILABLE = 'unavailable: the cap binding has no pcap_stats() (ring drops are only in PACKET_STATISTICS)';
 
 export interface PcapCaptureOptions {
   interfaceName: string;
@@ -74,14 +91,14 @@ export class PcapCapture {
     return { captured: this.captured, truncated: this.truncated };
   }
 
-  /** stats() plus the kernel's drop count for this process's capture sockets on the interface (via `ss`). */
+  /** stats() plus what the kernel tells of drops: the socket drop counter (via `ss`); ring drops are unavailable. */
   async statsWithKernelDrops(): Promise<CaptureStats> {
-    const base = this.stats();
+    const base: CaptureStats = { ...this.stats(), kernelDropsUnavailable: KERNEL_DROPS_UNAVAILABLE };
     const dropped = await packetSocketDrops(process.pid, this.interfaceName).catch((err) => {
-      this.log.debug({ err: errorMessage(err) }, 'kernel drop count unavailable');
+      this.log.debug({ err: errorMessage(err) }, 'socket drop count unavailable');
       return undefined;
     });
-    return dropped === undefined ? base : { ...base, kernelDropped: dropped };
+    return dropped === undefined ? base : { ...base, socketDropped: dropped };
   }
 
   close(): void {
@@ -94,8 +111,8 @@ export class PcapCapture {
 }
 
 /**
- * Sums the drop counter (skmem `d`) of the packet sockets owned by `pid` on `ifname`, as `ss`
- * reports them; libpcap keeps its own count too, but the binding does not expose pcap_stats().
+ * Sums the drop counter (skmem `d`, sk_drops) of the packet sockets owned by `pid` on `ifname`, as
+ * `ss` reports them. Not the ring-overflow count (see KERNEL_DROPS_UNAVAILABLE).
  */
 export function packetSocketDrops(pid: number, ifname: string): Promise<number | undefined> {
   return new Promise((resolve, reject) => {

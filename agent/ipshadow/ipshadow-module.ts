@@ -5,6 +5,7 @@ import { callUnary } from '../../shared/grpc-client';
 import { Gauge } from 'prom-client';
 import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
 import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
+import { KERNEL_DROPS_UNAVAILABLE } from '../dhcp/pcap-capture';
 import type { LeaseChangeEvent } from '../dhcp/dhcp-lease-table';
 import { FencingGuard } from '../net/fencing-guard';
 import { GarpSender } from '../net/garp-sender';
@@ -170,7 +171,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           : {
               name: 'dhcp-capture',
               available: problems.length === 0,
-              detail: `${config.captureInterfaces.join(',')}: ${s?.decoded ?? 0} decoded, ${s?.malformed ?? 0} malformed (${Object.entries(s?.malformedByReason ?? {}).filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(' ') || 'none'}), ${s?.leaseEvents ?? 0} lease events`,
+              detail: `${config.captureInterfaces.join(',')}: ${s?.decoded ?? 0} decoded, ${s?.malformed ?? 0} malformed (${Object.entries(s?.malformedByReason ?? {}).filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(' ') || 'none'}), ${s?.leaseEvents ?? 0} lease events, kernel ring drops ${KERNEL_DROPS_UNAVAILABLE}`,
             };
         const shadowList = shadows.list();
         return {
