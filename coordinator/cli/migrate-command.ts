@@ -38,7 +38,10 @@ export function watchMigration(
     let chosen: WireDestination | undefined;
     let outcome: WireSwitchover | undefined;
     call.on('data', (m: WatchMessage) => {
-      if (m.destination) on.destination?.((chosen = m.destination));
+      if (m.destination) {
+        chosen = m.destination;
+        on.destination?.(chosen);
+      }
       else if (m.step) on.step?.(m.step);
       else if (m.switchover) outcome = m.switchover;
     });
