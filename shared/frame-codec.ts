@@ -102,6 +102,89 @@ export interface FrameCodecOptions {
   maxFrameBytes?: number;
 }
 
+/** Bytes kept free in front of a frame built by encodeFrom() (a transport may put its own prefix there). */
+export const FRAME_HEADROOM_BYTES = 8;
+/** ArrayBuffers whose first FRAME_HEADROOM_BYTES before the frame are free for a transport prefix. */
+const withHeadroom = new WeakSet<ArrayBufferLike>();
+
+/**
+ * `n` bytes in front of `frame` that the caller may overwrite (a frame of encodeFrom(), n at most
+ * FRAME_HEADROOM_BYTES), or undefined for any other buffer.
+ */
+export function frameHeadroom(frame: Buffer, n: number): Buffer | undefined {
+  if (n > FRAME_HEADROOM_BYTES || frame.byteOffset < n || !withHeadroom.has(frame.buffer)) return undefined;
+  return Buffer.from(frame.buffer, frame.byteOffset - n, n);
+}
+
+/** What encodeFrom() needs besides the pages: the frame's identity and position. */
+export interface FrameHeader {
+  vmId: string;
+  generation: string;
+  epoch: number;
+  index: number;
+  last: boolean;
+  pageSizeBytes: number;
+  imagePageCount: number;
+}
+
+/** Where the payload of an encodeFrom() frame starts: headroom, header, fixmap, key "p", bin32 header. */
+const PAYLOAD_OFFSET = FRAME_HEADROOM_BYTES + FRAME_HEADER_BYTES + 1 + 2 + 5;
+
+/** Minimal msgpack writer for the body's small fields (the same values msgpackr would decode). */
+class BodyWriter {
+  constructor(readonly buf: Buffer, public pos: number) {}
+  str(s: string): void {
+    const n = Buffer.byteLength(s);
+    if (n < 32) this.buf[this.pos++] = 0xa0 | n;
+    else if (n < 256) {
+      this.buf[this.pos++] = 0xd9;
+      this.buf[this.pos++] = n;
+    } else {
+      this.buf[this.pos++] = 0xda;
+      this.pos = this.buf.writeUInt16BE(n, this.pos);
+    }
+    this.pos += this.buf.write(s, this.pos);
+  }
+  uint(v: number): void {
+    if (v < 128) this.buf[this.pos++] = v;
+    else if (v < 0x100) {
+      this.buf[this.pos++] = 0xcc;
+      this.buf[this.pos++] = v;
+    } else if (v < 0x10000) {
+      this.buf[this.pos++] = 0xcd;
+      this.pos = this.buf.writeUInt16BE(v, this.pos);
+    } else if (v <= 0xffffffff) {
+      this.buf[this.pos++] = 0xce;
+      this.pos = this.buf.writeUInt32BE(v, this.pos);
+    } else {
+      this.buf[this.pos++] = 0xcb; // float64: exact for safe integers, decoded as a number
+      this.pos = this.buf.writeDoubleBE(v, this.pos);
+    }
+  }
+  bool(v: boolean): void {
+    this.buf[this.pos++] = v ? 0xc3 : 0xc2;
+  }
+  binHeader(n: number): void {
+    this.buf[this.pos++] = 0xc6;
+    this.pos = this.buf.writeUInt32BE(n, this.pos);
+  }
+  indexes(a: number[]): void {
+    this.binHeader(a.length * 4);
+    for (const v of a) this.pos = this.buf.writeUInt32LE(v, this.pos);
+  }
+}
+
+/** Upper bound of the body's fields other than the payload. */
+function smallFieldsBytes(h: FrameHeader, pages: number): number {
+  return 64 + Buffer.byteLength(h.vmId) + Buffer.byteLength(h.generation) + 5 + 5 + pages * 4 + 16;
+}
+
+let zeroPageBuf = Buffer.alloc(0);
+function isZero(buf: Buffer, offset: number, size: number): boolean {
+  if (zeroPageBuf.length !== size) zeroPageBuf = Buffer.alloc(size);
+  return buf.compare(zeroPageBuf, 0, size, offset, offset + size) === 0;
+}
+
 export class FrameCodec {
   readonly codec: FrameCodecName;
   readonly maxFrameBytes: number;
@@ -137,6 +220,89 @@ export class FrameCodec {
     header.writeUInt32LE(0, 12);
     header.writeBigUInt64LE(this.checksum(packed), 16);
     return Buffer.concat([header, packed]);
+  }
+
+  /**
+   * Builds and encodes one frame of `pages` (sorted) in a single buffer: `fill` writes the pages'
+   * contents (pages.length * pageSizeBytes bytes) into the buffer it is given, zero pages are found
+   * and squeezed out in place, and with codec `none` the payload is never copied again. Same wire
+   * format as encode(buildFrame(...)) (msgpack maps are unordered; the payload comes first).
+   * `scratch` (at least pages.length * pageSizeBytes bytes) is used by compressing codecs.
+   */
+  encodeFrom(h: FrameHeader, pages: Uint32Array, fill: (into: Buffer) => void, scratch?: Buffer): Buffer {
+    const ps = h.pageSizeBytes;
+    const rawBytes = pages.length * ps;
+    const compressing = this.codec !== 'none';
+    const tailMax = smallFieldsBytes(h, pages.length);
+    let out: Buffer;
+    let src: Buffer;
+    if (compressing) {
+      src = scratch && scratch.length >= rawBytes ? scratch.subarray(0, rawBytes) : Buffer.allocUnsafe(rawBytes);
+      out = Buffer.alloc(0);
+    } else {
+      // Its own ArrayBuffer (not the shared pool), so the headroom in front is ours to lend.
+      out = Buffer.allocUnsafeSlow(PAYLOAD_OFFSET + rawBytes + tailMax);
+      src = out.subarray(PAYLOAD_OFFSET, PAYLOAD_OFFSET + rawBytes);
+    }
+    fill(src);
+    const zero: number[] = [];
+    const data: number[] = [];
+    let w = 0;
+    for (let k = 0; k < pages.length; k++) {
+      const off = k * ps;
+      if (isZero(src, off, ps)) {
+        zero.push(pages[k]);
+        continue;
+      }
+      if (w !== off) src.copyWithin(w, off, off + ps);
+      data.push(pages[k]);
+      w += ps;
+    }
+    let payloadLen = w;
+    if (compressing) {
+      const packed = compress(this.codec, src.subarray(0, w));
+      payloadLen = packed.length;
+      out = Buffer.allocUnsafeSlow(PAYLOAD_OFFSET + payloadLen + tailMax);
+      packed.copy(out, PAYLOAD_OFFSET);
+    }
+    const bodyStart = FRAME_HEADROOM_BYTES + FRAME_HEADER_BYTES;
+    const b = new BodyWriter(out, bodyStart);
+    b.buf[b.pos++] = 0x8b; // fixmap, 11 entries
+    b.str('p');
+    b.binHeader(payloadLen);
+    b.pos += payloadLen;
+    b.str('v');
+    b.str(h.vmId);
+    b.str('g');
+    b.str(h.generation);
+    b.str('e');
+    b.uint(h.epoch);
+    b.str('i');
+    b.uint(h.index);
+    b.str('l');
+    b.bool(h.last);
+    b.str('ps');
+    b.uint(ps);
+    b.str('pc');
+    b.uint(h.imagePageCount);
+    b.str('z');
+    b.indexes(zero);
+    b.str('d');
+    b.indexes(data);
+    b.str('c');
+    b.str(this.codec);
+    const bodyLen = b.pos - bodyStart;
+    if (bodyLen > this.maxFrameBytes) throw new FrameError('TOO_LARGE', `encoded body ${bodyLen} > ${this.maxFrameBytes} bytes`);
+    const body = out.subarray(bodyStart, b.pos);
+    const hdr = FRAME_HEADROOM_BYTES;
+    out.writeUInt32LE(FRAME_MAGIC, hdr);
+    out.writeUInt16LE(FRAME_FORMAT_VERSION, hdr + 4);
+    out.writeUInt16LE(0, hdr + 6);
+    out.writeUInt32LE(bodyLen, hdr + 8);
+    out.writeUInt32LE(0, hdr + 12);
+    out.writeBigUInt64LE(this.checksum(body), hdr + 16);
+    withHeadroom.add(out.buffer);
+    return out.subarray(hdr, b.pos);
   }
 
   /** Checks magic, version, size cap and checksum before decoding anything; then every field. */

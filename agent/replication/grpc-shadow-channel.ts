@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../../shared/proto';
 import type { FrameErrorCode } from '../../shared/frame-errors';
+import { frameHeadroom } from '../../shared/frame-codec';
 import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from './shadow-channel';
 import type { OpenReplication, ShadowErrorCode } from './replication-receiver';
 import { REPLICATION_SERVICE_NAME } from './replication-service';
@@ -39,6 +40,31 @@ function fromWire(m: WireResponse): ShadowChannelEvent | undefined {
   }
 }
 
+/** Field 2 (`frame`, length-delimited) of StreamMemoryDeltasRequest: tag byte then varint length. */
+function framePrefix(len: number): Buffer {
+  const bytes = [0x12];
+  let v = len;
+  while (v >= 0x80) {
+    bytes.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  bytes.push(v);
+  return Buffer.from(bytes);
+}
+
+/**
+ * A request carrying one frame, serialized by hand: the protobuf prefix goes into the headroom
+ * the frame encoder left in front of the frame, so the frame's bytes are not copied again here
+ * (protobufjs would copy them into a new buffer). Any other request goes through protobufjs.
+ */
+export function serializeFrameRequest(frame: Buffer): Buffer {
+  const prefix = framePrefix(frame.length);
+  const room = frameHeadroom(frame, prefix.length);
+  if (!room) return Buffer.concat([prefix, frame]);
+  prefix.copy(room);
+  return Buffer.from(frame.buffer, frame.byteOffset - prefix.length, frame.length + prefix.length);
+}
+
 /**
  * A factory of channels to the shadow agent at `endpoint` (host:port). One grpc client (one HTTP/2
  * connection) is shared by every stream the factory opens; call close() on the result to release it.
@@ -51,8 +77,10 @@ export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.Cha
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
   });
+  const method = Client.service.StreamMemoryDeltas;
+  const serialize = (m: unknown): Buffer => (Buffer.isBuffer(m) ? serializeFrameRequest(m) : method.requestSerialize(m));
   const factory = (open: OpenReplication, onEvent: (e: ShadowChannelEvent) => void): ShadowChannel => {
-    const call = (client as unknown as { StreamMemoryDeltas(): grpc.ClientDuplexStream<unknown, WireResponse> }).StreamMemoryDeltas();
+    const call = client.makeBidiStreamRequest(method.path, serialize, method.responseDeserialize as (b: Buffer) => WireResponse);
     let closed = false;
     let drainWaiters: Array<() => void> = [];
     const closeWith = (reason: string) => {
@@ -83,7 +111,7 @@ export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.Cha
       },
     });
     return {
-      send: (frame: Buffer) => (closed ? true : call.write({ frame })),
+      send: (frame: Buffer) => (closed ? true : call.write(frame)), // serialized by serializeFrameRequest
       drained: () => (closed ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.push(resolve))),
       close: () => {
         if (!closed) {

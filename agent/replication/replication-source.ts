@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { buildFrame, type FrameMeta } from '../../shared/frame-builder';
+import type { FrameMeta } from '../../shared/frame-builder';
 import { FrameCodec, FRAME_MAX_PAGES, type FrameCodecName } from '../../shared/frame-codec';
 import { createLogger } from '../../shared/log';
 import type { DirtyTracker, TrackerName } from '../memory/dirty-tracker';
@@ -52,6 +52,12 @@ export interface RoundReport {
   /** Bytes of encoded frames produced (each distinct set counted once). */
   wireBytes: number;
   scanMs: number;
+  /** Reading the pages from guest memory. */
+  readMs: number;
+  /** Zero-page elision, compression, msgpack and checksum. */
+  encodeMs: number;
+  /** Waiting for the slowest shadow's send queue (back-pressure) inside the round. */
+  sendWaitMs: number;
   roundMs: number;
   /** Time since the previous round started (the window the dirty pages were written in). */
   sinceLastRoundMs: number;
@@ -66,7 +72,24 @@ export interface ReplicationSourceStatus {
   dirtyRateBytesPerSec: number;
   roundIntervalMs: number;
   lastRound?: RoundReport;
+  lastFlush?: FlushReport;
   shadows: ShadowLinkStatus[];
+}
+
+/** Where a flush's time went (summed over its rounds; usually one). */
+export interface FlushReport {
+  epoch: number;
+  rounds: number;
+  dirtyPages: number;
+  wireBytes: number;
+  scanMs: number;
+  readMs: number;
+  encodeMs: number;
+  /** From the frames being encoded until the transport took the last one (back-pressure included). */
+  sendMs: number;
+  /** From the last frame handed to the transport until every shadow acknowledged the epoch. */
+  ackMs: number;
+  totalMs: number;
 }
 
 export class ReplicationSource {
@@ -84,6 +107,9 @@ export class ReplicationSource {
   private lastRoundAt = Date.now();
   private intervalMs: number;
   private lastRound: RoundReport | undefined;
+  private lastFlush: FlushReport | undefined;
+  /** Read and encode time of the frames built since the current round started. */
+  private readonly phase = { readMs: 0, encodeMs: 0 };
   private readonly waiters = new Set<() => void>();
   private readonly log: Logger;
 
@@ -174,15 +200,39 @@ export class ReplicationSource {
    */
   async flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<number> {
     this.stopLoop();
+    const t0 = performance.now();
     const deadline = Date.now() + timeoutMs;
+    const f: FlushReport = { epoch: 0, rounds: 0, dirtyPages: 0, wireBytes: 0, scanMs: 0, readMs: 0, encodeMs: 0, sendMs: 0, ackMs: 0, totalMs: 0 };
     for (;;) {
-      const { epoch } = await this.runRound();
+      const r = await this.runRound();
+      const epoch = r.epoch;
+      f.rounds++;
+      f.dirtyPages += r.dirtyPages;
+      f.wireBytes += r.wireBytes;
+      f.scanMs += r.scanMs;
+      f.readMs += r.readMs;
+      f.encodeMs += r.encodeMs;
+      const roundEnd = performance.now();
+      let sentAt: number | undefined;
       // Wait until every shadow acknowledged this epoch, or one that sat it out can take a new round.
       for (;;) {
         const links = [...this.links.values()];
-        if (links.every((l) => l.ackedEpoch >= epoch)) return epoch;
+        if (sentAt === undefined && links.every((l) => l.idle())) sentAt = performance.now();
+        if (links.every((l) => l.ackedEpoch >= epoch)) {
+          const now = performance.now();
+          sentAt ??= now;
+          f.sendMs += r.sendWaitMs + (sentAt - roundEnd);
+          f.ackMs += now - sentAt;
+          f.epoch = epoch;
+          f.totalMs = now - t0;
+          this.lastFlush = f;
+          return epoch;
+        }
         const needsRound = links.some((l) => !l.hasEpoch(epoch) && l.canSend());
-        if (needsRound) break;
+        if (needsRound) {
+          f.sendMs += r.sendWaitMs + ((sentAt ?? performance.now()) - roundEnd);
+          break;
+        }
         const left = deadline - Date.now();
         if (left <= 0) throw new FlushIncompleteError(this.o.vmId, epoch, links.filter((l) => l.ackedEpoch < epoch).map((l) => l.id));
         await this.waitForChange(left);
@@ -200,6 +250,7 @@ export class ReplicationSource {
       dirtyRateBytesPerSec: this.pacer.dirtyRateBytesPerSec,
       roundIntervalMs: this.intervalMs,
       lastRound: this.lastRound,
+      lastFlush: this.lastFlush,
       shadows: [...this.links.values()].map((l) => l.status()),
     };
   }
@@ -243,6 +294,9 @@ export class ReplicationSource {
     const scanStarted = performance.now();
     const dirty = await this.o.tracker.scan();
     const scanMs = performance.now() - scanStarted;
+    this.phase.readMs = 0;
+    this.phase.encodeMs = 0;
+    let sendWaitMs = 0;
     const epoch = ++this.epoch;
     const links = [...this.links.values()];
     for (const l of links) l.addDirty(dirty);
@@ -263,27 +317,41 @@ export class ReplicationSource {
         const buf = this.encode(epoch, f, f === frames - 1, pages);
         wireBytes += buf.length;
         for (const l of g.links) l.enqueue(epoch, f, f === frames - 1, pages, buf);
+        const w0 = performance.now();
         await Promise.all(g.links.map((l) => l.queueBelow(QUEUE_AHEAD_FRAMES)));
+        sendWaitMs += performance.now() - w0;
       }
     }
-    const report: RoundReport = { epoch, dirtyPages: dirty.length, wireBytes, scanMs, roundMs: Math.max(1, Date.now() - started), sinceLastRoundMs: elapsed };
+    const report: RoundReport = { epoch, dirtyPages: dirty.length, wireBytes, scanMs, readMs: this.phase.readMs, encodeMs: this.phase.encodeMs, sendWaitMs, roundMs: Math.max(1, Date.now() - started), sinceLastRoundMs: elapsed };
     this.lastRound = report;
     this.wake();
     return report;
   }
 
-  /** Reads `pages` (sorted) from guest memory now and encodes them as one frame. */
+  /** Reads `pages` (sorted) from guest memory now and encodes them as one frame (one copy with codec none). */
   private encode(epoch: number, index: number, last: boolean, pages: Uint32Array): Buffer {
     const ps = this.meta.pageSizeBytes;
-    let k = 0;
-    while (k < pages.length) {
-      let run = 1;
-      while (k + run < pages.length && pages[k + run] === pages[k] + run) run++;
-      this.o.memory.readPages(pages[k], run, this.chunk.subarray(k * ps, (k + run) * ps));
-      k += run;
-    }
-    const frame = buildFrame({ ...this.meta, epoch }, pages, this.chunk.subarray(0, pages.length * ps), index, last);
-    return this.codec.encode(frame);
+    const t0 = performance.now();
+    let readMs = 0;
+    const buf = this.codec.encodeFrom(
+      { ...this.meta, epoch, index, last },
+      pages,
+      (into) => {
+        const r0 = performance.now();
+        let k = 0;
+        while (k < pages.length) {
+          let run = 1;
+          while (k + run < pages.length && pages[k + run] === pages[k] + run) run++;
+          this.o.memory.readPages(pages[k], run, into.subarray(k * ps, (k + run) * ps));
+          k += run;
+        }
+        readMs += performance.now() - r0;
+      },
+      this.chunk,
+    );
+    this.phase.readMs += readMs;
+    this.phase.encodeMs += performance.now() - t0 - readMs;
+    return buf;
   }
 
   private wake(): void {

@@ -145,6 +145,11 @@ export class ShadowLink {
     }
   }
 
+  /** Nothing waits to be handed to the transport (every queued frame was sent). */
+  idle(): boolean {
+    return this.queue.length === 0 && !this.pumping;
+  }
+
   /** Whether an epoch's frames were queued to this shadow. */
   hasEpoch(epoch: number): boolean {
     return this.ackedEpoch >= epoch || this.pending.some((p) => p.epoch === epoch);
@@ -286,6 +291,7 @@ export class ShadowLink {
       } finally {
         this.pumping = false;
         this.wakeQueueWaiters();
+        this.o.notify(); // a flush measures when the last frame left
       }
     })();
   }

@@ -46,7 +46,9 @@ class EverythingTracker implements DirtyTracker {
 }
 
 function startReceiver(args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'receiver-process.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // UMBRA_BENCH_RECEIVER_NODE_ARGS: extra node flags for the receivers (e.g. --cpu-prof to profile them).
+  const nodeArgs = (process.env.UMBRA_BENCH_RECEIVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'receiver-process.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve({ child, port: Number(String(d).trim()) }));
     child.once('exit', (code) => reject(new Error(`receiver exited ${code}`)));

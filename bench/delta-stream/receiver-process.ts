@@ -10,6 +10,9 @@ import { serviceDefinition } from '../../shared/proto';
 import { ReplicationReceiver } from '../../agent/replication/replication-receiver';
 import { REPLICATION_SERVICE_NAME, replicationServiceHandlers } from '../../agent/replication/replication-service';
 
+// A clean exit on SIGTERM (the bench ends receivers so), so that a --cpu-prof profile gets written.
+process.on('SIGTERM', () => process.exit(0));
+
 async function main(): Promise<void> {
   const [mode, arg] = process.argv.slice(2);
   if (mode === 'grpc') {
