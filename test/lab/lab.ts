@@ -1,29 +1,33 @@
-// The local lab (README's main command): network-namespace hosts joined by a management
-// network, a coordinator and three agents with generated certificates, left running until
-// `lab down`. Usage: node dist/test/lab/lab.js up|down|status
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+// The local lab (README's main command): network-namespace hosts joined by a management network,
+// a coordinator and three agents with generated certificates, a VM network with a DHCP server and
+// a client; hv1's agent launches a QEMU guest (TCG) which is then shadowed on two hosts and switched
+// over on command while the client probes it (test/lab/lab-story.ts). Left running until `lab down`.
+// Usage: node dist/test/lab/lab.js up|down|status
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createCa, issueCertificate } from '../../shared/pki';
+import { buildGuestImage } from '../helpers/guest-image';
+import { addTap } from '../helpers/guest/guest-network';
 import { waitFor } from '../helpers/netns';
 import { AGENT_MAIN, COORDINATOR_MAIN, UMBRACTL, agentConfig, coordinatorConfig } from '../helpers/umbra-cluster';
-import { addCoordinatorIpShadowSection, agentIpShadowSection, attachToVmNetwork, createVmNetwork, runShadowDemo, startGuestDhcp } from '../e2e/ipshadow/lab-vm-network';
-import { LAB_DIR, LAB_NS_PREFIX, type LabProcess, type LabState, readLabState, writeLabState } from './lab-state';
+import { type ClusterGuest, addVmSwitchoverSections, killQemusUnder, qemusUnder, vmAgentSections } from '../helpers/vm-cluster';
+import { addHypervisorBridge, createVmNetwork } from './lab-vm-network';
+import { addNs, execError, execIn, ip, startDetached } from './lab-os';
+import { runStory } from './lab-story';
+import { LAB_DIR, LAB_NS_PREFIX, type LabState, readLabState, writeLabState } from './lab-state';
 
 const MGMT_NET = '10.78.0';
 const COORD_IP = `${MGMT_NET}.1`;
 const AGENTS = ['hv1', 'hv2', 'hv3'];
+const SOURCE_HOST = AGENTS[0];
 const SWITCH_NS = `${LAB_NS_PREFIX}-sw`;
+const COORD_NS = `${LAB_NS_PREFIX}-coord`;
+const GUEST = { id: 'vm1', mac: '52:54:00:79:00:01', tap: 'tap-vm1', memoryBytes: 128 * 1024 * 1024, workload: { port: 7007, memwriteMb: 8, memwriteRateMbps: 10 } };
 
-function ip(args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
+/** A host namespace with eth0 on the management bridge. */
 function addHost(state: LabState, name: string, address: string, index: number): string {
-  const ns = `${LAB_NS_PREFIX}-${name}`;
-  ip(['netns', 'add', ns]);
-  state.namespaces.push(ns);
-  ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  const ns = addNs(state, `${LAB_NS_PREFIX}-${name}`);
   const outer = `lab${index}`;
   ip(['link', 'add', outer, 'netns', SWITCH_NS, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
   ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
@@ -33,44 +37,46 @@ function addHost(state: LabState, name: string, address: string, index: number):
   return ns;
 }
 
-function startDetached(state: LabState, name: string, ns: string, args: string[]): LabProcess {
-  const log = path.join(LAB_DIR, `${name}.log`);
-  const fd = openSync(log, 'a');
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { detached: true, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  child.unref();
-  const p = { name, ns, pid: child.pid!, log };
-  state.processes.push(p);
-  writeLabState(state);
-  return p;
+function umbractl(state: LabState, args: string[]): string {
+  return execIn(COORD_NS, process.execPath, [UMBRACTL, '--coordinator', state.coordinator, '--ca', state.operator.ca, '--cert', state.operator.cert, '--key', state.operator.key, ...args]);
 }
 
-function umbractl(state: LabState, args: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', `${LAB_NS_PREFIX}-coord`, process.execPath, UMBRACTL, '--coordinator', state.coordinator,
-    '--ca', state.operator.ca, '--cert', state.operator.cert, '--key', state.operator.key, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+function agentHealth(hostId: string, json: boolean): string {
+  const args = [AGENT_MAIN, 'health', '--config', path.join(LAB_DIR, hostId, 'agent.yaml'), ...(json ? ['--json'] : [])];
+  try {
+    return execIn(`${LAB_NS_PREFIX}-${hostId}`, process.execPath, args);
+  } catch (err) {
+    // Exit 1 = unhealthy, with the report on stdout all the same.
+    const out = (err as { stdout?: string }).stdout;
+    if (out) return out;
+    throw err;
+  }
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
 }
 
 async function down(): Promise<void> {
   const state = readLabState();
   const known = new Set(state?.namespaces ?? []);
-  for (const p of state?.processes ?? []) {
-    try {
-      process.kill(p.pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
+  // The agents first, so that none relaunches a shadow QEMU, then the QEMUs they launched (they
+  // outlive their agent by design): those with a QMP socket under the lab dir, by PID.
+  const pids = (state?.processes ?? []).map((p) => p.pid);
+  signalAll(pids, 'SIGTERM');
   await new Promise((r) => setTimeout(r, 1000));
-  for (const p of state?.processes ?? []) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  // Namespaces named by us, also those of a lab whose state file was lost.
+  signalAll(pids, 'SIGKILL');
+  const qemus = await killQemusUnder(LAB_DIR);
+  // Namespaces named by us, also those of a lab whose state file was lost; taps and bridges go with them.
   const listed = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]);
-  for (const ns of listed.filter((n) => n.startsWith(`${LAB_NS_PREFIX}-`) || known.has(n))) {
+  const namespaces = listed.filter((n) => n.startsWith(`${LAB_NS_PREFIX}-`) || known.has(n));
+  for (const ns of namespaces) {
     try {
       ip(['netns', 'del', ns]);
     } catch {
@@ -78,12 +84,14 @@ async function down(): Promise<void> {
     }
   }
   rmSync(LAB_DIR, { recursive: true, force: true });
-  console.log('lab: removed');
+  console.log(`lab: removed (${pids.length} processes, ${qemus.length} QEMU processes, ${namespaces.length} namespaces)`);
 }
 
 async function up(): Promise<void> {
+  const t0 = Date.now();
+  const say = (text: string) => console.log(`lab [${String(Math.round((Date.now() - t0) / 1000)).padStart(3)} s]: ${text}`);
   if (readLabState() || existsSync(`/run/netns/${SWITCH_NS}`)) {
-    console.log('lab: an earlier lab exists; removing it first');
+    say('an earlier lab exists; removing it first');
     await down();
   }
   const pkiDir = path.join(LAB_DIR, 'pki');
@@ -95,7 +103,10 @@ async function up(): Promise<void> {
     operator: { ca: path.join(pkiDir, 'ca.crt'), cert: path.join(pkiDir, 'operator-lab.crt'), key: path.join(pkiDir, 'operator-lab.key') },
   };
   writeLabState(state);
-  console.log('lab: creating the cluster CA and certificates');
+  say('building the guest (the Debian kernel and a busybox initramfs with virtio-net and a workload; cached)');
+  const image = await buildGuestImage();
+  const guest: ClusterGuest = { ...GUEST, image, dir: path.join(LAB_DIR, SOURCE_HOST) };
+  say('creating the cluster CA and certificates');
   await createCa(pkiDir);
   const tlsFor = async (role: 'coordinator' | 'agent' | 'operator', name: string) => {
     const f = await issueCertificate({ caDir: pkiDir, identity: { role, name }, outDir: pkiDir });
@@ -104,50 +115,58 @@ async function up(): Promise<void> {
   const coordTls = await tlsFor('coordinator', 'coordinator');
   await tlsFor('operator', 'lab');
 
-  console.log('lab: creating namespace hosts on the management network 10.78.0.0/24');
-  ip(['netns', 'add', SWITCH_NS]);
-  state.namespaces.push(SWITCH_NS);
+  say(`creating namespace hosts on the management network ${MGMT_NET}.0/24`);
+  addNs(state, SWITCH_NS);
   ip(['-n', SWITCH_NS, 'link', 'add', 'mgmt', 'type', 'bridge']);
   ip(['-n', SWITCH_NS, 'link', 'set', 'mgmt', 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
   ip(['-n', SWITCH_NS, 'link', 'set', 'mgmt', 'up']);
   const coordNs = addHost(state, 'coord', COORD_IP, 0);
-  writeLabState(state);
-
   const coordCfg = coordinatorConfig(path.join(LAB_DIR, 'coordinator'), coordTls, { suspect_after_ms: 3000, down_after_ms: 10000 });
-  addCoordinatorIpShadowSection(coordCfg);
-  startDetached(state, 'coordinator', coordNs, [COORDINATOR_MAIN, '--config', coordCfg]);
-  console.log('lab: creating the VM network 10.79.0.0/24: dnsmasq, guest vm1 (udhcpc), a client');
+  addVmSwitchoverSections(coordCfg, { maxShadowedVms: 2 });
+  startDetached(state, 'coordinator', coordNs, process.execPath, [COORDINATOR_MAIN, '--config', coordCfg]);
+  say('creating the VM network 10.79.0.0/24: dnsmasq (DHCP), a client; each host a VM bridge br0 uplinked to it');
   const vmNet = createVmNetwork(state, SWITCH_NS, LAB_NS_PREFIX);
   const hostNs: Record<string, string> = {};
   for (const [i, id] of AGENTS.entries()) {
     const addr = `${MGMT_NET}.${11 + i}`;
     const ns = addHost(state, id, addr, i + 1);
     hostNs[id] = ns;
-    attachToVmNetwork(state, SWITCH_NS, ns, 'vm0');
-    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), { ipshadow: agentIpShadowSection(id, AGENTS[0]) });
-    startDetached(state, `agent-${id}`, ns, [AGENT_MAIN, '--config', cfg]);
+    addHypervisorBridge(SWITCH_NS, ns);
+    if (id === SOURCE_HOST) await addTap(ns, guest.tap);
+    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), vmAgentSections(id, addr, SOURCE_HOST, guest));
+    startDetached(state, `agent-${id}`, ns, process.execPath, [AGENT_MAIN, '--config', cfg]);
   }
-  writeLabState(state);
-  console.log('lab: waiting for the agents to register');
+  say('waiting for the agents to register');
   await waitFor('all agents up', async () => {
     const hosts = JSON.parse(umbractl(state, ['hosts', '--json'])) as Array<{ state: string }>;
     return hosts.length === AGENTS.length && hosts.every((h) => h.state === 'HOST_STATE_UP');
   }, 30000, 500);
   console.log('\n$ umbractl hosts');
   process.stdout.write(umbractl(state, ['hosts']));
-  console.log(`\n$ umbra-agent health   (on hv1)`);
+  console.log(`\n$ umbra-agent health   (on ${SOURCE_HOST})`);
   try {
-    process.stdout.write(execFileSync('ip', ['netns', 'exec', `${LAB_NS_PREFIX}-hv1`, process.execPath, AGENT_MAIN, 'health', '--config', path.join(LAB_DIR, 'hv1', 'agent.yaml')], { encoding: 'utf8' }));
+    process.stdout.write(agentHealth(SOURCE_HOST, false));
   } catch (err) {
-    process.stdout.write((err as { stdout?: string }).stdout ?? String(err));
+    console.log(execError(err));
   }
-  startGuestDhcp(state, vmNet.guestNs);
-  await runShadowDemo(state, hostNs, vmNet.clientNs, (args) => umbractl(state, args));
+  console.log('');
+  const { address } = await runStory({
+    state,
+    hostNs,
+    clientNs: vmNet.clientNs,
+    coordNs,
+    guest,
+    sourceHost: SOURCE_HOST,
+    umbractl: (args) => umbractl(state, args),
+    agentHealth: (hostId) => JSON.parse(agentHealth(hostId, true)),
+    say,
+  });
   console.log(`
-The lab is running. Logs: ${LAB_DIR}/*.log
+The lab is running (up in ${Math.round((Date.now() - t0) / 1000)} s). Logs: ${LAB_DIR}/*.log; guest console: ${path.join(guest.dir, `${guest.id}.serial`)}
   Run umbractl against it:  sudo ip netns exec ${coordNs} node ${UMBRACTL} --coordinator ${state.coordinator} \\
-      --ca ${state.operator.ca} --cert ${state.operator.cert} --key ${state.operator.key} hosts
-  Stop and clean up:        sudo scripts/lab.sh down`);
+      --ca ${state.operator.ca} --cert ${state.operator.cert} --key ${state.operator.key} shadows
+  Probe the guest:          sudo ip netns exec ${vmNet.clientNs} ping ${address}
+  Status / stop:            sudo scripts/lab.sh status;  sudo scripts/lab.sh down`);
 }
 
 async function status(): Promise<void> {
@@ -165,7 +184,29 @@ async function status(): Promise<void> {
     }
     console.log(`${p.name.padEnd(16)} pid ${String(p.pid).padEnd(8)} ${alive ? 'running' : 'exited '}  ${p.log}`);
   }
-  process.stdout.write('\n' + umbractl(state, ['hosts']));
+  // QEMUs the agents launched: the guest (and its paused source copy after a switchover) and the shadows.
+  for (const q of await qemusUnder(LAB_DIR)) {
+    const host = path.relative(LAB_DIR, q.qmpSocketPath).split(path.sep)[0];
+    console.log(`${`qemu-${host}`.padEnd(16)} pid ${String(q.pid).padEnd(8)} running  QMP ${q.qmpSocketPath}`);
+  }
+  console.log('\n$ umbra-agent health   (VMs and shadow VMs on each host)');
+  for (const id of AGENTS) {
+    try {
+      const caps = (JSON.parse(agentHealth(id, true)) as { report?: { capabilities: Array<{ name: string; detail: string }> } }).report?.capabilities ?? [];
+      const detail = (name: string) => caps.find((c) => c.name === name)?.detail ?? '-';
+      console.log(`  ${id}: vms: ${detail('vms')}; shadow-vms: ${detail('shadow-vms')}`);
+    } catch (err) {
+      console.log(`  ${id}: ${execError(err).split('\n')[0]}`);
+    }
+  }
+  for (const args of [['hosts'], ['shadows']]) {
+    process.stdout.write(`\n$ umbractl ${args.join(' ')}\n`);
+    try {
+      process.stdout.write(umbractl(state, args));
+    } catch (err) {
+      console.log(execError(err));
+    }
+  }
 }
 
 const command = process.argv[2] ?? 'up';

@@ -9,13 +9,12 @@ import path from 'node:path';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
 import { NetnsLab, isRoot, waitFor } from '../../helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
-import { buildGuestImage, guestKernelAppend } from '../../helpers/guest-image';
-import { HOST_VM_BRIDGE, addHypervisorHost, addTap, queryGuestStat, startDnsmasq, waitForGuestStat } from '../../helpers/guest/guest-network';
-import { AGENT_MAIN, COORDINATOR_MAIN, MGMT_BRIDGE, MGMT_PREFIX, type ProcessHandle, agentConfig, coordinatorConfig, startNode, umbractlJson, waitForLog, writeYaml } from '../../helpers/umbra-cluster';
-import { parse } from 'yaml';
+import { buildGuestImage } from '../../helpers/guest-image';
+import { addHypervisorHost, addTap, queryGuestStat, startDnsmasq, waitForGuestStat } from '../../helpers/guest/guest-network';
+import { AGENT_MAIN, COORDINATOR_MAIN, MGMT_BRIDGE, MGMT_PREFIX, type ProcessHandle, agentConfig, coordinatorConfig, startNode, umbractlJson, waitForLog } from '../../helpers/umbra-cluster';
 import { guestAddressFromSerial } from '../../helpers/guest/guest-stat';
 import { readFileSync } from 'node:fs';
-import { shadowTapName } from '../../../agent/vm/vm-agent-host';
+import { type ClusterGuest, type WireSwitchover, addVmSwitchoverSections, guestSerialPath, killQemusUnder, vmAgentSections } from '../../helpers/vm-cluster';
 
 const VM = 'g1';
 const MAC = '52:54:00:78:00:01';
@@ -38,24 +37,6 @@ function skipReason(): string | undefined {
   return undefined;
 }
 
-/** True while `pid` exists at all (zombies included). */
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-interface WireSwitchover {
-  status: string;
-  source_host: string;
-  destination_host: string;
-  error: string;
-  steps: Array<{ step: string; host_id: string; duration_ms: number; ok: boolean; error: string }>;
-}
-
 const why = skipReason();
 if (why) {
   test(`VM switchover across agents (skipped: ${why})`, (t) => {
@@ -69,11 +50,13 @@ if (why) {
   const ns: Record<string, string> = {};
   const agents: Record<string, ProcessHandle> = {};
   let guestIp = '';
+  let guest: ClusterGuest;
   const ctl = <T>(args: string[]) => umbractlJson<T>(lab, ns.coord, pki.operator, COORD_IP, args);
 
   test.before(async () => {
     const image = await buildGuestImage();
     pki = await createPkiFixture(HOSTS.map(([h]) => h));
+    guest = { id: VM, mac: MAC, tap: 'tap-g1', memoryBytes: MEMORY_BYTES, image, workload: { port: PORT, memwriteMb: 8, memwriteRateMbps: 10 }, dir: path.join(pki.dir, 'hv-a') };
     lab = new NetnsLab('s');
     await lab.start();
     for (const [name, ip] of [['coord', COORD_IP], ...HOSTS]) {
@@ -85,46 +68,21 @@ if (why) {
     await startDnsmasq(lab, ns.dhcp, { ifname: 'eth0', rangeStart: `${VMNET}.100`, rangeEnd: `${VMNET}.150`, workDir: pki.dir });
     ns.cli = await lab.addHost('cli');
     await lab.link(ns.cli, { bridge: 'vmnet', ifname: 'eth0', address: `${VMNET}.2/24` });
-    await addTap(ns['hv-a'], 'tap-g1');
+    await addTap(ns['hv-a'], guest.tap);
 
     const coordCfg = coordinatorConfig(path.join(pki.dir, 'coord'), pki.coordinator);
-    const cfg = parse(readFileSync(coordCfg, 'utf8')) as Record<string, unknown>;
-    cfg.ipshadow = { shadowing_threshold: 0.1, max_shadowed_vms: 1, placement_uses_host_load: false, shadowing_refresh_interval_ms: 1000, reconcile_interval_ms: 3000 };
-    cfg.switchover = { shadow_vm_interval_ms: 500 };
-    writeYaml(coordCfg, cfg);
+    addVmSwitchoverSections(coordCfg, { maxShadowedVms: 1 });
     coordinator = startNode(lab, ns.coord, [COORDINATOR_MAIN, '--config', coordCfg]);
     await waitForLog(coordinator, /coordinator started/, 'coordinator start');
 
     for (const [id, ip] of HOSTS) {
-      const dir = path.join(pki.dir, id);
-      const qmp = path.join(dir, 'g1.qmp');
-      const vm =
-        id === 'hv-a'
-          ? {
-              vm_bridge: HOST_VM_BRIDGE,
-              incoming_host: ip,
-              vms: [
-                {
-                  id: VM,
-                  memory_size_bytes: MEMORY_BYTES,
-                  boot: { kind: 'kernel', kernel_path: image.kernelPath, initrd_path: image.initrdPath, append: guestKernelAppend({ port: PORT, memwriteMb: 8, memwriteRateMbps: 10 }) },
-                  nics: [{ mac: MAC, tap_name: 'tap-g1', netdev_id: 'net0' }],
-                  qmp_socket_path: qmp,
-                  serial_log_path: path.join(dir, 'g1.serial'),
-                },
-              ],
-            }
-          : { vm_bridge: HOST_VM_BRIDGE, incoming_host: ip };
-      const replication = id === 'hv-a' ? { min_round_interval_ms: 50, vms: [{ id: VM, qmp_socket: qmp, memory_bytes: MEMORY_BYTES }] } : { min_round_interval_ms: 50 };
-      // Bridged mode needs the VM's port on each host: its declared tap on hv-a, the shadow's tap on hv-b.
-      const ipshadow = { capture_interfaces: [HOST_VM_BRIDGE], interface: HOST_VM_BRIDGE, report_interval_ms: 1000, vms: [{ id: VM, mac: MAC, tap: id === 'hv-a' ? 'tap-g1' : shadowTapName(VM, 'net0') }] };
-      agents[id] = startNode(lab, ns[id], [AGENT_MAIN, '--config', agentConfig(dir, id, ip, COORD_IP, pki.agent(id), { vm, replication, ipshadow })]);
+      agents[id] = startNode(lab, ns[id], [AGENT_MAIN, '--config', agentConfig(path.join(pki.dir, id), id, ip, COORD_IP, pki.agent(id), vmAgentSections(id, ip, 'hv-a', guest))]);
     }
     await waitFor('agents registered', async () => {
       const hosts = await ctl<Array<{ state: string }>>(['hosts']);
       return hosts.length === 2 && hosts.every((h) => h.state === 'HOST_STATE_UP');
     }, 30000);
-    const serial = path.join(pki.dir, 'hv-a', 'g1.serial');
+    const serial = guestSerialPath(guest);
     guestIp = await waitFor('guest lease on the serial console', async () => {
       try {
         return guestAddressFromSerial(readFileSync(serial, 'utf8'));
@@ -138,20 +96,7 @@ if (why) {
 
   test.after.always(async () => {
     // QEMUs the agents launched outlive them: stop ours (QMP sockets under this run's dir) by PID.
-    const { discoverQemuProcesses } = await import('../../../agent/vm/qemu-discovery');
-    const killed: number[] = [];
-    for (const q of await discoverQemuProcesses().catch(() => [])) {
-      if (pki && q.qmpSocketPath.startsWith(pki.dir)) {
-        try {
-          process.kill(q.pid, 'SIGKILL');
-          killed.push(q.pid);
-        } catch {
-          // already gone
-        }
-      }
-    }
-    // Their parent (an agent) may be gone too: wait until they are reaped, so none is left behind.
-    await waitFor('killed QEMUs reaped', async () => killed.every((pid) => !pidExists(pid)) || undefined, 10000, 100).catch(() => undefined);
+    if (pki) await killQemusUnder(pki.dir);
     await lab?.cleanup();
     pki?.cleanup();
   });

@@ -43,18 +43,18 @@ export async function startDnsmasq(lab: NetnsLab, ns: string, opts: { ifname: st
 }
 
 /** Sends one datagram from `ns` and returns the reply text (undefined when none came). */
-export async function udpProbe(lab: NetnsLab, ns: string, host: string, port: number, payload: string, timeoutMs = 1000): Promise<string | undefined> {
+export async function udpProbe(lab: Pick<NetnsLab, 'exec'>, ns: string, host: string, port: number, payload: string, timeoutMs = 1000): Promise<string | undefined> {
   const out = await lab.exec(ns, process.execPath, [path.join(__dirname, 'udp-probe.js'), host, String(port), payload, String(timeoutMs)]);
   const res = JSON.parse(out.trim()) as { ok: boolean; reply?: string };
   return res.ok ? res.reply : undefined;
 }
 
-export async function queryGuestStat(lab: NetnsLab, ns: string, host: string, port: number, timeoutMs = 1000): Promise<GuestStat | undefined> {
+export async function queryGuestStat(lab: Pick<NetnsLab, 'exec'>, ns: string, host: string, port: number, timeoutMs = 1000): Promise<GuestStat | undefined> {
   const reply = await udpProbe(lab, ns, host, port, 'stat', timeoutMs);
   return reply === undefined ? undefined : parseGuestStat(reply);
 }
 
 /** Polls until the guest answers a stat probe. */
-export function waitForGuestStat(lab: NetnsLab, ns: string, host: string, port: number, timeoutMs: number): Promise<GuestStat> {
+export function waitForGuestStat(lab: Pick<NetnsLab, 'exec'>, ns: string, host: string, port: number, timeoutMs: number): Promise<GuestStat> {
   return waitFor(`guest ${host}:${port} to answer`, () => queryGuestStat(lab, ns, host, port, 500), timeoutMs, 200);
 }

@@ -1,0 +1,230 @@
+// The story the lab tells once its hosts are up (used by test/lab/lab.ts): hv1's agent has launched
+// the QEMU guest; it takes its address from dnsmasq; a client probes it every few ms while a loop
+// inside writes memory; IP shadows, memory replication and pre-launched shadow QEMUs warm up on
+// two hosts; the guest is switched over on command; the figures are printed.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { queryGuestStat, waitForGuestStat } from '../helpers/guest/guest-network';
+import { guestAddressFromSerial, type GuestStat } from '../helpers/guest/guest-stat';
+import { waitFor } from '../helpers/netns';
+import { DIST, GRPC_CALL } from '../helpers/umbra-cluster';
+import { type ClusterGuest, GUEST_PAUSED_STEPS, type WireSwitchover, guestPauseMs, guestQmpPath, guestSerialPath, qemusUnder } from '../helpers/vm-cluster';
+import { DNSMASQ_LEASES } from './lab-vm-network';
+import { execError, execIn } from './lab-os';
+import type { ProbeReport } from './lab-prober';
+import { LAB_DIR, type LabState } from './lab-state';
+
+/** The client's probe period: every few ms, within what a TCG guest echoes without falling behind. */
+const PROBE_PERIOD_MS = 2;
+const GUEST_BOOT_TIMEOUT_MS = 150_000;
+const SHADOWS_TIMEOUT_MS = 90_000;
+const READY_TIMEOUT_MS = 120_000;
+/** Refusals (a shadow momentarily not ready) are retried this many times. */
+const MIGRATE_ATTEMPTS = 5;
+
+export interface StoryContext {
+  state: LabState;
+  /** Agent host id -> its namespace. */
+  hostNs: Record<string, string>;
+  clientNs: string;
+  coordNs: string;
+  guest: ClusterGuest;
+  sourceHost: string;
+  /** Runs umbractl against the lab's coordinator; throws with its output on a non-zero exit. */
+  umbractl(args: string[]): string;
+  /** `umbra-agent health --json` of a host, parsed. */
+  agentHealth(hostId: string): { report?: { capabilities: Array<{ name: string; detail: string }> } };
+  say(text: string): void;
+}
+
+interface ShadowsJson {
+  vms: Array<{ vm_id: string; active_host: string; version: string; config: { address: string } }>;
+  shadows: Array<{ vm_id: string; host_id: string; state: string; version: string; current_version: string }>;
+}
+
+interface ReplicationJson {
+  vm_id: string;
+  shadow_hosts: string[];
+  status: { epoch: string; shadows: Array<{ host_id: string; state: string; acked_epoch: string; lag_bytes: string }> } | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+const exec = { exec: async (ns: string, cmd: string, args: string[]) => execIn(ns, cmd, args) };
+
+function show(ctx: StoryContext, args: string[]): string {
+  process.stdout.write(`\n$ umbractl ${args.join(' ')}\n`);
+  const out = ctx.umbractl(args);
+  process.stdout.write(out);
+  return out;
+}
+
+function capability(ctx: StoryContext, hostId: string, name: string): string {
+  try {
+    return ctx.agentHealth(hostId).report?.capabilities.find((c) => c.name === name)?.detail ?? '(not reported)';
+  } catch (err) {
+    return `(health failed: ${execError(err).split('\n')[0]})`;
+  }
+}
+
+/** The client: a lab-prober in the client namespace, started and stopped over its stdin. */
+async function startProber(clientNs: string, address: string, port: number): Promise<{ stop(): Promise<ProbeReport> }> {
+  const child = spawn('ip', ['netns', 'exec', clientNs, process.execPath, path.join(DIST, 'test', 'lab', 'lab-prober.js'), address, String(port), String(PROBE_PERIOD_MS)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.value !== 'started') throw new Error(`the client's prober did not start (${String(first.value)})`);
+  return {
+    async stop() {
+      child.stdin!.write('stop\n');
+      const line = await lines.next();
+      child.kill();
+      if (line.done) throw new Error("the client's prober exited without a report");
+      return JSON.parse(line.value as string) as ProbeReport;
+    },
+  };
+}
+
+async function guestBoots(ctx: StoryContext): Promise<string> {
+  const { guest } = ctx;
+  ctx.say(`${ctx.sourceHost}'s agent launched guest ${guest.id} (QEMU, TCG, ${guest.memoryBytes / 1048576} MiB); waiting for it to boot and take an address by DHCP`);
+  const address = await waitFor(
+    'the guest to print its DHCP lease on its serial console',
+    async () => {
+      try {
+        return guestAddressFromSerial(readFileSync(guestSerialPath(guest), 'utf8'));
+      } catch {
+        return undefined;
+      }
+    },
+    GUEST_BOOT_TIMEOUT_MS,
+    500,
+  );
+  const qemu = (await qemusUnder(LAB_DIR)).find((q) => q.qmpSocketPath === guestQmpPath(guest));
+  const lease = readFileSync(DNSMASQ_LEASES, 'utf8').split('\n').find((l) => l.includes(guest.mac)) ?? '';
+  ctx.say(`guest ${guest.id} is up: QEMU pid ${qemu?.pid ?? '?'} on ${ctx.sourceHost}, address ${address} from dnsmasq (lease: ${lease.trim()})`);
+  return address;
+}
+
+async function shadowsWarm(ctx: StoryContext): Promise<string[]> {
+  ctx.say(`waiting for the coordinator to place ${ctx.guest.id}'s IP shadows on two hosts (from the DHCP lease the agents captured)`);
+  const hosts = await waitFor(
+    'two warm, current IP shadows',
+    async () => {
+      const j = JSON.parse(ctx.umbractl(['shadows', '--json'])) as ShadowsJson;
+      const warm = j.shadows.filter((s) => s.vm_id === ctx.guest.id && s.state === 'warm' && s.version === s.current_version);
+      return warm.length >= 2 ? warm.map((s) => s.host_id).sort() : undefined;
+    },
+    SHADOWS_TIMEOUT_MS,
+    1000,
+  );
+  show(ctx, ['shadows']);
+  return hosts;
+}
+
+/** Starts memory replication to the shadow hosts and waits until each has a shadow QEMU waiting and a full copy. */
+async function memoryShadowsReady(ctx: StoryContext, hosts: string[]): Promise<void> {
+  const vm = ctx.guest.id;
+  ctx.say(`replicating ${vm}'s memory from ${ctx.sourceHost} to ${hosts.join(' and ')}; the coordinator then pre-launches a paused shadow QEMU on each (incoming, RAM on the shadow image)`);
+  show(ctx, ['replication', 'start', vm, '--from', ctx.sourceHost, '--to', hosts.join(',')]);
+  await waitFor(
+    'memory shadows streaming with a full copy and shadow QEMUs waiting',
+    async () => {
+      const [r] = JSON.parse(ctx.umbractl(['replication', '--vm', vm, '--json'])) as ReplicationJson[];
+      const links = r?.status?.shadows ?? [];
+      const copied = hosts.every((h) => links.some((l) => l.host_id === h && l.state === 'streaming' && Number(l.acked_epoch) > 0));
+      return copied && hosts.every((h) => new RegExp(`\\b${vm} inmigrate\\b`).test(capability(ctx, h, 'shadow-vms')));
+    },
+    READY_TIMEOUT_MS,
+    1000,
+  );
+  show(ctx, ['replication']);
+  for (const h of hosts) process.stdout.write(`\n$ umbra-agent health   (on ${h}: the shadow QEMU)\n  shadow-vms: ${capability(ctx, h, 'shadow-vms')}\n`);
+}
+
+/** umbractl migrate, retried while the destination is refused as not ready yet; its output shown. */
+async function migrate(ctx: StoryContext, destination: string): Promise<void> {
+  const args = ['migrate', ctx.guest.id, '--to', destination];
+  for (let attempt = 1; ; attempt++) {
+    process.stdout.write(`\n$ umbractl ${args.join(' ')}\n`);
+    try {
+      process.stdout.write(ctx.umbractl(args));
+      return;
+    } catch (err) {
+      const msg = execError(err);
+      process.stdout.write(msg + '\n');
+      if (!/cannot switch/.test(msg) || attempt >= MIGRATE_ATTEMPTS) throw new Error(`umbractl migrate failed: ${msg.split('\n').at(-1)}`);
+      ctx.say('refused before anything was touched (the shadow was not ready); trying again in 2 s');
+    }
+    await sleep(2000);
+  }
+}
+
+function lastSwitchover(ctx: StoryContext): WireSwitchover {
+  const { operator, coordinator } = ctx.state;
+  const out = execIn(ctx.coordNs, process.execPath, [
+    GRPC_CALL, 'umbra.coordinator.v1.MigrationService', 'ListMigrations', coordinator, operator.ca, operator.cert, operator.key, 'coordinator',
+    JSON.stringify({ vm_id: ctx.guest.id, limit: 10 }),
+  ]);
+  const res = JSON.parse(out) as { code: number; details: string; response?: { switchovers: WireSwitchover[] } };
+  // Newest first; the VM switchover's own IP switch is listed too (as its switch-ip step's event): skip it.
+  const sw = res.response?.switchovers.find((s) => s.steps.some((st) => st.step === 'pause-source'));
+  if (!sw) throw new Error(`ListMigrations: ${res.details || 'no switchover recorded'}`);
+  return sw;
+}
+
+function printFigures(sw: WireSwitchover, probe: ProbeReport, window: { start: number; end: number }, before: GuestStat, after: GuestStat | undefined, address: string): void {
+  const pause = guestPauseMs(sw);
+  const line = (s: string) => process.stdout.write(`  ${s}\n`);
+  process.stdout.write('\nFigures\n');
+  line(`switchover ${sw.source_host} -> ${sw.destination_host}: ${sw.status}, ${sw.total_ms.toFixed(1)} ms from command to committed${sw.error ? ` (${sw.error})` : ''}`);
+  for (const s of sw.steps) line(`  ${s.step.padEnd(24)} ${s.host_id.padEnd(5)} ${s.duration_ms.toFixed(1).padStart(8)} ms  ${s.ok ? 'ok' : `FAILED: ${s.error}`}`);
+  line(`guest paused: ${pause === undefined ? 'n/a (did not resume on the destination)' : `${pause.toFixed(1)} ms`} (${GUEST_PAUSED_STEPS.join(' + ')})`);
+  const inWindow = probe.maxGapEndMs >= window.start && probe.maxGapStartMs <= window.end;
+  line(`client (UDP to ${address} every ${probe.periodMs} ms): ${probe.sent} probes sent, ${probe.answered} answered, ${probe.lost} lost${probe.lost ? ` (numbers ${probe.lostRanges.join(', ')})` : ''}`);
+  line(`client's longest gap between answers: ${probe.maxGapMs.toFixed(1)} ms${inWindow ? ', during the switchover' : ', outside the switchover'}`);
+  if (!after) {
+    line('in-guest counter: the guest did not answer after the switchover');
+    return;
+  }
+  const continued = after.boot === before.boot && after.counter > before.counter;
+  line(
+    `in-guest counter: ${before.counter} before -> ${after.counter} after, boot id ${before.boot}${after.boot === before.boot ? ' both times' : ` then ${after.boot}`}: ${continued ? 'continued, no reboot' : 'DID NOT CONTINUE'}`,
+  );
+  line(`in-guest memory writer: ${before.memwritePasses} -> ${after.memwritePasses} passes over ${after.memwriteMb} MiB`);
+}
+
+/** Runs the story; resolves with the guest's address once the figures are printed (the guest keeps running on the destination). */
+export async function runStory(ctx: StoryContext): Promise<{ address: string }> {
+  const { guest, clientNs } = ctx;
+  const address = await guestBoots(ctx);
+  const first = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 60_000);
+  ctx.say(`the guest answers the client: counter ${first.counter}, boot id ${first.boot}, a loop writing ${first.memwriteMb} MiB at ${guest.workload.memwriteRateMbps} MB/s`);
+  const hosts = await shadowsWarm(ctx);
+  await memoryShadowsReady(ctx, hosts);
+  const destination = hosts[0];
+
+  ctx.say(`the client in ${clientNs} now sends a UDP probe to ${address} every ${PROBE_PERIOD_MS} ms; the guest echoes each`);
+  const prober = await startProber(clientNs, address, guest.workload.port);
+  let report: ProbeReport | undefined;
+  try {
+    await sleep(2000);
+    const before = (await queryGuestStat(exec, clientNs, address, guest.workload.port)) ?? first;
+    const window = { start: nowMs(), end: 0 };
+    await migrate(ctx, destination);
+    window.end = nowMs();
+    await sleep(2000);
+    const after = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 20_000).catch(() => undefined);
+    report = await prober.stop();
+    show(ctx, ['shadows']);
+    process.stdout.write(`\n$ umbra-agent health   (vms on each host)\n`);
+    for (const h of Object.keys(ctx.hostNs)) process.stdout.write(`  ${h}: vms: ${capability(ctx, h, 'vms')}; shadow-vms: ${capability(ctx, h, 'shadow-vms')}\n`);
+    printFigures(lastSwitchover(ctx), report, window, before, after, address);
+  } finally {
+    if (!report) await prober.stop().catch(() => undefined);
+  }
+  return { address };
+}
