@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "umbra_memory",
-      "sources": ["native/umbra_memory.c"],
+      "sources": ["native/umbra_memory.c", "native/packet-stats.c"],
       "include_dirs": ["native"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=gnu11"]
