@@ -36,7 +36,20 @@ const NETDEV = 'net0';
  * host to report a VM becomes its active host. Bridged activation takes the VM's tap from the vm
  * module (the guest's tap on the source, the shadow QEMU's own tap elsewhere).
  */
-export function vmAgentSections(hostId: string, address: string, sourceHost: string, guest: ClusterGuest, roundIntervalMs = 50): Record<string, unknown> {
+/** Where host's agent (data dir `dataDir`) puts the QMP socket of its shadow QEMU of `vmId`. */
+export const shadowQmpPath = (dataDir: string, vmId: string): string => path.join(dataDir, 'vm', `${encodeURIComponent(vmId)}.shadow.qmp`);
+
+export interface VmAgentSectionOptions {
+  roundIntervalMs?: number;
+  /**
+   * The other hosts' data dirs: given, they may replicate the guest's memory onward once their
+   * shadow QEMU runs it (after a switchover), from that QEMU's QMP socket.
+   */
+  shadowDataDir?: string;
+}
+
+export function vmAgentSections(hostId: string, address: string, sourceHost: string, guest: ClusterGuest, opts: VmAgentSectionOptions = {}): Record<string, unknown> {
+  const roundIntervalMs = opts.roundIntervalMs ?? 50;
   const isSource = hostId === sourceHost;
   const vm = {
     vm_bridge: HOST_VM_BRIDGE,
@@ -58,7 +71,10 @@ export function vmAgentSections(hostId: string, address: string, sourceHost: str
   };
   const replication = isSource
     ? { min_round_interval_ms: roundIntervalMs, vms: [{ id: guest.id, qmp_socket: guestQmpPath(guest), memory_bytes: guest.memoryBytes }] }
-    : { min_round_interval_ms: roundIntervalMs };
+    : {
+        min_round_interval_ms: roundIntervalMs,
+        ...(opts.shadowDataDir ? { vms: [{ id: guest.id, qmp_socket: shadowQmpPath(opts.shadowDataDir, guest.id), memory_bytes: guest.memoryBytes }] } : {}),
+      };
   const ipshadow = {
     capture_interfaces: [HOST_VM_BRIDGE],
     interface: HOST_VM_BRIDGE,
@@ -79,6 +95,7 @@ export function addVmSwitchoverSections(configPath: string, opts: { maxShadowedV
 
 /** A switchover as TriggerMigration returns it (umbractl migrate --json). */
 export interface WireSwitchover {
+  id: string;
   status: string;
   source_host: string;
   destination_host: string;

@@ -1,9 +1,10 @@
 // The story the lab tells once its hosts are up (used by test/lab/lab.ts): hv1's agent has launched
 // the QEMU guest; it takes its address from dnsmasq; a client probes it every few ms while a loop
 // inside writes memory; IP shadows, memory replication and pre-launched shadow QEMUs warm up on
-// two hosts; the guest is switched over on command; the figures are printed.
+// two hosts; the guest is switched over on command; then, with automatic mode on and a load
+// generator saturating its new host, by prediction; the figures of each switchover are printed.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { queryGuestStat, waitForGuestStat } from '../helpers/guest/guest-network';
@@ -12,9 +13,15 @@ import { waitFor } from '../helpers/netns';
 import { DIST, GRPC_CALL } from '../helpers/umbra-cluster';
 import { type ClusterGuest, GUEST_PAUSED_STEPS, type WireSwitchover, guestPauseMs, guestQmpPath, guestSerialPath, qemusUnder } from '../helpers/vm-cluster';
 import { DNSMASQ_LEASES } from './lab-vm-network';
-import { execError, execIn } from './lab-os';
+import { execError, execIn, startDetached } from './lab-os';
 import type { ProbeReport } from './lab-prober';
 import { LAB_DIR, type LabState } from './lab-state';
+
+export const loadVmId = (hostId: string): string => `load-${hostId}`;
+/** The load generator spins this share of every 100 ms on one core, and ends by itself after LOAD_LIFETIME_MS. */
+const LOAD_BUSY_SHARE = 0.7;
+const LOAD_LIFETIME_MS = 150_000;
+const PREDICTION_TIMEOUT_MS = 120_000;
 
 /** The client's probe period: every few ms, within what a TCG guest echoes without falling behind. */
 const PROBE_PERIOD_MS = 2;
@@ -32,6 +39,8 @@ export interface StoryContext {
   coordNs: string;
   guest: ClusterGuest;
   sourceHost: string;
+  /** Where the guest goes on command, and where a load generator then saturates it. */
+  predictHost: string;
   /** Runs umbractl against the lab's coordinator; throws with its output on a non-zero exit. */
   umbractl(args: string[]): string;
   /** `umbra-agent health --json` of a host, parsed. */
@@ -126,10 +135,10 @@ async function shadowsWarm(ctx: StoryContext): Promise<string[]> {
 }
 
 /** Starts memory replication to the shadow hosts and waits until each has a shadow QEMU waiting and a full copy. */
-async function memoryShadowsReady(ctx: StoryContext, hosts: string[]): Promise<void> {
+async function memoryShadowsReady(ctx: StoryContext, from: string, hosts: string[]): Promise<void> {
   const vm = ctx.guest.id;
-  ctx.say(`replicating ${vm}'s memory from ${ctx.sourceHost} to ${hosts.join(' and ')}; the coordinator then pre-launches a paused shadow QEMU on each (incoming, RAM on the shadow image)`);
-  show(ctx, ['replication', 'start', vm, '--from', ctx.sourceHost, '--to', hosts.join(',')]);
+  ctx.say(`replicating ${vm}'s memory from ${from} to ${hosts.join(' and ')}; the coordinator then pre-launches a paused shadow QEMU on each (incoming, RAM on the shadow image)`);
+  show(ctx, ['replication', 'start', vm, '--from', from, '--to', hosts.join(',')]);
   await waitFor(
     'memory shadows streaming with a full copy and shadow QEMUs waiting',
     async () => {
@@ -176,10 +185,10 @@ function lastSwitchover(ctx: StoryContext): WireSwitchover {
   return sw;
 }
 
-function printFigures(sw: WireSwitchover, probe: ProbeReport, window: { start: number; end: number }, before: GuestStat, after: GuestStat | undefined, address: string): void {
+function printFigures(title: string, sw: WireSwitchover, probe: ProbeReport, window: { start: number; end: number }, before: GuestStat, after: GuestStat | undefined, address: string): void {
   const pause = guestPauseMs(sw);
   const line = (s: string) => process.stdout.write(`  ${s}\n`);
-  process.stdout.write('\nFigures\n');
+  process.stdout.write(`\nFigures: ${title}\n`);
   line(`switchover ${sw.source_host} -> ${sw.destination_host}: ${sw.status}, ${sw.total_ms.toFixed(1)} ms from command to committed${sw.error ? ` (${sw.error})` : ''}`);
   for (const s of sw.steps) line(`  ${s.step.padEnd(24)} ${s.host_id.padEnd(5)} ${s.duration_ms.toFixed(1).padStart(8)} ms  ${s.ok ? 'ok' : `FAILED: ${s.error}`}`);
   line(`guest paused: ${pause === undefined ? 'n/a (did not resume on the destination)' : `${pause.toFixed(1)} ms`} (${GUEST_PAUSED_STEPS.join(' + ')})`);
@@ -204,12 +213,13 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
   const first = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 60_000);
   ctx.say(`the guest answers the client: counter ${first.counter}, boot id ${first.boot}, a loop writing ${first.memwriteMb} MiB at ${guest.workload.memwriteRateMbps} MB/s`);
   const hosts = await shadowsWarm(ctx);
-  await memoryShadowsReady(ctx, hosts);
-  const destination = hosts[0];
+  await memoryShadowsReady(ctx, ctx.sourceHost, hosts);
+  const destination = hosts.includes(ctx.predictHost) ? ctx.predictHost : hosts[0];
 
   ctx.say(`the client in ${clientNs} now sends a UDP probe to ${address} every ${PROBE_PERIOD_MS} ms; the guest echoes each`);
   const prober = await startProber(clientNs, address, guest.workload.port);
   let report: ProbeReport | undefined;
+  let commanded: WireSwitchover | undefined;
   try {
     await sleep(2000);
     const before = (await queryGuestStat(exec, clientNs, address, guest.workload.port)) ?? first;
@@ -222,9 +232,71 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
     show(ctx, ['shadows']);
     process.stdout.write(`\n$ umbra-agent health   (vms on each host)\n`);
     for (const h of Object.keys(ctx.hostNs)) process.stdout.write(`  ${h}: vms: ${capability(ctx, h, 'vms')}; shadow-vms: ${capability(ctx, h, 'shadow-vms')}\n`);
-    printFigures(lastSwitchover(ctx), report, window, before, after, address);
+    commanded = lastSwitchover(ctx);
+    printFigures('switchover on command', commanded, report, window, before, after, address);
   } finally {
     if (!report) await prober.stop().catch(() => undefined);
   }
+  if (commanded?.status === 'SUCCEEDED') await switchoverByPrediction(ctx, address, commanded);
   return { address };
+}
+
+/**
+ * Act 2: the guest runs on predictHost; its memory replicates on to a third host; automatic mode
+ * is switched on and a load generator (profiled as a VM of that host) saturates predictHost; the
+ * coordinator forecasts the saturation and switches the guest over by itself.
+ */
+async function switchoverByPrediction(ctx: StoryContext, address: string, previous: WireSwitchover): Promise<void> {
+  const { guest, clientNs } = ctx;
+  const from = ctx.predictHost;
+  const to = Object.keys(ctx.hostNs).filter((h) => h !== from && h !== ctx.sourceHost);
+  const qemu = (await qemusUnder(path.join(LAB_DIR, from))).find((q) => q.qmpSocketPath.endsWith(`${encodeURIComponent(guest.id)}.shadow.qmp`));
+  if (!qemu) throw new Error(`no QEMU of ${guest.id} on ${from} after the switchover`);
+  // The profiler finds the guest's QEMU (and the load generator) by pid file.
+  writeFileSync(path.join(LAB_DIR, from, `${guest.id}.pid`), `${qemu.pid}\n`);
+  process.stdout.write(`\n--- by prediction: a load generator saturates ${from}; the coordinator moves ${guest.id} away by itself ---\n`);
+  await memoryShadowsReady(ctx, from, to);
+  show(ctx, ['policy', 'set', '--automatic', 'true', '--threshold', '0.5']);
+  const prober = await startProber(clientNs, address, guest.workload.port);
+  let report: ProbeReport | undefined;
+  const busyMs = Math.round(LOAD_BUSY_SHARE * 100);
+  const script = `const spin = () => { const end = Date.now() + ${busyMs}; while (Date.now() < end) {} setTimeout(spin, ${100 - busyMs}); }; spin(); setTimeout(() => process.exit(0), ${LOAD_LIFETIME_MS});`;
+  const load = startDetached(ctx.state, loadVmId(from), ctx.hostNs[from], process.execPath, ['-e', script]);
+  try {
+    writeFileSync(path.join(LAB_DIR, from, 'load.pid'), `${load.pid}\n`);
+    await sleep(1000);
+    const before = (await queryGuestStat(exec, clientNs, address, guest.workload.port)) ?? undefined;
+    const window = { start: nowMs(), end: 0 };
+    ctx.say(`a load generator (pid ${load.pid}, ${busyMs}% of a core, profiled as VM ${loadVmId(from)}) now runs on ${from}; waiting for the coordinator to forecast ${from}'s saturation and switch ${guest.id} over`);
+    const sw = await waitFor(
+      'a switchover triggered by prediction',
+      async () => {
+        const s = lastSwitchover(ctx);
+        return s.id !== previous.id ? s : undefined;
+      },
+      PREDICTION_TIMEOUT_MS,
+      500,
+    );
+    window.end = nowMs();
+    ctx.say(`the coordinator switched ${guest.id} ${sw.source_host} -> ${sw.destination_host} (${sw.status})`);
+    try {
+      process.kill(load.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await sleep(2000);
+    const after = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 20_000).catch(() => undefined);
+    report = await prober.stop();
+    const events = ctx.umbractl(['events', '--limit', '1000']).split('\n').filter((l) => /migration_(recommended|triggered)/.test(l) && l.includes(guest.id));
+    process.stdout.write(`\n$ umbractl events   (the recommendation and the trigger)\n${events.slice(-4).join('\n')}\n`);
+    if (before) printFigures('switchover by prediction', sw, report, window, before, after, address);
+  } finally {
+    try {
+      process.kill(load.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    if (!report) await prober.stop().catch(() => undefined);
+    ctx.umbractl(['policy', 'set', '--automatic', 'false']);
+  }
 }

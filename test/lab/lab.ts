@@ -1,20 +1,21 @@
 // The local lab (README's main command): network-namespace hosts joined by a management network,
 // a coordinator and three agents with generated certificates, a VM network with a DHCP server and
 // a client; hv1's agent launches a QEMU guest (TCG) which is then shadowed on two hosts and switched
-// over on command while the client probes it (test/lab/lab-story.ts). Left running until `lab down`.
+// over on command, then by prediction, while the client probes it (test/lab/lab-story.ts). Left running until `lab down`.
 // Usage: node dist/test/lab/lab.js up|down|status
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { parse } from 'yaml';
 import path from 'node:path';
 import { createCa, issueCertificate } from '../../shared/pki';
 import { buildGuestImage } from '../helpers/guest-image';
 import { addTap } from '../helpers/guest/guest-network';
 import { waitFor } from '../helpers/netns';
-import { AGENT_MAIN, COORDINATOR_MAIN, UMBRACTL, agentConfig, coordinatorConfig } from '../helpers/umbra-cluster';
+import { AGENT_MAIN, COORDINATOR_MAIN, UMBRACTL, agentConfig, coordinatorConfig, writeYaml } from '../helpers/umbra-cluster';
 import { type ClusterGuest, addVmSwitchoverSections, killQemusUnder, qemusUnder, vmAgentSections } from '../helpers/vm-cluster';
 import { addHypervisorBridge, createVmNetwork } from './lab-vm-network';
 import { addNs, execError, execIn, ip, startDetached } from './lab-os';
-import { runStory } from './lab-story';
+import { loadVmId, runStory } from './lab-story';
 import { LAB_DIR, LAB_NS_PREFIX, type LabState, readLabState, writeLabState } from './lab-state';
 
 const MGMT_NET = '10.78.0';
@@ -23,7 +24,16 @@ const AGENTS = ['hv1', 'hv2', 'hv3'];
 const SOURCE_HOST = AGENTS[0];
 const SWITCH_NS = `${LAB_NS_PREFIX}-sw`;
 const COORD_NS = `${LAB_NS_PREFIX}-coord`;
+/** Where the guest is first switched to on command, and then away from by prediction. */
+const PREDICT_HOST = AGENTS[1];
 const GUEST = { id: 'vm1', mac: '52:54:00:79:00:01', tap: 'tap-vm1', memoryBytes: 128 * 1024 * 1024, workload: { port: 7007, memwriteMb: 8, memwriteRateMbps: 10 } };
+
+function profiledVms(hostId: string, guest: ClusterGuest) {
+  return [
+    { vm_id: guest.id, pidfile: path.join(LAB_DIR, hostId, `${guest.id}.pid`), vcpus: 1, memory_bytes: guest.memoryBytes },
+    { vm_id: loadVmId(hostId), pidfile: path.join(LAB_DIR, hostId, 'load.pid'), vcpus: 1 },
+  ];
+}
 
 /** A host namespace with eth0 on the management bridge. */
 function addHost(state: LabState, name: string, address: string, index: number): string {
@@ -123,6 +133,9 @@ async function up(): Promise<void> {
   const coordNs = addHost(state, 'coord', COORD_IP, 0);
   const coordCfg = coordinatorConfig(path.join(LAB_DIR, 'coordinator'), coordTls, { suspect_after_ms: 3000, down_after_ms: 10000 });
   addVmSwitchoverSections(coordCfg, { maxShadowedVms: 2 });
+  // Seconds instead of minutes (1.2 s samples, a 6 s horizon). The hosts share one machine, so a
+  // host's load is the sum of its VMs' (use_host_load off); it saturates at 30% of its CPUs.
+  writeYaml(coordCfg, { ...(parse(readFileSync(coordCfg, 'utf8')) as object), prediction: { sample_interval_minutes: 0.02, horizon_minutes: 0.1, use_host_load: false, saturation_fraction: 0.3, evaluation_interval_ms: 500 } });
   startDetached(state, 'coordinator', coordNs, process.execPath, [COORDINATOR_MAIN, '--config', coordCfg]);
   say('creating the VM network 10.79.0.0/24: dnsmasq (DHCP), a client; each host a VM bridge br0 uplinked to it');
   const vmNet = createVmNetwork(state, SWITCH_NS, LAB_NS_PREFIX);
@@ -133,7 +146,10 @@ async function up(): Promise<void> {
     hostNs[id] = ns;
     addHypervisorBridge(SWITCH_NS, ns);
     if (id === SOURCE_HOST) await addTap(ns, guest.tap);
-    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), vmAgentSections(id, addr, SOURCE_HOST, guest));
+    const sections = vmAgentSections(id, addr, SOURCE_HOST, guest, { shadowDataDir: id === SOURCE_HOST ? undefined : path.join(LAB_DIR, id, 'data') });
+    // The profiler watches, on the host the guest moves to first, the guest's QEMU and a load generator (pid files the story writes).
+    const profiler = id === PREDICT_HOST ? { interval_ms: 300, batch_samples: 2, vms: profiledVms(id, guest) } : { interval_ms: 1000, vms: [] };
+    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), { ...sections, profiler });
     startDetached(state, `agent-${id}`, ns, process.execPath, [AGENT_MAIN, '--config', cfg]);
   }
   say('waiting for the agents to register');
@@ -157,6 +173,7 @@ async function up(): Promise<void> {
     coordNs,
     guest,
     sourceHost: SOURCE_HOST,
+    predictHost: PREDICT_HOST,
     umbractl: (args) => umbractl(state, args),
     agentHealth: (hostId) => JSON.parse(agentHealth(hostId, true)),
     say,
