@@ -16,8 +16,8 @@ export const MAX_QUEUED_EVENTS = 10000;
 
 /** What the sniffer needs from a capture; PcapCapture in production, a fake in unit tests. */
 export interface FrameCapture {
+  /** Frame counts and, where the capture can read them, the kernel's received/dropped counts. */
   stats(): CaptureStats;
-  statsWithKernelDrops?(): Promise<CaptureStats>;
   close(): void;
 }
 export type CaptureOpener = (interfaceName: string, onFrame: FrameHandler) => FrameCapture;
@@ -188,15 +188,6 @@ export class DhcpSniffer {
       eventsDropped: this.eventsDropped,
       captures,
     };
-  }
-
-  /** stats() with the kernel's drop counts of each capture, where the capture can tell. */
-  async statsWithKernelDrops(): Promise<DhcpSnifferStats> {
-    const s = this.stats();
-    for (const [ifname, c] of this.captures) {
-      if (c.statsWithKernelDrops) s.captures[ifname] = await c.statsWithKernelDrops();
-    }
-    return s;
   }
 
   close(): void {

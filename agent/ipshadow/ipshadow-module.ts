@@ -5,7 +5,7 @@ import { callUnary } from '../../shared/grpc-client';
 import { Gauge } from 'prom-client';
 import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
 import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
-import { KERNEL_DROPS_UNAVAILABLE } from '../dhcp/pcap-capture';
+import { captureHealthDetail, registerCaptureMetrics } from '../dhcp/dhcp-capture-report';
 import type { LeaseChangeEvent } from '../dhcp/dhcp-lease-table';
 import { FencingGuard } from '../net/fencing-guard';
 import { GarpSender } from '../net/garp-sender';
@@ -157,6 +157,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         for (const [reason, n] of Object.entries(sniffer?.stats().malformedByReason ?? {})) this.set({ reason }, n);
       },
     });
+    const captureGauges = registerCaptureMetrics(ctx.metrics, () => sniffer?.stats().captures);
     const shadowGauge = new Gauge({ name: 'umbra_agent_ip_shadows', help: 'Shadow IP configs held', registers: [ctx.metrics], collect() { this.set(shadows.list().length); } });
 
     return {
@@ -171,7 +172,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           : {
               name: 'dhcp-capture',
               available: problems.length === 0,
-              detail: `${config.captureInterfaces.join(',')}: ${s?.decoded ?? 0} decoded, ${s?.malformed ?? 0} malformed (${Object.entries(s?.malformedByReason ?? {}).filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(' ') || 'none'}), ${s?.leaseEvents ?? 0} lease events, kernel ring drops ${KERNEL_DROPS_UNAVAILABLE}`,
+              detail: `${config.captureInterfaces.join(',')}: ${s?.decoded ?? 0} decoded, ${s?.malformed ?? 0} malformed (${Object.entries(s?.malformedByReason ?? {}).filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(' ') || 'none'}), ${s?.leaseEvents ?? 0} lease events, ${captureHealthDetail(s?.captures ?? {})}`,
             };
         const shadowList = shadows.list();
         return {
@@ -192,6 +193,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         client.close();
         void malformed;
         void shadowGauge;
+        void captureGauges;
       },
     };
   },

@@ -134,10 +134,12 @@ test('the sniffer learns the guest lease, sees a changed DNS option on renewal, 
   t.is(after.malformedByReason.TRUNCATED - before.malformedByReason.TRUNCATED, 2);
   t.is(after.internalErrors, 0);
   t.true(after.ignored > 0, 'the unwatched guest was seen and ignored');
-  // Ring drops cannot be read through cap: reported as unavailable, never as a made-up 0.
-  t.is(after.captures.eth0.kernelDropped, undefined);
-  t.regex(after.captures.eth0.kernelDropsUnavailable ?? '', /pcap_stats/);
-  t.is(after.captures.eth0.socketDropped, 0);
+  // The kernel's counts of the capture socket: every frame libpcap delivered passed the filter
+  // in the kernel (outgoing injected ones included), and none was dropped at this rate.
+  const eth0 = after.captures.eth0;
+  t.is(eth0.kernelStatsUnavailable, undefined);
+  t.is(eth0.kernelDropped, 0);
+  t.true((eth0.kernelReceived ?? -1) >= eth0.captured, `kernel received ${eth0.kernelReceived} >= captured ${eth0.captured}`);
   t.is(child.exitCode, null, 'the sniffer is still running');
   child.stdin!.write('exit\n');
 });

@@ -18,7 +18,7 @@ out({ type: 'ready' });
 createInterface({ input: process.stdin }).on('line', (line) => {
   const [cmd, arg] = line.trim().split(' ');
   if (cmd === 'stats') {
-    void sniffer.statsWithKernelDrops().then((stats) => out({ type: 'stats', stats, leases: sniffer.leases.list() }));
+    out({ type: 'stats', stats: sniffer.stats(), leases: sniffer.leases.list() });
   } else if (cmd === 'inject') {
     const frame = Buffer.from(arg, 'hex');
     injector.send(frame, frame.length);
