@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   await Promise.all(
     agents.map(async (a, i) => {
       const client = dial('umbra.coordinator.v1.CoordinatorService', endpoint, channelCredentials(loadTlsMaterial(a), { role: 'coordinator' }));
-      const facts: HostFacts = { ...template, host_id: a.id, agent_endpoint: `10.200.${Math.floor(i / 250)}.${(i % 250) + 1}:7701` };
+      // Distinct loopback addresses on the closed discard port: the coordinator's calls to simulated
+      // agents are refused at once and never leave the machine.
+      const facts: HostFacts = { ...template, host_id: a.id, agent_endpoint: `127.0.${Math.floor(i / 250) + 1}.${(i % 250) + 1}:9` };
       await callUnary(client, 'RegisterHost', { facts: factsToWire(facts) }, 30_000);
       const stream = (client.ReportHeartbeats as (cb: (e: unknown) => void) => grpc.ClientWritableStream<unknown>).call(client, (err: unknown) => {
         if (err) console.error(`${a.id}: heartbeat stream ended: ${(err as Error).message}`);

@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < AGENTS; i++) agents.push({ id: `sim-${String(i).padStart(4, '0')}`, ...(await issue('agent', `sim-${String(i).padStart(4, '0')}`)) });
     writeFileSync(path.join(dir, 'agents.json'), JSON.stringify(agents));
     const capacity = await probeHostCapacity();
-    writeFileSync(path.join(dir, 'facts.json'), JSON.stringify({ host_id: 'x', failure_domain: 'rack-1', capacity, agent_endpoint: '10.200.0.1:7701', agent_version: 'bench' }));
+    writeFileSync(path.join(dir, 'facts.json'), JSON.stringify({ host_id: 'x', failure_domain: 'rack-1', capacity, agent_endpoint: '127.0.1.1:9', agent_version: 'bench' }));
 
     const port = await freePort();
     writeFileSync(path.join(dir, 'coordinator.yaml'), JSON.stringify({ listen: `127.0.0.1:${port}`, data_dir: path.join(dir, 'data'), metrics_listen: '', tls: coordTls }));

@@ -24,6 +24,8 @@ export interface SwitchoverCoordinatorConfig {
   deviceStateTimeoutMs: number;
   /** How often shadow VMs are reconciled with the memory shadows. */
   shadowVmIntervalMs: number;
+  /** How often every host is asked for shadow VMs nobody wants (costs one call per host). */
+  strayShadowVmSweepMs: number;
   /** How often unresolved journals are retried (they are also resolved at start). */
   recoverIntervalMs: number;
   /** Automatic mode: a VM is switched over automatically at most once per this long. */
@@ -40,6 +42,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     'flush_timeout_ms',
     'device_state_timeout_ms',
     'shadow_vm_interval_ms',
+    'shadow_vm_sweep_interval_ms',
     'recover_interval_ms',
     'auto_cooldown_ms',
     'auto_max_concurrent',
@@ -50,6 +53,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     flushTimeoutMs: r.integer(m, 'flush_timeout_ms', path, { default: 10_000, min: 100 }),
     deviceStateTimeoutMs: r.integer(m, 'device_state_timeout_ms', path, { default: 10_000, min: 100 }),
     shadowVmIntervalMs: r.integer(m, 'shadow_vm_interval_ms', path, { default: 3_000, min: 100 }),
+    strayShadowVmSweepMs: r.integer(m, 'shadow_vm_sweep_interval_ms', path, { default: 30_000, min: 100 }),
     recoverIntervalMs: r.integer(m, 'recover_interval_ms', path, { default: 10_000, min: 100 }),
     autoCooldownMs: r.integer(m, 'auto_cooldown_ms', path, { default: DEFAULT_AUTO_COOLDOWN_MS, min: 0 }),
     autoMaxConcurrent: r.integer(m, 'auto_max_concurrent', path, { default: DEFAULT_AUTO_MAX_CONCURRENT, min: 1 }),
@@ -110,6 +114,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         .catch((err) => log.error({ err: errorMessage(err) }, 'switchover recovery failed'));
     await recover();
 
+    let lastStraySweep = 0;
     /** Shadow VMs where the VM's RAM is shadowed, none elsewhere. */
     const reconcileShadowVms = async (): Promise<void> => {
       const records = (await memory.listMemoryShadows()).map((v) => v.record);
@@ -129,7 +134,12 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
           }
         });
       }
+      // Strays are rare (a retired shadow whose removal failed), and asking every host costs one
+      // call per host per round, on the coordinator and on each idle agent: a slower sweep.
+      if (Date.now() - lastStraySweep < config.strayShadowVmSweepMs) return;
+      lastStraySweep = Date.now();
       for (const host of ctx.hosts.list()) {
+        if (host.state !== 'HOST_STATE_UP') continue;
         const hostId = host.facts.host_id;
         const list = await vms.list(hostId).catch(() => []);
         for (const v of list) {

@@ -89,7 +89,7 @@ export function addVmSwitchoverSections(configPath: string, opts: { maxShadowedV
   const cfg = parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
   // Every host is a namespace of one machine: the load they report is the machine's, so placement ignores it.
   cfg.ipshadow = { shadowing_threshold: 0.1, max_shadowed_vms: opts.maxShadowedVms, placement_uses_host_load: false, shadowing_refresh_interval_ms: 1000, reconcile_interval_ms: 3000 };
-  cfg.switchover = { shadow_vm_interval_ms: opts.shadowVmIntervalMs ?? 500 };
+  cfg.switchover = { shadow_vm_interval_ms: opts.shadowVmIntervalMs ?? 500, shadow_vm_sweep_interval_ms: opts.shadowVmIntervalMs ?? 500 };
   writeYaml(configPath, cfg);
 }
 
