@@ -24,6 +24,8 @@ export interface ReplicationAgentConfig {
   windowBytes: number;
   maxLagBytes: number;
   codec: FrameCodecName;
+  /** Codec of a flush's frames (guest paused; see ReplicationSourceOptions.flushCodec). */
+  flushCodec: FrameCodecName;
   /** Trackers to try, best first. */
   trackers: TrackerName[];
   vms: ReplicationVmConfig[];
@@ -37,6 +39,7 @@ export function parseReplicationAgentConfig(r: ConfigReader, raw: unknown, path:
     'window_bytes',
     'max_lag_bytes',
     'codec',
+    'flush_codec',
     'trackers',
     'vms',
   ]);
@@ -76,6 +79,7 @@ export function parseReplicationAgentConfig(r: ConfigReader, raw: unknown, path:
     windowBytes: r.integer(m, 'window_bytes', path, { default: DEFAULT_WINDOW_BYTES, min: 1024 * 1024 }),
     maxLagBytes: r.integer(m, 'max_lag_bytes', path, { default: DEFAULT_MAX_LAG_BYTES, min: 0 }),
     codec: r.string(m, 'codec', path, { default: DEFAULT_FRAME_CODEC, oneOf: FRAME_CODECS }) as FrameCodecName,
+    flushCodec: r.string(m, 'flush_codec', path, { default: DEFAULT_FRAME_CODEC, oneOf: FRAME_CODECS }) as FrameCodecName,
     trackers: trackers as TrackerName[],
     vms,
   };

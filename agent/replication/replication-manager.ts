@@ -36,6 +36,8 @@ export interface ReplicationTuning {
   maxRoundIntervalMs: number;
   windowBytes: number;
   codec: FrameCodecName;
+  /** Codec of a flush's frames; default `codec`. */
+  flushCodec?: FrameCodecName;
   trackers: readonly TrackerName[];
 }
 
@@ -107,6 +109,7 @@ export class ReplicationManager {
         tracker: selection.tracker,
         shadows: [],
         codec: this.tuning.codec,
+        flushCodec: this.tuning.flushCodec,
         bandwidthBudgetBytesPerSec: this.tuning.bandwidthBudgetBytesPerSec,
         minRoundIntervalMs: this.tuning.minRoundIntervalMs,
         maxRoundIntervalMs: this.tuning.maxRoundIntervalMs,

@@ -14,6 +14,8 @@ test('an absent section gives defaults: every tracker best first, no VMs', (t) =
   t.deepEqual(problems, []);
   t.deepEqual(c.trackers, ['uffd-wp', 'soft-dirty', 'hash']);
   t.is(c.bandwidthBudgetBytesPerSec, 0);
+  t.is(c.codec, 'brotli-0');
+  t.is(c.flushCodec, 'brotli-0', 'guest pages compress well: measured faster for the flush too');
   t.deepEqual(c.vms, []);
 });
 
