@@ -10,6 +10,7 @@ import { DhcpFrameView, encodeDhcpFrame } from '../../agent/dhcp/dhcp-frame-code
 import { DhcpPacketView, encodeDhcpPacket } from '../../agent/dhcp/dhcp-packet-codec';
 import { readPcapFile, writePcapFile } from '../../agent/dhcp/pcap-file';
 import type { DhcpSnifferStats } from '../../agent/dhcp/dhcp-sniffer';
+import { DEFAULT_CAPTURE_BUFFER_BYTES } from '../../agent/dhcp/pcap-capture';
 import { printFigures, printTable, type BenchRow } from '../lib/report';
 import { isRoot, NetnsLab, waitFor } from '../../test/helpers/netns';
 
@@ -88,13 +89,24 @@ function decodeRates(): { lazy: number; full: number; frames: number; peer?: num
 interface ReplayResult {
   sent: number;
   ours: number;
+  decoded: number;
+  oursKernelReceived?: number;
   oursKernelDrops?: number;
+  oursKernelUnavailable?: string;
+  /** CPU used by the sniffer process from the first frame sent until its counts settled. */
+  captureCpuSeconds: number;
   malformed: number;
   tcpdump: number;
   tcpdumpKernelDrops: number;
 }
 
-async function replay(): Promise<ReplayResult> {
+/** CPU seconds (user + system) used so far by process `pid`. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+async function replay(bufferBytes: number | undefined): Promise<ReplayResult> {
   const lab = new NetnsLab('rp');
   const tmp = mkdtempSync(join(tmpdir(), 'umbra-dhcp-replay-'));
   try {
@@ -111,7 +123,7 @@ async function replay(): Promise<ReplayResult> {
     const pcapPath = join(tmp, 'load.pcap');
     writeFileSync(pcapPath, writePcapFile(frames));
 
-    const child = lab.spawn(dst, process.execPath, [join(ROOT, 'dist/test/os/dhcp/sniffer-child.js'), 'eth0', '02:00:00:00:00:00'], {
+    const child = lab.spawn(dst, process.execPath, [join(ROOT, 'dist/test/os/dhcp/sniffer-child.js'), 'eth0', '02:00:00:00:00:00', ...(bufferBytes ? [String(bufferBytes)] : [])], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, UMBRA_LOG_LEVEL: 'warn' },
     });
@@ -129,6 +141,7 @@ async function replay(): Promise<ReplayResult> {
     const tcpdump = spawn('ip', ['netns', 'exec', dst, 'tcpdump', '-i', 'eth0', '-n', '-q', '-w', '/dev/null', 'udp and (port 67 or port 68)'], { stdio: ['ignore', 'ignore', 'pipe'] });
     tcpdump.stderr.on('data', (d) => (tcpdumpErr += d));
     await waitFor('tcpdump listening', async () => tcpdumpErr.includes('listening on'));
+    const cpuBefore = cpuSeconds(child.pid!);
     await lab.exec(src, 'tcpreplay', ['-q', '-i', 'eth0', `--pps=${REPLAY_PPS}`, pcapPath]);
     // Frames may still be queued in the capture ring: read stats until the count stops moving.
     const readStats = async () => {
@@ -144,6 +157,7 @@ async function replay(): Promise<ReplayResult> {
       stats = next;
       if (settled) break;
     }
+    const captureCpuSeconds = cpuSeconds(child.pid!) - cpuBefore;
     const exited = new Promise((r) => tcpdump.once('exit', r));
     tcpdump.kill('SIGINT');
     await exited;
@@ -152,8 +166,12 @@ async function replay(): Promise<ReplayResult> {
     return {
       sent: count,
       ours: stats.frames,
+      decoded: stats.decoded,
+      oursKernelReceived: stats.captures.eth0?.kernelReceived,
       oursKernelDrops: stats.captures.eth0?.kernelDropped,
+      oursKernelUnavailable: stats.captures.eth0?.kernelStatsUnavailable,
       malformed: stats.malformed,
+      captureCpuSeconds,
       tcpdump: num(/(\d+) packets? captured/),
       tcpdumpKernelDrops: num(/(\d+) packets? dropped by kernel/),
     };
@@ -163,41 +181,73 @@ async function replay(): Promise<ReplayResult> {
   }
 }
 
+/** `--ring-mib N`: the capture ring size to replay with (the agent's default otherwise). */
+function ringArg(): number | undefined {
+  const i = process.argv.indexOf('--ring-mib');
+  if (i < 0) return undefined;
+  const mib = Number(process.argv[i + 1]);
+  if (!Number.isInteger(mib) || mib < 1) throw new Error(`--ring-mib: expected a whole number of MiB, got ${process.argv[i + 1]}`);
+  return mib * 1024 * 1024;
+}
+
 async function main(): Promise<void> {
-  const d = decodeRates();
-  const rows: BenchRow[] = [
-    { metric: 'decode, lazy view (validate + key fields)', ours: d.lazy / 1e6, peer: d.peer !== undefined ? d.peer / 1e6 : undefined, unit: 'M pkt/s', target: '>= 1' },
-    { metric: 'decode, Ethernet/IPv4/UDP frame + view', ours: d.frames / 1e6, unit: 'M pkt/s', target: '>= 1' },
-    { metric: 'decode to full object (all options copied)', ours: d.full / 1e6, peer: d.peer !== undefined ? d.peer / 1e6 : undefined, unit: 'M pkt/s' },
-  ];
-  const figures: Record<string, number | string | boolean> = {
-    decode_lazy_pkts_per_s: Math.round(d.lazy),
-    decode_frame_pkts_per_s: Math.round(d.frames),
-    decode_full_pkts_per_s: Math.round(d.full),
-    peer_npm_dhcp_pkts_per_s: d.peer !== undefined ? Math.round(d.peer) : 'unavailable',
-  };
-  if (isRoot()) {
-    const r = await replay();
+  const ringBytes = ringArg();
+  const rows: BenchRow[] = [];
+  const figures: Record<string, number | string | boolean> = {};
+  // `--replay-only` skips the decode section (two cores' worth of seconds on a shared machine).
+  if (!process.argv.includes('--replay-only')) {
+    const d = decodeRates();
     rows.push(
-      { metric: `frames sent by tcpreplay at ${REPLAY_PPS}/s`, ours: r.sent, peer: r.sent, unit: 'frames' },
-      { metric: 'frames seen by the capture', ours: r.ours, peer: r.tcpdump, unit: 'frames', target: `= ${r.sent}` },
-      { metric: 'missing (sent - seen)', ours: r.sent - r.ours, peer: r.sent - r.tcpdump, unit: 'frames', target: '0' },
-      { metric: 'kernel drops reported (ours: ss skmem d)', ours: r.oursKernelDrops ?? 'n/a', peer: r.tcpdumpKernelDrops, unit: 'frames', target: '0' },
-      { metric: 'malformed (all frames are valid)', ours: r.malformed, unit: 'frames', target: '0' },
+      { metric: 'decode, lazy view (validate + key fields)', ours: d.lazy / 1e6, peer: d.peer !== undefined ? d.peer / 1e6 : undefined, unit: 'M pkt/s', target: '>= 1' },
+      { metric: 'decode, Ethernet/IPv4/UDP frame + view', ours: d.frames / 1e6, unit: 'M pkt/s', target: '>= 1' },
+      { metric: 'decode to full object (all options copied)', ours: d.full / 1e6, peer: d.peer !== undefined ? d.peer / 1e6 : undefined, unit: 'M pkt/s' },
     );
     Object.assign(figures, {
+      decode_lazy_pkts_per_s: Math.round(d.lazy),
+      decode_frame_pkts_per_s: Math.round(d.frames),
+      decode_full_pkts_per_s: Math.round(d.full),
+      peer_npm_dhcp_pkts_per_s: d.peer !== undefined ? Math.round(d.peer) : 'unavailable',
+    });
+  }
+  let verdict: string | undefined;
+  if (isRoot()) {
+    const r = await replay(ringBytes);
+    const drops = r.oursKernelDrops;
+    rows.push(
+      { metric: `frames sent by tcpreplay at ${REPLAY_PPS}/s`, ours: r.sent, peer: r.sent, unit: 'frames' },
+      { metric: 'frames received by the kernel socket (PACKET_STATISTICS)', ours: r.oursKernelReceived ?? 'n/a', unit: 'frames', target: `= ${r.sent}` },
+      { metric: 'kernel drops, capture ring full (ours: PACKET_STATISTICS)', ours: drops ?? 'n/a', peer: r.tcpdumpKernelDrops, unit: 'frames', target: '0' },
+      { metric: 'frames seen by the capture', ours: r.ours, peer: r.tcpdump, unit: 'frames', target: `= ${r.sent}` },
+      { metric: 'frames decoded', ours: r.decoded, unit: 'frames', target: `= ${r.sent}` },
+      { metric: 'missing (sent - seen)', ours: r.sent - r.ours, peer: r.sent - r.tcpdump, unit: 'frames', target: '0' },
+      { metric: 'malformed (all frames are valid)', ours: r.malformed, unit: 'frames', target: '0' },
+      { metric: 'sniffer CPU per frame (capture + decode + table)', ours: (r.captureCpuSeconds / r.sent) * 1e6, unit: 'us', target: `< ${1e6 / REPLAY_PPS}` },
+    );
+    Object.assign(figures, {
+      replay_pps: REPLAY_PPS,
+      replay_ring_bytes: ringBytes ?? DEFAULT_CAPTURE_BUFFER_BYTES,
+      replay_sniffer_cpu_us_per_frame: Math.round((r.captureCpuSeconds / r.sent) * 1e8) / 100,
       replay_sent_frames: r.sent,
+      replay_kernel_received_frames: r.oursKernelReceived ?? -1,
+      replay_kernel_drops_frames: drops ?? -1,
       replay_seen_frames: r.ours,
+      replay_decoded_frames: r.decoded,
       replay_missing_frames: r.sent - r.ours,
-      replay_kernel_drops_frames: r.oursKernelDrops ?? -1,
       replay_tcpdump_seen_frames: r.tcpdump,
       replay_tcpdump_kernel_drops_frames: r.tcpdumpKernelDrops,
     });
+    verdict =
+      drops === undefined
+        ? `kernel drops unavailable at ${REPLAY_PPS / 1000}k pkt/s: ${r.oursKernelUnavailable ?? 'no capture stats'}`
+        : drops === 0 && r.ours === r.sent
+          ? `no drops at ${REPLAY_PPS / 1000}k pkt/s (${r.sent} sent, ${r.oursKernelReceived} received by the kernel, ${r.decoded} decoded)`
+          : `DROPS at ${REPLAY_PPS / 1000}k pkt/s: kernel dropped ${drops} of ${r.oursKernelReceived} received (${r.sent} sent, ${r.ours} seen)`;
   } else {
     console.log('replay part skipped: needs root for namespaces and tcpreplay');
   }
   printTable('DHCP decode (one core) and capture under replay', 'peer (npm dhcp 0.2.20 / tcpdump)', rows);
   printFigures(figures);
+  if (verdict) console.log(`\ncapture under replay: ${verdict}`);
 }
 
 main().catch((err) => {

@@ -3,11 +3,18 @@
 import { createInterface } from 'node:readline';
 import { Cap } from 'cap';
 import { DhcpSniffer } from '../../../agent/dhcp/dhcp-sniffer';
+import { PcapCapture } from '../../../agent/dhcp/pcap-capture';
 
-const [ifname, watch] = process.argv.slice(2);
+// Optional third argument: the capture ring size in bytes (the agent's default otherwise).
+const [ifname, watch, bufferArg] = process.argv.slice(2);
+const bufferBytes = bufferArg ? Number(bufferArg) : undefined;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify({ child: true, ...o }) + '\n');
 
-const sniffer = new DhcpSniffer({ interfaces: [ifname], watchedMacs: watch ? watch.split(',') : undefined });
+const sniffer = new DhcpSniffer({
+  interfaces: [ifname],
+  watchedMacs: watch ? watch.split(',') : undefined,
+  openCapture: (interfaceName, onFrame) => PcapCapture.open({ interfaceName, bufferBytes }, onFrame),
+});
 sniffer.onLeaseChange((event) => out({ type: 'event', event }));
 sniffer.start();
 // A second handle on the same interface injects frames; the sniffer sees them as outgoing traffic.
