@@ -19,8 +19,11 @@ const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 /** `predict evaluate ...`: the argv after "predict". */
 export async function runPredictCommand(argv: string[]): Promise<number> {
   if (argv[0] !== 'evaluate') {
-    process.stderr.write('usage: umbractl predict evaluate --traces DIR [--horizon MIN] [--folds N] [--json]\n');
-    return 2;
+    const help = argv[0] === '--help' || argv[0] === '-h';
+    (help ? process.stdout : process.stderr).write(
+      "usage: umbractl predict evaluate --traces DIR [--horizon MIN] [--folds N] [--json]\n('umbractl predict evaluate --help' for all options)\n",
+    );
+    return help ? 0 : 2;
   }
   return runEvaluateCommand(argv.slice(1));
 }

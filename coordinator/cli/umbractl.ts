@@ -13,6 +13,12 @@ import { runReplicationCommand } from './replication-command';
 import { runPolicyCommand, runPredictCommand, runPredictionsCommand } from './predict-command';
 import { runRankCommand } from './rank-command';
 
+const CONNECTION_HELP = `Connection (flags, else $UMBRA_COORDINATOR/$UMBRA_CA/$UMBRA_CERT/$UMBRA_KEY, else the config file
+$UMBRA_CTL_CONFIG or --config):
+  --coordinator HOST:PORT   --ca FILE   --cert FILE   --key FILE
+  --config FILE             default ${DEFAULT_CTL_CONFIG_PATH} (keys: coordinator, tls.ca, tls.cert, tls.key)
+`;
+
 const HELP = `umbractl ${programVersion()}: control Umbra through the coordinator's API
 
 Usage:
@@ -22,18 +28,18 @@ Usage:
   umbractl events [--follow] [--after SEQ] [--limit N] [--json]
                                                       the audit log
   umbractl shadows [--vm VM] [--json]                 shadows of VMs' IP configs, versions, freshness
-  umbractl shadow place|remove VM HOST               place or remove a shadow by hand
-  umbractl migrate VM [--to HOST|best] [--json]     switch the VM over to HOST (needs a ready shadow there);
+  umbractl shadow place|remove VM HOST [--json]       place or remove a shadow by hand
+  umbractl migrate VM [--to HOST|best] [--json]       switch the VM over to HOST (needs a ready shadow there);
                                                       best (or no --to): the best-ranked host with a ready
                                                       shadow; prints each step, then the step timings
-  umbractl replication [--vm VM] [--json]            memory shadows: tracker, epoch, rate, per shadow ack and lag
+  umbractl replication [list] [VM] [--vm VM] [--json] memory shadows: tracker, epoch, rate, per shadow ack and lag
   umbractl replication start VM --from HOST --to HOST[,HOST]
                                                       replicate a VM's RAM from its host to shadow hosts
-  umbractl replication stop|flush VM                 stop replication / final delta of a paused guest
-  umbractl predictions [--vm VM] [--json]            per-VM migration probability, decision and reasons;
+  umbractl replication stop|flush VM                  stop replication / final delta of a paused guest
+  umbractl predictions [--vm VM] [--json]             per-VM migration probability, decision and reasons;
                                                       per-host saturation probability and failure risk
-  umbractl rank VM [--limit N] [--json]              destinations for VM, best first, with score breakdown
-                                                      and reasons; rejected hosts with theirs
+  umbractl rank VM [--limit N] [--json]               destinations for VM, best first, with score breakdown
+                                                      and reasons; rejected hosts with theirs (exit 1: none)
   umbractl policy get [--json]                        the prediction policy
   umbractl policy set [--automatic true|false] [--threshold X] [--shadowing-threshold X]
                       [--max-shadowed N] [--refresh-ms N] [--default-priority N]
@@ -50,10 +56,7 @@ Usage:
                                                       --stem agent gives the agent's default names)
   umbractl --version | --help
 
-Connection (flags, else $UMBRA_COORDINATOR/$UMBRA_CA/$UMBRA_CERT/$UMBRA_KEY, else the config file):
-  --coordinator HOST:PORT   --ca FILE   --cert FILE   --key FILE
-  --config FILE             default ${DEFAULT_CTL_CONFIG_PATH} (keys: coordinator, tls.ca, tls.cert, tls.key)
-
+${CONNECTION_HELP}
 Exit codes: 0 ok, 1 the request failed, 2 bad usage.
 `;
 
@@ -92,6 +95,21 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'V' },
 } as const;
 
+/** `umbractl CMD --help`: the usage entries of CMD from HELP (with their continuation lines). */
+function commandHelp(command: string): string | undefined {
+  const lines = HELP.split('\n');
+  const out: string[] = [];
+  let inEntry = false;
+  for (const line of lines) {
+    if (/^  umbractl /.test(line)) inEntry = line.startsWith(`  umbractl ${command} `) || line === `  umbractl ${command}`;
+    else if (!/^ {3,}\S/.test(line)) inEntry = false;
+    if (inEntry) out.push(line);
+  }
+  if (out.length === 0) return undefined;
+  const offline = command === 'pki';
+  return `Usage:\n${out.join('\n')}\n${offline ? '' : `\n${CONNECTION_HELP}`}\nExit codes: 0 ok, 1 the request failed, 2 bad usage.\n`;
+}
+
 function usage(message: string): never {
   process.stderr.write(`umbractl: ${message}\n\nRun 'umbractl --help' for usage.\n`);
   process.exit(2);
@@ -107,6 +125,11 @@ async function main(): Promise<number> {
     usage(errorMessage(err));
   }
   const { values: v, positionals } = parsed;
+  const perCommand = v.help && positionals.length > 0 ? commandHelp(positionals[0]) : undefined;
+  if (perCommand) {
+    process.stdout.write(perCommand);
+    return 0;
+  }
   if (v.help || positionals.length === 0) {
     process.stdout.write(HELP);
     return v.help ? 0 : 2;
