@@ -55,7 +55,9 @@ async function replicate(qemu: QemuProcess, sizeBytes: number, tracker: TrackerN
   const t = createTracker(tracker, memory);
   await t.start();
   // The shadow is another agent on another host: its own process (own event loop), as in delta-stream.
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'delta-stream', 'receiver-process.js'), 'grpc', shadowDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // UMBRA_BENCH_RECEIVER_NODE_ARGS: extra node flags for the shadow process (e.g. --cpu-prof).
+  const nodeArgs = (process.env.UMBRA_BENCH_RECEIVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, '..', 'delta-stream', 'receiver-process.js'), 'grpc', shadowDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
     child.once('exit', (code) => reject(new Error(`shadow receiver exited ${code}`)));
