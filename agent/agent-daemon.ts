@@ -100,12 +100,12 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
 
     const link = { current: undefined as CoordinatorLink | undefined };
     const epochClock = new EpochAdvanceClock();
-    const replication = running.get('replication') as { images?: () => Promise<Array<{ vmId: string; epoch: number; connected: boolean }>> } | undefined;
-    if (replication?.images) {
-      const sampleImages = replication.images.bind(replication);
-      const epochTimer = setInterval(() => {
-        sampleImages().then((imgs) => epochClock.observe(imgs, Date.now()), () => undefined);
-      }, EPOCH_SAMPLE_MS);
+    // Only live sessions move their epoch, and they are in memory: sampling them every second reads
+    // no store (an idle agent's timers are its CPU floor).
+    const replication = running.get('replication') as { liveImages?: () => Array<{ vmId: string; epoch: number; connected: boolean }> } | undefined;
+    if (replication?.liveImages) {
+      const sampleImages = replication.liveImages.bind(replication);
+      const epochTimer = setInterval(() => epochClock.observe(sampleImages(), Date.now()), EPOCH_SAMPLE_MS);
       epochTimer.unref();
       cleanups.unshift(async () => clearInterval(epochTimer));
     }

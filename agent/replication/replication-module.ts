@@ -34,6 +34,8 @@ export interface ReplicationModuleApi {
   sources(): SourceStatus[];
   /** Shadow images held here (live sessions and those persisted from before a restart). */
   images(): Promise<ShadowStatus[]>;
+  /** Shadow images with a live session (in memory, no store read): the only ones whose epoch moves. */
+  liveImages(): ShadowStatus[];
 }
 
 export type RunningReplicationModule = RunningAgentModule & ReplicationModuleApi;
@@ -173,6 +175,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
       resume: (vmId) => manager.resume(vmId),
       sources: () => manager.status(),
       images,
+      liveImages: () => receiver.status(),
     };
     return {
       ...api,
