@@ -2,8 +2,9 @@
   "targets": [
     {
       "target_name": "umbra_memory",
-      "sources": ["native/umbra_memory.c", "native/packet-stats.c"],
+      "sources": ["native/umbra_memory.c", "native/packet-stats.c", "native/pcap-capture.c"],
       "include_dirs": ["native"],
+      "libraries": ["-lpcap"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=gnu11"]
     },

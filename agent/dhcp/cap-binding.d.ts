@@ -1,4 +1,5 @@
-// Type declarations for the parts of the `cap` libpcap binding (0.2.x) that pcap-capture.ts uses.
+// Type declarations for the parts of the `cap` libpcap binding (0.2.x) still used: raw frame sending
+// (agent/net/garp-sender.ts, the OS tests' injector). Capture goes through our addon (pcap-capture.ts).
 declare module 'cap' {
   import { EventEmitter } from 'node:events';
   export class Cap extends EventEmitter {
