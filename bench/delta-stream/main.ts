@@ -82,7 +82,7 @@ async function rawTcp(totalBytes: number): Promise<number> {
   }
 }
 
-async function grpcStream(mem: Buffer, codec: FrameCodecName): Promise<{ ms: number; wireBytes: number }> {
+async function grpcStream(mem: Buffer, codec: FrameCodecName): Promise<{ ms: number; wireBytes: number; sourceCpuMs: number }> {
   const dir = mkdtempSync('/dev/shm/umbra-bench-');
   const { child, port } = await startReceiver(['grpc', dir]);
   const factory = grpcShadowChannelFactory(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
@@ -100,10 +100,12 @@ async function grpcStream(mem: Buffer, codec: FrameCodecName): Promise<{ ms: num
     source.start();
     await source.flush(120000); // connection set-up and a first full copy (warm-up)
     const t = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     const before = source.status().shadows[0].bytesSent;
     await source.flush(120000); // one more full round, timed until the shadow acknowledged it
     const ms = Number(process.hrtime.bigint() - t) / 1e6;
-    return { ms, wireBytes: source.status().shadows[0].bytesSent - before };
+    const cpu = process.cpuUsage(cpu0);
+    return { ms, wireBytes: source.status().shadows[0].bytesSent - before, sourceCpuMs: (cpu.user + cpu.system) / 1000 };
   } finally {
     await source.close();
     factory.close();
@@ -125,6 +127,7 @@ async function main(): Promise<void> {
   printTable(`delta stream, ${sizeMiB} MiB of dirty pages per round, loopback`, 'raw TCP', [
     { metric: 'page throughput, gRPC stream, codec none', ours: mbps(none.ms), peer: mbps(tcpMs), unit: 'MB/s', target: '>= 50% of raw TCP' },
     { metric: 'gRPC stream / raw TCP', ours: pct, unit: '%', target: '>= 50' },
+    { metric: 'source CPU per wall time, codec none (1 = one core busy)', ours: none.sourceCpuMs / none.ms, unit: 'ratio' },
     { metric: 'page throughput, gRPC stream, codec brotli-0', ours: mbps(brotli.ms), unit: 'MB/s' },
     { metric: 'wire bytes per page byte, brotli-0 (random data)', ours: brotli.wireBytes / bytes, unit: 'ratio' },
   ]);
