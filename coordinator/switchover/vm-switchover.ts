@@ -34,6 +34,15 @@ export interface VmSwitchoverDeps {
 /** Progress callback: a phase starts (ok undefined) or ends (ok, durationMs, and error when it failed). */
 export type SwitchoverProgress = (p: { step: string; hostId: string; ok?: boolean; durationMs?: number; error?: string }) => void;
 
+/**
+ * The IP switch takes its own fencing token (above the journal's, which only orders the
+ * switchover); once it succeeded, the journal and the recorded event carry the token the agents
+ * hold for the address, so the token an operator sees is the one that fences.
+ */
+function withIpToken(j: SwitchoverJournal, ipToken: number | undefined): SwitchoverJournal {
+  return ipToken === undefined ? j : { ...j, fencing_token: ipToken };
+}
+
 export class VmSwitchover {
   private readonly locks: KeyedMutex;
   private readonly nowMs: () => number;
@@ -113,12 +122,13 @@ export class VmSwitchover {
     await this.save(j);
     this.d.logger.info({ vmId, source, destination, switchoverId: j.id, token: j.fencing_token }, 'switchover started');
     const t0 = this.clockMs();
+    let ipToken: number | undefined;
     const forward: Array<[SwitchoverPhase, string, () => Promise<unknown>]> = [
       ['pause-source', source, () => this.d.vms.pause(source, vmId)],
       ['flush-memory', source, () => this.d.memory.flush(vmId, this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS)],
       ['migrate-device-state', source, () => this.d.vms.migrateDeviceState(source, vmId, incomingUri, this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS)],
       ['resume-destination', destination, () => this.d.vms.resume(destination, vmId)],
-      ['switch-ip', destination, () => this.switchIp(j)],
+      ['switch-ip', destination, async () => (ipToken = await this.switchIp(j))],
     ];
     for (const [phase, host, work] of forward) {
       j = advance(j, phase);
@@ -127,14 +137,18 @@ export class VmSwitchover {
       j = r.j;
       if (!r.ok) return this.rollBack(j, r.error, t0, progress);
     }
-    return this.commit(j, t0, progress);
+    return this.commit(withIpToken(j, ipToken), t0, progress);
   }
 
-  /** The IP moves with ipshadow's fenced switch; anything but SUCCEEDED leaves it on the source. */
-  private async switchIp(j: SwitchoverJournal): Promise<void> {
-    if (this.d.ip.activeHost(j.vm_id) === j.destination_host) return;
+  /**
+   * The IP moves with ipshadow's fenced switch; anything but SUCCEEDED leaves it on the source.
+   * Resolves with the fencing token the agents were given (undefined when the IP had already moved).
+   */
+  private async switchIp(j: SwitchoverJournal): Promise<number | undefined> {
+    if (this.d.ip.activeHost(j.vm_id) === j.destination_host) return undefined;
     const ev = await this.d.ip.switchIp(j.vm_id, j.destination_host);
     if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch ${ev.status}: ${ev.error}`);
+    return ev.fencing_token;
   }
 
   private async step(
@@ -257,9 +271,10 @@ export class VmSwitchover {
     if (decision.from === 'switch-ip') {
       j = advance(j, 'switch-ip');
       await this.save(j);
-      const r = await this.step(j, 'switch-ip', j.destination_host, () => this.switchIp(j));
+      let ipToken: number | undefined;
+      const r = await this.step(j, 'switch-ip', j.destination_host, async () => (ipToken = await this.switchIp(j)));
       if (!r.ok) return this.rollBack(r.j, r.error, t0);
-      j = r.j;
+      j = withIpToken(r.j, ipToken);
     }
     return this.commit(j, t0);
   }

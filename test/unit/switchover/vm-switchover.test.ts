@@ -39,6 +39,7 @@ class World {
   /** Journal phase seen when each call started. */
   phases: string[] = [];
   token = 0;
+  ipToken = 0;
   constructor(readonly store: MemoryKvStore) {}
 
   private async enter(op: string, host: string): Promise<void> {
@@ -125,7 +126,9 @@ class World {
       await this.enter('switch-ip', dest);
       const ok = !this.fail.has('ip-rolled-back');
       if (ok) this.ipActive = dest;
-      return { id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: ok ? 'SUCCEEDED' : 'ROLLED_BACK', fencing_token: 1, steps: [], total_ms: 1, error: ok ? '' : 'activate failed' };
+      // Like ipshadow's switch: its own token from the shared counter.
+      this.ipToken = ++this.token;
+      return { id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: ok ? 'SUCCEEDED' : 'ROLLED_BACK', fencing_token: this.ipToken, steps: [], total_ms: 1, error: ok ? '' : 'activate failed' };
     },
   };
 }
@@ -150,6 +153,8 @@ test('a switchover pauses, flushes, moves device state, resumes on the destinati
   t.is(world.hosts.get('a')!.local!.status, 'postmigrate', 'the source stays paused and intact');
   t.is(world.ipActive, 'b');
   t.is(world.memoryStopped, 1);
+  t.true(world.ipToken > 0);
+  t.is(ev.fencing_token, world.ipToken, 'the event carries the token the IP switch gave the agents');
   t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
   t.is(events[0].kind, 'EVENT_KIND_SWITCHOVER');
   t.deepEqual((await sw.list(VM, 10)).map((e) => e.id), [ev.id]);
@@ -283,6 +288,7 @@ test('restart after the destination resumed: rolled forward (IP moves), the gues
   t.is(ev.status, 'SUCCEEDED');
   t.deepEqual(world.runningHosts(), ['b']);
   t.is(world.ipActive, 'b');
+  t.is(ev.fencing_token, world.ipToken, 'rolled forward: the event carries the IP switch token');
 });
 
 test('restart while resume was in flight and the destination is not running: destination paused, source resumed', async (t) => {
