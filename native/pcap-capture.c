@@ -1,14 +1,16 @@
 /* Live libpcap capture for the DHCP sniffer, delivering frames in batches: the selectable fd of a
  * non-blocking pcap handle is watched with uv_poll; when readable, pcap_dispatch copies frames
  * into fixed-size slots of one JS-owned batch buffer (lengths in a Uint32Array) and ONE JS
- * callback gets the count, so the per-frame cost is a memcpy. Part of the umbra_memory addon
- * (umbra_memory.c's init calls umbra_pcap_capture_define()). Decoding, accounting (truncation,
+ * callback gets the count, so the per-frame cost is a memcpy. After a wakeup that delivered
+ * frames, polling pauses for `delayMs` (a uv timer) so frames arriving meanwhile come in one
+ * batch: in immediate mode each frame would otherwise wake the loop on its own. Part of the
+ * umbra_memory addon (umbra_memory.c's init calls umbra_pcap_capture_define()). Decoding, accounting (truncation,
  * counter wrap) and error mapping live in TypeScript (agent/dhcp/pcap-capture.ts).
  *
  * Lifetime: the C state (struct capture) is owned by the JS handle object (napi_wrap). The C side
  * holds the handle only weakly, so a handle nobody references is collected and its finalizer
  * closes the capture. pcapClose() closes at once; an env cleanup hook closes at exit. The struct
- * is freed once both the handle was finalized and uv has closed the poll handle. */
+ * is freed once both the handle was finalized and uv has closed the poll and timer handles. */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <pcap/pcap.h>
@@ -28,9 +30,11 @@ struct capture {
   napi_env env;
   pcap_t *pcap;
   uv_poll_t poll;
-  int poll_started;     /* uv_poll_init done: uv_close needed */
-  int closed;           /* pcap closed, poll stopped */
-  int poll_closed;      /* uv close callback ran (or never needed) */
+  uv_timer_t delay;     /* pause between wakeups, so frames gather into batches */
+  uint32_t delay_ms;
+  int uv_open;          /* uv handles initialized and not yet closed */
+  int closed;           /* pcap closed, poll and timer stopped */
+  int poll_closed;      /* every uv close callback ran (or none was needed) */
   int finalized;        /* JS handle collected */
   int hook_registered;  /* env cleanup hook in place */
   napi_ref handle_ref;  /* weak: the JS handle (holds onBatch, batch and meta) */
@@ -53,8 +57,9 @@ static void pc_maybe_free(struct capture *c) {
   if (c->finalized && c->poll_closed) free(c);
 }
 
-static void pc_on_poll_closed(uv_handle_t *h) {
+static void pc_on_uv_closed(uv_handle_t *h) {
   struct capture *c = h->data;
+  if (--c->uv_open > 0) return;
   c->poll_closed = 1;
   pc_maybe_free(c);
 }
@@ -66,9 +71,15 @@ static void pc_cleanup_hook(void *arg);
 static void pc_close(struct capture *c, int from_hook) {
   if (c->closed) return;
   c->closed = 1;
-  if (c->poll_started) {
-    uv_poll_stop(&c->poll);
-    uv_close((uv_handle_t *)&c->poll, pc_on_poll_closed);
+  if (c->uv_open > 0) {
+    if (c->poll.data) {
+      uv_poll_stop(&c->poll);
+      uv_close((uv_handle_t *)&c->poll, pc_on_uv_closed);
+    }
+    if (c->delay.data) {
+      uv_timer_stop(&c->delay);
+      uv_close((uv_handle_t *)&c->delay, pc_on_uv_closed);
+    }
   } else {
     c->poll_closed = 1;
   }
@@ -124,6 +135,13 @@ static void pc_call(struct capture *c, napi_value handle, int32_t count, const c
   }
 }
 
+static void pc_on_readable(uv_poll_t *h, int status, int events);
+
+static void pc_on_delay(uv_timer_t *t) {
+  struct capture *c = t->data;
+  if (!c->closed) uv_poll_start(&c->poll, UV_READABLE, pc_on_readable);
+}
+
 static void pc_on_readable(uv_poll_t *h, int status, int events) {
   struct capture *c = h->data;
   if (c->closed) return;
@@ -140,19 +158,28 @@ static void pc_on_readable(uv_poll_t *h, int status, int events) {
     uv_poll_stop(&c->poll);
     pc_call(c, handle, -1, msg);
   } else {
+    int delivered = 0, failed = 0;
     for (int round = 0; round < MAX_BATCHES_PER_WAKEUP && !c->closed; round++) {
       c->count = 0;
       int r = pcap_dispatch(c->pcap, (int)c->slots, pc_on_frame, (u_char *)c);
       if (r < 0) {
         char msg[PCAP_ERRBUF_SIZE + 40];
         snprintf(msg, sizeof msg, "pcap_dispatch: %s", r == PCAP_ERROR_BREAK ? "loop broken" : pcap_geterr(c->pcap));
+        failed = 1;
         uv_poll_stop(&c->poll);
         if (c->count > 0) pc_call(c, handle, (int32_t)c->count, NULL);
         if (!c->closed) pc_call(c, handle, -1, msg);
         break;
       }
-      if (c->count > 0) pc_call(c, handle, (int32_t)c->count, NULL);
+      if (c->count > 0) {
+        delivered = 1;
+        pc_call(c, handle, (int32_t)c->count, NULL);
+      }
       if (c->count < c->slots) break; /* the ring is empty */
+    }
+    if (delivered && !failed && !c->closed && c->delay_ms > 0) {
+      uv_poll_stop(&c->poll);
+      uv_timer_start(&c->delay, pc_on_delay, c->delay_ms, 0);
     }
   }
   napi_close_handle_scope(env, scope);
@@ -163,15 +190,15 @@ static int pc_string_arg(napi_env env, napi_value v, char *out, size_t cap) {
   return napi_get_value_string_utf8(env, v, out, cap, &n) == napi_ok && n > 0 && n < cap - 1;
 }
 
-/* pcapOpen(ifname, filter, snaplen, bufferBytes, batch: Buffer, meta: Uint32Array, onBatch) ->
+/* pcapOpen(ifname, filter, snaplen, bufferBytes, batch: Buffer, meta: Uint32Array, onBatch, delayMs) ->
  * handle { linkType (DLT number), slots }. Throws EINVAL on bad arguments, EFILTER when the filter
  * does not compile, EPCAP with the pcap error text when the capture cannot be opened. */
 static napi_value pcap_open_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   char ifname[256], filter[4096], errbuf[PCAP_ERRBUF_SIZE];
-  int32_t snaplen, buffer_bytes;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) return pc_throw(env, "EINVAL", "pcapOpen", "expected 7 arguments");
+  int32_t snaplen, buffer_bytes, delay_ms;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) return pc_throw(env, "EINVAL", "pcapOpen", "expected 8 arguments");
   if (!pc_string_arg(env, argv[0], ifname, sizeof ifname)) return pc_throw(env, "EINVAL", "pcapOpen", "interfaceName must be a non-empty string");
   if (!pc_string_arg(env, argv[1], filter, sizeof filter)) return pc_throw(env, "EINVAL", "pcapOpen", "filter must be a non-empty string under 4 KiB");
   if (napi_get_value_int32(env, argv[2], &snaplen) != napi_ok || snaplen < 64) return pc_throw(env, "EINVAL", "pcapOpen", "snaplen must be an integer >= 64");
@@ -186,6 +213,7 @@ static napi_value pcap_open_fn(napi_env env, napi_callback_info info) {
   if (napi_get_typedarray_info(env, argv[5], &tt, &meta_len, &meta, NULL, NULL) != napi_ok || tt != napi_uint32_array)
     return pc_throw(env, "EINVAL", "pcapOpen", "meta must be a Uint32Array");
   if (napi_typeof(env, argv[6], &fnt) != napi_ok || fnt != napi_function) return pc_throw(env, "EINVAL", "pcapOpen", "onBatch must be a function");
+  if (napi_get_value_int32(env, argv[7], &delay_ms) != napi_ok || delay_ms < 0 || delay_ms > 1000) return pc_throw(env, "EINVAL", "pcapOpen", "delayMs must be an integer from 0 to 1000");
   size_t slots = batch_len / (size_t)snaplen;
   if (meta_len / 2 < slots) slots = meta_len / 2;
   if (slots < 1 || slots > 1u << 20) return pc_throw(env, "EINVAL", "pcapOpen", "batch must hold 1 to 2^20 frames of snaplen bytes, meta 2 words per frame");
@@ -242,6 +270,7 @@ static napi_value pcap_open_fn(napi_env env, napi_callback_info info) {
   c->meta = meta;
   c->slot_bytes = (uint32_t)snaplen;
   c->slots = (uint32_t)slots;
+  c->delay_ms = (uint32_t)delay_ms;
   c->poll_closed = 1;
 
   napi_value handle, v, resource_name;
@@ -268,8 +297,13 @@ static napi_value pcap_open_fn(napi_env env, napi_callback_info info) {
   int ur = uv_poll_init(loop, &c->poll, fd);
   if (ur == 0) {
     c->poll.data = c;
-    c->poll_started = 1;
+    c->uv_open++;
     c->poll_closed = 0;
+    ur = uv_timer_init(loop, &c->delay);
+  }
+  if (ur == 0) {
+    c->delay.data = c;
+    c->uv_open++;
     ur = uv_poll_start(&c->poll, UV_READABLE, pc_on_readable);
   }
   if (ur != 0) {

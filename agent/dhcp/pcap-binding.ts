@@ -32,7 +32,8 @@ export interface PcapRawStats {
 export type PcapBatchCallback = (count: number, error?: string) => void;
 
 interface PcapAddon {
-  pcapOpen(ifname: string, filter: string, snaplen: number, bufferBytes: number, batch: Buffer, meta: Uint32Array, onBatch: PcapBatchCallback): PcapHandle;
+  /** delayMs: pause after a wakeup that delivered frames before polling again (0 to 1000). */
+  pcapOpen(ifname: string, filter: string, snaplen: number, bufferBytes: number, batch: Buffer, meta: Uint32Array, onBatch: PcapBatchCallback, delayMs: number): PcapHandle;
   pcapStats(handle: PcapHandle): PcapRawStats;
   pcapClose(handle: PcapHandle): void;
 }

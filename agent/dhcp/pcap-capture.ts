@@ -24,6 +24,12 @@ export const DEFAULT_SNAPLEN = 2048;
 export const DEFAULT_CAPTURE_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Frames copied out per batch (one JS call each); the batch buffer is this many snap lengths. */
 export const BATCH_FRAMES = 256;
+/**
+ * Pause after a wakeup that delivered frames before reading again. In immediate mode every frame
+ * wakes the event loop on its own (about 1.75 frames per batch at 20,000 frames/s); with the pause,
+ * frames arriving meanwhile wait in the ring and come in one batch. DHCP can afford the latency.
+ */
+export const DEFAULT_BATCH_DELAY_MS = 1;
 const DLT_EN10MB = 1;
 
 export interface CaptureStats {
@@ -31,6 +37,8 @@ export interface CaptureStats {
   captured: number;
   /** Frames longer than the snap length (delivered cut). */
   truncated: number;
+  /** Batches delivered (one JS call each): captured / batches is the mean batch size. */
+  batches?: number;
   /**
    * Kernel count (pcap_stats ps_recv, the socket's PACKET_STATISTICS tp_packets) of frames that
    * passed the capture filter since the capture opened, dropped ones included. Absent when
@@ -54,6 +62,8 @@ export interface PcapCaptureOptions {
   bufferBytes?: number;
   /** Bytes kept per frame (pcap_set_snaplen), DEFAULT_SNAPLEN by default. */
   snaplen?: number;
+  /** Pause in ms after a delivered batch (0: read on every wakeup), DEFAULT_BATCH_DELAY_MS by default. */
+  batchDelayMs?: number;
 }
 
 /** Called once per frame; `frame` is reused for a later frame, so copy what you keep. */
@@ -90,6 +100,7 @@ export class PcapCapture {
   private readonly dropped = new WrappingCounter();
   private captured = 0;
   private truncated = 0;
+  private batches = 0;
   private closed = false;
   private readError: string | undefined;
   private statsError: string | undefined;
@@ -102,6 +113,7 @@ export class PcapCapture {
     const filter = opts.filter ?? DHCP_BPF_FILTER;
     const snaplen = (this.snaplen = intOption('snaplen', opts.snaplen, DEFAULT_SNAPLEN, 64, 65535));
     const bufferBytes = intOption('bufferBytes', opts.bufferBytes, DEFAULT_CAPTURE_BUFFER_BYTES, 65536, 2 ** 31 - 1);
+    const batchDelayMs = intOption('batchDelayMs', opts.batchDelayMs, DEFAULT_BATCH_DELAY_MS, 0, 1000);
     const batch = Buffer.alloc(BATCH_FRAMES * snaplen);
     const meta = new Uint32Array(BATCH_FRAMES * 2);
     // One view per slot, made once: delivering a frame allocates nothing.
@@ -113,6 +125,7 @@ export class PcapCapture {
         return;
       }
       this.captured += count;
+      this.batches++;
       for (let i = 0; i < count; i++) {
         const caplen = meta[2 * i];
         const cut = caplen < meta[2 * i + 1];
@@ -122,7 +135,7 @@ export class PcapCapture {
     };
     try {
       this.addon = pcapAddon();
-      this.handle = this.addon.pcapOpen(opts.interfaceName, filter, snaplen, bufferBytes, batch, meta, onBatch);
+      this.handle = this.addon.pcapOpen(opts.interfaceName, filter, snaplen, bufferBytes, batch, meta, onBatch, batchDelayMs);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === 'EFILTER') throw new InvalidArgumentError('filter', `${JSON.stringify(filter)} does not compile: ${errorMessage(err)}`, { cause: err });
@@ -132,7 +145,7 @@ export class PcapCapture {
       this.addon.pcapClose(this.handle);
       throw new UnavailableError(`cannot capture on ${opts.interfaceName}: link type ${this.handle.linkType}, only Ethernet is decoded`);
     }
-    this.log.info({ filter, snaplen, bufferBytes }, 'capture started');
+    this.log.info({ filter, snaplen, bufferBytes, batchDelayMs }, 'capture started');
   }
 
   /** Opens the capture and starts delivering frames to `onFrame`. */
@@ -143,7 +156,7 @@ export class PcapCapture {
   /** Frame counts, with the kernel's counts read now (pcap_stats: one getsockopt, cheap enough for every scrape). */
   stats(): CaptureStats {
     if (!this.closed) this.readKernel();
-    const out: CaptureStats = { captured: this.captured, truncated: this.truncated };
+    const out: CaptureStats = { captured: this.captured, truncated: this.truncated, batches: this.batches };
     if (this.statsError !== undefined) out.kernelStatsUnavailable = this.statsError;
     else {
       out.kernelReceived = this.received.total;

@@ -95,15 +95,18 @@ interface ReplayResult {
   oursKernelUnavailable?: string;
   /** CPU used by the sniffer process from the first frame sent until its counts settled. */
   captureCpuSeconds: number;
+  captureSystemCpuSeconds: number;
+  /** Batches libpcap handed to JS (one call each). */
+  batches?: number;
   malformed: number;
   tcpdump: number;
   tcpdumpKernelDrops: number;
 }
 
-/** CPU seconds (user + system) used so far by process `pid`. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds used so far by process `pid`: user and system. */
+function cpuSeconds(pid: number): { user: number; system: number } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 }; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 async function replay(bufferBytes: number | undefined): Promise<ReplayResult> {
@@ -157,7 +160,7 @@ async function replay(bufferBytes: number | undefined): Promise<ReplayResult> {
       stats = next;
       if (settled) break;
     }
-    const captureCpuSeconds = cpuSeconds(child.pid!) - cpuBefore;
+    const cpuAfter = cpuSeconds(child.pid!);
     const exited = new Promise((r) => tcpdump.once('exit', r));
     tcpdump.kill('SIGINT');
     await exited;
@@ -171,7 +174,9 @@ async function replay(bufferBytes: number | undefined): Promise<ReplayResult> {
       oursKernelDrops: stats.captures.eth0?.kernelDropped,
       oursKernelUnavailable: stats.captures.eth0?.kernelStatsUnavailable,
       malformed: stats.malformed,
-      captureCpuSeconds,
+      captureCpuSeconds: cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system,
+      captureSystemCpuSeconds: cpuAfter.system - cpuBefore.system,
+      batches: stats.captures.eth0?.batches,
       tcpdump: num(/(\d+) packets? captured/),
       tcpdumpKernelDrops: num(/(\d+) packets? dropped by kernel/),
     };
@@ -215,18 +220,22 @@ async function main(): Promise<void> {
     const drops = r.oursKernelDrops;
     rows.push(
       { metric: `frames sent by tcpreplay at ${REPLAY_PPS}/s`, ours: r.sent, peer: r.sent, unit: 'frames' },
-      { metric: 'frames received by the kernel socket (PACKET_STATISTICS)', ours: r.oursKernelReceived ?? 'n/a', unit: 'frames', target: `= ${r.sent}` },
-      { metric: 'kernel drops, capture ring full (ours: PACKET_STATISTICS)', ours: drops ?? 'n/a', peer: r.tcpdumpKernelDrops, unit: 'frames', target: '0' },
+      { metric: 'frames received by the kernel socket (pcap_stats)', ours: r.oursKernelReceived ?? 'n/a', unit: 'frames', target: `= ${r.sent}` },
+      { metric: 'kernel drops, capture ring full (ours: pcap_stats)', ours: drops ?? 'n/a', peer: r.tcpdumpKernelDrops, unit: 'frames', target: '0' },
       { metric: 'frames seen by the capture', ours: r.ours, peer: r.tcpdump, unit: 'frames', target: `= ${r.sent}` },
       { metric: 'frames decoded', ours: r.decoded, unit: 'frames', target: `= ${r.sent}` },
       { metric: 'missing (sent - seen)', ours: r.sent - r.ours, peer: r.sent - r.tcpdump, unit: 'frames', target: '0' },
       { metric: 'malformed (all frames are valid)', ours: r.malformed, unit: 'frames', target: '0' },
       { metric: 'sniffer CPU per frame (capture + decode + table)', ours: (r.captureCpuSeconds / r.sent) * 1e6, unit: 'us', target: `< ${1e6 / REPLAY_PPS}` },
+      { metric: '  of which system (kernel) time', ours: (r.captureSystemCpuSeconds / r.sent) * 1e6, unit: 'us' },
+      { metric: 'frames per batch handed to JS (mean)', ours: r.batches ? r.ours / r.batches : 'n/a', unit: 'frames' },
     );
     Object.assign(figures, {
       replay_pps: REPLAY_PPS,
       replay_ring_bytes: ringBytes ?? DEFAULT_CAPTURE_BUFFER_BYTES,
       replay_sniffer_cpu_us_per_frame: Math.round((r.captureCpuSeconds / r.sent) * 1e8) / 100,
+      replay_sniffer_system_cpu_us_per_frame: Math.round((r.captureSystemCpuSeconds / r.sent) * 1e8) / 100,
+      replay_frames_per_batch: r.batches ? Math.round((r.ours / r.batches) * 100) / 100 : -1,
       replay_sent_frames: r.sent,
       replay_kernel_received_frames: r.oursKernelReceived ?? -1,
       replay_kernel_drops_frames: drops ?? -1,

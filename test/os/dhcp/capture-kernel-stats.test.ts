@@ -240,6 +240,7 @@ test.serial('bad options and filters are refused with the field named; a missing
   const noop = () => undefined;
   t.throws(() => PcapCapture.open({ interfaceName: 'lo', snaplen: 10 }, noop), { instanceOf: InvalidArgumentError, message: /^snaplen: / });
   t.throws(() => PcapCapture.open({ interfaceName: 'lo', bufferBytes: 1.5 }, noop), { instanceOf: InvalidArgumentError, message: /^bufferBytes: / });
+  t.throws(() => PcapCapture.open({ interfaceName: 'lo', batchDelayMs: -1 }, noop), { instanceOf: InvalidArgumentError, message: /^batchDelayMs: / });
   t.throws(() => PcapCapture.open({ interfaceName: 'lo', filter: 'udp and port' }, noop), { instanceOf: InvalidArgumentError, message: /^filter: .*does not compile: pcap_compile: / });
   t.throws(() => PcapCapture.open({ interfaceName: 'umbra-none0' }, noop), { instanceOf: UnavailableError, message: /cannot capture on umbra-none0: pcap_activate: / });
 });
