@@ -4,7 +4,7 @@
 // returns an epoch, and both shadow images equal the source byte for byte. Identities and request
 // errors are checked on the way.
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
 import { locateGuestRam, ProcGuestMemory } from '../../../agent/memory/proc-guest-memory';
@@ -48,7 +48,7 @@ interface Status {
   epoch: string;
   running: boolean;
   tracker_attempts: Array<{ tracker: string; ok: boolean; reason: string }>;
-  shadows: Array<{ host_id: string; state: string; acked_epoch: string; lag_bytes: string }>;
+  shadows: Array<{ host_id: string; state: string; acked_epoch: string; lag_bytes: string; full_resends: number; resyncs: number }>;
 }
 interface WireShadow {
   vm_id: string;
@@ -222,6 +222,39 @@ if (why) {
     t.is(unknownOnAgent.code, 5, JSON.stringify(unknownOnAgent));
   });
 
+  test.serial('ResyncShadow (coordinator identity): a shadow image written behind replication is discarded and copied again in full; the other shadow keeps streaming', async (t) => {
+    const hvA = `${MGMT_PREFIX}.11:${AGENT_PORT}`;
+    const control = (method: string, req: unknown) => grpcCall(ns.coord, pki.coordinator, 'umbra.agent.v1.ReplicationControlService', method, hvA, 'agent', req);
+    const noHost = await control('ResyncShadow', { vm_id: VM });
+    t.is(noHost.code, 3, JSON.stringify(noHost));
+    t.regex(noHost.details, /^host_id: /);
+    const notAShadow = await control('ResyncShadow', { vm_id: VM, host_id: 'hv-z' });
+    t.is(notAShadow.code, 5, JSON.stringify(notAShadow));
+    // As if a guest had run on hv-c's image: pages changed behind the stream's back.
+    const file = shadowImagePath(path.join(pki.dir, 'hv-c', 'data'), VM);
+    const fd = openSync(file, 'r+');
+    for (const page of [1, 2000, 4000]) writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, page * 4096);
+    closeSync(fd);
+    t.not(firstDifferentPage(image('hv-c'), sourceRam(), 4096), -1);
+    const res = await control('ResyncShadow', { vm_id: VM, host_id: 'hv-c', reason: 'e2e: guest ran on it' });
+    t.is(res.code, 0, JSON.stringify(res));
+    const links = (res.response as { status: { shadows: Array<{ host_id: string; resyncs: number; acked_epoch: string }> } }).status.shadows;
+    t.is(links.find((l) => l.host_id === 'hv-c')?.resyncs, 1);
+    t.is(links.find((l) => l.host_id === 'hv-c')?.acked_epoch, '0');
+    t.is(links.find((l) => l.host_id === 'hv-b')?.resyncs, 0);
+    await control('ResumeReplication', { vm_id: VM }); // rounds were stopped by the flush above
+    await writer.cmd('poke 10 21');
+    const flushed = await ctl<{ final_epoch: string }>(['replication', 'flush', VM]);
+    t.true(Number(flushed.final_epoch) >= 1);
+    const ram = sourceRam();
+    t.is(firstDifferentPage(image('hv-c'), ram, 4096), -1, 're-synced hv-c equals the source');
+    t.is(firstDifferentPage(image('hv-b'), ram, 4096), -1, 'hv-b too');
+    const [after] = await ctl<WireShadow[]>(['replication', '--vm', VM]);
+    const c = after.status!.shadows.find((l) => l.host_id === 'hv-c')!;
+    t.is(c.full_resends, 1, 'exactly one full copy, to hv-c');
+    t.is(after.status!.shadows.find((l) => l.host_id === 'hv-b')!.full_resends, 0);
+  });
+
   test.serial('stop ends replication on the source and the shadow list empties', async (t) => {
     await ctl(['replication', 'stop', VM]);
     t.deepEqual(await ctl<WireShadow[]>(['replication']), []);
@@ -231,6 +264,6 @@ if (why) {
     t.deepEqual(status.response!.known_vms, [VM]);
     const events = await ctl<Array<{ kind: string; vm_id: string }>>(['events', '--limit', '1000']);
     const mine = events.filter((e) => e.vm_id === VM).map((e) => e.kind);
-    t.deepEqual(mine, ['EVENT_KIND_MEMORY_SHADOW_STARTED', 'EVENT_KIND_MEMORY_SHADOW_FLUSHED', 'EVENT_KIND_MEMORY_SHADOW_STOPPED']);
+    t.deepEqual(mine, ['EVENT_KIND_MEMORY_SHADOW_STARTED', 'EVENT_KIND_MEMORY_SHADOW_FLUSHED', 'EVENT_KIND_MEMORY_SHADOW_FLUSHED', 'EVENT_KIND_MEMORY_SHADOW_STOPPED']);
   });
 }
