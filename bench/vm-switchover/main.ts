@@ -1,4 +1,4 @@
-// Benchmark vm-switchover (skeleton): QEMU's own live migration (defaults, and bandwidth limit
+// Benchmark vm-switchover: QEMU's own live migration (defaults, and bandwidth limit
 // lifted as libvirt does) against the switchover mechanism (pause, final memory flush, device-state
 // only migration with x-ignore-shared, resume on a pre-launched shadow), on the same TCG guest
 // with RAM filled to 3/4 and a memory writer running, while a client pings it every millisecond.
