@@ -130,7 +130,7 @@ test.serial('the kernel counts every DHCP frame sent, and counts exactly the fra
     return;
   }
   const { src, dst } = await labHosts();
-  // A 64 KiB ring: some 30 slots of the default 2048-byte snap length, far below the burst.
+  // A 64 KiB ring: some 30 slots of the default snap length, far below the burst.
   const child = await Child.start(dst, ['ring=eth0,65536']);
 
   const first = 6; // fits the ring even if the capture is not scheduled at all meanwhile
@@ -169,8 +169,8 @@ test.serial('the default ring holds a burst of 5,000 frames while the event loop
     return;
   }
   const { src, dst } = await labHosts();
-  // Slots sized by the 2048-byte snap length (veth has offloads on: with cap's 65535 each slot
-  // took 128 KiB and the 16 MiB ring held 256 frames).
+  // Slots sized by the default snap length (veth has offloads on: with cap's 65535 each slot
+  // took 128 KiB and its 16 MiB ring held 256 frames).
   const child = await Child.start(dst, ['ring=eth0']);
   const burst = 5000;
   const fifo = join(tmp, 'hold-default');
