@@ -35,7 +35,7 @@ export const DEFAULT_BATCH_DELAY_MS = 1;
 const DLT_EN10MB = 1;
 
 export interface CaptureStats {
-  /** Frames delivered by libpcap to this process. */
+  /** Frames delivered by libpcap and handed to the frame handler. */
   captured: number;
   /** Frames longer than the snap length (delivered cut). */
   truncated: number;
@@ -126,9 +126,10 @@ export class PcapCapture {
         this.log.error({ err: this.readError }, 'capture stopped');
         return;
       }
-      this.captured += count;
       this.batches++;
-      for (let i = 0; i < count; i++) {
+      // A handler may close the capture: the rest of the batch is then dropped.
+      for (let i = 0; i < count && !this.closed; i++) {
+        this.captured++;
         const caplen = meta[2 * i];
         const cut = caplen < meta[2 * i + 1];
         if (cut) this.truncated++;

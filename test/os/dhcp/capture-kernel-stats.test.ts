@@ -5,6 +5,7 @@
 // truncated, and separate counts per capture when several run in one process.
 import test from 'ava';
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -243,4 +244,33 @@ test.serial('bad options and filters are refused with the field named; a missing
   t.throws(() => PcapCapture.open({ interfaceName: 'lo', batchDelayMs: -1 }, noop), { instanceOf: InvalidArgumentError, message: /^batchDelayMs: / });
   t.throws(() => PcapCapture.open({ interfaceName: 'lo', filter: 'udp and port' }, noop), { instanceOf: InvalidArgumentError, message: /^filter: .*does not compile: pcap_compile: / });
   t.throws(() => PcapCapture.open({ interfaceName: 'umbra-none0' }, noop), { instanceOf: UnavailableError, message: /cannot capture on umbra-none0: pcap_activate: / });
+});
+
+test.serial('a handler that closes the capture gets no frame after that, the rest of its batch included', async (t) => {
+  if (!isRoot()) {
+    t.log('skipped: needs root for packet capture');
+    t.pass();
+    return;
+  }
+  // Loopback of this namespace, a port of our own socket: only our datagrams match.
+  const rx = createSocket('udp4');
+  await new Promise<void>((resolve) => rx.bind(0, '127.0.0.1', resolve));
+  const port = rx.address().port;
+  let handled = 0;
+  const capture = PcapCapture.open({ interfaceName: 'lo', filter: `udp dst port ${port} and inbound` }, () => {
+    handled++;
+    capture.close();
+  });
+  try {
+    // Sent while spawnSync holds the event loop: all 40 wait in the ring and come as one batch.
+    const sent = spawnSync('bash', ['-c', `for i in $(seq 40); do echo x > /dev/udp/127.0.0.1/${port}; done`]);
+    t.is(sent.status, 0, String(sent.stderr));
+    await waitFor('the first frame handled', async () => handled > 0 || undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    t.is(handled, 1);
+    t.is(capture.stats().captured, 1);
+  } finally {
+    capture.close();
+    rx.close();
+  }
 });
