@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "umbra_memory",
-      "sources": ["native/umbra_memory.c", "native/packet-stats.c", "native/pcap-capture.c"],
+      "sources": ["native/umbra_memory.c", "native/pcap-capture.c"],
       "include_dirs": ["native"],
       "libraries": ["-lpcap"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -15,7 +15,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "packet-stats.h"
 #include "pcap-capture.h"
 #include "uffd-abi.h"
 #include "page-hash.h"
@@ -448,7 +447,6 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_double(env, UMBRA_UFFD_FEATURES, &features);
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_set_named_property(env, exports, "UFFD_FEATURES_WP_ASYNC", features);
-  umbra_packet_stats_define(env, exports);
   umbra_pcap_capture_define(env, exports);
   return exports;
 }
