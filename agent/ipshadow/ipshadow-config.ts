@@ -3,6 +3,9 @@
 import type { ConfigReader, Mapping } from '../../shared/config-reader';
 import { DEFAULT_ANNOUNCE_COUNT, DEFAULT_ANNOUNCE_INTERVAL_MS } from '../net/ip-applier';
 import { NETWORK_MODES, type NetworkMode } from '../../shared/network-mode';
+import { DEFAULT_CAPTURE_BUFFER_BYTES } from '../dhcp/pcap-capture';
+
+const MIB = 1024 * 1024;
 
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000;
 const MAC_PATTERN = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -18,6 +21,8 @@ export interface LocalVmConfig {
 export interface IpShadowAgentConfig {
   /** Interfaces DHCP is captured on; none = no capture. */
   captureInterfaces: string[];
+  /** Kernel ring per capture interface: frames it can hold while the agent is not scheduled. */
+  captureBufferBytes: number;
   defaultMode: NetworkMode;
   /** VM-facing interface used when a VM entry names none. */
   defaultInterface: string;
@@ -29,7 +34,7 @@ export interface IpShadowAgentConfig {
 }
 
 export function parseIpShadowAgentConfig(r: ConfigReader, raw: unknown, path: string): IpShadowAgentConfig {
-  const m = r.mapping(raw, path, ['capture_interfaces', 'mode', 'interface', 'announce_count', 'announce_interval_ms', 'report_interval_ms', 'vms']);
+  const m = r.mapping(raw, path, ['capture_interfaces', 'capture_buffer_mib', 'mode', 'interface', 'announce_count', 'announce_interval_ms', 'report_interval_ms', 'vms']);
   const vmsRaw = m.vms ?? [];
   const vms: LocalVmConfig[] = [];
   if (!Array.isArray(vmsRaw)) r.problem(`${path}.vms`, 'must be a list');
@@ -49,6 +54,7 @@ export function parseIpShadowAgentConfig(r: ConfigReader, raw: unknown, path: st
     });
   return {
     captureInterfaces: r.stringList(m, 'capture_interfaces', path, { default: [] }),
+    captureBufferBytes: r.integer(m, 'capture_buffer_mib', path, { default: DEFAULT_CAPTURE_BUFFER_BYTES / MIB, min: 1, max: 1024 }) * MIB,
     defaultMode: r.string(m, 'mode', path, { default: 'bridged', oneOf: NETWORK_MODES }) as NetworkMode,
     defaultInterface: r.string(m, 'interface', path, { default: 'br0' }),
     announceCount: r.integer(m, 'announce_count', path, { default: DEFAULT_ANNOUNCE_COUNT, min: 0, max: 100 }),

@@ -5,6 +5,7 @@ import { callUnary } from '../../shared/grpc-client';
 import { Gauge } from 'prom-client';
 import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
 import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
+import { PcapCapture } from '../dhcp/pcap-capture';
 import { captureHealthDetail, registerCaptureMetrics } from '../dhcp/dhcp-capture-report';
 import type { LeaseChangeEvent } from '../dhcp/dhcp-lease-table';
 import { FencingGuard } from '../net/fencing-guard';
@@ -75,7 +76,11 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     };
 
     if (config.captureInterfaces.length > 0) {
-      sniffer = new DhcpSniffer({ interfaces: config.captureInterfaces, watchedMacs: [] });
+      sniffer = new DhcpSniffer({
+        interfaces: config.captureInterfaces,
+        watchedMacs: [],
+        openCapture: (interfaceName, onFrame) => PcapCapture.open({ interfaceName, bufferBytes: config.captureBufferBytes }, onFrame),
+      });
       watchMacs();
       sniffer.onLeaseChange((e) => onLease(e).catch((err) => ctx.reportError(`lease change of ${e.mac}: ${errorMessage(err)}`)));
       try {
