@@ -10,9 +10,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
 import { buildGuestImage } from '../../helpers/guest-image';
-import { addHypervisorHost, addTap, queryGuestStat, startDnsmasq } from '../../helpers/guest/guest-network';
+import { HOST_VM_BRIDGE, addHypervisorHost, addTap, queryGuestStat, startDnsmasq } from '../../helpers/guest/guest-network';
 import { guestAddressFromSerial, type GuestStat } from '../../helpers/guest/guest-stat';
-import { NetnsLab, isRoot, waitFor } from '../../helpers/netns';
+import { NetnsLab, isRoot, run, waitFor } from '../../helpers/netns';
+import { QmpClient } from '../../../agent/vm/qmp-client';
 import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
 import {
   AGENT_MAIN,
@@ -30,7 +31,7 @@ import {
   umbractlJson,
   waitForLog,
 } from '../../helpers/umbra-cluster';
-import { type ClusterGuest, addVmSwitchoverSections, guestSerialPath, killQemusUnder, pidExists, vmAgentSections } from '../../helpers/vm-cluster';
+import { type ClusterGuest, addVmSwitchoverSections, guestSerialPath, killQemusUnder, pidExists, qemusUnder, vmAgentSections } from '../../helpers/vm-cluster';
 
 export const VM = 'g1';
 export const PORT = 7007;
@@ -194,6 +195,30 @@ export class SwitchoverCluster {
     return out;
   }
 
+  /**
+   * QEMUs launched by `hostId`'s agent (QMP sockets under its dir) whose QMP status says running,
+   * asked directly (they outlive the agent): for a host whose agent is gone.
+   */
+  async runningQemusOf(hostId: string): Promise<number[]> {
+    const out: number[] = [];
+    for (const q of await qemusUnder(this.agentDir(hostId))) {
+      const qmp = await QmpClient.connect(q.qmpSocketPath).catch(() => undefined);
+      if (!qmp) continue;
+      try {
+        if ((await qmp.queryStatus()).running) out.push(q.pid);
+      } finally {
+        qmp.close();
+      }
+    }
+    return out;
+  }
+
+  /** The guest's address is active in `hostId`'s kernel tables (bridged mode: a permanent neighbour on the VM bridge). */
+  async ipActiveInNamespace(hostId: string): Promise<boolean> {
+    const out = await run('ip', ['-n', this.ns[hostId], 'neigh', 'show', this.guestIp, 'dev', HOST_VM_BRIDGE, 'nud', 'permanent']);
+    return out.trim() !== '';
+  }
+
   probe(): Promise<GuestStat | undefined> {
     return queryGuestStat(this.lab, this.ns.cli, this.guestIp, PORT);
   }
@@ -245,10 +270,11 @@ export class SwitchoverCluster {
    * Repeats `migrate` until the coordinator accepts it (a refusal prints no step), i.e. until the
    * shadow on `dest` is ready: IP shadow current, shadow QEMU waiting, memory streaming.
    */
-  async migrateWhenReady(dest: string, onStep: (s: StepLine) => void = () => undefined, opts: { beforeAttempt?: () => Promise<void>; timeoutMs?: number } = {}): Promise<MigrateRun> {
+  async migrateWhenReady(dest: string, onStep: (s: StepLine) => void = () => undefined, opts: { beforeAttempt?: () => Promise<boolean>; timeoutMs?: number } = {}): Promise<MigrateRun> {
     let last: MigrateRun | undefined;
     return waitFor('switchover accepted', async () => {
-      await opts.beforeAttempt?.();
+      // The test may need something first (e.g. the shadow QEMU's pid): no attempt without it.
+      if (opts.beforeAttempt && !(await opts.beforeAttempt())) return undefined;
       last = await this.migrate(dest, onStep);
       return last.steps.length > 0 ? last : undefined;
     }, opts.timeoutMs ?? 90000, 1500).catch((err) => {
