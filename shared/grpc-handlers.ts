@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { PermissionDeniedError, UmbraError } from './errors';
+import { callSession } from './grpc-call-session';
 import { toServiceError } from './grpc-status';
 import { type PeerIdentity, type PeerRole, formatIdentity, identityFromSubjectAltName } from './peer-identity';
 
@@ -21,9 +22,20 @@ interface AuthCall {
   on(event: 'cancelled', listener: () => void): unknown;
 }
 
+/**
+ * A connection's peer certificate does not change, and reading it (getPeerCertificate builds the
+ * whole certificate as an object) was the largest cost of a small call under load: one identity
+ * per HTTP/2 session, read on its first call.
+ */
+const sessionIdentities = new WeakMap<object, PeerIdentity | undefined>();
+
 function peerOf(call: AuthCall): PeerIdentity | undefined {
+  const session = callSession(call);
+  if (session && sessionIdentities.has(session)) return sessionIdentities.get(session);
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
-  return identityFromSubjectAltName(cert?.subjectaltname);
+  const peer = identityFromSubjectAltName(cert?.subjectaltname);
+  if (session) sessionIdentities.set(session, peer);
+  return peer;
 }
 
 function allowed(access: Access, peer: PeerIdentity): boolean {

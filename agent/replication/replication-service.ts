@@ -5,6 +5,7 @@ import type * as http2 from 'node:http2';
 import type { Logger } from 'pino';
 import { errorMessage, PermissionDeniedError, UmbraError } from '../../shared/errors';
 import type { Access } from '../../shared/grpc-handlers';
+import { callSession } from '../../shared/grpc-call-session';
 import { toServiceError } from '../../shared/grpc-status';
 import { createLogger } from '../../shared/log';
 import { formatIdentity, identityFromSubjectAltName } from '../../shared/peer-identity';
@@ -76,10 +77,8 @@ const widenedSessions = new WeakSet<http2.Http2Session>();
  * call's http2 stream); when they are not there, nothing changes (returns false).
  */
 export function widenReceiveWindow(call: unknown, bytes = STREAM_RECEIVE_WINDOW_BYTES): boolean {
-  let c = (call as { call?: unknown } | undefined)?.call as { stream?: http2.Http2Stream; nextCall?: unknown } | undefined;
-  for (let depth = 0; c && !c.stream && c.nextCall && depth < 8; depth++) c = c.nextCall as typeof c;
-  const session = c?.stream?.session;
-  if (!session || session.destroyed || typeof session.setLocalWindowSize !== 'function') return false;
+  const session = callSession(call);
+  if (!session || typeof session.setLocalWindowSize !== 'function') return false;
   if (widenedSessions.has(session)) return true;
   try {
     session.setLocalWindowSize(bytes * 4);
