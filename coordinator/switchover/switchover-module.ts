@@ -114,7 +114,8 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         .catch((err) => log.error({ err: errorMessage(err) }, 'switchover recovery failed'));
     await recover();
 
-    let lastStraySweep = 0;
+    // The first sweep waits a full interval: right after a start it would dial every host at once.
+    let lastStraySweep = Date.now();
     /** Shadow VMs where the VM's RAM is shadowed, none elsewhere. */
     const reconcileShadowVms = async (): Promise<void> => {
       const records = (await memory.listMemoryShadows()).map((v) => v.record);
