@@ -18,8 +18,16 @@ export interface MigrationRequest {
   advice: MigrationAdvice;
 }
 
-/** Starts a migration. Outcomes reach the history through the switchover events, not through here. */
+/**
+ * Starts a migration. Outcomes reach the history through the switchover events, not through here;
+ * a trigger that did not start one (busy: another switchover running, a cooldown) resolves with
+ * `{ outcome: 'SKIPPED' }`, and the VM stays eligible for the next round.
+ */
 export type MigrationTrigger = (req: MigrationRequest) => Promise<unknown>;
+
+function wasSkipped(result: unknown): boolean {
+  return typeof result === 'object' && result !== null && (result as { outcome?: unknown }).outcome === 'SKIPPED';
+}
 
 export interface RecommendationEvent {
   kind: 'EVENT_KIND_MIGRATION_RECOMMENDED';
@@ -90,8 +98,14 @@ export class AutoMigration {
       const trigger = this.p.trigger();
       if (!trigger) continue;
       out.triggered.push(vmId);
-      // The migration runs on without holding up the round.
-      trigger({ vmId, sourceHostId, destinationHostId, advice }).catch((err) => this.p.onError(`migration trigger for ${vmId}: ${errorMessage(err)}`));
+      // The migration runs on without holding up the round. One that was not started does not
+      // end the episode: the VM is recommended and handed over again next round.
+      trigger({ vmId, sourceHostId, destinationHostId, advice }).then(
+        (result) => {
+          if (wasSkipped(result) && this.lastRecommendedMs.get(vmId) === now) this.lastRecommendedMs.delete(vmId);
+        },
+        (err) => this.p.onError(`migration trigger for ${vmId}: ${errorMessage(err)}`),
+      );
     }
     return out;
   }

@@ -27,6 +27,7 @@ function setup(automatic: boolean) {
   const triggered: MigrationRequest[] = [];
   const errors: string[] = [];
   let fail = false;
+  let skip = false;
   const auto = new AutoMigration({
     hub,
     // a is full with the VM at 100% of 2 vCPUs; b has room for it.
@@ -35,6 +36,7 @@ function setup(automatic: boolean) {
     trigger: () => async (req) => {
       triggered.push(req);
       if (fail) throw new Error('switchover refused');
+      return skip ? { outcome: 'SKIPPED', reason: 'another automatic switchover is running' } : { outcome: 'SUCCEEDED' };
     },
     onError: (m) => errors.push(m),
     now: () => now,
@@ -43,7 +45,7 @@ function setup(automatic: boolean) {
     hub.ingest({ hostId: 'a', host: [], vms: [{ vmId: 'vm1', timeMs: now, cpuCores: (2 * cpuPercent) / 100, cpuPercent, vcpus: 2, memoryBytes: GIB, memoryAllocationBytes: GIB, memoryPercent: 100, dirtyRateBytesPerSec: 0 }], health: [], cost: { samples: 0, meanCpuMs: 0, maxCpuMs: 0 }, dropped: 0 });
     now += 5 * 60_000;
   };
-  return { auto, events, triggered, errors, feed, setFail: (f: boolean) => (fail = f), advance: (ms: number) => (now += ms) };
+  return { auto, events, triggered, errors, feed, setFail: (f: boolean) => (fail = f), setSkip: (v: boolean) => (skip = v), advance: (ms: number) => (now += ms) };
 }
 
 test('automatic: one event and one trigger per episode, again after the advice cleared', async (t) => {
@@ -83,4 +85,21 @@ test('a failing trigger is reported, the round goes on', async (t) => {
   await new Promise((r) => setImmediate(r));
   t.is(s.triggered.length, 1);
   t.regex(s.errors.join(), /switchover refused/);
+});
+
+test('a trigger that did not start a switchover (SKIPPED) leaves the VM eligible: handed over again next round', async (t) => {
+  const s = setup(true);
+  for (let i = 0; i < 3; i++) s.feed(100);
+  s.setSkip(true);
+  await s.auto.round();
+  await new Promise((r) => setImmediate(r));
+  t.is(s.triggered.length, 1);
+  s.setSkip(false);
+  s.advance(1000);
+  await s.auto.round();
+  await new Promise((r) => setImmediate(r));
+  t.is(s.triggered.length, 2, 'the skipped VM is triggered again');
+  s.advance(1000);
+  await s.auto.round();
+  t.is(s.triggered.length, 2, 'a started switchover ends the episode');
 });
