@@ -20,13 +20,14 @@ export interface MigrationRequest {
 
 /**
  * Starts a migration. Outcomes reach the history through the switchover events, not through here;
- * a trigger that did not start one (busy: another switchover running, a cooldown) resolves with
- * `{ outcome: 'SKIPPED' }`, and the VM stays eligible for the next round.
+ * a trigger that did not start one only because others were running resolves with
+ * `{ outcome: 'SKIPPED', retry: true }`, and the VM stays eligible for the next round.
  */
 export type MigrationTrigger = (req: MigrationRequest) => Promise<unknown>;
 
-function wasSkipped(result: unknown): boolean {
-  return typeof result === 'object' && result !== null && (result as { outcome?: unknown }).outcome === 'SKIPPED';
+function skippedForRetry(result: unknown): boolean {
+  const r = result as { outcome?: unknown; retry?: unknown } | null;
+  return typeof r === 'object' && r !== null && r.outcome === 'SKIPPED' && r.retry === true;
 }
 
 export interface RecommendationEvent {
@@ -98,11 +99,11 @@ export class AutoMigration {
       const trigger = this.p.trigger();
       if (!trigger) continue;
       out.triggered.push(vmId);
-      // The migration runs on without holding up the round. One that was not started does not
-      // end the episode: the VM is recommended and handed over again next round.
+      // The migration runs on without holding up the round. One not started for lack of a slot
+      // does not end the episode: the VM is recommended and handed over again next round.
       trigger({ vmId, sourceHostId, destinationHostId, advice }).then(
         (result) => {
-          if (wasSkipped(result) && this.lastRecommendedMs.get(vmId) === now) this.lastRecommendedMs.delete(vmId);
+          if (skippedForRetry(result) && this.lastRecommendedMs.get(vmId) === now) this.lastRecommendedMs.delete(vmId);
         },
         (err) => this.p.onError(`migration trigger for ${vmId}: ${errorMessage(err)}`),
       );

@@ -23,7 +23,8 @@ export interface AutoSwitchoverDeps {
 }
 
 export type AutoOutcome =
-  | { outcome: 'SKIPPED'; reason: string }
+  /** retry: only the concurrency cap stood in the way, so the VM stays eligible next round. */
+  | { outcome: 'SKIPPED'; reason: string; retry: boolean }
   | { outcome: 'REFUSED' | 'ERROR'; error: string }
   | { outcome: 'SUCCEEDED' | 'ROLLED_BACK' | 'FAILED'; destinationHost: string; switchoverId: string; error: string };
 
@@ -43,11 +44,11 @@ export class AutoSwitchover {
   /** The MigrationTrigger the prediction module calls; resolves when the switchover has ended. */
   readonly trigger = (req: MigrationRequest): Promise<AutoOutcome> => this.run(req);
 
-  private skipReason(vmId: string, now: number): string | undefined {
-    if (this.d.routes.isRunning(vmId)) return 'a switchover of it is running';
+  private skipReason(vmId: string, now: number): { reason: string; retry: boolean } | undefined {
+    if (this.d.routes.isRunning(vmId)) return { reason: 'a switchover of it is running', retry: false };
     const last = this.lastTriggerMs.get(vmId);
-    if (last !== undefined && now - last < this.cooldownMs) return `triggered ${Math.round((now - last) / 1000)} s ago (cooldown ${Math.round(this.cooldownMs / 1000)} s)`;
-    if (this.active >= this.maxConcurrent) return `${this.active} automatic switchover(s) running (at most ${this.maxConcurrent})`;
+    if (last !== undefined && now - last < this.cooldownMs) return { reason: `triggered ${Math.round((now - last) / 1000)} s ago (cooldown ${Math.round(this.cooldownMs / 1000)} s)`, retry: false };
+    if (this.active >= this.maxConcurrent) return { reason: `${this.active} automatic switchover(s) running (at most ${this.maxConcurrent})`, retry: true };
     return undefined;
   }
 
@@ -56,8 +57,8 @@ export class AutoSwitchover {
     const now = this.now();
     const skip = this.skipReason(vmId, now);
     if (skip) {
-      this.d.logger.info({ vmId, recommended, reason: skip }, 'automatic switchover not triggered');
-      return { outcome: 'SKIPPED', reason: skip };
+      this.d.logger.info({ vmId, recommended, reason: skip.reason }, 'automatic switchover not triggered');
+      return { outcome: 'SKIPPED', ...skip };
     }
     this.lastTriggerMs.set(vmId, now);
     this.active++;

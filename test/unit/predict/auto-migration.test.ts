@@ -27,7 +27,7 @@ function setup(automatic: boolean) {
   const triggered: MigrationRequest[] = [];
   const errors: string[] = [];
   let fail = false;
-  let skip = false;
+  let skip: false | 'slot' | 'cooldown' = false;
   const auto = new AutoMigration({
     hub,
     // a is full with the VM at 100% of 2 vCPUs; b has room for it.
@@ -36,7 +36,7 @@ function setup(automatic: boolean) {
     trigger: () => async (req) => {
       triggered.push(req);
       if (fail) throw new Error('switchover refused');
-      return skip ? { outcome: 'SKIPPED', reason: 'another automatic switchover is running' } : { outcome: 'SUCCEEDED' };
+      return skip ? { outcome: 'SKIPPED', reason: skip, retry: skip === 'slot' } : { outcome: 'SUCCEEDED' };
     },
     onError: (m) => errors.push(m),
     now: () => now,
@@ -45,7 +45,7 @@ function setup(automatic: boolean) {
     hub.ingest({ hostId: 'a', host: [], vms: [{ vmId: 'vm1', timeMs: now, cpuCores: (2 * cpuPercent) / 100, cpuPercent, vcpus: 2, memoryBytes: GIB, memoryAllocationBytes: GIB, memoryPercent: 100, dirtyRateBytesPerSec: 0 }], health: [], cost: { samples: 0, meanCpuMs: 0, maxCpuMs: 0 }, dropped: 0 });
     now += 5 * 60_000;
   };
-  return { auto, events, triggered, errors, feed, setFail: (f: boolean) => (fail = f), setSkip: (v: boolean) => (skip = v), advance: (ms: number) => (now += ms) };
+  return { auto, events, triggered, errors, feed, setFail: (f: boolean) => (fail = f), setSkip: (v: false | 'slot' | 'cooldown') => (skip = v), advance: (ms: number) => (now += ms) };
 }
 
 test('automatic: one event and one trigger per episode, again after the advice cleared', async (t) => {
@@ -87,10 +87,10 @@ test('a failing trigger is reported, the round goes on', async (t) => {
   t.regex(s.errors.join(), /switchover refused/);
 });
 
-test('a trigger that did not start a switchover (SKIPPED) leaves the VM eligible: handed over again next round', async (t) => {
+test('a trigger skipped for lack of a slot (retry) leaves the VM eligible: handed over again next round', async (t) => {
   const s = setup(true);
   for (let i = 0; i < 3; i++) s.feed(100);
-  s.setSkip(true);
+  s.setSkip('slot');
   await s.auto.round();
   await new Promise((r) => setImmediate(r));
   t.is(s.triggered.length, 1);
@@ -102,4 +102,16 @@ test('a trigger that did not start a switchover (SKIPPED) leaves the VM eligible
   s.advance(1000);
   await s.auto.round();
   t.is(s.triggered.length, 2, 'a started switchover ends the episode');
+});
+
+test('a trigger skipped for its cooldown or a running switchover ends the episode (no event per round)', async (t) => {
+  const s = setup(true);
+  for (let i = 0; i < 3; i++) s.feed(100);
+  s.setSkip('cooldown');
+  await s.auto.round();
+  await new Promise((r) => setImmediate(r));
+  s.advance(1000);
+  await s.auto.round();
+  t.is(s.triggered.length, 1);
+  t.is(s.events.length, 1);
 });
