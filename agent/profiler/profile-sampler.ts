@@ -25,6 +25,12 @@ export interface ProfileSamplerOptions {
   /** Receives each full batch (the coordinator client); errors are logged by the caller's callback. */
   onBatch?: (batch: ProfileBatch) => void | Promise<void>;
   onError?: (err: unknown) => void;
+  /**
+   * Asked before each sample: which watched VMs run their guest here now. A VM left out (a paused
+   * source copy after a switchover, a shadow) is not profiled, so the coordinator does not see it
+   * on two hosts; its next profile starts from a fresh reading.
+   */
+  runsHere?: () => Promise<(vmId: string) => boolean>;
 }
 
 export interface SampleResult {
@@ -69,8 +75,13 @@ export class ProfileSampler {
   async sampleOnce(): Promise<SampleResult> {
     const before = this.o.meter?.nowCpuMs() ?? 0;
     const host = await this.o.host.sample();
+    const runsHere = this.o.runsHere ? await this.o.runsHere().catch(() => undefined) : undefined;
     const vms: VmProfile[] = [];
     for (const t of this.targets.values()) {
+      if (runsHere && !runsHere(t.vmId)) {
+        this.last.delete(t.vmId);
+        continue;
+      }
       try {
         const reading = await this.o.vms.read(t);
         const dirty = this.dirtyRates.get(t.vmId);

@@ -8,6 +8,7 @@ import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '..
 import { readPidFile } from './pid-file';
 import { ProcHostStats } from './proc-host-stats';
 import { ProcVmStats } from './proc-vm-stats';
+import { guestsRunningHere } from './vm-module-view';
 import { ProcessCpuMeter } from './process-cpu-meter';
 import { ProfileSampler } from './profile-sampler';
 import { type ProfilerConfig, type ProfiledVmConfig, parseProfilerConfig } from './profiler-config';
@@ -62,6 +63,7 @@ export const profilerAgentModule: AgentModuleDefinition<ProfilerConfig> = {
         lastSampleError = errorMessage(err);
         ctx.logger.debug({ err: lastSampleError }, 'profiler sample problem');
       },
+      runsHere: () => guestsRunningHere(ctx.modules),
     });
 
     const watchedPid = new Map<string, number>();

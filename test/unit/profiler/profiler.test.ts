@@ -1,5 +1,6 @@
 import test from 'ava';
 import { NotFoundError } from '../../../shared/errors';
+import { runsHereFrom } from '../../../agent/profiler/vm-module-view';
 import { HealthSource, HostStats, VmStats } from '../../../agent/profiler/ports';
 import { ProfileSampler } from '../../../agent/profiler/profile-sampler';
 import {
@@ -116,4 +117,31 @@ test('the sampler derives profiles from the second reading on, batches, reads he
   vms.gone.clear();
   t.is((await sampler.sampleOnce()).vms.length, 0);
   sampler.close();
+});
+
+test('a VM that does not run its guest here (paused source, shadow) is not profiled; back to running, it starts from a fresh reading', async (t) => {
+  const vms = new FakeVms();
+  let here = true;
+  const sampler = new ProfileSampler({ hostId: 'h1', host: new FakeHost(), vms, runsHere: async () => (id) => id !== 'vm1' || here });
+  sampler.watch({ vmId: 'vm1', pid: 10, vcpus: 1 });
+  await sampler.sampleOnce();
+  t.is((await sampler.sampleOnce()).vms.length, 1);
+  here = false;
+  t.is((await sampler.sampleOnce()).vms.length, 0);
+  here = true;
+  t.is((await sampler.sampleOnce()).vms.length, 0, 'first reading after the pause gives no delta');
+  t.is((await sampler.sampleOnce()).vms.length, 1);
+  sampler.close();
+});
+
+test('the vm module view: only a local QEMU in the running state runs here; unknown VMs count as running', (t) => {
+  const runsHere = runsHereFrom([
+    { vmId: 'moved', role: 'local', status: 'postmigrate' },
+    { vmId: 'paused', role: 'local', status: 'paused' },
+    { vmId: 'incoming', role: 'shadow', status: 'inmigrate' },
+    { vmId: 'live', role: 'local', status: 'running' },
+    { vmId: 'both', role: 'shadow', status: 'inmigrate' },
+    { vmId: 'both', role: 'local', status: 'running' },
+  ]);
+  t.deepEqual(['moved', 'paused', 'incoming', 'live', 'both', 'pidfile-only'].map(runsHere), [false, false, false, true, true, true]);
 });
