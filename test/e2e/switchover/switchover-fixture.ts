@@ -189,6 +189,9 @@ export class SwitchoverCluster {
     const out: Array<{ host: string; token: number }> = [];
     for (const [h] of HOSTS) {
       const r = await this.agentCall(h, 'IpShadowService', 'GetIpState', { vm_id: VM });
+      // NOT_FOUND: the agent holds no IP config for the VM (a restarted coordinator may re-place
+      // shadows), so nothing of it can be active there.
+      if (r.code === 5) continue;
       if (r.code !== 0) throw new Error(`GetIpState on ${h}: ${r.code} ${r.details}`);
       if (r.response!.active) out.push({ host: h, token: Number(r.response!.fencing_token) });
     }
