@@ -26,6 +26,11 @@ import { copyGuestRam, findGuestRam } from '../../agent/vm/qemu-guest-ram';
 import { launchShadowQemu, migrateDeviceState, queryFinishedMigration, resumeGuest, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
 import { setRootLogger, silentLogger } from '../../shared/log';
 import { compareRam, syncDifferingPages } from './guest-ram-compare';
+import type { ProbeReport } from '../../test/helpers/udp-prober';
+
+const UDP_PROBER = path.join(__dirname, '..', '..', 'test', 'helpers', 'udp-prober.js');
+/** Late echoes after the last case are not waited for: the gaps that matter are long over. */
+const PROBER_DRAIN_MS = 50;
 import { TrackedShadowImage } from './tracked-shadow-image';
 import { nativeAvailable, uffdPreloadLibraryPath } from '../../agent/memory/native-binding';
 
@@ -49,19 +54,13 @@ const WORKLOADS = {
 } as const;
 type WorkloadName = keyof typeof WORKLOADS;
 
-interface PingerResult {
-  maxGapMs: number;
-  maxGapEndMs: number;
-  received: number;
-  sent: number;
-  gaps: Array<[number, number]>;
-}
+type PingerResult = ProbeReport;
 
 /**
  * Longest silence the client saw, not counting the window in which the bench itself held the
  * guest paused to compare RAM (neither side would pause for that in production).
  */
-export function longestGapExcluding(p: PingerResult, excluded: [number, number] | undefined): number {
+export function longestGapExcluding(p: Pick<PingerResult, 'maxGapMs' | 'gaps'>, excluded: [number, number] | undefined): number {
   if (!excluded) return p.maxGapMs;
   let longest = 0;
   for (const [start, end] of p.gaps) {
@@ -132,7 +131,7 @@ class Bench {
   }
 
   startPinger(ip: string): { child: ChildProcess; stop: () => Promise<PingerResult> } {
-    const child = this.lab.spawn(this.client, process.execPath, [path.join(__dirname, 'udp-pinger.js'), ip, String(GUEST_PORT), String(PING_PERIOD_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = this.lab.spawn(this.client, process.execPath, [UDP_PROBER, ip, String(GUEST_PORT), String(PING_PERIOD_MS), String(PROBER_DRAIN_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
     const lines = createInterface({ input: child.stdout! });
     const results: string[] = [];
     lines.on('line', (l) => results.push(l));

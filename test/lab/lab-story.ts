@@ -14,7 +14,7 @@ import { DIST, GRPC_CALL } from '../helpers/umbra-cluster';
 import { type ClusterGuest, GUEST_PAUSED_STEPS, type WireSwitchover, guestPauseMs, guestQmpPath, guestSerialPath, qemusUnder } from '../helpers/vm-cluster';
 import { DNSMASQ_LEASES } from './lab-vm-network';
 import { execError, execIn, startDetached } from './lab-os';
-import type { ProbeReport } from './lab-prober';
+import type { ProbeReport } from '../helpers/udp-prober';
 import { LAB_DIR, type LabState } from './lab-state';
 
 export const loadVmId = (hostId: string): string => `load-${hostId}`;
@@ -78,9 +78,9 @@ function capability(ctx: StoryContext, hostId: string, name: string): string {
   }
 }
 
-/** The client: a lab-prober in the client namespace, started and stopped over its stdin. */
+/** The client: a udp-prober in the client namespace, started and stopped over its stdin. */
 async function startProber(clientNs: string, address: string, port: number): Promise<{ stop(): Promise<ProbeReport> }> {
-  const child = spawn('ip', ['netns', 'exec', clientNs, process.execPath, path.join(DIST, 'test', 'lab', 'lab-prober.js'), address, String(port), String(PROBE_PERIOD_MS)], {
+  const child = spawn('ip', ['netns', 'exec', clientNs, process.execPath, path.join(DIST, 'test', 'helpers', 'udp-prober.js'), address, String(port), String(PROBE_PERIOD_MS)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
