@@ -20,7 +20,7 @@ import { buildHealthReport } from './core/health-report';
 import { EpochAdvanceClock, buildHostView, collectHostViewParts } from './core/host-view';
 import { RecentErrors } from './core/recent-errors';
 import { type CapabilityStatus, probeCapabilities } from './os/capability-probe';
-import type { AgentModuleContext, RunningAgentModule } from './agent-module';
+import { AGENT_MODULE_NAMES, moduleApi, type AgentModuleContext, type RunningAgentModule } from './agent-module';
 import { AGENT_MODULES } from './modules';
 import { dial } from '../shared/grpc-client';
 import { probeHostCapacity } from './os/sysinfo-host-facts';
@@ -102,8 +102,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     const epochClock = new EpochAdvanceClock();
     // Only live sessions move their epoch, and they are in memory: sampling them every second reads
     // no store (an idle agent's timers are its CPU floor).
-    const replication = running.get('replication') as { liveImages?: () => Array<{ vmId: string; epoch: number; connected: boolean }> } | undefined;
-    if (replication?.liveImages) {
+    const replication = moduleApi<{ liveImages(): Array<{ vmId: string; epoch: number; connected: boolean }> }>(running, AGENT_MODULE_NAMES.replication, 'liveImages');
+    if (replication) {
       const sampleImages = replication.liveImages.bind(replication);
       const epochTimer = setInterval(() => epochClock.observe(sampleImages(), Date.now()), EPOCH_SAMPLE_MS);
       epochTimer.unref();

@@ -43,6 +43,18 @@ export interface RunningAgentModule {
   close(): Promise<void>;
 }
 
+/** Each module's name (its config section, and how other modules look it up). */
+export const AGENT_MODULE_NAMES = { ipshadow: 'ipshadow', vm: 'vm', replication: 'replication', profiler: 'profiler' } as const;
+
+/**
+ * The running module `name` seen through the interface `T` it exports, when it is running and has
+ * `member` (a module that is off, or of another shape, gives undefined).
+ */
+export function moduleApi<T>(modules: ReadonlyMap<string, RunningAgentModule>, name: string, member: keyof T): T | undefined {
+  const m = modules.get(name) as Partial<T> | undefined;
+  return m && typeof m[member] !== 'undefined' ? (m as T) : undefined;
+}
+
 export interface AgentModuleDefinition<C = unknown> {
   /** Module name; also its config section key. */
   name: string;

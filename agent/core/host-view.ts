@@ -2,7 +2,7 @@
 // from the modules that each know a part: vm (QEMU pid, run state, taps), replication (tracker and
 // lag per shadow on the source side; applied epoch of the image on the shadow side) and ipshadow
 // (IP config version and age). The merge is pure; collectHostView reads the running modules.
-import type { RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, moduleApi, type RunningAgentModule } from '../agent-module';
 
 /** One shadow host a local VM's memory streams to. */
 export interface ReplicationLagView {
@@ -190,16 +190,11 @@ interface IpShadowModuleApi {
   ipActive(): string[];
 }
 
-function api<T>(modules: ReadonlyMap<string, RunningAgentModule>, name: string, method: keyof T): T | undefined {
-  const m = modules.get(name) as Partial<T> | undefined;
-  return m && typeof m[method] !== 'undefined' ? (m as T) : undefined;
-}
-
 /** Reads the parts from the running modules; a module's failure is reported and its part left empty. */
 export async function collectHostViewParts(modules: ReadonlyMap<string, RunningAgentModule>, onError: (m: string) => void): Promise<HostViewParts> {
-  const vm = api<VmModuleApi>(modules, 'vm', 'host');
-  const rep = api<ReplicationModuleApi>(modules, 'replication', 'images');
-  const ip = api<IpShadowModuleApi>(modules, 'ipshadow', 'ipShadows');
+  const vm = moduleApi<VmModuleApi>(modules, AGENT_MODULE_NAMES.vm, 'host');
+  const rep = moduleApi<ReplicationModuleApi>(modules, AGENT_MODULE_NAMES.replication, 'images');
+  const ip = moduleApi<IpShadowModuleApi>(modules, AGENT_MODULE_NAMES.ipshadow, 'ipShadows');
   const guard = async <T>(what: string, f: () => T | Promise<T>, empty: T): Promise<T> => {
     try {
       return await f();

@@ -3,7 +3,7 @@
 import { errorMessage } from '../../shared/errors';
 import { callUnary } from '../../shared/grpc-client';
 import { Gauge } from 'prom-client';
-import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
 import { PcapCapture } from '../dhcp/pcap-capture';
 import { captureHealthDetail, registerCaptureMetrics } from '../dhcp/dhcp-capture-report';
@@ -33,7 +33,7 @@ export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;
 
 export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
-  name: 'ipshadow',
+  name: AGENT_MODULE_NAMES.ipshadow,
   parseConfig: parseIpShadowAgentConfig,
   async start(config, ctx): Promise<RunningIpShadowModule> {
     const tables = createNetlinkTables();

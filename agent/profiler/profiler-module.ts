@@ -4,7 +4,7 @@
 import { Gauge } from 'prom-client';
 import { errorMessage } from '../../shared/errors';
 import { callUnary } from '../../shared/grpc-client';
-import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import { readPidFile } from './pid-file';
 import { ProcHostStats } from './proc-host-stats';
 import { ProcVmStats } from './proc-vm-stats';
@@ -25,7 +25,7 @@ const PIDFILE_RECHECK_SAMPLES = 5;
 export const SAMPLE_COST_BUDGET_MS = 5;
 
 export const profilerAgentModule: AgentModuleDefinition<ProfilerConfig> = {
-  name: 'profiler',
+  name: AGENT_MODULE_NAMES.profiler,
   parseConfig: parseProfilerConfig,
   async start(config, ctx): Promise<RunningAgentModule> {
     if (!config.enabled) {

@@ -1,7 +1,7 @@
 // The profiler's view of the vm module: a VM it knows runs its guest here only as a local QEMU in
 // the running state (not a paused source kept for rollback, not a shadow waiting for its state).
 // VMs the vm module does not know (profiled by pid file only) are taken as running here.
-import type { RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, moduleApi, type RunningAgentModule } from '../agent-module';
 
 interface VmListing {
   vmId: string;
@@ -12,8 +12,6 @@ interface VmModuleHost {
   host: { list(): Promise<VmListing[]> };
 }
 
-export const VM_MODULE_NAME = 'vm';
-
 export function runsHereFrom(listing: readonly VmListing[]): (vmId: string) => boolean {
   const known = new Map<string, boolean>();
   for (const v of listing) known.set(v.vmId, (known.get(v.vmId) ?? false) || (v.role === 'local' && v.status === 'running'));
@@ -21,7 +19,7 @@ export function runsHereFrom(listing: readonly VmListing[]): (vmId: string) => b
 }
 
 export async function guestsRunningHere(modules: ReadonlyMap<string, RunningAgentModule>): Promise<(vmId: string) => boolean> {
-  const vm = modules.get(VM_MODULE_NAME) as Partial<VmModuleHost> | undefined;
-  if (typeof vm?.host?.list !== 'function') return () => true;
+  const vm = moduleApi<VmModuleHost>(modules, AGENT_MODULE_NAMES.vm, 'host');
+  if (typeof vm?.host.list !== 'function') return () => true;
   return runsHereFrom(await vm.host.list());
 }

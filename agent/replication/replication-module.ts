@@ -5,7 +5,7 @@
 import { Gauge } from 'prom-client';
 import { errorMessage } from '../../shared/errors';
 import { channelCredentials } from '../../shared/tls';
-import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import type { CapabilityStatus } from '../os/capability-probe';
 import { type GuestMemoryLocator, describeLocator, locateGuestProcess } from '../memory/guest-process-locator';
 import { nativeAvailable } from '../memory/native-binding';
@@ -45,7 +45,7 @@ function mib(bytes: number): string {
 }
 
 export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfig> = {
-  name: 'replication',
+  name: AGENT_MODULE_NAMES.replication,
   parseConfig: parseReplicationAgentConfig,
   async start(config, ctx): Promise<RunningReplicationModule> {
     const log = ctx.logger;

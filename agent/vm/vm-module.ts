@@ -3,7 +3,7 @@
 // switchover, VmService for the coordinator, and health listing both.
 import { existsSync } from 'node:fs';
 import { errorMessage } from '../../shared/errors';
-import type { AgentModuleDefinition, ModuleHealth, RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import { uffdPreloadLibraryPath } from '../memory/native-binding';
 import { shadowImagePath } from '../replication/shadow-image';
 import { VmAgentHost } from './vm-agent-host';
@@ -17,7 +17,7 @@ export type RunningVmModule = RunningAgentModule & {
 };
 
 export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
-  name: 'vm',
+  name: AGENT_MODULE_NAMES.vm,
   parseConfig: parseVmAgentConfig,
   async start(config, ctx): Promise<RunningVmModule> {
     const log = ctx.logger;
