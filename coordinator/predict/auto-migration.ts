@@ -18,17 +18,18 @@ export interface MigrationRequest {
   advice: MigrationAdvice;
 }
 
+/** How a trigger ended; `retry` on a SKIPPED one: only a busy slot stood in the way. */
+export interface MigrationTriggerResult {
+  outcome: string;
+  retry?: boolean;
+}
+
 /**
  * Starts a migration. Outcomes reach the history through the switchover events, not through here;
  * a trigger that did not start one only because others were running resolves with
  * `{ outcome: 'SKIPPED', retry: true }`, and the VM stays eligible for the next round.
  */
-export type MigrationTrigger = (req: MigrationRequest) => Promise<unknown>;
-
-function skippedForRetry(result: unknown): boolean {
-  const r = result as { outcome?: unknown; retry?: unknown } | null;
-  return typeof r === 'object' && r !== null && r.outcome === 'SKIPPED' && r.retry === true;
-}
+export type MigrationTrigger = (req: MigrationRequest) => Promise<MigrationTriggerResult | void>;
 
 export interface RecommendationEvent {
   kind: 'EVENT_KIND_MIGRATION_RECOMMENDED';
@@ -103,7 +104,7 @@ export class AutoMigration {
       // does not end the episode: the VM is recommended and handed over again next round.
       trigger({ vmId, sourceHostId, destinationHostId, advice }).then(
         (result) => {
-          if (skippedForRetry(result) && this.lastRecommendedMs.get(vmId) === now) this.lastRecommendedMs.delete(vmId);
+          if (result?.outcome === 'SKIPPED' && result.retry && this.lastRecommendedMs.get(vmId) === now) this.lastRecommendedMs.delete(vmId);
         },
         (err) => this.p.onError(`migration trigger for ${vmId}: ${errorMessage(err)}`),
       );
