@@ -21,18 +21,7 @@ export const DEFAULT_FRAME_CODEC: FrameCodecName = 'brotli-0';
 export type Checksum64 = (data: Buffer) => bigint;
 
 /** What a frame carries; page contents are already split into zero and data pages. */
-export interface Frame {
-  vmId: string;
-  /** Identity of the source's replication session; epochs only compare within one generation. */
-  generation: string;
-  epoch: number;
-  /** Position of this frame inside its epoch, from 0. */
-  index: number;
-  /** Last frame of the epoch: once applied, the epoch is complete. */
-  last: boolean;
-  pageSizeBytes: number;
-  /** Size of the whole guest RAM in pages (the receiver checks it against its image). */
-  imagePageCount: number;
+export interface Frame extends FrameHeader {
   /** Pages whose content is all zeros (no payload). */
   zeroPages: Uint32Array;
   /** Pages with content, in the order of `data`. */
@@ -118,14 +107,18 @@ export function frameHeadroom(frame: Buffer, n: number): Buffer | undefined {
   return Buffer.from(frame.buffer, frame.byteOffset - n, n);
 }
 
-/** What encodeFrom() needs besides the pages: the frame's identity and position. */
+/** A frame's identity and position (what encodeFrom() needs besides the pages). */
 export interface FrameHeader {
   vmId: string;
+  /** Identity of the source's replication session; epochs only compare within one generation. */
   generation: string;
   epoch: number;
+  /** Position of this frame inside its epoch, from 0. */
   index: number;
+  /** Last frame of the epoch: once applied, the epoch is complete. */
   last: boolean;
   pageSizeBytes: number;
+  /** Size of the whole guest RAM in pages (the receiver checks it against its image). */
   imagePageCount: number;
 }
 
