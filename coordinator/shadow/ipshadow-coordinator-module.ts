@@ -39,6 +39,8 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
       events: ctx.events,
       policy: { shadowingThreshold: config.shadowingThreshold, maxShadowedVms: config.maxShadowedVms },
       useHostLoad: config.placementUsesHostLoad,
+      // Agents back off while we are down: their hosts keep their shadows until they reconnect.
+      startGraceMs: config.startGraceMs,
       logger: log,
       onShadowSet: async (vm, hostIds) => void (await leases.record(vm.config, vm.active_host, hostIds)),
     });
@@ -53,10 +55,15 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
     const reconciler = new IpReconciler({ vms, hosts, shadowHosts: (id) => shadows.list(id).map((s) => s.host_id), agents: ports, leases, fencing, events: ctx.events, locks, logger: log });
 
     let refreshing: Promise<unknown> | undefined;
+    let lastHeld = 0;
     const refresh = () => {
       refreshing ??= shadows
         .refresh()
-        .then((o) => (o.placed || o.retired || o.pushed) && log.info(o, 'shadow placement round'))
+        .then((o) => {
+          // Held shadows are logged when their count changes (not every round while hosts reconnect).
+          if (o.placed || o.retired || o.pushed || o.held !== lastHeld) log.info(o, 'shadow placement round');
+          lastHeld = o.held;
+        })
         .catch((err) => log.error({ err: errorMessage(err) }, 'shadow placement failed'))
         .finally(() => (refreshing = undefined));
       return refreshing;
@@ -85,7 +92,7 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
         .finally(() => (sweeping = false));
     }, config.reconcileIntervalMs);
     sweepTimer.unref();
-    log.info({ leaseBackend: leases.name, vms: vms.list().length, shadows: shadows.list().length, ...shadows.policy, refreshIntervalMs: refreshLoop.intervalMs, policyFrom: policySource ? 'prediction policy' : 'config' }, 'ipshadow started');
+    log.info({ leaseBackend: leases.name, vms: vms.list().length, shadows: shadows.list().length, ...shadows.policy, refreshIntervalMs: refreshLoop.intervalMs, startGraceMs: config.startGraceMs, policyFrom: policySource ? 'prediction policy' : 'config' }, 'ipshadow started');
 
     return {
       services: [shadowService({ vms, shadows, logger: log }), migrationService({ switchover, logger: log })],

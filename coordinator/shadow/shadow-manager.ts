@@ -1,6 +1,9 @@
 // Keeps shadows of VMs' IP configs on destination hosts: places them on the top-N ranked hosts
 // passing the threshold (every refresh), retires those that fall out, takes manual placements,
 // and pushes every new config version to every shadow. Keys `ipshadow/shadow/<vm>/<host>`.
+// A shadow is only retired on a verdict about its host: a host of unknown liveness (SUSPECT, or
+// not heard from since this coordinator started, during the start grace) keeps its shadows, so a
+// restarted coordinator leaves healthy shadows alone while its agents reconnect.
 import type { Logger } from 'pino';
 import { FailedPreconditionError, NotFoundError, errorMessage } from '../../shared/errors';
 import type { HostRecord } from '../../shared/host-types';
@@ -52,6 +55,13 @@ export interface ShadowManagerDeps {
   policy: PlacementPolicy;
   /** Rank with the hosts' reported load (default true). */
   useHostLoad?: boolean;
+  /**
+   * After open(), how long a host not heard from since (heartbeat or registration newer than the
+   * open) counts as "not yet known" rather than by its state: its shadows are kept, it gets no new
+   * one (default 0: no grace). A restarted coordinator's registry sweeps silent hosts to DOWN
+   * before their agents, backing off, have reconnected.
+   */
+  startGraceMs?: number;
   logger: Logger;
   onShadowSet?: ShadowSetListener;
   nowMs?: () => number;
@@ -61,7 +71,12 @@ export interface RefreshOutcome {
   placed: number;
   retired: number;
   pushed: number;
+  /** Shadows kept without a verdict because their host's liveness is not known yet. */
+  held: number;
 }
+
+/** What a placement round may conclude about a host. */
+export type HostLiveness = 'known' | 'unknown' | 'gone';
 
 export class ShadowManager {
   private readonly entries = new Map<string, ShadowEntry>();
@@ -71,9 +86,11 @@ export class ShadowManager {
   /** Last logged reason a VM got fewer shadows than wanted (logged on change only). */
   private readonly lastShortfall = new Map<string, string>();
   private policyValue: PlacementPolicy;
+  private readonly openedAtMs: number;
 
   private constructor(private readonly d: ShadowManagerDeps) {
     this.nowMs = d.nowMs ?? Date.now;
+    this.openedAtMs = this.nowMs();
     this.policyValue = { ...d.policy };
     this.unsubscribe = d.vms.onChange((vm) => {
       this.pushAll(vm.vm_id).catch((err) => d.logger.warn({ vmId: vm.vm_id, err: errorMessage(err) }, 'pushing a new version failed'));
@@ -143,18 +160,42 @@ export class ShadowManager {
     });
   }
 
+  /**
+   * `known`: UP and heard from since we started (or the start grace is over): ranked as usual.
+   * `unknown`: SUSPECT, or not heard from since we started while the grace lasts (whatever state
+   * the registry gives it): its shadows are kept, it gets no new one. `gone`: DOWN (after the
+   * grace, or heard from and then silent again) or no longer registered.
+   */
+  hostLiveness(h: HostRecord | undefined, nowMs = this.nowMs()): HostLiveness {
+    if (!h) return 'gone';
+    const heardSinceStart = h.last_heartbeat_unix_ms > this.openedAtMs;
+    if (!heardSinceStart && nowMs - this.openedAtMs < (this.d.startGraceMs ?? 0)) return 'unknown';
+    if (h.state === 'HOST_STATE_SUSPECT') return 'unknown';
+    return h.state === 'HOST_STATE_UP' ? 'known' : 'gone';
+  }
+
   /** One placement round over every VM. */
   async refresh(): Promise<RefreshOutcome> {
-    const out: RefreshOutcome = { placed: 0, retired: 0, pushed: 0 };
+    const out: RefreshOutcome = { placed: 0, retired: 0, pushed: 0, held: 0 };
     const hosts = this.d.hosts.list();
-    const views = hosts.map((h) => hostViewOf(h, this.d.useHostLoad ?? true));
+    const now = this.nowMs();
+    const liveness = new Map(hosts.map((h) => [h.facts.host_id, this.hostLiveness(h, now)]));
+    // Only hosts known to be alive are ranked: no new shadow goes to a host we have not heard from.
+    const views = hosts.map((h) => {
+      const v = hostViewOf(h, this.d.useHostLoad ?? true);
+      return liveness.get(v.id) === 'known' ? v : { ...v, up: false };
+    });
     for (const vm of this.d.vms.list()) {
       await this.mutex.run(vm.vm_id, async () => {
         const source = hosts.find((h) => h.facts.host_id === vm.active_host);
         const result = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views);
         const existing = this.list(vm.vm_id);
         const policy = this.policyValue;
-        const plan = planShadows(result.ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), policy);
+        // A shadow on a host of unknown liveness stays until there is a verdict on that host (not
+        // one on the VM's own active host: that is no shadow).
+        const held = new Set(existing.filter((e) => e.host_id !== vm.active_host && liveness.get(e.host_id) === 'unknown').map((e) => e.host_id));
+        const plan = planShadows(result.ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), policy, held);
+        out.held += plan.held.length;
         const unexplained = `${result.ranked.length}:${JSON.stringify(result.rejectedCounts)}`;
         if (plan.keep.length + plan.place.length < policy.maxShadowedVms && this.lastShortfall.get(vm.vm_id) !== unexplained) {
           this.lastShortfall.set(vm.vm_id, unexplained);
@@ -168,9 +209,9 @@ export class ShadowManager {
           await this.retire(vm.vm_id, hostId, 'fell out of the ranking');
           out.retired++;
         }
-        // Shadows that missed a version (host was away) catch up here.
+        // Shadows that missed a version (host was away) catch up here, once their host is back.
         for (const e of this.list(vm.vm_id)) {
-          if (e.version < vm.version && plan.keep.includes(e.host_id)) {
+          if (e.version < vm.version && plan.keep.includes(e.host_id) && !plan.held.includes(e.host_id)) {
             await this.push(vm, e);
             out.pushed++;
           }

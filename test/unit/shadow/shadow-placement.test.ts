@@ -30,3 +30,24 @@ test('manual shadows are never retired and do not take an automatic slot', (t) =
   t.deepEqual(plan.retire, []);
   t.true(plan.keep.includes('x'));
 });
+
+test('a held shadow (host liveness not known yet) is kept, never retired, and fills one of the N slots', (t) => {
+  // b's host is unknown (not ranked at all): it keeps its shadow and c, ranked first, is not added.
+  const one = planShadows(ranked([['c', 0.9], ['d', 0.8]]), [{ hostId: 'b', manual: false }], { shadowingThreshold: 0.5, maxShadowedVms: 1 }, new Set(['b']));
+  t.deepEqual(one, { place: [], retire: [], keep: ['b'], held: ['b'] });
+  // With two slots, the one left goes to the best ranked host; a shadow that fell out is still retired.
+  const two = planShadows(ranked([['c', 0.9], ['d', 0.8]]), [{ hostId: 'b', manual: false }, { hostId: 'e', manual: false }], { shadowingThreshold: 0.5, maxShadowedVms: 2 }, new Set(['b']));
+  t.deepEqual(two.place.map((p) => p.hostId), ['c']);
+  t.deepEqual(two.retire, ['e']);
+  t.deepEqual(two.keep, ['b']);
+  // Without the hold, the same inputs retire b.
+  t.deepEqual(planShadows(ranked([['c', 0.9], ['d', 0.8]]), [{ hostId: 'b', manual: false }], { shadowingThreshold: 0.5, maxShadowedVms: 1 }).retire, ['b']);
+});
+
+test('holds beyond N are all kept (nothing is retired without a verdict); held manual shadows stay manual', (t) => {
+  const plan = planShadows(ranked([['d', 0.9]]), [{ hostId: 'b', manual: false }, { hostId: 'c', manual: false }, { hostId: 'x', manual: true }], { shadowingThreshold: 0.5, maxShadowedVms: 1 }, new Set(['b', 'c', 'x']));
+  t.deepEqual(plan.place, []);
+  t.deepEqual(plan.retire, []);
+  t.deepEqual(plan.keep.sort(), ['b', 'c', 'x']);
+  t.deepEqual(plan.held, ['b', 'c']);
+});
