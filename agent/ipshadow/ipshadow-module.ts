@@ -97,6 +97,8 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     const bookkeeping = new Map<string, Promise<void>>();
     const afterApply = (vmId: string, work: () => Promise<void>) => {
       const p = (bookkeeping.get(vmId) ?? Promise.resolve())
+        // setImmediate: the gRPC reply is written in this turn, before the store writes start.
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
         .then(work)
         .catch((err) => ctx.reportError(`ip bookkeeping of ${vmId}: ${errorMessage(err)}`))
         .finally(() => {
@@ -124,6 +126,11 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       },
       listShadows: () => shadows.list(),
       knownConfig: (vmId) => active.get(vmId) ?? shadows.get(vmId)?.config ?? reporter.get(vmId),
+      async prepare(cfg, token) {
+        // Bookkeeping still running would otherwise delay the activation that follows.
+        await bookkeeping.get(cfg.vm_id);
+        return applier.admit(specFor(cfg), { fencingToken: token });
+      },
       async activate(cfg, token) {
         await bookkeeping.get(cfg.vm_id);
         const res = await applier.activate(specFor(cfg), { fencingToken: token });

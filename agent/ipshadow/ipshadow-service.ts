@@ -21,6 +21,8 @@ export interface IpShadowOps {
   listShadows(): ShadowRecord[];
   /** The config known here for `vmId` (active, shadow or local lease), if any. */
   knownConfig(vmId: string): VmIpConfig | undefined;
+  /** Admits the token of a coming activate/deactivate durably and readies the announcer; no kernel change. */
+  prepare(config: VmIpConfig, fencingToken: number): Promise<{ totalMs: number }>;
   activate(config: VmIpConfig, fencingToken: number): Promise<ApplyResult>;
   deactivate(config: VmIpConfig, fencingToken: number): Promise<ApplyResult>;
   state(config: VmIpConfig): Promise<{ active: boolean; fencingToken: number }>;
@@ -75,6 +77,12 @@ export function ipShadowService(ops: IpShadowOps, logger: Logger): ServiceBindin
     }),
     RemoveShadow: kit.unary<Msg, Msg>('RemoveShadow', coordinatorOnly, async (req) => ({ removed: await ops.removeShadow(requireVmId(req.vm_id)) })),
     ListShadows: kit.unary<Msg, Msg>('ListShadows', coordinatorOnly, async () => ({ shadows: ops.listShadows().map(shadowToWire) })),
+    PrepareIp: kit.unary<Msg, Msg>('PrepareIp', coordinatorOnly, async (req) => {
+      const config = configOf(req);
+      const fencingToken = token(req);
+      const r = await ops.prepare(config, fencingToken);
+      return { total_ms: r.totalMs, fencing_token: String(fencingToken) };
+    }),
     ActivateIp: kit.unary<Msg, Msg>('ActivateIp', coordinatorOnly, async (req) => applyToWire(await ops.activate(configOf(req), token(req)))),
     DeactivateIp: kit.unary<Msg, Msg>('DeactivateIp', coordinatorOnly, async (req) => applyToWire(await ops.deactivate(configOf(req), token(req)))),
     GetIpState: kit.unary<Msg, Msg>('GetIpState', coordinatorOnly, async (req) => {

@@ -22,8 +22,13 @@ export interface FencingAdmission {
   reapplied: boolean;
 }
 
+/**
+ * One guard per store: it keeps the highest token per VM in memory once read or written, so a
+ * re-applied token (the activation after a prepare) costs no store access at all.
+ */
 export class FencingGuard {
   private readonly mutex = new KeyedMutex();
+  private readonly accepted = new Map<string, number>();
 
   constructor(
     private readonly store: KvStore,
@@ -45,18 +50,24 @@ export class FencingGuard {
       if (previous === token) return { token, previousToken: previous, reapplied: true };
       const record: FencingRecord = { version: RECORD_VERSION, token, acceptedAtMs: this.nowMs() };
       await this.store.put(FENCING_KEY_PREFIX + vmId, record);
+      this.accepted.set(vmId, token);
       return { token, ...(previous !== undefined ? { previousToken: previous } : {}), reapplied: false };
     });
   }
 
   /** The highest token accepted for `vmId`, or undefined if none was. */
   async current(vmId: string): Promise<number | undefined> {
+    const known = this.accepted.get(vmId);
+    if (known !== undefined) return known;
     const rec = await this.store.get<FencingRecord>(FENCING_KEY_PREFIX + vmId);
     if (rec === undefined) return undefined;
     // An unreadable fence must not silently become "no fence": refuse until an operator looks.
     if (typeof rec !== 'object' || rec === null || typeof rec.token !== 'number') {
       throw new FailedPreconditionError(`fencing record of vm '${vmId}' is unreadable; refusing to (de)activate`);
     }
-    return rec.token;
+    // Tokens only grow: a read that started before a concurrent admit() wrote must not lower it.
+    const highest = Math.max(rec.token, this.accepted.get(vmId) ?? rec.token);
+    this.accepted.set(vmId, highest);
+    return highest;
   }
 }

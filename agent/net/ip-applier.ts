@@ -83,6 +83,25 @@ export class IpApplier {
     if (this.count > 0) this.announcer.prepare(spec.interface);
   }
 
+  /**
+   * The first half of a switchover step, done before the address moves: admits `fencingToken`
+   * for `spec.vmId` durably (a stale token is refused as activate() would refuse it) and opens the
+   * announcer's handle, so the activate()/deactivate() with that token that follows writes nothing
+   * to disk. Changes no kernel state. Without a FencingGuard only the announcer is readied.
+   */
+  admit(spec: IpActivationSpec, options: ApplyOptions = {}): Promise<{ fencing?: FencingAdmission; totalMs: number }> {
+    return this.mutex.run(spec.vmId, async () => {
+      const started = this.nowMs();
+      let fencing: FencingAdmission | undefined;
+      if (this.options.fencing) {
+        if (options.fencingToken === undefined) throw new InvalidArgumentError('fencing_token', 'is required to prepare an IP switch');
+        fencing = await this.options.fencing.admit(spec.vmId, options.fencingToken);
+      }
+      this.prepare(spec);
+      return { ...(fencing ? { fencing } : {}), totalMs: this.nowMs() - started };
+    });
+  }
+
   /** Stops running bursts and closes the announcer. The tables belong to the caller. */
   async close(): Promise<void> {
     for (const b of this.bursts.values()) b.cancel();

@@ -1,6 +1,6 @@
 // Fencing tokens for IP (de)activation: every token is higher than any handed out before, across
 // coordinator restarts (the counter is persisted before the token is used).
-import type { KvStore } from '../../shared/kv-store';
+import type { KvBatchOp, KvStore } from '../../shared/kv-store';
 import { SerialQueue } from '../../shared/serial-queue';
 
 const KEY = 'ipshadow/fencing/last';
@@ -10,11 +10,16 @@ export class FencingCounter {
 
   constructor(private readonly store: KvStore) {}
 
-  next(): Promise<number> {
+  /**
+   * The next token, persisted before it is returned. `alsoWrite` adds operations (e.g. a journal
+   * entry naming the token) to the same atomic store write, so both cost one durable write.
+   */
+  next(alsoWrite?: (token: number) => KvBatchOp[]): Promise<number> {
     return this.queue.run(async () => {
       const last = (await this.store.get<number>(KEY)) ?? 0;
       const token = last + 1;
-      await this.store.put(KEY, token);
+      if (alsoWrite) await this.store.batch([{ type: 'put', key: KEY, value: token }, ...alsoWrite(token)]);
+      else await this.store.put(KEY, token);
       return token;
     });
   }

@@ -1,9 +1,11 @@
-// TriggerMigration for a VM's IP: verify the destination's shadow is current, deactivate on the
-// source, activate on the destination with a fresh fencing token, move the lease record. A failed
-// (de)activation rolls back so the address ends active on exactly one host; every run is journaled
-// before its first step and recorded with step timings in the store and the audit log.
+// TriggerMigration for a VM's IP: verify the destination's shadow is current, have both agents
+// admit a fresh fencing token (prepare), deactivate on the source, activate on the destination,
+// move the lease record. A failed (de)activation rolls back so the address ends active on exactly
+// one host; every run is journaled (with its token, one write) before its first step and recorded
+// with step timings in the store and the audit log. Only the deactivate -> activate hand-over is
+// outside any host: nothing in it waits for a disk write.
 import type { Logger } from 'pino';
-import { FailedPreconditionError, errorMessage } from '../../shared/errors';
+import { FailedPreconditionError, UmbraError, errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
 import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { EventLog } from '../core/event-log';
@@ -47,6 +49,10 @@ export interface JournalEntry {
   started_at_unix_ms: number;
 }
 
+function isUnimplemented(err: unknown): boolean {
+  return err instanceof UmbraError && err.reason === 'UNIMPLEMENTED';
+}
+
 export class IpSwitchover {
   private readonly nowMs: () => number;
   private readonly clockMs: () => number;
@@ -85,26 +91,46 @@ export class IpSwitchover {
     if (reason) throw new FailedPreconditionError(`cannot switch vm '${vmId}' to '${destination}': ${reason}`);
 
     const started = this.clockMs();
-    const token = await this.d.fencing.next();
-    const journal: JournalEntry = { vm_id: vmId, source_host: source, destination_host: destination, fencing_token: token, started_at_unix_ms: this.nowMs() };
-    await this.d.store.put(JOURNAL_PREFIX + vmId, journal);
+    const startedAtUnixMs = this.nowMs();
+    let journal!: JournalEntry;
+    // The token and the journal naming it: one durable write.
+    const token = await this.d.fencing.next((t) => {
+      journal = { vm_id: vmId, source_host: source, destination_host: destination, fencing_token: t, started_at_unix_ms: startedAtUnixMs };
+      return [{ type: 'put', key: JOURNAL_PREFIX + vmId, value: journal }];
+    });
     const steps: SwitchoverStep[] = [];
-    const step = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<boolean> => {
+    /** Runs one step, records it; resolves with the error, or undefined when it succeeded. */
+    const attempt = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<unknown> => {
       const t0 = this.clockMs();
       try {
         await work();
         steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: true, error: '' });
-        return true;
+        return undefined;
       } catch (err) {
         steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: false, error: errorMessage(err) });
-        return false;
+        return err ?? new Error('failed');
       }
     };
+    const step = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<boolean> => (await attempt(name, hostId, work)) === undefined;
 
     let status: SwitchoverEvent['status'] = 'SUCCEEDED';
     let error = '';
     const config = vm.config;
-    if (!(await step('deactivate', source, () => this.d.agents.deactivate(source, config, token)))) {
+    // Both agents admit the token durably before the address moves, so neither the deactivation
+    // nor the activation writes to disk while no host holds the address. A source that cannot
+    // prepare still admits the token in its deactivation; a destination that cannot prepare is
+    // unlikely to activate, so nothing moves (an agent without the call is simply not prepared).
+    const prepare = this.d.agents.prepare?.bind(this.d.agents);
+    const [, destinationError] = prepare
+      ? await Promise.all([
+          attempt('prepare', source, () => prepare(source, config, token)),
+          attempt('prepare', destination, () => prepare(destination, config, token)),
+        ])
+      : [undefined, undefined];
+    if (destinationError !== undefined && !isUnimplemented(destinationError)) {
+      error = `${destination} not prepared: ${errorMessage(destinationError)}`;
+      status = 'ROLLED_BACK';
+    } else if (!(await step('deactivate', source, () => this.d.agents.deactivate(source, config, token)))) {
       // The source may have removed part of its state: put it back so it alone holds the address.
       error = steps[steps.length - 1].error;
       status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';
@@ -124,8 +150,6 @@ export class IpSwitchover {
         error = `lease record not updated: ${steps[steps.length - 1].error}`;
       }
     }
-    await this.d.store.del(JOURNAL_PREFIX + vmId);
-
     const event: SwitchoverEvent = {
       id: `${journal.started_at_unix_ms.toString(36)}-${(this.seq++).toString(36)}-${vmId}`,
       timestamp_unix_ms: journal.started_at_unix_ms,
@@ -138,7 +162,11 @@ export class IpSwitchover {
       total_ms: this.clockMs() - started,
       error,
     };
-    await this.d.store.put(`${RECORD_PREFIX}${String(event.timestamp_unix_ms).padStart(16, '0')}-${event.id}`, event);
+    // The record replaces the journal in one durable write.
+    await this.d.store.batch([
+      { type: 'del', key: JOURNAL_PREFIX + vmId },
+      { type: 'put', key: `${RECORD_PREFIX}${String(event.timestamp_unix_ms).padStart(16, '0')}-${event.id}`, value: event },
+    ]);
     await this.d.events.append({
       kind: status === 'FAILED' ? 'EVENT_KIND_ALERT' : 'EVENT_KIND_SWITCHOVER',
       host_id: status === 'SUCCEEDED' ? destination : source,

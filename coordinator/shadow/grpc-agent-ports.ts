@@ -31,6 +31,11 @@ export class GrpcAgentPorts implements ShadowAgentPort, IpAgentPort {
     await callUnary(this.client(hostId), 'RemoveShadow', { vm_id: vmId }, PUSH_DEADLINE_MS);
   }
 
+  async prepare(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number> {
+    const res = await callUnary<{ total_ms: number }>(this.client(hostId), 'PrepareIp', { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config) }, APPLY_DEADLINE_MS);
+    return res.total_ms;
+  }
+
   async activate(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number> {
     const res = await callUnary<{ total_ms: number }>(this.client(hostId), 'ActivateIp', { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config) }, APPLY_DEADLINE_MS);
     return res.total_ms;

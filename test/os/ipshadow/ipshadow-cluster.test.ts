@@ -209,7 +209,8 @@ if (!isRoot()) {
     t.log({ switchoverGapMs: probe.switchoverGapMs, maxGapMs: probe.maxGapMs, byTag: probe.byTag, steps: res.steps });
     t.is(res.status, 'SUCCEEDED');
     t.is(res.source_host, 'hv-a');
-    t.deepEqual(res.steps.filter((x) => x.ok).map((x) => x.step).slice(0, 2), ['deactivate', 'activate']);
+    // Both agents admit the token first (PrepareIp), then the address moves.
+    t.deepEqual(res.steps.filter((x) => x.ok).map((x) => x.step).slice(0, 4), ['prepare', 'prepare', 'deactivate', 'activate']);
     t.true(probe.byTag['hv-a'] > 0, 'answers from the source before');
     t.is(probe.lastTag, dest, 'the destination answers after');
     t.true(await holds(dest, address));

@@ -61,3 +61,21 @@ test('an unreadable record refuses rather than dropping the fence', async (t) =>
   const err = await t.throwsAsync(new FencingGuard(kv).admit('vm1', 1));
   t.is((err as { reason?: string }).reason, 'FAILED_PRECONDITION');
 });
+
+test('the highest token is kept in memory once known: a re-applied token reads nothing from the store', async (t) => {
+  const kv = new MemoryKvStore();
+  await new FencingGuard(kv).admit('vm1', 4);
+  const g = new FencingGuard(kv);
+  let gets = 0;
+  const get = kv.get.bind(kv);
+  kv.get = async <T>(key: string) => {
+    gets++;
+    return get<T>(key);
+  };
+  t.is(await g.current('vm1'), 4, 'read from the store once');
+  t.deepEqual(await g.admit('vm1', 4), { token: 4, previousToken: 4, reapplied: true });
+  await g.admit('vm1', 6);
+  t.deepEqual(await g.admit('vm1', 6), { token: 6, previousToken: 6, reapplied: true });
+  await t.throwsAsync(g.admit('vm1', 5), { instanceOf: StaleFencingTokenError });
+  t.is(gets, 1);
+});

@@ -158,3 +158,19 @@ test('prepare readies the announcer on the interface; close cancels bursts and c
   t.true(announcer.bursts[0].cancelled);
   t.true(announcer.closed);
 });
+
+test('admit records the token ahead of the switch, so the activation with it writes nothing and changes only the kernel', async (t) => {
+  const { applier, tables, kv, announcer } = setup({ fencing: true });
+  await t.throwsAsync(applier.admit(specs.address), { message: /fencing_token/ });
+  const admitted = await applier.admit(specs.address, { fencingToken: 11 });
+  t.is(admitted.fencing?.token, 11);
+  t.false(admitted.fencing?.reapplied);
+  t.deepEqual(tables.snapshot(), empty, 'admit changes no kernel state');
+  t.deepEqual(announcer.prepared, ['eth0']);
+  const puts = kv.puts;
+  const r = await applier.activate(specs.address, { fencingToken: 11 });
+  t.true(r.fencing?.reapplied);
+  t.is(kv.puts, puts, 'no store write during the activation');
+  t.deepEqual(tables.snapshot(), expectedActive.address);
+  await t.throwsAsync(applier.admit(specs.address, { fencingToken: 10 }), { instanceOf: StaleFencingTokenError });
+});

@@ -1,4 +1,5 @@
 // Shared fakes of the shadow unit tests: host records, VM configs, an event sink and recording agents.
+import { UmbraError } from '../../../shared/errors';
 import type { HostRecord } from '../../../shared/host-types';
 import type { VmIpConfig } from '../../../shared/vm-ip-config';
 import type { EventInput } from '../../../coordinator/core/event-log';
@@ -52,6 +53,8 @@ export class FakeAgents implements ShadowAgentPort, IpAgentPort {
   readonly down = new Set<string>();
   /** "activate@hv-b" style keys that fail once. */
   readonly failOnce = new Set<string>();
+  /** Hosts whose agent predates PrepareIp (answers UNIMPLEMENTED). */
+  readonly withoutPrepare = new Set<string>();
 
   private check(op: string, hostId: string) {
     this.calls.push(`${op}@${hostId}`);
@@ -75,6 +78,12 @@ export class FakeAgents implements ShadowAgentPort, IpAgentPort {
   async removeShadow(hostId: string, vmId: string): Promise<void> {
     this.check('remove', hostId);
     this.shadows.get(hostId)?.delete(vmId);
+  }
+  async prepare(hostId: string, config: VmIpConfig, token: number): Promise<number> {
+    this.check('prepare', hostId);
+    if (this.withoutPrepare.has(hostId)) throw new UmbraError('UNIMPLEMENTED', 'unknown method PrepareIp');
+    this.fence(hostId, config.vm_id, token);
+    return 1;
   }
   async activate(hostId: string, config: VmIpConfig, token: number): Promise<number> {
     this.check('activate', hostId);

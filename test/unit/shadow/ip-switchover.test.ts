@@ -47,13 +47,14 @@ test('a switchover moves the address, the lease and the active host, with step t
   const { vms, agents, events, leases, mk } = await setup();
   const ev = await mk().trigger('vm1', 'b');
   t.is(ev.status, 'SUCCEEDED');
-  t.deepEqual(ev.steps.map((s) => s.step), ['deactivate', 'activate', 'commit', 'lease']);
+  t.deepEqual(ev.steps.map((s) => `${s.step}@${s.host_id}`).sort(), ['activate@b', 'commit@coordinator', 'deactivate@a', 'lease@builtin', 'prepare@a', 'prepare@b']);
+  t.deepEqual(ev.steps.slice(2).map((s) => s.step), ['deactivate', 'activate', 'commit', 'lease']);
   t.deepEqual(agents.holders('vm1'), ['b']);
   t.is(vms.get('vm1').active_host, 'b');
   t.is((await leases.get(vmConfig()))!.active_host, 'b');
   const audit = events.events.find((e) => e.kind === 'EVENT_KIND_SWITCHOVER')!;
   t.is(audit.attributes!.status, 'SUCCEEDED');
-  t.regex(audit.attributes!.steps, /^deactivate@a=\d+\.\d\dms ok, activate@b=/);
+  t.regex(audit.attributes!.steps, /deactivate@a=\d+\.\d\dms ok, activate@b=/);
 });
 
 test('tokens grow across switchovers and coordinator restarts', async (t) => {
@@ -72,7 +73,7 @@ test('a failed activation on the destination rolls back to the source', async (t
   const ev = await mk().trigger('vm1', 'b');
   t.is(ev.status, 'ROLLED_BACK');
   t.regex(ev.error, /activate failed on b/);
-  t.deepEqual(ev.steps.map((s) => `${s.step}:${s.ok}`), ['deactivate:true', 'activate:false', 'rollback-deactivate:true', 'rollback-activate:true']);
+  t.deepEqual(ev.steps.map((s) => `${s.step}:${s.ok}`), ['prepare:true', 'prepare:true', 'deactivate:true', 'activate:false', 'rollback-deactivate:true', 'rollback-activate:true']);
   t.deepEqual(agents.holders('vm1'), ['a']);
   t.is(vms.get('vm1').active_host, 'a');
   t.is(events.events.at(-1)!.attributes!.status, 'ROLLED_BACK');
@@ -137,4 +138,56 @@ test('the sweep deactivates a second holder, activates where nobody holds it (ab
   t.deepEqual(agents.holders('vm1'), ['b'], 'a holder that is not the recorded host is left for an operator');
   t.true(events.events.some((e) => e.kind === 'EVENT_KIND_RECONCILED' && /also active on c/.test(e.message)));
   t.true(events.events.some((e) => e.kind === 'EVENT_KIND_ALERT' && /left for an operator/.test(e.message)));
+});
+
+test('both agents admit the token before the address moves; the journal and the token are one write', async (t) => {
+  const { store, agents, mk } = await setup();
+  const writes: string[][] = [];
+  const batch = store.batch.bind(store);
+  store.batch = async (ops) => {
+    writes.push(ops.map((o) => `${o.type} ${o.key}`));
+    return batch(ops);
+  };
+  const before = agents.calls.length;
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  const order = agents.calls.slice(before).filter((c) => /^(prepare|deactivate|activate)@/.test(c));
+  t.deepEqual(order.slice(0, 2).sort(), ['prepare@a', 'prepare@b']);
+  t.deepEqual(order.slice(2), ['deactivate@a', 'activate@b']);
+  t.is(agents.tokens.get('b/vm1'), ev.fencing_token, 'the destination held the token before its activation');
+  t.deepEqual(writes[0], ['put ipshadow/fencing/last', 'put ipshadow/journal/vm1']);
+  t.deepEqual(writes.at(-1)![0], 'del ipshadow/journal/vm1');
+  t.is(await store.get('ipshadow/journal/vm1'), undefined);
+});
+
+test('a destination that cannot prepare leaves the address on the source untouched', async (t) => {
+  const { vms, agents, mk, events } = await setup();
+  agents.failOnce.add('prepare@b');
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.regex(ev.error, /b not prepared: prepare failed on b/);
+  t.false(agents.calls.includes('deactivate@a'));
+  t.false(agents.calls.includes('activate@b'));
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.is(vms.get('vm1').active_host, 'a');
+  t.is(events.events.at(-1)!.attributes!.status, 'ROLLED_BACK');
+});
+
+test('agents without PrepareIp, or a source that fails it, still switch (the calls admit the token themselves)', async (t) => {
+  const { agents, mk, vms } = await setup();
+  agents.withoutPrepare.add('a');
+  agents.withoutPrepare.add('b');
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  t.deepEqual(ev.steps.filter((s) => s.step === 'prepare').map((s) => s.ok), [false, false]);
+  t.deepEqual(agents.holders('vm1'), ['b']);
+
+  await vms.report('b', vmConfig());
+  agents.withoutPrepare.clear();
+  agents.failOnce.add('prepare@b');
+  const sw2 = mk();
+  (sw2 as unknown as { d: { shadows: { notCurrentReason: () => undefined } } }).d.shadows.notCurrentReason = () => undefined;
+  const back = await sw2.trigger('vm1', 'a');
+  t.is(back.status, 'SUCCEEDED', 'the source (b) failed to prepare; a prepared');
+  t.deepEqual(agents.holders('vm1'), ['a']);
 });
