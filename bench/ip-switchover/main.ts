@@ -1,8 +1,10 @@
 // Benchmark ip-switchover: longest gap in UDP answers seen by a client probing a service address
 // every 1 ms while the address moves from host A to host B, in one run on the same namespaces:
-// bare lower bound (ip addr del/add + arping -U), keepalived VRRP planned failover (advert_int 1
-// and the smallest it accepts), and Umbra: the coordinator's TriggerMigration (agents deactivate on
-// A, activate + GARP on B with a fencing token), after the address was learned from DHCP and shadowed.
+// bare lower bound (ip addr del/add + one GARP), the same two operations as netlink requests on
+// sockets already open in each host (the floor without `ip` process start-ups), keepalived VRRP
+// planned failover (advert_int 1 and the smallest it accepts), and Umbra: the coordinator's
+// TriggerMigration (agents deactivate on A, activate + GARP on B with a fencing token), after the
+// address was learned from DHCP and shadowed. `--only umbra,netlink` runs a subset.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +117,29 @@ async function macOf(ns: string): Promise<string> {
   return (JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])) as Array<{ address: string }>)[0].address;
 }
 
+interface DirectOpTimes {
+  delMs: number;
+  addMs: number;
+  /** From sending the delete to the GARP having been sent. */
+  totalMs: number;
+}
+
+/**
+ * The two netlink operations done directly: RTM_DELADDR from a socket already open in the source,
+ * RTM_NEWADDR from one already open in the destination, then one GARP; each timed as the round
+ * trip to the runner holding the socket (a JSON line over a pipe each way).
+ */
+async function netlinkSwitch(from: NetRunner, to: NetRunner, mac: string): Promise<DirectOpTimes> {
+  const spec = { interface: 'eth0', address: VIP, prefixLength: PREFIX };
+  const t0 = performance.now();
+  if (!(await from.table<boolean>('addresses', 'remove', spec))) throw new Error('netlink floor: the source did not hold the address');
+  const t1 = performance.now();
+  if (!(await to.table<boolean>('addresses', 'ensure', spec))) throw new Error('netlink floor: the destination already held the address');
+  const t2 = performance.now();
+  await to.call({ op: 'announce', announcement: { interface: 'eth0', address: VIP, mac, count: 1, intervalMs: 0 } });
+  return { delMs: t1 - t0, addMs: t2 - t1, totalMs: performance.now() - t0 };
+}
+
 const umbraApplyMs: number[] = [];
 /** TriggerMigration's own total (deactivate, activate, commit, lease record). */
 const umbraTotalMs: number[] = [];
@@ -159,11 +184,27 @@ async function keepalivedRun(bench: Bench, advertS: number, iteration: number): 
 function summary(results: ProbeResult[]) {
   const stats = (xs: number[]) => {
     const s = [...xs].sort((x, y) => x - y);
-    return { worst: s[s.length - 1], median: s[Math.floor((s.length - 1) / 2)] };
+    return { worst: s[s.length - 1] ?? NaN, median: s[Math.floor((s.length - 1) / 2)] ?? NaN };
   };
   const any = stats(results.map((r) => r.maxGapMs));
   const sw = stats(results.map((r) => r.switchoverGapMs!));
   return { worstMs: any.worst, medianMs: any.median, switchWorstMs: sw.worst, switchMedianMs: sw.median, runs: results.length };
+}
+
+const METHODS = ['bare', 'netlink', 'keepalived', 'umbra'] as const;
+type Method = (typeof METHODS)[number];
+
+/** `--only umbra,bare` runs a subset (for profiling); the default runs every method. */
+function selectedMethods(argv: string[]): Set<Method> {
+  const i = argv.indexOf('--only');
+  if (i < 0) return new Set(METHODS);
+  const picked = (argv[i + 1] ?? '').split(',').filter(Boolean);
+  const bad = picked.filter((m) => !(METHODS as readonly string[]).includes(m));
+  if (picked.length === 0 || bad.length > 0) {
+    console.error(`--only takes a comma-separated subset of ${METHODS.join(',')}`);
+    process.exit(2);
+  }
+  return new Set(picked as Method[]);
 }
 
 async function main(): Promise<void> {
@@ -171,6 +212,7 @@ async function main(): Promise<void> {
     console.error('ip-switchover needs root (network namespaces, netlink, pcap)');
     process.exit(2);
   }
+  const only = selectedMethods(process.argv.slice(2));
   const bench = new Bench();
   const runners: NetRunner[] = [];
   const cleanups: Array<() => Promise<void>> = [];
@@ -178,7 +220,8 @@ async function main(): Promise<void> {
     await bench.setUp();
     const hosts = [bench.a, bench.b];
 
-    // Announcers for the bare lower bound (an already-open pcap sender in each host).
+    // Announcers for the bare lower bound (an already-open pcap sender in each host); they also
+    // hold a netlink socket each for the direct-netlink floor.
     const ra = NetRunner.start(bench.lab, bench.a, { fencingDir: join(bench.tmp, 'fence-a'), announceCount: ANNOUNCE_COUNT, announceIntervalMs: ANNOUNCE_INTERVAL_MS });
     const rb = NetRunner.start(bench.lab, bench.b, { fencingDir: join(bench.tmp, 'fence-b'), announceCount: ANNOUNCE_COUNT, announceIntervalMs: ANNOUNCE_INTERVAL_MS });
     runners.push(ra, rb);
@@ -186,57 +229,88 @@ async function main(): Promise<void> {
       [bench.a, { runner: ra, mac: await macOf(bench.a) }],
       [bench.b, { runner: rb, mac: await macOf(bench.b) }],
     ]);
+    const dropVip = async () => {
+      for (const ns of hosts) if (await bench.holds(ns)) await run('ip', ['-n', ns, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+    };
 
     // (a) bare lower bound, alternating direction so each run starts from the other host.
     const bare: ProbeResult[] = [];
-    await run('ip', ['-n', bench.a, 'addr', 'add', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
-    for (let i = 0; i < ITERATIONS; i++) {
-      const [from, to] = i % 2 === 0 ? hosts : [...hosts].reverse();
-      const dest = macs.get(to)!;
-      bare.push(await bench.probe('bare', () => bareSwitch(from, to, dest.runner, dest.mac), async () => undefined));
+    if (only.has('bare')) {
+      await run('ip', ['-n', bench.a, 'addr', 'add', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+      for (let i = 0; i < ITERATIONS; i++) {
+        const [from, to] = i % 2 === 0 ? hosts : [...hosts].reverse();
+        const dest = macs.get(to)!;
+        bare.push(await bench.probe('bare', () => bareSwitch(from, to, dest.runner, dest.mac), async () => undefined));
+      }
+      await dropVip();
     }
-    if (await bench.holds(bench.a)) await run('ip', ['-n', bench.a, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
-    if (await bench.holds(bench.b)) await run('ip', ['-n', bench.b, 'addr', 'del', `${VIP}/${PREFIX}`, 'dev', 'eth0']);
+
+    // (a') the same two operations as netlink requests on sockets already open in each host (no
+    // `ip` process started), and the same single GARP: the floor under any implementation.
+    const direct: ProbeResult[] = [];
+    const directOps: DirectOpTimes[] = [];
+    if (only.has('netlink')) {
+      await ra.table('addresses', 'ensure', { interface: 'eth0', address: VIP, prefixLength: PREFIX });
+      for (let i = 0; i < ITERATIONS; i++) {
+        const [from, to] = i % 2 === 0 ? hosts : [...hosts].reverse();
+        const src = macs.get(from)!;
+        const dest = macs.get(to)!;
+        direct.push(await bench.probe('netlink', async () => { directOps.push(await netlinkSwitch(src.runner, dest.runner, dest.mac)); }, async () => undefined));
+      }
+      await dropVip();
+    }
 
     for (const r of runners) await r.close();
 
     // (b) keepalived VRRP, planned failover (SIGTERM to the master: it sends priority 0).
     const keepalived = new Map<number, ProbeResult[]>();
-    for (const advertS of KEEPALIVED_ADVERT_S) {
-      const results: ProbeResult[] = [];
-      for (let i = 0; i < KEEPALIVED_ITERATIONS; i++) results.push(await keepalivedRun(bench, advertS, i));
-      keepalived.set(advertS, results);
+    if (only.has('keepalived')) {
+      for (const advertS of KEEPALIVED_ADVERT_S) {
+        const results: ProbeResult[] = [];
+        for (let i = 0; i < KEEPALIVED_ITERATIONS; i++) results.push(await keepalivedRun(bench, advertS, i));
+        keepalived.set(advertS, results);
+      }
     }
 
     // (c) Umbra through the coordinator: the source agent learns the address from DHCP, the
     // coordinator shadows it on the other host, and each switchover is a TriggerMigration.
-    const driver = await UmbraClusterDriver.start(bench.lab, { hosts: { 'hv-a': bench.a, 'hv-b': bench.b }, serviceBridge: 'svc', subnet: SUBNET, vip: VIP, dir: join(bench.tmp, 'umbra') });
-    cleanups.push(() => driver.close());
-    const hostNs: Record<string, string> = { 'hv-a': bench.a, 'hv-b': bench.b };
     const umbra: ProbeResult[] = [];
-    for (let i = 0; i < ITERATIONS; i++) {
-      const [from, to] = i % 2 === 0 ? ['hv-a', 'hv-b'] : ['hv-b', 'hv-a'];
-      await driver.ready(from, () => bench.holds(hostNs[from]));
-      umbra.push(
-        await bench.probe('umbra', async () => {
-          const res = await driver.trigger(to);
-          if (res.status !== 'SUCCEEDED') throw new Error(`umbra switchover ${from} -> ${to}: ${JSON.stringify(res)}`);
-          umbraApplyMs.push(res.steps.filter((st) => st.step === 'deactivate' || st.step === 'activate').reduce((sum, st) => sum + st.duration_ms, 0));
-          umbraTotalMs.push(res.total_ms);
-        }, async () => undefined),
-      );
+    if (only.has('umbra')) {
+      const driver = await UmbraClusterDriver.start(bench.lab, { hosts: { 'hv-a': bench.a, 'hv-b': bench.b }, serviceBridge: 'svc', subnet: SUBNET, vip: VIP, dir: join(bench.tmp, 'umbra') });
+      cleanups.push(() => driver.close());
+      const hostNs: Record<string, string> = { 'hv-a': bench.a, 'hv-b': bench.b };
+      for (let i = 0; i < ITERATIONS; i++) {
+        const [from, to] = i % 2 === 0 ? ['hv-a', 'hv-b'] : ['hv-b', 'hv-a'];
+        await driver.ready(from, () => bench.holds(hostNs[from]));
+        umbra.push(
+          await bench.probe('umbra', async () => {
+            const res = await driver.trigger(to);
+            if (res.status !== 'SUCCEEDED') throw new Error(`umbra switchover ${from} -> ${to}: ${JSON.stringify(res)}`);
+            umbraApplyMs.push(res.steps.filter((st) => st.step === 'deactivate' || st.step === 'activate').reduce((sum, st) => sum + st.duration_ms, 0));
+            umbraTotalMs.push(res.total_ms);
+          }, async () => undefined),
+        );
+      }
     }
 
     const u = summary(umbra);
     const b = summary(bare);
-    const k1 = summary(keepalived.get(1)!);
-    const kMin = summary(keepalived.get(0.01)!);
+    const n = summary(direct);
+    const k1 = summary(keepalived.get(1) ?? []);
+    const kMin = summary(keepalived.get(0.01) ?? []);
     printTable('IP switchover vs bare lower bound: client probing every 1 ms', 'bare', [
       { metric: 'switchover gap, worst run', ours: u.switchWorstMs, peer: b.switchWorstMs, unit: 'ms', target: '<= 5, within 2 of bare' },
       { metric: 'switchover gap, median run', ours: u.switchMedianMs, peer: b.switchMedianMs, unit: 'ms' },
       { metric: 'longest gap anywhere, worst run', ours: u.worstMs, peer: b.worstMs, unit: 'ms' },
       { metric: 'longest gap anywhere, median run', ours: u.medianMs, peer: b.medianMs, unit: 'ms' },
       { metric: 'runs', ours: u.runs, peer: b.runs, unit: '' },
+    ]);
+    printTable('IP switchover vs the same two netlink requests on open sockets + one GARP (no `ip` processes)', 'netlink', [
+      { metric: 'switchover gap, worst run', ours: u.switchWorstMs, peer: n.switchWorstMs, unit: 'ms' },
+      { metric: 'switchover gap, median run', ours: u.switchMedianMs, peer: n.switchMedianMs, unit: 'ms' },
+      { metric: 'netlink delete on A, median (round trip to its runner)', ours: '', peer: median(directOps.map((o) => o.delMs)), unit: 'ms' },
+      { metric: 'netlink add on B, median (round trip to its runner)', ours: '', peer: median(directOps.map((o) => o.addMs)), unit: 'ms' },
+      { metric: 'delete sent -> GARP sent, median', ours: '', peer: median(directOps.map((o) => o.totalMs)), unit: 'ms' },
     ]);
     printTable('IP switchover vs keepalived VRRP planned failover (SIGTERM to master)', 'keepalived', [
       { metric: 'switchover gap worst, advert_int 1', ours: u.switchWorstMs, peer: k1.switchWorstMs, unit: 'ms' },
@@ -245,11 +319,17 @@ async function main(): Promise<void> {
       { metric: 'longest gap anywhere, advert_int 0.01', ours: u.worstMs, peer: kMin.worstMs, unit: 'ms' },
     ]);
     console.log(`umbra TriggerMigration: deactivate + activate steps median ${round(median(umbraApplyMs))} ms; whole call incl. commit and lease record median ${round(median(umbraTotalMs))} ms`);
-    printFigures({
+    const figures: Record<string, number | boolean> = {
       umbra_switchover_gap_ms: round(u.switchWorstMs),
       bare_switchover_gap_ms: round(b.switchWorstMs),
+      netlink_switchover_gap_ms: round(n.switchWorstMs),
+      netlink_del_median_ms: round(median(directOps.map((o) => o.delMs))),
+      netlink_add_median_ms: round(median(directOps.map((o) => o.addMs))),
       keepalived_switchover_gap_ms: round(k1.switchWorstMs),
       keepalived_advert_10ms_switchover_gap_ms: round(kMin.switchWorstMs),
+      umbra_switchover_gap_median_ms: round(u.switchMedianMs),
+      bare_switchover_gap_median_ms: round(b.switchMedianMs),
+      netlink_switchover_gap_median_ms: round(n.switchMedianMs),
       umbra_apply_median_ms: round(median(umbraApplyMs)),
       umbra_trigger_total_median_ms: round(median(umbraTotalMs)),
       umbra_max_gap_ms: round(u.worstMs),
@@ -261,9 +341,11 @@ async function main(): Promise<void> {
       keepalived_advert_10ms_max_gap_ms: round(kMin.worstMs),
       probe_period_us: PROBE_PERIOD_US,
       runs_per_method: ITERATIONS,
-      umbra_target_met: u.switchWorstMs <= 5 && u.switchWorstMs <= b.switchWorstMs + 2,
       load_average_1m: round(loadavg()[0]),
-    });
+    };
+    if (only.has('umbra') && only.has('bare')) figures.umbra_target_met = u.switchWorstMs <= 5 && u.switchWorstMs <= b.switchWorstMs + 2;
+    // Figures of methods not run are NaN: left out rather than printed as null.
+    printFigures(Object.fromEntries(Object.entries(figures).filter(([, v]) => typeof v === 'boolean' || Number.isFinite(v))));
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
     for (const r of runners) await r.close().catch(() => undefined);
