@@ -189,10 +189,12 @@ export class SwitchoverCluster {
     const out: Array<{ host: string; token: number }> = [];
     for (const [h] of HOSTS) {
       const r = await this.agentCall(h, 'IpShadowService', 'GetIpState', { vm_id: VM });
-      // NOT_FOUND: the agent holds no IP config for the VM (a restarted coordinator may re-place
-      // shadows), so nothing of it can be active there.
-      if (r.code === 5) continue;
-      if (r.code !== 0) throw new Error(`GetIpState on ${h}: ${r.code} ${r.details}`);
+      // Every host here holds the VM's IP config (hv-a its own VM, hv-b the shadow or the active
+      // copy); NOT_FOUND means a shadow was retired, e.g. by a restarted coordinator.
+      if (r.code !== 0) {
+        const coord = this.coordinator.log.filter((l) => /shadow|host hv-/.test(l)).slice(-10).join('\n');
+        throw new Error(`GetIpState on ${h}: ${r.code} ${r.details}; coordinator: ${coord}`);
+      }
       if (r.response!.active) out.push({ host: h, token: Number(r.response!.fencing_token) });
     }
     return out;

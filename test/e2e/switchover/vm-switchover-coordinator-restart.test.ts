@@ -44,6 +44,10 @@ if (why) {
     t.log(`with the coordinator down: ${during.map((v) => `${v.host} ${v.status}`).join('; ')}`);
     t.true(during.filter((v) => v.running).length <= 1, 'never running on two hosts');
 
+    // Down long enough that the agents' reconnect delay (doubling up to 10 s) outlasts the restart:
+    // the restarted coordinator sweeps hv-a and hv-b to DOWN before they are back, and must not
+    // retire hv-b's IP shadow for that (ipActiveHosts below fails on its NOT_FOUND).
+    await new Promise((r) => setTimeout(r, 8000));
     await c.startCoordinator();
     await waitFor('journal resolved after the restart', async () => c.coordinator.log.some((l) => /unfinished switchovers resolved/.test(l)), 30000, 200).catch((err) => {
       throw new Error(`${(err as Error).message}; coordinator: ${c.coordinator.log.filter((l) => /switchover|error/i.test(l)).slice(-10).join('\n')}`);
