@@ -189,11 +189,18 @@ export class ShadowManager {
       await this.mutex.run(vm.vm_id, async () => {
         const source = hosts.find((h) => h.facts.host_id === vm.active_host);
         const result = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views);
+        // An entry where the VM is active (a switchover committed and promoted() has not run yet,
+        // or the coordinator stopped in between) is the running copy now: dropped like promoted(),
+        // not retired with a RemoveShadow to the host the VM runs on.
+        const onActive = key(vm.vm_id, vm.active_host);
+        if (this.entries.has(onActive)) {
+          await this.d.store.del(onActive);
+          this.entries.delete(onActive);
+        }
         const existing = this.list(vm.vm_id);
         const policy = this.policyValue;
-        // A shadow on a host of unknown liveness stays until there is a verdict on that host (not
-        // one on the VM's own active host: that is no shadow).
-        const held = new Set(existing.filter((e) => e.host_id !== vm.active_host && liveness.get(e.host_id) === 'unknown').map((e) => e.host_id));
+        // A shadow on a host of unknown liveness stays until there is a verdict on that host.
+        const held = new Set(existing.filter((e) => liveness.get(e.host_id) === 'unknown').map((e) => e.host_id));
         const plan = planShadows(result.ranked, existing.map((e) => ({ hostId: e.host_id, manual: e.manual })), policy, held);
         out.held += plan.held.length;
         const unexplained = `${result.ranked.length}:${JSON.stringify(result.rejectedCounts)}`;

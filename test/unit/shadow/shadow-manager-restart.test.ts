@@ -3,7 +3,8 @@
 // a restarted coordinator whose agents have not reconnected yet (their hosts swept to DOWN before
 // the first heartbeat) leaves their shadows alone and places no replacements; once a host is heard
 // from it is ranked as usual, and one still silent after the grace is retired and replaced. A
-// SUSPECT host keeps its shadow (it may only be late); a DOWN one does not.
+// SUSPECT host keeps its shadow (it may only be late); a DOWN one does not. An entry on the host a
+// switchover just made active is dropped, not retired on the host the VM runs on.
 import test from 'ava';
 import { silentLogger } from '../../../shared/log';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
@@ -165,5 +166,29 @@ test('a SUSPECT host keeps its shadow and gets no replacement; DOWN, it is retir
   const down = await c.manager.refresh();
   t.deepEqual([down.placed, down.retired], [1, 1]);
   t.deepEqual(c.manager.list('vm1').map((s) => s.host_id), ['c']);
+  c.manager.close();
+});
+
+test('an entry on the host the VM became active on (switchover committed, promoted() not run yet) is dropped without a RemoveShadow there', async (t) => {
+  const store = new MemoryKvStore();
+  const clock = new ManualClock();
+  const agents = new FakeAgents();
+  const events = new EventSink();
+  const c = await coordinator(store, clock, agents, events, 0);
+  clock.advance(500);
+  for (const f of Object.values(FACTS)) await c.registry.register(f);
+  await c.vms.report('a', vmConfig());
+  await c.manager.refresh();
+  t.deepEqual(c.manager.list('vm1').map((s) => s.host_id), ['b']);
+  // The commit step moved the VM to b; a placement round runs before promoted('vm1', 'b').
+  await c.vms.setActiveHost('vm1', 'b');
+  const out = await c.manager.refresh();
+  t.false(agents.calls.includes('remove@b'), 'no RemoveShadow to the host the VM runs on');
+  t.deepEqual(retired(events), [], 'not audited as a retirement');
+  t.deepEqual([out.placed, out.retired], [1, 0]);
+  t.deepEqual(c.manager.list('vm1').map((s) => s.host_id), ['a'], 'the old source, now the best destination, gets the shadow');
+  t.true(agents.shadows.get('b')!.has('vm1'), "b's copy of the config is untouched");
+  await c.manager.promoted('vm1', 'b');
+  t.deepEqual(c.manager.list('vm1').map((s) => s.host_id), ['a']);
   c.manager.close();
 });
