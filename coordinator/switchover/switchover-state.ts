@@ -1,8 +1,16 @@
 // The VM switchover's explicit states (G7): the order of phases, the journal entry written before
 // each one runs, and what a restarted coordinator does with an unfinished journal. Pure.
+//
+// The IP switch starts together with the resume on the destination (journaled once, as
+// resume-destination, with ip_may_move): the source guest is paused by then, so no answer is lost
+// by moving the address early, and the client's gap no longer waits for the IP switch after the
+// resume. 'switch-ip' stays a phase: a restarted coordinator rolls forward from it.
 import { FailedPreconditionError } from '../../shared/errors';
 
-/** Forward phases in order; each is journaled before it runs. */
+/**
+ * Forward phases in order; each is journaled before it runs. The run no longer writes a separate
+ * 'switch-ip' entry (the switch runs within resume-destination), but recovery still uses it.
+ */
 export const PHASES = ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'commit'] as const;
 export type ForwardPhase = (typeof PHASES)[number];
 /** `rollback`: undoing; the guest must end running on the source only. */
@@ -24,6 +32,11 @@ export interface SwitchoverJournal {
   incoming_uri: string;
   /** True once the destination may have run the guest (resume was sent). */
   destination_may_run: boolean;
+  /**
+   * True once the IP switch to the destination may have started: a rollback then moves the
+   * address back to the source (with a fresh token) before resuming it. Absent in older journals.
+   */
+  ip_may_move?: boolean;
   /** Why a rollback started. */
   error: string;
   steps: Array<{ step: string; host_id: string; duration_ms: number; ok: boolean; error: string }>;
@@ -35,7 +48,8 @@ export function advance(j: SwitchoverJournal, next: SwitchoverPhase): Switchover
   if (next !== 'rollback' && j.phase !== 'rollback' && PHASES.indexOf(next) < PHASES.indexOf(j.phase)) {
     throw new FailedPreconditionError(`switchover ${j.id} is in ${j.phase}; cannot go back to ${next}`);
   }
-  return { ...j, phase: next, destination_may_run: j.destination_may_run || next === 'resume-destination' };
+  const movesOn = next === 'resume-destination' || next === 'switch-ip';
+  return { ...j, phase: next, destination_may_run: j.destination_may_run || next === 'resume-destination', ip_may_move: (j.ip_may_move ?? false) || movesOn };
 }
 
 export type Recovery =

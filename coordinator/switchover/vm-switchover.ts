@@ -1,8 +1,11 @@
 // The VM switchover (pure orchestration over ports): verify the destination's shadow is ready ->
 // pause the source -> final memory flush -> device-state-only migration -> resume on the
-// destination -> fenced IP switch (with leases) -> commit. Every phase is journaled in the store
-// before it runs; a failure before the guest is committed on the destination rolls back to the
-// source, and recover() resolves journals left by a coordinator that stopped mid-switchover.
+// destination together with the fenced IP switch (with leases) -> commit. Every phase is journaled
+// in the store before it runs (the flush and device-state entries are written without waiting:
+// a restart in either resolves the same way as in pause-source, so the client's gap does not pay
+// their fsyncs); a failure before the guest is committed on the destination rolls back to the
+// source (moving the address back first when it may have moved), and recover() resolves journals
+// left by a coordinator that stopped mid-switchover.
 import type { Logger } from 'pino';
 import { FailedPreconditionError, errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
@@ -41,6 +44,32 @@ export type SwitchoverProgress = (p: { step: string; hostId: string; ok?: boolea
  */
 function withIpToken(j: SwitchoverJournal, ipToken: number | undefined): SwitchoverJournal {
   return ipToken === undefined ? j : { ...j, fencing_token: ipToken };
+}
+
+/** One step's outcome, as recorded in the journal and the event. */
+type StepRecord = SwitchoverJournal['steps'][number];
+
+/**
+ * The journal writes of one run, in order. `later` does not wait for the write (used only where a
+ * restart would resolve the same way without it); the next waited write waits for it first and
+ * fails with its error.
+ */
+class JournalWriter {
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: KvStore) {}
+
+  now(j: SwitchoverJournal): Promise<void> {
+    const prior = this.pending;
+    this.pending = Promise.resolve();
+    return prior.then(() => this.store.put(JOURNAL_PREFIX + j.vm_id, j));
+  }
+
+  later(j: SwitchoverJournal): void {
+    const write = this.pending.then(() => this.store.put(JOURNAL_PREFIX + j.vm_id, j));
+    write.catch(() => undefined); // surfaced by the next now()
+    this.pending = write;
+  }
 }
 
 export class VmSwitchover {
@@ -116,28 +145,44 @@ export class VmSwitchover {
       phase: 'pause-source',
       incoming_uri: incomingUri,
       destination_may_run: false,
+      ip_may_move: false,
       error: '',
       steps: [],
     };
-    await this.save(j);
+    const journal = new JournalWriter(this.d.store);
+    await journal.now(j);
     this.d.logger.info({ vmId, source, destination, switchoverId: j.id, token: j.fencing_token }, 'switchover started');
     const t0 = this.clockMs();
-    let ipToken: number | undefined;
-    const forward: Array<[SwitchoverPhase, string, () => Promise<unknown>]> = [
-      ['pause-source', source, () => this.d.vms.pause(source, vmId)],
-      ['flush-memory', source, () => this.d.memory.flush(vmId, this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS)],
-      ['migrate-device-state', source, () => this.d.vms.migrateDeviceState(source, vmId, incomingUri, this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS)],
-      ['resume-destination', destination, () => this.d.vms.resume(destination, vmId)],
-      ['switch-ip', destination, async () => (ipToken = await this.switchIp(j))],
+    // Until the resume, a restart rolls back the same way whichever of these phases it hit: only
+    // the first entry is waited for.
+    const beforeResume: Array<[SwitchoverPhase, string, () => Promise<unknown>, 'now' | 'later']> = [
+      ['pause-source', source, () => this.d.vms.pause(source, vmId), 'now'],
+      ['flush-memory', source, () => this.d.memory.flush(vmId, this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS), 'later'],
+      ['migrate-device-state', source, () => this.d.vms.migrateDeviceState(source, vmId, incomingUri, this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS), 'later'],
     ];
-    for (const [phase, host, work] of forward) {
-      j = advance(j, phase);
-      await this.save(j);
-      const r = await this.step(j, phase, host, work, progress);
-      j = r.j;
-      if (!r.ok) return this.rollBack(j, r.error, t0, progress);
+    for (const [phase, host, work, write] of beforeResume) {
+      if (phase !== j.phase) {
+        j = advance(j, phase);
+        if (write === 'now') await journal.now(j);
+        else journal.later(j);
+      }
+      const r = await this.runStep(j, phase, host, work, progress);
+      j = { ...j, steps: [...j.steps, r] };
+      if (!r.ok) return this.rollBack(j, r.error, t0, progress, journal);
     }
-    return this.commit(withIpToken(j, ipToken), t0, progress);
+    // The guest runs on the destination and its address moves there at the same time: the source
+    // guest is paused, so nothing is lost by moving the address before the destination answers,
+    // and the IP switch's own fencing keeps the address active on one host at a time.
+    j = advance(j, 'resume-destination');
+    await journal.now(j);
+    let ipToken: number | undefined;
+    const [resumed, ip] = await Promise.all([
+      this.runStep(j, 'resume-destination', destination, () => this.d.vms.resume(destination, vmId), progress),
+      this.runStep(j, 'switch-ip', destination, async () => (ipToken = await this.switchIp(j)), progress),
+    ]);
+    j = { ...j, steps: [...j.steps, resumed, ip] };
+    if (!resumed.ok || !ip.ok) return this.rollBack(j, resumed.ok ? ip.error : resumed.error, t0, progress, journal);
+    return this.commit(withIpToken(j, ipToken), t0, progress, journal);
   }
 
   /**
@@ -151,13 +196,31 @@ export class VmSwitchover {
     return ev.fencing_token;
   }
 
-  private async step(
-    j: SwitchoverJournal,
-    name: string,
-    hostId: string,
-    work: () => Promise<unknown>,
-    progress?: SwitchoverProgress,
-  ): Promise<{ j: SwitchoverJournal; ok: boolean; error: string }> {
+  /**
+   * Rollback: the guest must not run on the destination. A pause that fails is good enough when
+   * the destination, asked again, runs no copy (e.g. its shadow was already removed by an earlier
+   * attempt of this rollback); an unreachable destination is not.
+   */
+  private async pauseDestination(j: SwitchoverJournal): Promise<void> {
+    try {
+      await this.d.vms.pause(j.destination_host, j.vm_id);
+    } catch (err) {
+      const vm = await this.d.vms.query(j.destination_host, j.vm_id).catch(() => {
+        throw err;
+      });
+      if (vm && vm.running !== false) throw err;
+    }
+  }
+
+  /** Rollback: the address back on the source (a fresh switch, so a fresh token) when it moved. */
+  private async switchIpBack(j: SwitchoverJournal): Promise<void> {
+    if (this.d.ip.activeHost(j.vm_id) !== j.destination_host) return;
+    const ev = await this.d.ip.switchIp(j.vm_id, j.source_host);
+    if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch back ${ev.status}: ${ev.error}`);
+  }
+
+  /** Runs one step and reports it; never throws (the outcome is in the record). */
+  private async runStep(j: SwitchoverJournal, name: string, hostId: string, work: () => Promise<unknown>, progress?: SwitchoverProgress): Promise<StepRecord> {
     progress?.({ step: name, hostId });
     const t = this.clockMs();
     let error = '';
@@ -168,29 +231,50 @@ export class VmSwitchover {
     }
     const duration = this.clockMs() - t;
     progress?.({ step: name, hostId, ok: !error, durationMs: duration, ...(error ? { error } : {}) });
-    const next = { ...j, steps: [...j.steps, { step: name, host_id: hostId, duration_ms: duration, ok: !error, error }] };
     if (error) this.d.logger.warn({ vmId: j.vm_id, switchoverId: j.id, step: name, hostId, err: error }, 'switchover step failed');
-    return { j: next, ok: !error, error };
+    return { step: name, host_id: hostId, duration_ms: duration, ok: !error, error };
   }
 
-  private async commit(j: SwitchoverJournal, t0: number, progress?: SwitchoverProgress): Promise<SwitchoverEvent> {
+  private async step(
+    j: SwitchoverJournal,
+    name: string,
+    hostId: string,
+    work: () => Promise<unknown>,
+    progress?: SwitchoverProgress,
+  ): Promise<{ j: SwitchoverJournal; ok: boolean; error: string }> {
+    const r = await this.runStep(j, name, hostId, work, progress);
+    return { j: { ...j, steps: [...j.steps, r] }, ok: r.ok, error: r.error };
+  }
+
+  private async commit(j: SwitchoverJournal, t0: number, progress?: SwitchoverProgress, journal = new JournalWriter(this.d.store)): Promise<SwitchoverEvent> {
     j = advance(j, 'commit');
-    await this.save(j);
+    await journal.now(j);
     // The guest left the source: its replication has nothing more to send (the source stays
     // paused and intact for an operator's rollback until retired).
     const r = await this.step(j, 'stop-source-replication', j.source_host, () => this.d.memory.stop(j.vm_id), progress);
     return this.finish(r.j, 'SUCCEEDED', '', t0);
   }
 
-  /** Back to the source: destination paused first when it may have run, then the source resumed. */
-  private async rollBack(j: SwitchoverJournal, error: string, t0: number, progress?: SwitchoverProgress): Promise<SwitchoverEvent> {
+  /**
+   * Back to the source: destination paused first when it may have run, the address moved back
+   * when it may have moved, then the source resumed. An address that cannot be moved back does not
+   * keep the guest down (no host has it twice either way): the source resumes, the outcome is
+   * FAILED and the journal stays, so recover() retries the rollback (each step is idempotent).
+   */
+  private async rollBack(j: SwitchoverJournal, error: string, t0: number, progress?: SwitchoverProgress, journal = new JournalWriter(this.d.store)): Promise<SwitchoverEvent> {
     j = { ...advance(j, 'rollback'), error: j.error || error };
-    await this.save(j);
+    await journal.now(j);
     if (j.destination_may_run) {
-      const r = await this.step(j, 'rollback-pause-destination', j.destination_host, () => this.d.vms.pause(j.destination_host, j.vm_id), progress);
+      const r = await this.step(j, 'rollback-pause-destination', j.destination_host, () => this.pauseDestination(j), progress);
       j = r.j;
       // The guest may be running there: resuming the source too could run it twice.
       if (!r.ok) return this.finish(j, 'FAILED', `${j.error}; destination not paused (${r.error}): source kept paused`, t0, true);
+    }
+    let ipBackError = '';
+    if (j.ip_may_move) {
+      const r = await this.step(j, 'rollback-switch-ip', j.source_host, () => this.switchIpBack(j), progress);
+      j = r.j;
+      ipBackError = r.error;
     }
     const resumed = await this.step(j, 'rollback-resume-source', j.source_host, () => this.d.vms.resume(j.source_host, j.vm_id), progress);
     j = resumed.j;
@@ -204,12 +288,11 @@ export class VmSwitchover {
     // A shadow QEMU that loaded (part of) a device state cannot take another one: drop it, the
     // module's placement loop prepares a fresh one.
     j = (await this.step(j, 'rollback-reset-shadow', j.destination_host, () => this.d.vms.removeShadow(j.destination_host, j.vm_id), progress)).j;
+    if (ipBackError) return this.finish(j, 'FAILED', `${j.error}; address not moved back to the source (${ipBackError}): guest resumed there, rollback retried`, t0, true);
     return this.finish(j, 'ROLLED_BACK', j.error, t0);
   }
 
   private async finish(j: SwitchoverJournal, status: SwitchoverStatus, error: string, t0: number, keepJournal = false): Promise<SwitchoverEvent> {
-    if (keepJournal) await this.save(j);
-    else await this.d.store.del(JOURNAL_PREFIX + j.vm_id);
     const event: SwitchoverEvent = {
       id: j.id,
       timestamp_unix_ms: j.started_at_unix_ms,
@@ -222,7 +305,11 @@ export class VmSwitchover {
       total_ms: this.clockMs() - t0,
       error,
     };
-    await this.d.store.put(`${RECORD_PREFIX}${String(event.timestamp_unix_ms).padStart(16, '0')}-${event.id}`, event);
+    // Journal resolved (or kept) and the record written in one durable write.
+    await this.d.store.batch([
+      keepJournal ? { type: 'put', key: JOURNAL_PREFIX + j.vm_id, value: j } : { type: 'del', key: JOURNAL_PREFIX + j.vm_id },
+      { type: 'put', key: `${RECORD_PREFIX}${String(event.timestamp_unix_ms).padStart(16, '0')}-${event.id}`, value: event },
+    ]);
     await this.d.events.append({
       kind: status === 'FAILED' ? 'EVENT_KIND_ALERT' : 'EVENT_KIND_SWITCHOVER',
       host_id: status === 'SUCCEEDED' ? j.destination_host : j.source_host,

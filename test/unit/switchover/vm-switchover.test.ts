@@ -118,16 +118,20 @@ class World {
     },
   };
 
+  /** Every IP switch asked for: [destination, token]. */
+  ipSwitches: Array<[string, number]> = [];
+
   ip: IpPort = {
     activeHost: () => this.ipActive,
     notCurrentReason: () => this.ipReason,
     nextFencingToken: async () => ++this.token,
     switchIp: async (vmId, dest): Promise<SwitchoverEvent> => {
-      await this.enter('switch-ip', dest);
-      const ok = !this.fail.has('ip-rolled-back');
+      await this.enter(dest === 'a' ? 'switch-ip-back' : 'switch-ip', dest);
+      const ok = !this.fail.has(dest === 'a' ? 'ip-back-rolled-back' : 'ip-rolled-back');
       if (ok) this.ipActive = dest;
       // Like ipshadow's switch: its own token from the shared counter.
       this.ipToken = ++this.token;
+      this.ipSwitches.push([dest, this.ipToken]);
       return { id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: ok ? 'SUCCEEDED' : 'ROLLED_BACK', fencing_token: this.ipToken, steps: [], total_ms: 1, error: ok ? '' : 'activate failed' };
     },
   };
@@ -141,12 +145,19 @@ function setup() {
   return { store, world, events, sw: mk(), mk };
 }
 
-test('a switchover pauses, flushes, moves device state, resumes on the destination, then moves the IP; each phase journaled first', async (t) => {
+test('a switchover pauses, flushes, moves device state, then resumes on the destination and moves the IP together; the pause and the resume are journaled first', async (t) => {
   const { world, sw, store, events } = setup();
   const ev = await sw.trigger(VM, 'b');
   t.is(ev.status, 'SUCCEEDED', ev.error);
   t.deepEqual(world.calls, ['pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
-  t.deepEqual(world.phases, ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
+  // The flush and device-state entries are written without waiting (a restart there rolls back
+  // like one in pause-source): each call saw its own phase or an earlier one of those three.
+  const order = ['pause-source', 'flush-memory', 'migrate-device-state'];
+  t.is(world.phases[0], 'pause-source');
+  t.true(order.indexOf(world.phases[1]) >= 0 && order.indexOf(world.phases[1]) <= 1, world.phases[1]);
+  t.true(order.indexOf(world.phases[2]) >= 0 && order.indexOf(world.phases[2]) <= 2, world.phases[2]);
+  // Resume and IP switch start only once the journal says the guest may run there and the address may move.
+  t.deepEqual(world.phases.slice(3), ['resume-destination', 'resume-destination']);
   t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
   t.true(ev.steps.every((s) => s.ok && s.duration_ms >= 0));
   t.deepEqual(world.runningHosts(), ['b']);
@@ -283,7 +294,8 @@ test('restart after the destination resumed: rolled forward (IP moves), the gues
     // The resume went through before the crash.
     t.deepEqual(w.runningHosts(), ['b']);
   });
-  t.is(journal?.phase, 'switch-ip');
+  t.is(journal?.phase, 'resume-destination');
+  t.true(journal?.ip_may_move);
   const [ev] = await recovered();
   t.is(ev.status, 'SUCCEEDED');
   t.deepEqual(world.runningHosts(), ['b']);
@@ -317,4 +329,81 @@ test('journal transitions only move forward or into rollback', async (t) => {
   t.throws(() => advance(j, 'pause-source'), { instanceOf: FailedPreconditionError });
   t.throws(() => advance({ ...j, phase: 'rollback' }, 'commit'), { instanceOf: FailedPreconditionError });
   t.true(advance({ ...j, phase: 'migrate-device-state', destination_may_run: false }, 'resume-destination').destination_may_run);
+});
+
+test('a rollback after the IP already moved puts the address back on the source (fresh token) before the source resumes', async (t) => {
+  const { world, sw, store } = setup();
+  world.fail.add('resume-destination'); // the IP switch, run alongside, succeeds
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  const names = ev.steps.map((s) => s.step);
+  t.true(ev.steps.find((s) => s.step === 'switch-ip')!.ok, 'the address had moved');
+  t.true(names.indexOf('rollback-pause-destination') < names.indexOf('rollback-switch-ip'));
+  t.true(names.indexOf('rollback-switch-ip') < names.indexOf('rollback-resume-source'));
+  t.true(world.calls.indexOf('switch-ip-back@a') < world.calls.indexOf('resume-source@a'));
+  t.is(world.ipActive, 'a');
+  t.deepEqual(world.ipSwitches.map(([h]) => h), ['b', 'a']);
+  t.true(world.ipSwitches[1][1] > world.ipSwitches[0][1], 'the move back is fenced with a newer token');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+test('a rollback whose IP switch never moved the address does not switch it again', async (t) => {
+  const { world, sw } = setup();
+  world.fail.add('ip-rolled-back');
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.true(ev.steps.find((s) => s.step === 'rollback-switch-ip')!.ok);
+  t.deepEqual(world.ipSwitches.map(([h]) => h), ['b']);
+  t.is(world.ipActive, 'a');
+  t.deepEqual(world.runningHosts(), ['a']);
+});
+
+test('an address that cannot be moved back: the source still resumes, FAILED with the journal kept, and recovery moves it back later', async (t) => {
+  const { world, sw, store, events, mk } = setup();
+  world.fail.add('resume-destination');
+  world.fail.add('ip-back-rolled-back');
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'FAILED');
+  t.regex(ev.error, /not moved back/);
+  t.is(events[0].kind, 'EVENT_KIND_ALERT');
+  t.deepEqual(world.runningHosts(), ['a'], 'the guest is not kept down for its address');
+  t.is(world.ipActive, 'b');
+  const kept = await store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM);
+  t.is(kept?.phase, 'rollback');
+  t.true(kept?.ip_may_move);
+  world.fail.delete('ip-back-rolled-back');
+  const [resolved] = await mk().recover();
+  t.is(resolved.status, 'ROLLED_BACK');
+  t.is(world.ipActive, 'a');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+test('restart after the IP moved while the resume was in flight, destination not running: the address goes back, the guest runs on the source only', async (t) => {
+  const { world, journal, recovered } = await crashAt('resume-destination');
+  t.is(journal?.phase, 'resume-destination');
+  t.true(journal?.ip_may_move);
+  t.is(world.ipActive, 'b', 'the IP switch ran alongside the (hung) resume');
+  const [ev] = await recovered();
+  t.is(ev.status, 'ROLLED_BACK');
+  t.is(world.ipActive, 'a');
+  t.deepEqual(world.ipSwitches.map(([h]) => h), ['b', 'a']);
+  t.deepEqual(world.runningHosts(), ['a']);
+});
+
+test('the journal entry of the resume is durable before the resume and the IP switch start, even when earlier entries were written without waiting', async (t) => {
+  const { world, sw, store } = setup();
+  const puts: string[] = [];
+  const origPut = store.put.bind(store);
+  // A slow store: each write lands 5 ms after it was asked for.
+  store.put = async (key: string, value: unknown) => {
+    await new Promise((r) => setTimeout(r, 5));
+    await origPut(key, value);
+    puts.push((value as SwitchoverJournal).phase);
+  };
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(puts.slice(0, 4), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination'], 'written in order');
+  t.deepEqual(world.phases.slice(3), ['resume-destination', 'resume-destination']);
 });
