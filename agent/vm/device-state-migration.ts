@@ -31,6 +31,8 @@ export interface ShadowLaunchOptions extends Omit<LaunchQemuOptions, 'args'> {
   serialLogPath: string;
   /** Where the shadow listens for the source, e.g. unix:/run/umbra/g1.mig or tcp:10.0.0.2:49152. */
   incomingUri: string;
+  /** Map all of the image into the shadow QEMU at launch (see QemuArgsOptions.prefaultRam); default true. */
+  prefaultRam?: boolean;
 }
 
 /**
@@ -39,8 +41,8 @@ export interface ShadowLaunchOptions extends Omit<LaunchQemuOptions, 'args'> {
  * after it the guest stays paused until resumeGuest() (an explicit, journaled step).
  */
 export async function launchShadowQemu(options: ShadowLaunchOptions): Promise<QemuProcess> {
-  const { ramFile, tapNames, qmpSocketPath, serialLogPath, incomingUri, ...launch } = options;
-  const proc = await launchQemu({ ...launch, args: { incoming: 'defer', startPaused: true, ramFile, tapNames, qmpSocketPath, serialLogPath } });
+  const { ramFile, tapNames, qmpSocketPath, serialLogPath, incomingUri, prefaultRam = true, ...launch } = options;
+  const proc = await launchQemu({ ...launch, args: { incoming: 'defer', startPaused: true, ramFile, tapNames, qmpSocketPath, serialLogPath, prefaultRam } });
   try {
     await proc.qmp.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES });
     await proc.qmp.migrateIncoming(incomingUri);

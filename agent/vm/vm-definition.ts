@@ -51,6 +51,12 @@ export interface QemuArgsOptions {
   incoming?: 'defer';
   /** Guest RAM on this file (memory-backend-file, share=on) instead of the definition's backend. */
   ramFile?: string;
+  /**
+   * Map every page of guest RAM when QEMU starts (prealloc=on: MADV_POPULATE_WRITE, which leaves
+   * the contents alone), so the guest does not take a page fault per page it first touches after
+   * a switchover. For a shadow on its image; the file's holes get allocated.
+   */
+  prefaultRam?: boolean;
   /** Start with the vCPUs stopped (-S); after an incoming migration the guest then waits for `cont`. */
   startPaused?: boolean;
   /** Overrides the definition's tap names (a shadow host has its own taps), by netdev id. */
@@ -181,7 +187,7 @@ export function toQemuArgs(def: VmDefinition, options: QemuArgsOptions = {}): st
   const backend =
     ram.kind === 'memfd'
       ? `memory-backend-memfd,id=${GUEST_RAM_BACKEND_ID},size=${memMiB}M,share=on`
-      : `memory-backend-file,id=${GUEST_RAM_BACKEND_ID},size=${memMiB}M,mem-path=${ram.path},share=on`;
+      : `memory-backend-file,id=${GUEST_RAM_BACKEND_ID},size=${memMiB}M,mem-path=${ram.path},share=on${options.prefaultRam ? ',prealloc=on' : ''}`;
   const qmp = options.qmpSocketPath ?? def.qmpSocketPath;
   const serial = options.serialLogPath ?? def.serialLogPath;
   const args = [

@@ -31,7 +31,7 @@ for (const [name, raw] of Object.entries(defs)) {
 
 test('a shadow command line reads back as its RAM file and own tap', (t) => {
   const def = parseVmDefinition(defs['memfd + kernel']);
-  const parsed = parseQemuCmdline(['qemu-system-x86_64', ...toQemuArgs(def, { incoming: 'defer', ramFile: '/var/lib/umbra/shadow/g1.ram', tapNames: { net0: 'tap-g1s' } })]);
+  const parsed = parseQemuCmdline(['qemu-system-x86_64', ...toQemuArgs(def, { incoming: 'defer', ramFile: '/var/lib/umbra/shadow/g1.ram', tapNames: { net0: 'tap-g1s' }, prefaultRam: true })]);
   t.deepEqual(parsed.definition?.memoryBackend, { kind: 'file', path: '/var/lib/umbra/shadow/g1.ram' });
   t.is(parsed.definition?.nics[0].tapName, 'tap-g1s');
 });

@@ -106,6 +106,14 @@ test('shadow command line: same devices, RAM on a shared file, own tap and socke
   t.deepEqual(argValue(shadow, '-cpu'), argValue(src, '-cpu'));
 });
 
+test('shadow RAM prefaulted on request (prealloc=on, which keeps the image contents); never otherwise', (t) => {
+  const def = parseVmDefinition(base);
+  const ramFile = '/var/lib/umbra/shadow/web-1.ram';
+  t.deepEqual(argValue(toQemuArgs(def, { ramFile, prefaultRam: true }), '-object'), [`memory-backend-file,id=${GUEST_RAM_BACKEND_ID},size=256M,mem-path=${ramFile},share=on,prealloc=on`]);
+  t.false(toQemuArgs(def, { ramFile }).join(' ').includes('prealloc'));
+  t.false(toQemuArgs(def).join(' ').includes('prealloc'));
+});
+
 test('file-backed definition and disk boot', (t) => {
   const def = parseVmDefinition({ ...base, memoryBackend: { kind: 'file', path: '/dev/shm/web-1.ram' }, boot: { kind: 'disk', diskPath: '/var/lib/vm/web-1.qcow2', format: 'qcow2' }, accel: 'kvm' });
   const args = toQemuArgs(def);
