@@ -1,7 +1,8 @@
 // Agent module `ipshadow`: DHCP capture on VM-facing interfaces, lease reports of VMs active here,
 // shadow IP configs of other hosts' VMs, and fenced IP activation (IpApplier) for the coordinator.
-import { errorMessage } from '../../shared/errors';
-import { callUnary } from '../../shared/grpc-client';
+import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../shared/errors';
+import { callUnary, dial, type GenericClient } from '../../shared/grpc-client';
+import { channelCredentials } from '../../shared/tls';
 import { Gauge } from 'prom-client';
 import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
@@ -16,7 +17,7 @@ import { activationSpecFor } from './activation-spec-builder';
 import { ActiveSet } from './active-set';
 import { isActivated } from './ip-state-probe';
 import { type IpShadowAgentConfig, parseIpShadowAgentConfig } from './ipshadow-config';
-import { ipShadowService, type IpShadowOps } from './ipshadow-service';
+import { IP_SHADOW_SERVICE, ipShadowService, type HandoffOutcome, type IpHandoff, type IpShadowOps, type WireApplyResult } from './ipshadow-service';
 import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
 import { ShadowStore, type ShadowRecord } from './shadow-store';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
@@ -31,6 +32,10 @@ export type RunningIpShadowModule = RunningAgentModule & {
 
 export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;
+/** The destination's activation through a hand-over waits for its first announcement frame only. */
+const HANDOVER_DEADLINE_MS = 3000;
+/** A hand-over prepared but not called within this long is forgotten. */
+const HANDOVER_EXPECTED_FOR_MS = 60_000;
 
 export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
   name: AGENT_MODULE_NAMES.ipshadow,
@@ -107,6 +112,34 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       bookkeeping.set(vmId, p);
     };
 
+    // Hand-overs (a switchover's activation called by the source agent, not the coordinator): the
+    // ones this host was prepared to accept, and channels to destinations, dialled at prepare time
+    // so the call after the removal finds its TLS connection up.
+    const expectedHandovers = new Map<string, { sourceHost: string; token: number; untilMs: number }>();
+    const peers = new Map<string, { endpoint: string; client: GenericClient }>();
+    const peerClient = (h: IpHandoff): GenericClient => {
+      const held = peers.get(h.destinationHost);
+      if (held && held.endpoint === h.destinationEndpoint) return held.client;
+      held?.client.close();
+      const client = dial(IP_SHADOW_SERVICE, h.destinationEndpoint, channelCredentials(ctx.tls, { role: 'agent', name: h.destinationHost }));
+      peers.set(h.destinationHost, { endpoint: h.destinationEndpoint, client });
+      return client;
+    };
+    const handOverTo = async (h: IpHandoff, cfg: VmIpConfig, token: number): Promise<HandoffOutcome> => {
+      try {
+        const destination = await callUnary<WireApplyResult>(peerClient(h), 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: String(token), config: configToWire(cfg) }, HANDOVER_DEADLINE_MS);
+        return { handedOver: true, destination };
+      } catch (err) {
+        return { handedOver: false, error: errorMessage(err) };
+      }
+    };
+
+    const ownPart = (h: IpHandoff | undefined, part: 'source' | 'either'): void => {
+      if (!h) return;
+      if (h.sourceHost === ctx.hostId || (part === 'either' && h.destinationHost === ctx.hostId)) return;
+      throw new InvalidArgumentError(part === 'source' ? 'handoff.source_host' : 'handoff', `does not name this host '${ctx.hostId}'${part === 'source' ? ' as the source' : ''}`);
+    };
+
     const ops: IpShadowOps = {
       async putShadow(sourceHost, cfg, version) {
         const res = await shadows.put(sourceHost, cfg, version);
@@ -126,10 +159,26 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       },
       listShadows: () => shadows.list(),
       knownConfig: (vmId) => active.get(vmId) ?? shadows.get(vmId)?.config ?? reporter.get(vmId),
-      async prepare(cfg, token) {
+      async prepare(cfg, token, handoff) {
+        ownPart(handoff, 'either');
         // Bookkeeping still running would otherwise delay the activation that follows.
         await bookkeeping.get(cfg.vm_id);
-        return applier.admit(specFor(cfg), { fencingToken: token });
+        const res = await applier.admit(specFor(cfg), { fencingToken: token });
+        if (handoff?.destinationHost === ctx.hostId) {
+          expectedHandovers.set(cfg.vm_id, { sourceHost: handoff.sourceHost, token, untilMs: Date.now() + HANDOVER_EXPECTED_FOR_MS });
+        } else if (handoff?.sourceHost === ctx.hostId) {
+          // Connects now (true: leave IDLE), not in the hand-over.
+          peerClient(handoff).getChannel().getConnectivityState(true);
+        }
+        return res;
+      },
+      async handOver(cfg, token, fromHost) {
+        const e = expectedHandovers.get(cfg.vm_id);
+        if (!e || e.sourceHost !== fromHost || e.token !== token || e.untilMs < Date.now()) {
+          throw new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' with fencing token ${token} was prepared here`);
+        }
+        expectedHandovers.delete(cfg.vm_id);
+        return ops.activate(cfg, token);
       },
       async activate(cfg, token) {
         await bookkeeping.get(cfg.vm_id);
@@ -143,17 +192,20 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs }, 'ip activated');
         return res;
       },
-      async deactivate(cfg, token) {
+      async deactivate(cfg, token, handoff) {
+        ownPart(handoff, 'source');
         await bookkeeping.get(cfg.vm_id);
         const res = await applier.deactivate(specFor(cfg), { fencingToken: token });
+        // The address is gone here: the destination takes it now, without a detour by the coordinator.
+        const handed = handoff?.sourceHost === ctx.hostId ? await handOverTo(handoff, cfg, token) : undefined;
         afterApply(cfg.vm_id, async () => {
           await active.remove(cfg.vm_id);
           await shadows.setActive(cfg.vm_id, false);
           if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
           watchMacs();
         });
-        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs }, 'ip deactivated');
-        return res;
+        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, ...(handed ? { handedOver: handed.handedOver, handoffError: handed.error } : {}) }, 'ip deactivated');
+        return handed ? { ...res, handoff: handed } : res;
       },
       async state(cfg) {
         return { active: await isActivated(tables, specFor(cfg)), fencingToken: (await fencing.current(cfg.vm_id)) ?? 0 };
@@ -203,6 +255,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         await applier.close();
         tables.close();
         client.close();
+        for (const p of peers.values()) p.client.close();
         void malformed;
         void shadowGauge;
         void captureGauges;

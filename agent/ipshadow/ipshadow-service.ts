@@ -14,6 +14,23 @@ export const IP_SHADOW_SERVICE = 'umbra.agent.v1.IpShadowService';
 
 type Msg = Record<string, unknown>;
 
+/** A switchover's hand-over: the source calls HandOverIp on the destination right after its removal. */
+export interface IpHandoff {
+  sourceHost: string;
+  destinationHost: string;
+  destinationEndpoint: string;
+}
+
+/** The source's report of the hand-over it was asked for. */
+export interface HandoffOutcome {
+  handedOver: boolean;
+  /** The destination's answer as it came over the wire. */
+  destination?: WireApplyResult;
+  error?: string;
+}
+
+export type WireApplyResult = ReturnType<typeof applyToWire>;
+
 /** What the handlers need from the module. */
 export interface IpShadowOps {
   putShadow(sourceHost: string, config: VmIpConfig, version: number): Promise<{ record: ShadowRecord; applied: boolean }>;
@@ -22,9 +39,11 @@ export interface IpShadowOps {
   /** The config known here for `vmId` (active, shadow or local lease), if any. */
   knownConfig(vmId: string): VmIpConfig | undefined;
   /** Admits the token of a coming activate/deactivate durably and readies the announcer; no kernel change. */
-  prepare(config: VmIpConfig, fencingToken: number): Promise<{ totalMs: number }>;
+  prepare(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff): Promise<{ totalMs: number }>;
   activate(config: VmIpConfig, fencingToken: number): Promise<ApplyResult>;
-  deactivate(config: VmIpConfig, fencingToken: number): Promise<ApplyResult>;
+  deactivate(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff): Promise<ApplyResult & { handoff?: HandoffOutcome }>;
+  /** HandOverIp from agent `fromHost`: refused unless a PrepareIp named that source and token. */
+  handOver(config: VmIpConfig, fencingToken: number, fromHost: string): Promise<ApplyResult>;
   state(config: VmIpConfig): Promise<{ active: boolean; fencingToken: number }>;
 }
 
@@ -40,8 +59,26 @@ export function shadowToWire(r: ShadowRecord) {
   };
 }
 
-function applyToWire(r: ApplyResult) {
+export function applyToWire(r: ApplyResult) {
   return { changed: r.changed, steps: r.steps.map((s) => ({ step: s.step, duration_ms: s.durationMs, changed: s.changed })), total_ms: r.totalMs };
+}
+
+function requireText(field: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) throw new InvalidArgumentError(field, 'must be a non-empty string');
+  return v;
+}
+
+/** The request's hand-over, or undefined when it has none (absent or empty message). */
+export function parseHandoff(v: unknown): IpHandoff | undefined {
+  const h = v as Msg | null | undefined;
+  if (!h || (!h.source_host && !h.destination_host && !h.destination_endpoint)) return undefined;
+  const handoff = {
+    sourceHost: requireText('handoff.source_host', h.source_host),
+    destinationHost: requireText('handoff.destination_host', h.destination_host),
+    destinationEndpoint: requireText('handoff.destination_endpoint', h.destination_endpoint),
+  };
+  if (handoff.sourceHost === handoff.destinationHost) throw new InvalidArgumentError('handoff.destination_host', 'must differ from handoff.source_host');
+  return handoff;
 }
 
 function requireVmId(v: unknown): string {
@@ -80,11 +117,17 @@ export function ipShadowService(ops: IpShadowOps, logger: Logger): ServiceBindin
     PrepareIp: kit.unary<Msg, Msg>('PrepareIp', coordinatorOnly, async (req) => {
       const config = configOf(req);
       const fencingToken = token(req);
-      const r = await ops.prepare(config, fencingToken);
+      const r = await ops.prepare(config, fencingToken, parseHandoff(req.handoff));
       return { total_ms: r.totalMs, fencing_token: String(fencingToken) };
     }),
     ActivateIp: kit.unary<Msg, Msg>('ActivateIp', coordinatorOnly, async (req) => applyToWire(await ops.activate(configOf(req), token(req)))),
-    DeactivateIp: kit.unary<Msg, Msg>('DeactivateIp', coordinatorOnly, async (req) => applyToWire(await ops.deactivate(configOf(req), token(req)))),
+    DeactivateIp: kit.unary<Msg, Msg>('DeactivateIp', coordinatorOnly, async (req) => {
+      const r = await ops.deactivate(configOf(req), token(req), parseHandoff(req.handoff));
+      const h = r.handoff;
+      return { ...applyToWire(r), handed_over: h?.handedOver ?? false, ...(h?.destination ? { destination: h.destination } : {}), handoff_error: h?.error ?? '' };
+    }),
+    // Only another agent calls it (the switchover's source); the module checks it is the one expected.
+    HandOverIp: kit.unary<Msg, Msg>('HandOverIp', ['agent'], async (req, ctx) => applyToWire(await ops.handOver(configOf(req), token(req), ctx.peer.name))),
     GetIpState: kit.unary<Msg, Msg>('GetIpState', coordinatorOnly, async (req) => {
       const config = configOf(req);
       const s = await ops.state(config);

@@ -14,6 +14,11 @@ export class AgentClients {
     private readonly maxReceiveBytes?: number,
   ) {}
 
+  /** The endpoint host `hostId` registered (for an agent that dials another); NOT_FOUND when unknown. */
+  endpoint(hostId: string): string {
+    return this.registry.get(hostId).facts.agent_endpoint;
+  }
+
   /** A client for `service` on host `hostId`; NOT_FOUND when the host is unknown. */
   get(hostId: string, service: string): GenericClient {
     const endpoint = this.registry.get(hostId).facts.agent_endpoint;

@@ -12,7 +12,7 @@ import type { EventLog } from '../core/event-log';
 import type { LeaseBackend } from '../leases/lease-backend';
 import type { VmIpRegistry } from '../shadow/vm-ip-registry';
 import type { FencingCounter } from './fencing-counter';
-import type { IpAgentPort } from './ip-agent-port';
+import type { HandoverOutcome, IpAgentPort } from './ip-agent-port';
 import { type SwitchoverEvent, type SwitchoverStep, formatSteps } from './switchover-event';
 
 const RECORD_PREFIX = 'ipshadow/switchover/';
@@ -117,25 +117,47 @@ export class IpSwitchover {
     let error = '';
     const config = vm.config;
     // Both agents admit the token durably before the address moves, so neither the deactivation
-    // nor the activation writes to disk while no host holds the address. A source that cannot
-    // prepare still admits the token in its deactivation; a destination that cannot prepare is
-    // unlikely to activate, so nothing moves (an agent without the call is simply not prepared).
+    // nor the activation waits for a disk write while no host holds the address. A source that
+    // cannot prepare still admits the token in its deactivation; a destination that cannot prepare
+    // is unlikely to activate, so nothing moves (an agent without the call is simply not prepared).
+    // With hand-over support, the source itself calls the destination right after its removal.
     const prepare = this.d.agents.prepare?.bind(this.d.agents);
-    const [, destinationError] = prepare
+    const deactivateAndHandOver = this.d.agents.deactivateAndHandOver?.bind(this.d.agents);
+    const hosts = { source, destination };
+    const handoff = deactivateAndHandOver ? hosts : undefined;
+    const [sourceError, destinationError] = prepare
       ? await Promise.all([
-          attempt('prepare', source, () => prepare(source, config, token)),
-          attempt('prepare', destination, () => prepare(destination, config, token)),
+          attempt('prepare', source, () => prepare(source, config, token, handoff)),
+          attempt('prepare', destination, () => prepare(destination, config, token, handoff)),
         ])
-      : [undefined, undefined];
-    if (destinationError !== undefined && !isUnimplemented(destinationError)) {
+      : [new Error('not prepared'), new Error('not prepared')];
+    const handOver = deactivateAndHandOver && sourceError === undefined && destinationError === undefined ? deactivateAndHandOver : undefined;
+    let handedOver = false;
+    const failed = (): string => steps[steps.length - 1].error;
+    if (prepare && destinationError !== undefined && !isUnimplemented(destinationError)) {
       error = `${destination} not prepared: ${errorMessage(destinationError)}`;
       status = 'ROLLED_BACK';
+    } else if (handOver) {
+      let outcome: HandoverOutcome | undefined;
+      if (!(await step('deactivate', source, async () => (outcome = await handOver(hosts, config, token))))) {
+        // The source may have removed the address and even handed it over before the call failed:
+        // the destination lets go first, then the source takes it back, so at most one holds it.
+        error = failed();
+        await step('rollback-deactivate', destination, () => this.d.agents.deactivate(destination, config, token));
+        status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';
+      } else {
+        handedOver = outcome!.handedOver;
+        steps.push({ step: 'handover', host_id: destination, duration_ms: outcome!.destinationMs ?? 0, ok: handedOver, error: outcome!.error ?? '' });
+      }
     } else if (!(await step('deactivate', source, () => this.d.agents.deactivate(source, config, token)))) {
       // The source may have removed part of its state: put it back so it alone holds the address.
-      error = steps[steps.length - 1].error;
+      error = failed();
       status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';
-    } else if (!(await step('activate', destination, () => this.d.agents.activate(destination, config, token)))) {
-      error = steps[steps.length - 1].error;
+    }
+    if (status !== 'SUCCEEDED') {
+      // Nothing more: the address stays (or is back) on the source.
+    } else if (!handedOver && !(await step('activate', destination, () => this.d.agents.activate(destination, config, token)))) {
+      error = failed();
       await step('rollback-deactivate', destination, () => this.d.agents.deactivate(destination, config, token));
       status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';
     } else {

@@ -2,7 +2,7 @@
 import { callUnary } from '../../shared/grpc-client';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import type { AgentClients } from '../clients/agent-clients';
-import type { IpAgentPort } from '../migrate/ip-agent-port';
+import type { HandoverOutcome, IpAgentPort, IpHandoffHosts } from '../migrate/ip-agent-port';
 import type { ShadowAgentPort } from './shadow-manager';
 
 export const AGENT_IP_SHADOW_SERVICE = 'umbra.agent.v1.IpShadowService';
@@ -31,9 +31,28 @@ export class GrpcAgentPorts implements ShadowAgentPort, IpAgentPort {
     await callUnary(this.client(hostId), 'RemoveShadow', { vm_id: vmId }, PUSH_DEADLINE_MS);
   }
 
-  async prepare(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number> {
-    const res = await callUnary<{ total_ms: number }>(this.client(hostId), 'PrepareIp', { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config) }, APPLY_DEADLINE_MS);
+  private handoff(h: IpHandoffHosts) {
+    return { source_host: h.source, destination_host: h.destination, destination_endpoint: this.agents.endpoint(h.destination) };
+  }
+
+  async prepare(hostId: string, config: VmIpConfig, fencingToken: number, handoff?: IpHandoffHosts): Promise<number> {
+    const req = { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config), ...(handoff ? { handoff: this.handoff(handoff) } : {}) };
+    const res = await callUnary<{ total_ms: number }>(this.client(hostId), 'PrepareIp', req, APPLY_DEADLINE_MS);
     return res.total_ms;
+  }
+
+  async deactivateAndHandOver(hosts: IpHandoffHosts, config: VmIpConfig, fencingToken: number): Promise<HandoverOutcome> {
+    const req = { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config), handoff: this.handoff(hosts) };
+    // The source's deadline covers its own call to the destination.
+    const res = await callUnary<{ total_ms: number; handed_over: boolean; destination?: { total_ms: number } | null; handoff_error: string }>(
+      this.client(hosts.source), 'DeactivateIp', req, 2 * APPLY_DEADLINE_MS,
+    );
+    return {
+      sourceMs: res.total_ms,
+      handedOver: res.handed_over === true,
+      ...(res.handed_over && res.destination ? { destinationMs: res.destination.total_ms } : {}),
+      ...(res.handed_over ? {} : { error: res.handoff_error || 'the agent did not hand over (it predates hand-overs)' }),
+    };
   }
 
   async activate(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number> {

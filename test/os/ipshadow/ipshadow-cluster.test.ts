@@ -45,10 +45,11 @@ const ctl = (args: string[]) => umbractlJson<Record<string, unknown>>(lab, ns.co
 const mgmtIp = (h: string) => `${MGMT_PREFIX}.${11 + HOSTS.indexOf(h)}`;
 
 /** Calls an agent's IpShadowService as the coordinator (the only identity it accepts). */
-async function agentCall<T>(host: string, method: string, request: unknown): Promise<{ code: number; details: string; response?: T }> {
+/** One IpShadowService call to `host`'s agent, with the coordinator's identity unless `as` is another's. */
+async function agentCall<T>(host: string, method: string, request: unknown, as = pki.coordinator): Promise<{ code: number; details: string; response?: T }> {
   const out = await lab.exec(ns.coord, process.execPath, [
     GRPC_CALL, 'umbra.agent.v1.IpShadowService', method, `${mgmtIp(host)}:7701`,
-    pki.coordinator.ca, pki.coordinator.cert, pki.coordinator.key, 'agent', JSON.stringify(request),
+    as.ca, as.cert, as.key, 'agent', JSON.stringify(request),
   ]);
   return JSON.parse(out);
 }
@@ -209,8 +210,9 @@ if (!isRoot()) {
     t.log({ switchoverGapMs: probe.switchoverGapMs, maxGapMs: probe.maxGapMs, byTag: probe.byTag, steps: res.steps });
     t.is(res.status, 'SUCCEEDED');
     t.is(res.source_host, 'hv-a');
-    // Both agents admit the token first (PrepareIp), then the address moves.
-    t.deepEqual(res.steps.filter((x) => x.ok).map((x) => x.step).slice(0, 4), ['prepare', 'prepare', 'deactivate', 'activate']);
+    // Both agents admit the token first (PrepareIp), then the source removes the address and hands
+    // it over to the destination itself (HandOverIp, agent to agent).
+    t.deepEqual(res.steps.map((x) => `${x.step}:${x.ok}`).slice(0, 4), ['prepare:true', 'prepare:true', 'deactivate:true', 'handover:true']);
     t.true(probe.byTag['hv-a'] > 0, 'answers from the source before');
     t.is(probe.lastTag, dest, 'the destination answers after');
     t.true(await holds(dest, address));
@@ -221,13 +223,25 @@ if (!isRoot()) {
     const sw = events.find((e) => e.kind === 'EVENT_KIND_SWITCHOVER');
     t.truthy(sw);
     t.is(sw!.attributes.status, 'SUCCEEDED');
-    t.regex(sw!.attributes.steps, /deactivate@hv-a=.*ms ok, activate@/);
+    t.regex(sw!.attributes.steps, /deactivate@hv-a=.*ms ok, handover@/);
     t.true(events.some((e) => e.kind === 'EVENT_KIND_SHADOW_PLACED'));
     // A late command carrying an older token is refused by the old source.
     const stale = await agentCall('hv-a', 'ActivateIp', { vm_id: 'vm1', fencing_token: String(Number(res.fencing_token) - 1) });
     t.is(stale.code, 9, JSON.stringify(stale)); // FAILED_PRECONDITION
     t.regex(stale.details, /stale/);
     t.false(await holds('hv-a', address));
+    // HandOverIp is for the prepared source agent only, and once: not the coordinator, not another
+    // agent, not the source again with the token already used.
+    const token = String(res.fencing_token);
+    const other = HOSTS.find((h) => h !== 'hv-a' && h !== dest)!;
+    const byCoordinator = await agentCall(dest, 'HandOverIp', { vm_id: 'vm1', fencing_token: token });
+    t.is(byCoordinator.code, 7, JSON.stringify(byCoordinator)); // PERMISSION_DENIED
+    const byOther = await agentCall(dest, 'HandOverIp', { vm_id: 'vm1', fencing_token: token }, pki.agent(other));
+    t.is(byOther.code, 9, JSON.stringify(byOther)); // FAILED_PRECONDITION
+    t.regex(byOther.details, new RegExp(`no hand-over of vm 'vm1' from '${other}'`));
+    const replayed = await agentCall(dest, 'HandOverIp', { vm_id: 'vm1', fencing_token: token }, pki.agent('hv-a'));
+    t.is(replayed.code, 9, JSON.stringify(replayed));
+    t.true(await holds(dest, address));
   });
 
   test.serial('a destination without a current shadow is refused with the reason', async (t) => {

@@ -9,6 +9,8 @@ import { FencingCounter } from '../../../coordinator/migrate/fencing-counter';
 import { IpReconciler } from '../../../coordinator/migrate/ip-reconciler';
 import { IpSwitchover } from '../../../coordinator/migrate/ip-switchover';
 import { VmIpRegistry } from '../../../coordinator/shadow/vm-ip-registry';
+import type { HandoverOutcome, IpHandoffHosts } from '../../../coordinator/migrate/ip-agent-port';
+import type { VmIpConfig } from '../../../shared/vm-ip-config';
 import { EventSink, FakeAgents, host, vmConfig } from './fixtures';
 
 async function setup() {
@@ -190,4 +192,74 @@ test('agents without PrepareIp, or a source that fails it, still switch (the cal
   const back = await sw2.trigger('vm1', 'a');
   t.is(back.status, 'SUCCEEDED', 'the source (b) failed to prepare; a prepared');
   t.deepEqual(agents.holders('vm1'), ['a']);
+});
+
+/** Agents that hand over: the source activates the destination itself right after its removal. */
+class HandOverAgents extends FakeAgents {
+  readonly handoffs = new Map<string, IpHandoffHosts>();
+  failAfterHandOver = false;
+  override async prepare(hostId: string, config: VmIpConfig, token: number, handoff?: IpHandoffHosts): Promise<number> {
+    const r = await super.prepare(hostId, config, token);
+    if (handoff) this.handoffs.set(`${hostId}/${config.vm_id}`, handoff);
+    return r;
+  }
+  async deactivateAndHandOver(hosts: IpHandoffHosts, config: VmIpConfig, token: number): Promise<HandoverOutcome> {
+    await this.deactivate(hosts.source, config, token);
+    const prepared = [hosts.source, hosts.destination].every((h) => this.handoffs.get(`${h}/${config.vm_id}`)?.destination === hosts.destination);
+    let outcome: HandoverOutcome;
+    try {
+      if (!prepared) throw new Error('not prepared for this hand-over');
+      await this.activate(hosts.destination, config, token);
+      outcome = { sourceMs: 1, handedOver: true, destinationMs: 2 };
+    } catch (err) {
+      outcome = { sourceMs: 1, handedOver: false, error: (err as Error).message };
+    }
+    if (this.failAfterHandOver) throw new Error('source answer lost');
+    return outcome;
+  }
+}
+
+async function handOverSetup() {
+  const s = await setup();
+  const agents = new HandOverAgents();
+  await agents.activate('a', vmConfig(), 0);
+  (s as { agents: FakeAgents }).agents = agents;
+  const mk = () => {
+    const sw = s.mk();
+    (sw as unknown as { d: { agents: FakeAgents } }).d.agents = agents;
+    return sw;
+  };
+  return { ...s, agents, mk };
+}
+
+test('with hand-over: the source activates the destination right after its removal, the coordinator only records it', async (t) => {
+  const { agents, mk, vms } = await handOverSetup();
+  const before = agents.calls.length;
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  t.deepEqual(ev.steps.slice(2).map((s) => `${s.step}@${s.host_id}:${s.ok}`), ['deactivate@a:true', 'handover@b:true', 'commit@coordinator:true', 'lease@builtin:true']);
+  t.deepEqual(agents.calls.slice(before).filter((c) => !c.startsWith('prepare')), ['deactivate@a', 'activate@b']);
+  t.deepEqual(agents.handoffs.get('b/vm1'), { source: 'a', destination: 'b' });
+  t.deepEqual(agents.holders('vm1'), ['b']);
+  t.is(vms.get('vm1').active_host, 'b');
+});
+
+test('with hand-over: a refused hand-over falls back to the coordinator activating the destination', async (t) => {
+  const { agents, mk } = await handOverSetup();
+  agents.failOnce.add('activate@b');
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  t.deepEqual(ev.steps.slice(2).map((s) => `${s.step}:${s.ok}`), ['deactivate:true', 'handover:false', 'activate:true', 'commit:true', 'lease:true']);
+  t.regex(ev.steps.find((s) => s.step === 'handover')!.error, /activate failed on b/);
+  t.deepEqual(agents.holders('vm1'), ['b']);
+});
+
+test('with hand-over: a source call that fails after the hand-over takes the address back from the destination first', async (t) => {
+  const { agents, mk, vms } = await handOverSetup();
+  agents.failAfterHandOver = true;
+  const ev = await mk().trigger('vm1', 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(ev.steps.slice(2).map((s) => `${s.step}@${s.host_id}:${s.ok}`), ['deactivate@a:false', 'rollback-deactivate@b:true', 'rollback-activate@a:true']);
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.is(vms.get('vm1').active_host, 'a');
 });
