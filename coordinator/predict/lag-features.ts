@@ -38,6 +38,12 @@ export const FEATURE_NAMES = [
   'gapP90_4hNear',
   'memLast',
   'memDelta1h',
+  'zLast4h',
+  'zMean1h',
+  'zMean4h',
+  'zEwma',
+  'zMax1h',
+  'zLastStep',
 ] as const;
 
 export const FEATURE_COUNT = FEATURE_NAMES.length;
@@ -89,6 +95,33 @@ export function writeLagFeatures(cpu: ArrayLike<number>, mem: ArrayLike<number> 
   out[o++] = clampNear(50 - tailQuantile(cpu, 48, 0.9));
   out[o++] = mem && mem.length > 0 ? at(mem, 0) : 0;
   out[o++] = mem && mem.length > 0 ? at(mem, 0) - at(mem, 11) : 0;
+  // Scale-free distances to the level: how many of this series' own deviations (std or mean step)
+  // separate it from 50. Trees cannot form ratios of two features, and a gap of 5 points means
+  // something else on a flat series than on a spiky one; on gcd-vms (5 folds by job, 3 seeds)
+  // these raised the held-out saturation F1 by about 0.01.
+  const std1h = out[offset + F_STD_1H] + Z_SCALE_FLOOR;
+  const std4h = out[offset + F_STD_4H] + Z_SCALE_FLOOR;
+  out[o++] = clampZ((50 - last) / std4h);
+  out[o++] = clampZ((50 - out[offset + F_MEAN_1H]) / std1h);
+  out[o++] = clampZ((50 - out[offset + F_MEAN_4H]) / std4h);
+  out[o++] = clampZ((50 - out[offset + F_EWMA]) / (out[offset + F_ABS_DIFF_4H] + Z_SCALE_FLOOR));
+  out[o++] = clampZ((50 - out[offset + F_MAX_1H]) / std4h);
+  out[o++] = clampZ((50 - last) / (out[offset + F_ABS_DIFF_4H] + Z_SCALE_FLOOR));
+}
+
+/** Added to a deviation before dividing by it (percentage points), so a flat series gives finite z. */
+const Z_SCALE_FLOOR = 0.5;
+const Z_RANGE = 10;
+const F_STD_1H = FEATURE_NAMES.indexOf('std1h');
+const F_STD_4H = FEATURE_NAMES.indexOf('std4h');
+const F_MEAN_1H = FEATURE_NAMES.indexOf('mean1h');
+const F_MEAN_4H = FEATURE_NAMES.indexOf('mean4h');
+const F_EWMA = FEATURE_NAMES.indexOf('ewma03');
+const F_ABS_DIFF_4H = FEATURE_NAMES.indexOf('absDiff4h');
+const F_MAX_1H = FEATURE_NAMES.indexOf('max1h');
+
+function clampZ(v: number): number {
+  return Math.max(-Z_RANGE, Math.min(Z_RANGE, v));
 }
 
 const NEAR_RANGE = 8;
