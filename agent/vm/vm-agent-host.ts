@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors';
 import { KeyedMutex } from '../../shared/keyed-mutex';
-import { launchShadowQemu, migrateDeviceState, resumeGuest, type DeviceStateMigrationResult } from './device-state-migration';
+import { launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded, type DeviceStateMigrationResult } from './device-state-migration';
 import { attachQemu, launchQemu, type QemuProcess } from './qemu-process';
 import { discoverQemuProcesses } from './qemu-discovery';
 import { parseVmDefinition, type VmDefinition } from './vm-definition';
@@ -17,6 +17,10 @@ import { deleteTap, ensureTap } from './vm-agent-tap';
 
 const STATUS_TIMEOUT_MS = 2000;
 const STOP_GRACE_MS = 1500;
+/** A resume that finds the shadow still loading the device state waits this long for it. */
+const RESUME_LOAD_WAIT_MS = 5000;
+/** Fallback re-ask interval while waiting (the MIGRATION event normally ends the wait). */
+const LOAD_POLL_MS = 50;
 
 export type VmRole = 'local' | 'shadow';
 
@@ -279,7 +283,13 @@ export class VmAgentHost {
       const t0 = performance.now();
       const s = this.shadows.get(vmId);
       if (s?.proc?.running) {
-        const info = await s.proc.qmp.queryMigrate();
+        let info = await s.proc.qmp.queryMigrate();
+        if (info.status === 'active' || info.status === 'setup') {
+          // The source reports completion before this side has finished loading (some ms): wait
+          // for it (bounded) instead of failing a switchover that is about to succeed.
+          await waitIncomingLoaded(s.proc.qmp, RESUME_LOAD_WAIT_MS, LOAD_POLL_MS).catch(() => undefined);
+          info = await s.proc.qmp.queryMigrate();
+        }
         if (info.status === 'completed') {
           await resumeGuest(s.proc.qmp);
           const old = this.locals.get(vmId);
