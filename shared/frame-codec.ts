@@ -93,8 +93,11 @@ export interface FrameCodecOptions {
   maxFrameBytes?: number;
 }
 
-/** Bytes kept free in front of a frame built by encodeFrom() (a transport may put its own prefix there). */
-export const FRAME_HEADROOM_BYTES = 8;
+/**
+ * Bytes kept free in front of a frame built by encodeFrom(): a transport may put its own prefixes
+ * there (gRPC: the protobuf field prefix, up to 5 bytes, and the 5-byte message prefix).
+ */
+export const FRAME_HEADROOM_BYTES = 16;
 /** ArrayBuffers whose first FRAME_HEADROOM_BYTES before the frame are free for a transport prefix. */
 const withHeadroom = new WeakSet<ArrayBufferLike>();
 

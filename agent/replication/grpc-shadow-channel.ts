@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../../shared/proto';
 import type { FrameErrorCode } from '../../shared/frame-errors';
 import { frameHeadroom } from '../../shared/frame-codec';
+import { GRPC_MESSAGE_PREFIX_BYTES, installPreframedMessages, markPreframed } from './grpc-preframed-messages';
 import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from './shadow-channel';
 import type { OpenReplication, ShadowErrorCode } from './replication-receiver';
 import { REPLICATION_SERVICE_NAME } from './replication-service';
@@ -55,14 +56,18 @@ function framePrefix(len: number): Buffer {
 /**
  * A request carrying one frame, serialized by hand: the protobuf prefix goes into the headroom
  * the frame encoder left in front of the frame, so the frame's bytes are not copied again here
- * (protobufjs would copy them into a new buffer). Any other request goes through protobufjs.
+ * (protobufjs would copy them into a new buffer), and the request is marked so that grpc-js
+ * writes its own 5-byte message prefix in front of that (grpc-preframed-messages.ts) instead of
+ * copying the request once more. Any other request goes through protobufjs.
  */
 export function serializeFrameRequest(frame: Buffer): Buffer {
   const prefix = framePrefix(frame.length);
-  const room = frameHeadroom(frame, prefix.length);
+  const room = frameHeadroom(frame, prefix.length + GRPC_MESSAGE_PREFIX_BYTES);
   if (!room) return Buffer.concat([prefix, frame]);
-  prefix.copy(room);
-  return Buffer.from(frame.buffer, frame.byteOffset - prefix.length, frame.length + prefix.length);
+  prefix.copy(room, GRPC_MESSAGE_PREFIX_BYTES);
+  const request = Buffer.from(frame.buffer, frame.byteOffset - prefix.length, frame.length + prefix.length);
+  markPreframed(request);
+  return request;
 }
 
 /**
@@ -70,8 +75,12 @@ export function serializeFrameRequest(frame: Buffer): Buffer {
  * connection) is shared by every stream the factory opens; call close() on the result to release it.
  */
 export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.ChannelCredentials): ShadowChannelFactory & { close(): void } {
+  installPreframedMessages();
   const Client = serviceClient(REPLICATION_SERVICE_NAME);
   const client = new Client(endpoint, credentials, {
+    // A link reconnects and resumes from the shadow's epoch itself; grpc-js's retry layer would
+    // only keep every sent frame referenced in its retry buffer until the call commits.
+    'grpc.enable_retries': 0,
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_time_ms': 10_000,
