@@ -55,9 +55,24 @@ export class HandlerKit {
       this.logger.warn({ method, peer: formatIdentity(peer), remote: call.getPeer() }, 'permission denied');
       throw new PermissionDeniedError(`${formatIdentity(peer)} may not call ${method}`);
     }
-    const ac = new AbortController();
-    call.on('cancelled', () => ac.abort());
-    return { peer, signal: ac.signal };
+    // The AbortController is made only for handlers that read the signal (streams): building one
+    // per call, and aborting it on every cancelled call, showed in the ListHosts CPU profile.
+    let cancelled = false;
+    let ac: AbortController | undefined;
+    call.on('cancelled', () => {
+      cancelled = true;
+      ac?.abort();
+    });
+    return {
+      peer,
+      get signal(): AbortSignal {
+        if (!ac) {
+          ac = new AbortController();
+          if (cancelled) ac.abort();
+        }
+        return ac.signal;
+      },
+    };
   }
 
   private logFailure(method: string, err: unknown): void {
