@@ -14,8 +14,10 @@ const AGENTS = Number(process.env.UMBRA_BENCH_AGENTS ?? 200);
 const RATE = Number(process.env.UMBRA_BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.UMBRA_BENCH_SECONDS ?? 20);
 const TARGET_P99_MS = 10;
-/** Load generators run as separate processes: decoding 1,000 answers a second is more than one event loop does. */
+/** Load generators run as separate processes beside the server, so one event loop's pauses do not delay every call. */
 const LOAD_PROCESSES = Number(process.env.UMBRA_BENCH_LOAD_PROCESSES ?? 2);
+/** UMBRA_BENCH_PEER=0 measures the coordinator alone (for quicker runs while profiling it). */
+const WITH_PEER = process.env.UMBRA_BENCH_PEER !== '0';
 const DIST = path.join(__dirname, '..', '..');
 
 function freePort(): Promise<number> {
@@ -61,6 +63,10 @@ interface LoadResult {
   p50: number;
   p99: number;
   max: number;
+  /** How late the generators sent calls against their schedule (their own lag, included in latency). */
+  sendLagP99: number;
+  sendLagMax: number;
+  loadAverage: number;
 }
 
 async function measure(endpoint: string, dir: string, operator: { ca: string; cert: string; key: string }): Promise<LoadResult> {
@@ -72,7 +78,8 @@ async function measure(endpoint: string, dir: string, operator: { ca: string; ce
       ),
     );
     await Promise.all(loads.map((l) => (l.child.exitCode !== null ? undefined : new Promise((r) => l.child.once('exit', r)))));
-    const parts = loads.map((l) => JSON.parse(l.output.join('').trim().split('\n').pop()!) as { calls: number; errors: number; wrongCount: number; achievedRate: number; latenciesMs: number[] });
+    const parts = loads.map((l) => JSON.parse(l.output.join('').split('\n').filter((line) => line.startsWith('{')).pop()!) as { calls: number; errors: number; wrongCount: number; achievedRate: number; sendLagP99Ms: number; sendLagMaxMs: number; p99BySecondMs: number[]; latenciesMs: number[] });
+    console.log(`  p99 by second of the run (ms), per load process:\n${parts.map((p) => `    ${p.p99BySecondMs.map((x) => x.toFixed(1)).join(' ')}`).join('\n')}`);
     const all = parts.flatMap((p) => p.latenciesMs).sort((a, b) => a - b);
     const q = (p: number) => (all.length ? all[Math.min(all.length - 1, Math.floor(p * all.length))] : NaN);
     return {
@@ -83,6 +90,9 @@ async function measure(endpoint: string, dir: string, operator: { ca: string; ce
       p50: q(0.5),
       p99: q(0.99),
       max: all[all.length - 1] ?? NaN,
+      sendLagP99: Math.max(...parts.map((p) => p.sendLagP99Ms)),
+      sendLagMax: Math.max(...parts.map((p) => p.sendLagMaxMs)),
+      loadAverage: os.loadavg()[0],
     };
   } finally {
     await stop(sim.child);
@@ -117,12 +127,15 @@ async function main(): Promise<void> {
     const ours = await measure(`127.0.0.1:${port}`, dir, operator);
     await stop(coord.child);
 
-    const peerPort = await freePort();
-    const peer = await start(path.join(DIST, 'bench', 'coordinator-load', 'bare-peer-server.js'), [`127.0.0.1:${peerPort}`, coordTls.ca, coordTls.cert, coordTls.key], /listening/);
-    children.push(peer.child);
-    console.log(`bare grpc-js peer: the same load...`);
-    const theirs = await measure(`127.0.0.1:${peerPort}`, dir, operator);
-    await stop(peer.child);
+    let theirs: LoadResult = { calls: 0, errors: 0, wrongCount: 0, achievedRate: NaN, p50: NaN, p99: NaN, max: NaN, sendLagP99: NaN, sendLagMax: NaN, loadAverage: NaN };
+    if (WITH_PEER) {
+      const peerPort = await freePort();
+      const peer = await start(path.join(DIST, 'bench', 'coordinator-load', 'bare-peer-server.js'), [`127.0.0.1:${peerPort}`, coordTls.ca, coordTls.cert, coordTls.key], /listening/);
+      children.push(peer.child);
+      console.log(`bare grpc-js peer: the same load...`);
+      theirs = await measure(`127.0.0.1:${peerPort}`, dir, operator);
+      await stop(peer.child);
+    }
 
     printTable(`coordinator-load: ${AGENTS} agents heartbeating every 1 s + ${RATE} ListHosts/s for ${SECONDS} s (loopback, mTLS)`, 'bare grpc-js', [
       { metric: 'ListHosts p50', ours: ours.p50, peer: theirs.p50, unit: 'ms' },
@@ -131,6 +144,8 @@ async function main(): Promise<void> {
       { metric: 'achieved rate', ours: ours.achievedRate, peer: theirs.achievedRate, unit: 'calls/s' },
       { metric: 'errors', ours: ours.errors, peer: theirs.errors, unit: 'calls' },
       { metric: 'answers missing hosts', ours: ours.wrongCount, peer: theirs.wrongCount, unit: 'calls' },
+      { metric: 'generator send lag p99', ours: ours.sendLagP99, peer: theirs.sendLagP99, unit: 'ms' },
+      { metric: 'load average (1 min)', ours: ours.loadAverage, peer: theirs.loadAverage, unit: '' },
     ]);
     printFigures({
       agents: AGENTS,
@@ -139,10 +154,15 @@ async function main(): Promise<void> {
       umbra_p99_ms: Number(ours.p99.toFixed(3)),
       umbra_max_ms: Number(ours.max.toFixed(3)),
       umbra_errors: ours.errors,
+      umbra_send_lag_p99_ms: Number(ours.sendLagP99.toFixed(3)),
+      umbra_send_lag_max_ms: Number(ours.sendLagMax.toFixed(3)),
+      umbra_load_average_1m: Number(ours.loadAverage.toFixed(2)),
       peer_p50_ms: Number(theirs.p50.toFixed(3)),
       peer_p99_ms: Number(theirs.p99.toFixed(3)),
       peer_max_ms: Number(theirs.max.toFixed(3)),
       peer_errors: theirs.errors,
+      peer_send_lag_p99_ms: Number(theirs.sendLagP99.toFixed(3)),
+      peer_load_average_1m: Number(theirs.loadAverage.toFixed(2)),
       umbra_p99_target_met: ours.p99 <= TARGET_P99_MS && ours.errors === 0,
       load_average_1m: Number(os.loadavg()[0].toFixed(2)),
     });
