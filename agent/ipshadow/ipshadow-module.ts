@@ -1,6 +1,6 @@
 // Agent module `ipshadow`: DHCP capture on VM-facing interfaces, lease reports of VMs active here,
 // shadow IP configs of other hosts' VMs, and fenced IP activation (IpApplier) for the coordinator.
-import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../shared/errors';
+import { FailedPreconditionError, InvalidArgumentError, UnavailableError, errorMessage } from '../../shared/errors';
 import { callUnary, dial, type GenericClient } from '../../shared/grpc-client';
 import { channelCredentials } from '../../shared/tls';
 import { Gauge } from 'prom-client';
@@ -167,8 +167,15 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         if (handoff?.destinationHost === ctx.hostId) {
           expectedHandovers.set(cfg.vm_id, { sourceHost: handoff.sourceHost, token, untilMs: Date.now() + HANDOVER_EXPECTED_FOR_MS });
         } else if (handoff?.sourceHost === ctx.hostId) {
-          // Connects now (true: leave IDLE), not in the hand-over.
-          peerClient(handoff).getChannel().getConnectivityState(true);
+          // The channel is up (TLS handshake done) before we answer, not in the hand-over: a first
+          // hand-over on a new channel took ~200 ms under load. A source that cannot reach the
+          // destination fails its prepare, and the coordinator does not ask it to hand over.
+          const peer = peerClient(handoff);
+          await new Promise<void>((resolve, reject) =>
+            peer.waitForReady(Date.now() + HANDOVER_DEADLINE_MS, (err) =>
+              err ? reject(new UnavailableError(`cannot reach ${handoff.destinationHost} at ${handoff.destinationEndpoint} for the hand-over: ${err.message}`, { cause: err })) : resolve(),
+            ),
+          );
         }
         return res;
       },

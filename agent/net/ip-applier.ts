@@ -4,11 +4,13 @@ import { InvalidArgumentError } from '../../shared/errors';
 import type { FencingAdmission, FencingGuard } from './fencing-guard';
 import type { IpActivationSpec } from './ip-activation-spec';
 import { KeyedMutex } from '../../shared/keyed-mutex';
-import type { AnnouncementBurst, Announcer, NetTables } from './ports';
+import type { AnnouncementBurst, Announcer, LinkDetails, NetTables } from './ports';
 
 /** keepalived sends 5 per burst; 3 spaced by 20 ms reach every neighbour without flooding. */
 export const DEFAULT_ANNOUNCE_COUNT = 3;
 export const DEFAULT_ANNOUNCE_INTERVAL_MS = 20;
+/** How long an interface resolved by admit() is used by activations without a new lookup. */
+export const ADMITTED_LINK_TTL_MS = 60_000;
 
 export interface IpApplierOptions {
   /** Frames per announcement burst; 0 disables announcements. */
@@ -52,6 +54,8 @@ export class IpApplier {
   private readonly nowMs: () => number;
   private readonly mutex = new KeyedMutex();
   private readonly bursts = new Map<string, AnnouncementBurst>();
+  /** Interfaces resolved by admit(), by name: an activation right after needs no link lookup. */
+  private readonly admittedLinks = new Map<string, { link: LinkDetails; untilMs: number }>();
 
   constructor(
     private readonly tables: NetTables,
@@ -86,8 +90,10 @@ export class IpApplier {
   /**
    * The first half of a switchover step, done before the address moves: admits `fencingToken`
    * for `spec.vmId` durably (a stale token is refused as activate() would refuse it) and opens the
-   * announcer's handle, so the activate()/deactivate() with that token that follows writes nothing
-   * to disk. Changes no kernel state. Without a FencingGuard only the announcer is readied.
+   * announcer's handle and resolves the interface (refused here when it does not exist), so the
+   * activate()/deactivate() with that token that follows writes nothing to disk and, within
+   * ADMITTED_LINK_TTL_MS, looks nothing up. Changes no kernel state. Without a FencingGuard the
+   * token is not needed.
    */
   admit(spec: IpActivationSpec, options: ApplyOptions = {}): Promise<{ fencing?: FencingAdmission; totalMs: number }> {
     return this.mutex.run(spec.vmId, async () => {
@@ -98,6 +104,9 @@ export class IpApplier {
         fencing = await this.options.fencing.admit(spec.vmId, options.fencingToken);
       }
       this.prepare(spec);
+      // A host without the interface could not activate: refused here, before anything moves.
+      const link = await this.tables.links.resolve(spec.interface);
+      this.admittedLinks.set(spec.interface, { link, untilMs: this.nowMs() + ADMITTED_LINK_TTL_MS });
       return { ...(fencing ? { fencing } : {}), totalMs: this.nowMs() - started };
     });
   }
@@ -129,12 +138,19 @@ export class IpApplier {
     }
     let announcement: Promise<number> | undefined;
     if (action === 'activate') {
-      // The interface's MAC (routed, address) is looked up while the state is applied: one netlink
-      // round trip fewer between the kernel change and the first announcement frame.
-      const mac = this.count > 0 && spec.mode !== 'bridged' ? this.tables.links.resolve(spec.interface).then((l) => l.mac) : undefined;
+      // The interface as admit() resolved it, or its MAC (routed, address) looked up while the state
+      // is applied: netlink round trips fewer between the kernel change and the first frame.
+      const admitted = this.admittedLink(spec.interface);
+      const mac = this.count > 0 && spec.mode !== 'bridged' ? (admitted ? Promise.resolve(admitted.mac) : this.tables.links.resolve(spec.interface).then((l) => l.mac)) : undefined;
       mac?.catch(() => undefined);
-      await this.applyState(spec, step);
-      announcement = (await this.announce(spec, step, mac))?.finished;
+      try {
+        await this.applyState(spec, step, admitted);
+        announcement = (await this.announce(spec, step, mac))?.finished;
+      } catch (err) {
+        // The interface may have changed since admit(): the next attempt looks it up again.
+        this.admittedLinks.delete(spec.interface);
+        throw err;
+      }
     } else {
       this.bursts.get(spec.vmId)?.cancel();
       this.bursts.delete(spec.vmId);
@@ -151,7 +167,14 @@ export class IpApplier {
     };
   }
 
-  private async applyState(spec: IpActivationSpec, step: StepFn): Promise<void> {
+  private admittedLink(interfaceName: string): LinkDetails | undefined {
+    const a = this.admittedLinks.get(interfaceName);
+    if (a && a.untilMs >= this.nowMs()) return a.link;
+    this.admittedLinks.delete(interfaceName);
+    return undefined;
+  }
+
+  private async applyState(spec: IpActivationSpec, step: StepFn, link?: LinkDetails): Promise<void> {
     const t = this.tables;
     switch (spec.mode) {
       case 'routed': {
@@ -168,7 +191,7 @@ export class IpApplier {
         return;
       }
       case 'address':
-        await step('address', () => t.addresses.ensure({ interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength }));
+        await step('address', () => t.addresses.ensure({ interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength }, link));
         return;
     }
   }

@@ -6,7 +6,7 @@ import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent, isAlreadyExists } from './netlink-errors';
 import { AF_INET, AF_INET6, kernelFamily, requireIp } from './netlink-family';
 import type { NetlinkLinkInfo } from './netlink-link-info';
-import type { AddressSpec, AddressTable } from './ports';
+import type { AddressSpec, AddressTable, LinkDetails } from './ports';
 
 export class NetlinkAddressTable implements AddressTable {
   constructor(
@@ -22,9 +22,9 @@ export class NetlinkAddressTable implements AddressTable {
     return ip;
   }
 
-  async ensure(spec: AddressSpec): Promise<boolean> {
+  async ensure(spec: AddressSpec, known?: LinkDetails): Promise<boolean> {
     const ip = this.target(spec);
-    const link = await this.links.resolve(spec.interface);
+    const link = known && known.name === spec.interface ? known : await this.links.resolve(spec.interface);
     const op = `add address ${spec.address}/${spec.prefixLength} on ${spec.interface}`;
     try {
       await callNetlink(this.ctx, op, (o) =>

@@ -14,7 +14,8 @@ export interface AddressSpec {
 }
 
 export interface AddressTable {
-  ensure(spec: AddressSpec): Promise<boolean>;
+  /** `link`: `spec.interface` as the caller resolved it moments ago, so the add needs no lookup. */
+  ensure(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
   remove(spec: AddressSpec): Promise<boolean>;
   /** Addresses on `interfaceName` (all interfaces when omitted), both families. */
   list(interfaceName?: string): Promise<AddressSpec[]>;

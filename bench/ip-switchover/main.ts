@@ -141,7 +141,8 @@ async function netlinkSwitch(from: NetRunner, to: NetRunner, mac: string): Promi
 }
 
 const umbraApplyMs: number[] = [];
-/** TriggerMigration's own total (deactivate, activate, commit, lease record). */
+let umbraHandedOver = 0;
+/** TriggerMigration's own total (prepare, deactivate + hand-over, commit, lease record). */
 const umbraTotalMs: number[] = [];
 
 async function keepalivedRun(bench: Bench, advertS: number, iteration: number): Promise<ProbeResult> {
@@ -286,7 +287,9 @@ async function main(): Promise<void> {
           await bench.probe('umbra', async () => {
             const res = await driver.trigger(to);
             if (res.status !== 'SUCCEEDED') throw new Error(`umbra switchover ${from} -> ${to}: ${JSON.stringify(res)}`);
+            // With a hand-over, the source's deactivate step includes the destination's activation.
             umbraApplyMs.push(res.steps.filter((st) => st.step === 'deactivate' || st.step === 'activate').reduce((sum, st) => sum + st.duration_ms, 0));
+            if (res.steps.some((st) => st.step === 'handover' && st.ok)) umbraHandedOver++;
             umbraTotalMs.push(res.total_ms);
           }, async () => undefined),
         );
@@ -318,7 +321,9 @@ async function main(): Promise<void> {
       { metric: 'longest gap anywhere, advert_int 1', ours: u.worstMs, peer: k1.worstMs, unit: 'ms' },
       { metric: 'longest gap anywhere, advert_int 0.01', ours: u.worstMs, peer: kMin.worstMs, unit: 'ms' },
     ]);
-    console.log(`umbra TriggerMigration: deactivate + activate steps median ${round(median(umbraApplyMs))} ms; whole call incl. commit and lease record median ${round(median(umbraTotalMs))} ms`);
+    const perRun = (rs: ProbeResult[]) => rs.map((r) => round(r.switchoverGapMs!)).join(' ') || '-';
+    console.log(`switchover gap per run (ms): umbra ${perRun(umbra)} | bare ${perRun(bare)} | netlink ${perRun(direct)}`);
+    console.log(`umbra TriggerMigration: deactivate + activate (or hand-over) steps median ${round(median(umbraApplyMs))} ms; whole call incl. prepare, commit and lease record median ${round(median(umbraTotalMs))} ms; ${umbraHandedOver} of ${umbra.length} runs handed over agent to agent`);
     const figures: Record<string, number | boolean> = {
       umbra_switchover_gap_ms: round(u.switchWorstMs),
       bare_switchover_gap_ms: round(b.switchWorstMs),
@@ -332,6 +337,7 @@ async function main(): Promise<void> {
       netlink_switchover_gap_median_ms: round(n.switchMedianMs),
       umbra_apply_median_ms: round(median(umbraApplyMs)),
       umbra_trigger_total_median_ms: round(median(umbraTotalMs)),
+      umbra_handed_over_runs: umbraHandedOver,
       umbra_max_gap_ms: round(u.worstMs),
       umbra_median_gap_ms: round(u.medianMs),
       bare_max_gap_ms: round(b.worstMs),

@@ -174,3 +174,22 @@ test('admit records the token ahead of the switch, so the activation with it wri
   t.deepEqual(tables.snapshot(), expectedActive.address);
   await t.throwsAsync(applier.admit(specs.address, { fencingToken: 10 }), { instanceOf: StaleFencingTokenError });
 });
+
+test('after admit, the activation uses the interface admit resolved (no lookup); a failed activation drops it', async (t) => {
+  const { applier, tables } = setup({ fencing: true });
+  let lookups = 0;
+  const resolve = tables.links.resolve.bind(tables.links);
+  tables.links.resolve = async (name: string) => {
+    lookups++;
+    return resolve(name);
+  };
+  await applier.admit(specs.address, { fencingToken: 3 });
+  t.is(lookups, 1);
+  const r = await applier.activate(specs.address, { fencingToken: 3 });
+  t.is(lookups, 1, 'neither the address nor the announcement looked the interface up again');
+  t.deepEqual(tables.snapshot(), expectedActive.address);
+  t.true(r.steps.some((s) => s.step === 'announce'));
+  await applier.deactivate(specs.address, { fencingToken: 3 });
+
+  await t.throwsAsync(applier.admit({ ...specs.address, interface: 'eth9' }, { fencingToken: 3 }), { message: /eth9/ });
+});
