@@ -9,9 +9,17 @@
 // host, so no frames or stream (bench/shadow-sync measures those). Without the native build, a
 // stand-in compares the whole RAM with the image instead, so its flush grows with RAM size.
 //
-// Usage: npm run bench -- vm-switchover [--memory-mib 256] [--workloads light,heavy]
+// Each case also reports where the client's gap goes after the resume: the first answer's delay,
+// the destination QEMU's page faults in the 300 ms after the resume, and with --capture a tcpdump
+// of the destination's tap (QEMU's RARP announcements, first probe in, first answer out). The
+// device-state figure comes with the CPU time both QEMUs used in it (it does not grow with RAM
+// size; the wall time beyond it is waiting to be scheduled).
+//
+// Usage: npm run bench -- vm-switchover [--memory-mib 256] [--workloads light,heavy] [--cases qemu,umbra]
+//        [--image-dir DIR] (shadow images there instead of the work directory under /tmp)
+//        [--capture] [--no-prefault] (shadow QEMU without prealloc of its image, for comparison)
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, promises as fs } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fs, readFileSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -32,6 +40,7 @@ const UDP_PROBER = path.join(__dirname, '..', '..', 'test', 'helpers', 'udp-prob
 /** Late echoes after the last case are not waited for: the gaps that matter are long over. */
 const PROBER_DRAIN_MS = 50;
 import { TrackedShadowImage } from './tracked-shadow-image';
+import { TapCapture, type TapCaptureSummary } from './tap-capture';
 import { nativeAvailable, uffdPreloadLibraryPath } from '../../agent/memory/native-binding';
 
 const GUEST_PORT = 7007;
@@ -47,6 +56,8 @@ const SETTLE_MS = 1000;
 const BASELINE_MS = 3000;
 const WARM_ROUNDS = 10;
 const WARM_ROUND_MS = 100;
+/** Page faults of the destination QEMU are counted over this long after the resume. */
+const FAULT_WINDOW_MS = 300;
 
 const WORKLOADS = {
   light: { memwriteMb: 8, memwriteRateMbps: 16 },
@@ -84,6 +95,8 @@ interface CaseResult {
   longestGapMs?: number;
   breakdown?: string;
   warmBytesPerSecond?: number;
+  /** From the destination's RUNNING to the client's first answer. */
+  firstAnswerAfterResumeMs?: number;
 }
 
 function arg(name: string, fallback: string): string {
@@ -94,9 +107,13 @@ function arg(name: string, fallback: string): string {
 class Bench {
   readonly lab = new NetnsLab('vmb');
   readonly workDir = mkdtempSync(path.join(os.tmpdir(), 'umbra-vm-bench-'));
+  /** Where shadow images go (--image-dir; default the work directory, i.e. the file system of /tmp). */
+  readonly imageDir = arg('image-dir', '') ? mkdtempSync(path.join(arg('image-dir', ''), 'umbra-vm-bench-img-')) : this.workDir;
   readonly procs = new Set<QemuProcess>();
   /** The memory shadowing preload library, when its native build is present: every QEMU gets it. */
   readonly preload = nativeAvailable() && existsSync(uffdPreloadLibraryPath()) ? uffdPreloadLibraryPath() : undefined;
+  /** --capture: tcpdump on the destination's tap around each resume (diagnostic; costs CPU). */
+  readonly capture = process.argv.includes('--capture');
   hosts: string[] = [];
   client = '';
   private tapSeq = 0;
@@ -149,6 +166,7 @@ class Bench {
     for (const p of this.procs) await p.stop(1000).catch(() => undefined);
     await this.lab.cleanup();
     await fs.rm(this.workDir, { recursive: true, force: true });
+    await fs.rm(this.imageDir, { recursive: true, force: true });
   }
 }
 
@@ -200,7 +218,7 @@ async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, 
     await b.retire(dst);
     return { result: { ok: false, note: `migration ${info.status}: ${info['error-desc'] ?? ''}`, longestGapMs: gap.maxGapMs }, running: src };
   }
-  await waitIncomingLoaded(dst.qmp, 20000, 1);
+  await waitIncomingLoaded(dst.qmp, 20000, 50);
   const tLoaded = performance.now();
   // Both sides are paused here: the destination's RAM must equal the source's.
   const verifyStart = monoMs();
@@ -225,15 +243,19 @@ async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, 
       running: src,
     };
   }
-  const tCont = performance.now();
-  await resumeGuest(dst.qmp);
-  const tRun = performance.now();
+  const capture = b.capture ? await TapCapture.start(b.lab, place.ns, place.tap, path.join(b.workDir, `${place.tag}.pcap`)) : undefined;
+  const { tCont, tRun, runAtMs, runAtUnixMs, faultsAfterResume } = await resumeCounting(dst);
   const continued = await checkContinued(b, ip, before);
+  const fl = await faultsAfterResume();
   const gap = await pinger.stop();
+  const cap = await capture?.summary(runAtUnixMs, GUEST_PORT);
   await b.retire(src);
+  const firstAnswerMs = firstAnswerAfter(gap, runAtMs);
   return {
     result: {
       ok: continued,
+      firstAnswerAfterResumeMs: firstAnswerMs,
+      breakdown: `resume ${(tRun - tCont).toFixed(1)} ms; first answer ${firstAnswerMs.toFixed(0)} ms after the resume; ${fl.minor} minor / ${fl.major} major faults in the ${FAULT_WINDOW_MS} ms after it${captureText(cap)}`,
       commandToRunningMs: tLoaded - t0 + (tRun - tCont),
       downtimeMs: info.downtime,
       totalTimeMs: info['total-time'],
@@ -253,7 +275,7 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   const place = await b.nextPlacement();
   const uri = `unix:${path.join(b.workDir, `${place.tag}.mig`)}`;
   const srcRam = await findGuestRam(src.pid, def.memorySizeBytes);
-  const image = path.join(b.workDir, `${place.tag}.ram`);
+  const image = path.join(b.imageDir, `${place.tag}.ram`);
   await fs.writeFile(image, '');
   await fs.truncate(image, def.memorySizeBytes);
   // Warm-up (background, guest running). With the dirty tracker: a full first round, the shadow
@@ -264,7 +286,7 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   if (b.preload) tracked = await TrackedShadowImage.open(src.pid, def.memorySizeBytes, image);
   if (tracked) await tracked.round();
   else await copyGuestRam(srcRam, image);
-  const shadow = await launchShadowQemu({ def, ramFile: image, tapNames: { net0: place.tap }, ...b.paths(place.tag), incomingUri: uri, wrapper: ['ip', 'netns', 'exec', place.ns] });
+  const shadow = await launchShadowQemu({ def, ramFile: image, tapNames: { net0: place.tap }, ...b.paths(place.tag), incomingUri: uri, wrapper: ['ip', 'netns', 'exec', place.ns], prefaultRam: !process.argv.includes('--no-prefault') });
   b.procs.add(shadow);
   if (tracked) {
     const warmStart = performance.now();
@@ -287,23 +309,30 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   const tStopped = performance.now();
   const flushedBytes = tracked ? (await tracked.round()).bytes : await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
   const tFlushed = performance.now();
-  tracked?.close();
+  // Tracking stays armed through the device state, as in the agent (replication stops after the commit).
+  const cpu0 = [cpuMs(src.pid), cpuMs(shadow.pid)];
   const mig = await migrateDeviceState(src.qmp, uri);
-  await waitIncomingLoaded(shadow.qmp, 10000, 1);
+  await waitIncomingLoaded(shadow.qmp, 10000, 50);
   const tLoaded = performance.now();
+  const cpuSrc = cpuMs(src.pid) - cpu0[0];
+  const cpuDst = cpuMs(shadow.pid) - cpu0[1];
+  tracked?.close();
   const verifyStart = monoMs();
   const cmp = await compareRam(srcRam.procFdPath, image, def.memorySizeBytes);
   const verifyWindow: [number, number] = [verifyStart, monoMs()];
-  const tCont = performance.now();
-  await resumeGuest(shadow.qmp);
-  const tRun = performance.now();
+  const capture = b.capture ? await TapCapture.start(b.lab, place.ns, place.tap, path.join(b.workDir, `${place.tag}.pcap`)) : undefined;
+  const { tCont, tRun, runAtMs, runAtUnixMs, faultsAfterResume } = await resumeCounting(shadow);
   const continued = await checkContinued(b, ip, before);
+  const fl = await faultsAfterResume();
   const gap = await pinger.stop();
+  const cap = await capture?.summary(runAtUnixMs, GUEST_PORT);
   await b.retire(src);
   const pauseMs = tLoaded - t0 + (tRun - tCont);
-  const runAtMs = monoMs() - (performance.now() - tRun);
-  const lastGap = gap.gaps.filter(([start]) => start <= runAtMs).at(-1);
-  const gapAfterResumeMs = lastGap ? lastGap[1] - runAtMs : NaN;
+  const gapAfterResumeMs = firstAnswerAfter(gap, runAtMs);
+  // Where the longest silence sat: its start against the stop, its end against the resume.
+  const stopAtMs = runAtMs - (tRun - t0);
+  const longest = gap.gaps.reduce<[number, number] | undefined>((m, g) => (!m || g[1] - g[0] > m[1] - m[0] ? g : m), undefined);
+  const longestText = longest ? `; longest silence from ${(stopAtMs - longest[0]).toFixed(0)} ms before the stop to ${(longest[1] - runAtMs).toFixed(0)} ms after the resume` : '';
   return {
     result: {
       ok: continued && cmp.differingPages === 0,
@@ -313,11 +342,66 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
       ramDifferingPages: cmp.differingPages,
       guestContinued: continued,
       longestGapMs: longestGapExcluding(gap, verifyWindow),
+      firstAnswerAfterResumeMs: gapAfterResumeMs,
       warmBytesPerSecond,
-      breakdown: `stop ${(tStopped - t0).toFixed(1)} ms, final flush (${tracked ? `${tracked.trackerName} tracker` : 'stand-in: full compare'}) ${(tFlushed - tStopped).toFixed(1)} ms (${(flushedBytes / 1024) | 0} KiB), device state ${(tLoaded - tFlushed).toFixed(1)} ms, resume ${(tRun - tCont).toFixed(1)} ms; first answer ${gapAfterResumeMs.toFixed(0)} ms after the resume; RAM compare (guest paused, not counted) ${(verifyWindow[1] - verifyWindow[0]).toFixed(0)} ms`,
+      breakdown: `stop ${(tStopped - t0).toFixed(1)} ms, final flush (${tracked ? `${tracked.trackerName} tracker` : 'stand-in: full compare'}) ${(tFlushed - tStopped).toFixed(1)} ms (${(flushedBytes / 1024) | 0} KiB), device state ${(tLoaded - tFlushed).toFixed(1)} ms (CPU: source ${cpuSrc.toFixed(1)} ms, destination ${cpuDst.toFixed(1)} ms; source done after ${mig.elapsedMs.toFixed(1)} ms; QEMU: total ${mig.totalTimeMs ?? '-'} ms, downtime ${mig.downtimeMs ?? '-'} ms), resume ${(tRun - tCont).toFixed(1)} ms; first answer ${gapAfterResumeMs.toFixed(0)} ms after the resume; ${fl.minor} minor / ${fl.major} major faults in the ${FAULT_WINDOW_MS} ms after it; RAM compare (guest paused, not counted) ${(verifyWindow[1] - verifyWindow[0]).toFixed(0)} ms${longestText}${captureText(cap)}`,
     },
     running: shadow,
   };
+}
+
+/** Minor and major page faults of `pid` so far (/proc/PID/stat fields 10 and 12). */
+function faults(pid: number): { minor: number; major: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { minor: Number(f[7]), major: Number(f[9]) };
+  } catch {
+    return { minor: NaN, major: NaN };
+  }
+}
+
+/** CPU time all of `pid`'s threads have used so far, in ms (schedstat: nanosecond resolution). */
+function cpuMs(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    return Math.round(ns / 1e5) / 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** How long after `runAt` (monotonic ms) the client got its first answer, from the prober's silences. */
+function captureText(c: TapCaptureSummary | undefined): string {
+  if (!c) return '';
+  const r = c.rarpMs.map((x) => x.toFixed(1)).join(', ');
+  return `; tap capture (ms after the resume): RARP at [${r}], ${c.probesQueuedBeforeResume} probes queued while paused, first probe in ${c.firstProbeToGuestMs?.toFixed(1)}, first answer out ${c.firstAnswerFromGuestMs?.toFixed(1)} (${c.probesToGuestBeforeFirstAnswer} probes in before it)`;
+}
+
+function firstAnswerAfter(p: PingerResult, runAtMs: number): number {
+  const lastGap = p.gaps.filter(([start]) => start <= runAtMs).at(-1);
+  return lastGap && lastGap[1] > runAtMs ? lastGap[1] - runAtMs : 0;
+}
+
+/**
+ * Resumes the guest on `dst` and counts the destination QEMU's page faults over the first
+ * FAULT_WINDOW_MS of its run (what a cold mapping of guest RAM costs).
+ */
+async function resumeCounting(dst: QemuProcess): Promise<{ tCont: number; tRun: number; runAtMs: number; runAtUnixMs: number; faultsAfterResume: () => Promise<{ minor: number; major: number }> }> {
+  const f0 = faults(dst.pid);
+  const tCont = performance.now();
+  await resumeGuest(dst.qmp);
+  const tRun = performance.now();
+  const runAtUnixMs = performance.timeOrigin + tRun;
+  const runAtMs = monoMs();
+  const later = new Promise<{ minor: number; major: number }>((r) =>
+    setTimeout(() => {
+      const f1 = faults(dst.pid);
+      r({ minor: f1.minor - f0.minor, major: f1.major - f0.major });
+    }, FAULT_WINDOW_MS),
+  );
+  return { tCont, tRun, runAtMs, runAtUnixMs, faultsAfterResume: () => later };
 }
 
 /** The pinger's clock (monotonic, shared by all processes). */
@@ -338,6 +422,9 @@ async function main(): Promise<void> {
   setRootLogger(silentLogger());
   const memoryMiB = Number(arg('memory-mib', '256'));
   const workloads = arg('workloads', 'light,heavy').split(',') as WorkloadName[];
+  // For investigating one side: `--cases umbra` skips QEMU's two migrations (no comparison then).
+  const cases = arg('cases', 'qemu,umbra').split(',');
+  if (!cases.includes('umbra')) throw new Error('--cases must include umbra');
   const image = await buildGuestImage();
   const b = new Bench();
   const figures: Record<string, number | string | boolean> = { memory_mib: memoryMiB };
@@ -359,9 +446,10 @@ async function main(): Promise<void> {
       const quiet = b.startPinger(ip);
       await new Promise((r) => setTimeout(r, BASELINE_MS));
       const baselineGapMs = longestGapExcluding(await quiet.stop(), undefined);
-      const qDefault = await qemuLiveMigration(b, def, current, ip, false);
+      const skipped = { result: { ok: false, note: 'not run (--cases)' } as CaseResult, running: current };
+      const qDefault = cases.includes('qemu') ? await qemuLiveMigration(b, def, current, ip, false) : skipped;
       current = qDefault.running;
-      const qUnlimited = await qemuLiveMigration(b, def, current, ip, true);
+      const qUnlimited = cases.includes('qemu') ? await qemuLiveMigration(b, def, current, ip, true) : skipped;
       current = qUnlimited.running;
       const umbra = await umbraSwitchover(b, def, current, ip);
       current = umbra.running;
@@ -384,7 +472,7 @@ async function main(): Promise<void> {
       printTable(`vm-switchover: ${memoryMiB} MiB guest, ${FILL_PCT}% filled, ${w} writer (${WORKLOADS[w].memwriteMb} MiB at ${WORKLOADS[w].memwriteRateMbps || 'max'} MB/s); QEMU default max-bandwidth ${params['max-bandwidth']} B/s, downtime-limit ${params['downtime-limit']} ms`, 'qemu', rows);
       for (const [name, r] of [['qemu_default', qDefault.result], ['qemu_unlimited', qUnlimited.result]] as const) {
         if (!r.ok) console.log(`  ${name}: ${r.note}`);
-        else console.log(`  ${name}: QEMU total ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms; ${r.note}`);
+        else console.log(`  ${name}: QEMU total ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms; ${r.note}; ${r.breakdown}`);
       }
       console.log(`  umbra: ${umbra.result.breakdown}`);
       const key = `${w}`;
@@ -394,6 +482,7 @@ async function main(): Promise<void> {
       figures[`${key}_umbra_switchover_bytes`] = umbra.result.bytesSent ?? -1;
       figures[`${key}_umbra_warm_bytes_per_s`] = umbra.result.warmBytesPerSecond !== undefined ? Math.round(umbra.result.warmBytesPerSecond) : -1;
       figures[`${key}_umbra_longest_gap_ms`] = fmt(umbra.result.longestGapMs, 2);
+      figures[`${key}_umbra_first_answer_after_resume_ms`] = fmt(umbra.result.firstAnswerAfterResumeMs, 2);
       figures[`${key}_umbra_ram_differing_pages`] = umbra.result.ramDifferingPages ?? -1;
       for (const [name, r] of [['qemu_default', qDefault.result], ['qemu_unlimited', qUnlimited.result]] as const) {
         figures[`${key}_${name}_ok`] = r.ok;
@@ -404,6 +493,7 @@ async function main(): Promise<void> {
         figures[`${key}_${name}_downtime_ms`] = r.downtimeMs ?? -1;
         figures[`${key}_${name}_bytes`] = r.bytesSent ?? -1;
         figures[`${key}_${name}_longest_gap_ms`] = fmt(r.longestGapMs, 2);
+        figures[`${key}_${name}_first_answer_after_resume_ms`] = fmt(r.firstAnswerAfterResumeMs, 2);
       }
     }
   } finally {
