@@ -4,13 +4,16 @@
 import { FailedPreconditionError, UmbraError } from '../../shared/errors';
 import type { QmpClient } from './qmp-client';
 import { QmpTimeoutError } from './qmp-errors';
-import { launchQemu, type LaunchQemuOptions, type QemuProcess } from './qemu-process';
+import { DEFAULT_QMP_READY_TIMEOUT_MS, launchQemu, type LaunchQemuOptions, type QemuProcess } from './qemu-process';
 import type { QmpMigrationInfo } from './qmp-types';
 
 export const DEFAULT_DEVICE_STATE_TIMEOUT_MS = 10000;
 /** Capabilities both sides must agree on before the stream starts. */
 export const DEVICE_STATE_CAPABILITIES = { 'x-ignore-shared': true, events: true } as const;
 const TERMINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
+const GIB = 1024 * 1024 * 1024;
+/** Extra wait for a prefaulting shadow QEMU's QMP, per GiB of guest RAM. */
+export const PREFAULT_READY_MS_PER_GIB = 30000;
 
 /** The migration stream failed or was cancelled; the source is still paused and intact. */
 export class DeviceStateMigrationError extends UmbraError {
@@ -42,6 +45,11 @@ export interface ShadowLaunchOptions extends Omit<LaunchQemuOptions, 'args'> {
  */
 export async function launchShadowQemu(options: ShadowLaunchOptions): Promise<QemuProcess> {
   const { ramFile, tapNames, qmpSocketPath, serialLogPath, incomingUri, prefaultRam = true, ...launch } = options;
+  // QEMU maps the image before it serves QMP; over holes of a sparse image that means allocating
+  // them (2 GiB took over 20 s on a loaded test machine), so the wait for QMP grows with the size.
+  if (prefaultRam && launch.qmpReadyTimeoutMs === undefined) {
+    launch.qmpReadyTimeoutMs = DEFAULT_QMP_READY_TIMEOUT_MS + Math.ceil(launch.def.memorySizeBytes / GIB) * PREFAULT_READY_MS_PER_GIB;
+  }
   const proc = await launchQemu({ ...launch, args: { incoming: 'defer', startPaused: true, ramFile, tapNames, qmpSocketPath, serialLogPath, prefaultRam } });
   try {
     await proc.qmp.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES });

@@ -1,0 +1,101 @@
+// The device-state helpers against a scripted fake QMP server: the destination's load end is seen
+// through QEMU's MIGRATION event (not by polling), a failed load is a typed error, and the source
+// refuses to migrate a running guest without sending `migrate`.
+import test from 'ava';
+import { createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { QmpClient } from '../../../agent/vm/qmp-client';
+import { DeviceStateMigrationError, migrateDeviceState, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
+import { FailedPreconditionError } from '../../../shared/errors';
+
+type Handler = (cmd: { execute: string; id: string }, sock: Socket) => void;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'umbra-dsw-unit-'));
+let serial = 0;
+const servers: Server[] = [];
+const clients: QmpClient[] = [];
+
+test.after.always(() => {
+  for (const c of clients) c.close();
+  for (const s of servers) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function fakeQmp(handler: Handler): Promise<{ path: string; received: string[] }> {
+  const p = path.join(dir, `q${serial++}.sock`);
+  const received: string[] = [];
+  const server = createServer((sock) => {
+    sock.write('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}\r\n');
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const cmd = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        received.push(cmd.execute);
+        if (cmd.execute === 'qmp_capabilities') sock.write(JSON.stringify({ return: {}, id: cmd.id }) + '\r\n');
+        else handler(cmd, sock);
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(p, r));
+  return { path: p, received };
+}
+
+async function connect(p: string): Promise<QmpClient> {
+  const c = await QmpClient.connect(p);
+  clients.push(c);
+  return c;
+}
+
+const answer = (sock: Socket, id: string, ret: unknown) => sock.write(JSON.stringify({ return: ret, id }) + '\r\n');
+const migrationEvent = (sock: Socket, status: string) =>
+  sock.write(JSON.stringify({ event: 'MIGRATION', data: { status }, timestamp: { seconds: 0, microseconds: 0 } }) + '\r\n');
+
+/** A destination that is loading at the first query, then announces `end` (and reports it after). */
+function loadingDestination(end: 'completed' | 'failed'): Handler {
+  let ended = false;
+  return (cmd, sock) => {
+    if (cmd.execute !== 'query-migrate') return answer(sock, cmd.id, {});
+    answer(sock, cmd.id, { status: ended ? end : 'active' });
+    if (!ended) {
+      ended = true;
+      setTimeout(() => migrationEvent(sock, end), 20);
+    }
+  };
+}
+
+test('the load end is taken from the MIGRATION event: one query before, one after, no polling in between', async (t) => {
+  const srv = await fakeQmp(loadingDestination('completed'));
+  const qmp = await connect(srv.path);
+  // A poll interval far longer than the test: only the event can end the wait in time.
+  await waitIncomingLoaded(qmp, 60_000, 60_000);
+  t.deepEqual(srv.received.filter((c) => c === 'query-migrate').length, 2);
+});
+
+test('a load that fails is a DeviceStateMigrationError with the status', async (t) => {
+  const srv = await fakeQmp(loadingDestination('failed'));
+  const qmp = await connect(srv.path);
+  const err = await t.throwsAsync(waitIncomingLoaded(qmp, 60_000, 60_000), { instanceOf: DeviceStateMigrationError });
+  t.is(err?.status, 'failed');
+});
+
+test('without an event, the wait asks again every pollMs and times out with the last status', async (t) => {
+  const srv = await fakeQmp((cmd, sock) => answer(sock, cmd.id, cmd.execute === 'query-migrate' ? { status: 'active' } : {}));
+  const qmp = await connect(srv.path);
+  const err = await t.throwsAsync(waitIncomingLoaded(qmp, 100, 10), { instanceOf: DeviceStateMigrationError });
+  t.regex(err!.message, /still active/);
+  t.true(srv.received.filter((c) => c === 'query-migrate').length >= 2);
+});
+
+test('the source refuses a running guest and never sends migrate', async (t) => {
+  const srv = await fakeQmp((cmd, sock) => answer(sock, cmd.id, cmd.execute === 'query-status' ? { status: 'running', running: true } : {}));
+  const qmp = await connect(srv.path);
+  await t.throwsAsync(migrateDeviceState(qmp, 'unix:/nonexistent.sock', 1000), { instanceOf: FailedPreconditionError });
+  t.false(srv.received.includes('migrate'));
+});
