@@ -173,8 +173,13 @@ class BodyWriter {
 }
 
 /** Upper bound of the body's fields other than the payload. */
-function smallFieldsBytes(h: FrameHeader, pages: number): number {
+function smallFieldsBytes(h: Pick<FrameHeader, 'vmId' | 'generation'>, pages: number): number {
   return 64 + Buffer.byteLength(h.vmId) + Buffer.byteLength(h.generation) + 5 + 5 + pages * 4 + 16;
+}
+
+/** Memory encodeFrom() asks `alloc` for, at most, for a frame of `pages` uncompressed pages. */
+export function frameBufferBytes(h: Pick<FrameHeader, 'vmId' | 'generation' | 'pageSizeBytes'>, pages: number): number {
+  return PAYLOAD_OFFSET + pages * h.pageSizeBytes + smallFieldsBytes(h, pages);
 }
 
 let zeroPageBuf = Buffer.alloc(0);
@@ -226,8 +231,10 @@ export class FrameCodec {
    * and squeezed out in place, and with codec `none` the payload is never copied again. Same wire
    * format as encode(buildFrame(...)) (msgpack maps are unordered; the payload comes first).
    * `scratch` (at least pages.length * pageSizeBytes bytes) is used by compressing codecs.
+   * `alloc` provides the frame's memory (a buffer of at least the given size, in its own
+   * ArrayBuffer, e.g. from a pool); by default a new one. The frame is a view into it.
    */
-  encodeFrom(h: FrameHeader, pages: Uint32Array, fill: (into: Buffer) => void, scratch?: Buffer): Buffer {
+  encodeFrom(h: FrameHeader, pages: Uint32Array, fill: (into: Buffer) => void, scratch?: Buffer, alloc: (bytes: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
     const ps = h.pageSizeBytes;
     const rawBytes = pages.length * ps;
     const compressing = this.codec !== 'none';
@@ -238,8 +245,8 @@ export class FrameCodec {
       src = scratch && scratch.length >= rawBytes ? scratch.subarray(0, rawBytes) : Buffer.allocUnsafe(rawBytes);
       out = Buffer.alloc(0);
     } else {
-      // Its own ArrayBuffer (not the shared pool), so the headroom in front is ours to lend.
-      out = Buffer.allocUnsafeSlow(PAYLOAD_OFFSET + rawBytes + tailMax);
+      // Its own ArrayBuffer (not Node's shared pool), so the headroom in front is ours to lend.
+      out = alloc(PAYLOAD_OFFSET + rawBytes + tailMax);
       src = out.subarray(PAYLOAD_OFFSET, PAYLOAD_OFFSET + rawBytes);
     }
     fill(src);
@@ -260,7 +267,7 @@ export class FrameCodec {
     if (compressing) {
       const packed = compress(this.codec, src.subarray(0, w));
       payloadLen = packed.length;
-      out = Buffer.allocUnsafeSlow(PAYLOAD_OFFSET + payloadLen + tailMax);
+      out = alloc(PAYLOAD_OFFSET + payloadLen + tailMax);
       packed.copy(out, PAYLOAD_OFFSET);
     }
     const bodyStart = FRAME_HEADROOM_BYTES + FRAME_HEADER_BYTES;

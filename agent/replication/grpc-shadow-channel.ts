@@ -81,6 +81,9 @@ export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.Cha
     // A link reconnects and resumes from the shadow's epoch itself; grpc-js's retry layer would
     // only keep every sent frame referenced in its retry buffer until the call commits.
     'grpc.enable_retries': 0,
+    // No message is kept for a retry, so a write's callback means HTTP/2 has written it (a frame's
+    // buffer may then be reused); without this a small message's callback came before it was sent.
+    'grpc.per_rpc_retry_buffer_size': 0,
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_time_ms': 10_000,
@@ -120,7 +123,9 @@ export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.Cha
       },
     });
     return {
-      send: (frame: Buffer) => (closed ? true : call.write(frame)), // serialized by serializeFrameRequest
+      // Serialized by serializeFrameRequest. The write callback comes once HTTP/2 wrote the frame
+      // (or the write failed: the memory is then not handed back for reuse).
+      send: (frame: Buffer, written?: (ok: boolean) => void) => (closed ? true : call.write(frame, written && ((err?: Error | null) => written(!err)))),
       drained: () => (closed ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.push(resolve))),
       close: () => {
         if (!closed) {

@@ -6,12 +6,13 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { FrameMeta } from '../../shared/frame-builder';
-import { FrameCodec, FRAME_MAX_PAGES, type FrameCodecName } from '../../shared/frame-codec';
+import { FrameCodec, frameBufferBytes, FRAME_MAX_PAGES, type FrameCodecName } from '../../shared/frame-codec';
 import { createLogger } from '../../shared/log';
 import type { DirtyTracker, TrackerName } from '../memory/dirty-tracker';
 import type { GuestMemory } from '../memory/guest-memory';
 import { native } from '../memory/native-binding';
 import { FlushIncompleteError } from './errors';
+import { FrameBufferPool } from './frame-buffer-pool';
 import { samePages } from './page-set';
 import { RoundPacer } from './round-pacer';
 import type { ShadowChannelFactory } from './shadow-channel';
@@ -20,6 +21,11 @@ import { ShadowLink, type ShadowLinkStatus } from './shadow-link';
 export const DEFAULT_FLUSH_TIMEOUT_MS = 30000;
 /** Frames a round may queue ahead of the slowest shadow in its group. */
 const QUEUE_AHEAD_FRAMES = 8;
+/**
+ * Free frame buffers a source keeps at most (about 1 MiB each): enough for the frames in flight
+ * (the queue above, the transport's few, HTTP/2's window), trimmed to the last round's frame count.
+ */
+const POOL_MAX_FREE_BUFFERS = 24;
 
 export interface ShadowTarget {
   /** Shadow host id (names the shadow in status and errors). */
@@ -109,6 +115,7 @@ export class ReplicationSource {
   private readonly pacer: RoundPacer;
   private readonly meta: Omit<FrameMeta, 'epoch'>;
   private readonly chunk: Buffer;
+  private readonly pool: FrameBufferPool;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private closed = false;
@@ -134,6 +141,7 @@ export class ReplicationSource {
     this.intervalMs = o.minRoundIntervalMs ?? 50;
     this.meta = { vmId: o.vmId, generation: this.generation, pageSizeBytes: region.pageSizeBytes, imagePageCount: o.memory.pageCount };
     this.chunk = Buffer.alloc(FRAME_MAX_PAGES * region.pageSizeBytes);
+    this.pool = new FrameBufferPool(frameBufferBytes(this.meta, FRAME_MAX_PAGES), POOL_MAX_FREE_BUFFERS);
     this.log = o.log ?? createLogger('replication-source', { vmId: o.vmId });
     for (const s of o.shadows) this.addShadow(s, false);
   }
@@ -166,7 +174,12 @@ export class ReplicationSource {
       },
       pageCount: this.o.memory.pageCount,
       windowBytes: this.o.windowBytes,
-      encode: (epoch, index, last, pages) => this.encode(epoch, index, last, pages),
+      encode: (epoch, index, last, pages) => {
+        const buf = this.encode(epoch, index, last, pages);
+        this.pool.retain(buf, 1);
+        return buf;
+      },
+      written: (frame) => this.pool.release(frame),
       notify: () => this.wake(),
       log: this.log,
     });
@@ -331,12 +344,14 @@ export class ReplicationSource {
       else groups.push({ pages, links: [l] });
     }
     let wireBytes = 0;
+    this.pool.trim(groups.reduce((n, g) => n + Math.ceil(g.pages.length / FRAME_MAX_PAGES), 0));
     for (const g of groups) {
       const frames = Math.max(1, Math.ceil(g.pages.length / FRAME_MAX_PAGES));
       for (let f = 0; f < frames; f++) {
         const pages = g.pages.subarray(f * FRAME_MAX_PAGES, (f + 1) * FRAME_MAX_PAGES).slice();
         const buf = this.encode(epoch, f, f === frames - 1, pages);
         wireBytes += buf.length;
+        this.pool.retain(buf, g.links.length);
         for (const l of g.links) l.enqueue(epoch, f, f === frames - 1, pages, buf);
         const w0 = performance.now();
         await Promise.all(g.links.map((l) => l.queueBelow(QUEUE_AHEAD_FRAMES)));
@@ -370,6 +385,7 @@ export class ReplicationSource {
         readMs += performance.now() - r0;
       },
       this.chunk,
+      (bytes) => this.pool.alloc(bytes),
     );
     this.phase.readMs += readMs;
     this.phase.encodeMs += performance.now() - t0 - readMs;

@@ -5,8 +5,12 @@ import type { OpenReplication, ReceiverReply } from './replication-receiver';
 export type ShadowChannelEvent = ReceiverReply | { kind: 'closed'; reason: string };
 
 export interface ShadowChannel {
-  /** Queues a frame; false means the transport's buffer is full: wait for drained() before more. */
-  send(frame: Buffer): boolean;
+  /**
+   * Queues a frame; false means the transport's buffer is full: wait for drained() before more.
+   * `written(true)` is called once the transport no longer reads the frame's memory (it may then be
+   * reused); `written(false)`, or no call at all, when that is not known (the memory is not reused).
+   */
+  send(frame: Buffer, written?: (ok: boolean) => void): boolean;
   drained(): Promise<void>;
   close(): void;
 }

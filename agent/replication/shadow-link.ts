@@ -60,6 +60,8 @@ export interface ShadowLinkOptions {
   pageCount: number;
   windowBytes?: number;
   encode: FrameEncoder;
+  /** The transport wrote a frame given to enqueue() or made by `encode` (its memory may be reused). */
+  written?: (frame: Buffer) => void;
   /** Called on every state change or acknowledgement (the source re-evaluates flush and pacing). */
   notify: () => void;
   log: Logger;
@@ -297,7 +299,8 @@ export class ShadowLink {
           this.wakeQueueWaiters();
           // Keep a few frames buffered in the transport: waiting for 'drain' after every frame left
           // the socket idle while this side was scheduled again (measured on a loaded host).
-          if (ch.send(buf)) this.overfull = 0;
+          const written = this.o.written;
+          if (ch.send(buf, written && ((ok) => ok && written(buf)))) this.overfull = 0;
           else if (++this.overfull >= TRANSPORT_AHEAD_FRAMES) {
             await ch.drained();
             this.overfull = 0;
