@@ -37,6 +37,8 @@ export async function startGrpcServer(opts: {
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
+    // No channelz service is served; its per-call bookkeeping is skipped.
+    'grpc.enable_channelz': 0,
   });
   const health = new HealthImplementation({ '': 'SERVING' });
   health.addToServer(server);

@@ -149,6 +149,13 @@ export class HostRegistry {
     return record;
   }
 
+  /** Hosts per liveness state, in one pass without sorting (metrics refresh on every event). */
+  countByState(): Record<HostState, number> {
+    const counts: Record<HostState, number> = { HOST_STATE_UP: 0, HOST_STATE_SUSPECT: 0, HOST_STATE_DOWN: 0 };
+    for (const h of this.hosts.values()) counts[h.state]++;
+    return counts;
+  }
+
   list(states: readonly HostState[] = []): HostRecord[] {
     const all = [...this.hosts.values()];
     const filtered = states.length === 0 ? all : all.filter((h) => states.includes(h.state));

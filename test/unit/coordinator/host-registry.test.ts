@@ -108,3 +108,20 @@ test('event listing pages forward without gaps', async (t) => {
   const p3 = await events.list(p2[p2.length - 1].sequence, 10);
   t.deepEqual([...p1, ...p2, ...p3].map((e) => e.sequence), Array.from({ length: 25 }, (_, i) => i + 1));
 });
+
+test('hosts are counted per liveness state, as list() filters them', async (t) => {
+  const { registry, clock } = await setup();
+  t.deepEqual(registry.countByState(), { HOST_STATE_UP: 0, HOST_STATE_SUSPECT: 0, HOST_STATE_DOWN: 0 });
+  await registry.register(hostFacts('h1'));
+  await registry.register(hostFacts('h2'));
+  await registry.register(hostFacts('h3'));
+  clock.advance(4000);
+  await registry.heartbeat('h3', EMPTY_USAGE);
+  await registry.sweep(); // h1, h2 suspect
+  clock.advance(6000);
+  await registry.heartbeat('h2', EMPTY_USAGE); // h2 back up
+  await registry.sweep(); // h1 down, h3 suspect
+  const counts = registry.countByState();
+  t.deepEqual(counts, { HOST_STATE_UP: 1, HOST_STATE_SUSPECT: 1, HOST_STATE_DOWN: 1 });
+  for (const s of ['HOST_STATE_UP', 'HOST_STATE_SUSPECT', 'HOST_STATE_DOWN'] as const) t.is(counts[s], registry.list([s]).length);
+});
