@@ -331,9 +331,16 @@ export class VmSwitchover {
    */
   async recover(): Promise<SwitchoverEvent[]> {
     const out: SwitchoverEvent[] = [];
-    for (const { value } of await this.d.store.list<SwitchoverJournal>(JOURNAL_PREFIX)) {
-      if (value.version !== JOURNAL_VERSION) continue;
-      const ev = await this.locks.run(value.vm_id, () => this.resolve(value));
+    for (const { value: listed } of await this.d.store.list<SwitchoverJournal>(JOURNAL_PREFIX)) {
+      if (listed.version !== JOURNAL_VERSION) continue;
+      const ev = await this.locks.run(listed.vm_id, async () => {
+        // Read again under the VM's lock: the entry listed may belong to a switchover that was
+        // running and has finished since (resolving that stale copy would resume a source whose
+        // guest now runs on the destination: two running copies).
+        const current = await this.d.store.get<SwitchoverJournal>(JOURNAL_PREFIX + listed.vm_id);
+        if (!current || current.id !== listed.id || current.version !== JOURNAL_VERSION) return undefined;
+        return this.resolve(current);
+      });
       if (ev) out.push(ev);
     }
     return out;

@@ -407,3 +407,27 @@ test('the journal entry of the resume is durable before the resume and the IP sw
   t.deepEqual(puts.slice(0, 4), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination'], 'written in order');
   t.deepEqual(world.phases.slice(3), ['resume-destination', 'resume-destination']);
 });
+
+test('recovery that listed a journal while its switchover was running leaves the finished switchover alone (no second running copy)', async (t) => {
+  const { world, sw, store } = setup();
+  // The device state waits for a gate: the switchover holds the VM's lock meanwhile.
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (open = r));
+  const origMigrate = world.vms.migrateDeviceState;
+  world.vms.migrateDeviceState = async (...args) => {
+    await gate;
+    return origMigrate(...args);
+  };
+  const running = sw.trigger(VM, 'b');
+  await new Promise((r) => setTimeout(r, 20));
+  t.truthy(await store.get(JOURNAL_PREFIX + VM), 'journal present while the switchover runs');
+  // Recovery lists that journal now and queues behind the switchover for the VM's lock.
+  const recovering = sw.recover();
+  await new Promise((r) => setTimeout(r, 20));
+  open();
+  t.is((await running).status, 'SUCCEEDED');
+  t.deepEqual(await recovering, [], 'nothing left to resolve once the switchover finished');
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(world.ipActive, 'b');
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
