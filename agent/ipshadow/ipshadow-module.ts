@@ -167,9 +167,9 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         if (handoff?.destinationHost === ctx.hostId) {
           expectedHandovers.set(cfg.vm_id, { sourceHost: handoff.sourceHost, token, untilMs: Date.now() + HANDOVER_EXPECTED_FOR_MS });
         } else if (handoff?.sourceHost === ctx.hostId) {
-          // The channel is up (TLS handshake done) before we answer, not in the hand-over: a first
-          // hand-over on a new channel took ~200 ms under load. A source that cannot reach the
-          // destination fails its prepare, and the coordinator does not ask it to hand over.
+          // The channel is up (TLS handshake done) before we answer, so no connection set-up falls
+          // inside the hand-over. A source that cannot reach the destination fails its prepare,
+          // and the coordinator does not ask it to hand over.
           const peer = peerClient(handoff);
           await new Promise<void>((resolve, reject) =>
             peer.waitForReady(Date.now() + HANDOVER_DEADLINE_MS, (err) =>
@@ -184,10 +184,12 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         if (!e || e.sourceHost !== fromHost || e.token !== token || e.untilMs < Date.now()) {
           throw new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' with fencing token ${token} was prepared here`);
         }
-        expectedHandovers.delete(cfg.vm_id);
         return ops.activate(cfg, token);
       },
       async activate(cfg, token) {
+        // A hand-over expected here is settled by any (de)activation of the VM: one that arrives
+        // later (a source stalled past the coordinator's rollback) is refused, not applied.
+        expectedHandovers.delete(cfg.vm_id);
         await bookkeeping.get(cfg.vm_id);
         const res = await applier.activate(specFor(cfg), { fencingToken: token });
         afterApply(cfg.vm_id, async () => {
@@ -201,6 +203,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       },
       async deactivate(cfg, token, handoff) {
         ownPart(handoff, 'source');
+        expectedHandovers.delete(cfg.vm_id);
         await bookkeeping.get(cfg.vm_id);
         const res = await applier.deactivate(specFor(cfg), { fencingToken: token });
         // The address is gone here: the destination takes it now, without a detour by the coordinator.

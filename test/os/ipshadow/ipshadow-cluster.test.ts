@@ -242,6 +242,20 @@ if (!isRoot()) {
     const replayed = await agentCall(dest, 'HandOverIp', { vm_id: 'vm1', fencing_token: token }, pki.agent('hv-a'));
     t.is(replayed.code, 9, JSON.stringify(replayed));
     t.true(await holds(dest, address));
+    // A hand-over prepared on another host is settled by a (rollback) deactivation there: the
+    // source's call arriving after it is refused and nothing is activated.
+    const spare = HOSTS.find((h) => h !== dest && h !== 'hv-a')!;
+    const later = String(Number(token) + 1);
+    const config = { vm_id: 'vm1', mac: GUEST_MAC, address, prefix_length: 24, dns_servers: [] };
+    const handoff = { source_host: 'hv-a', destination_host: spare, destination_endpoint: `${mgmtIp(spare)}:7701` };
+    const prepared = await agentCall(spare, 'PrepareIp', { vm_id: 'vm1', fencing_token: later, config, handoff });
+    t.is(prepared.code, 0, JSON.stringify(prepared));
+    const settled = await agentCall(spare, 'DeactivateIp', { vm_id: 'vm1', fencing_token: later, config });
+    t.is(settled.code, 0, JSON.stringify(settled));
+    const late = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: later, config }, pki.agent('hv-a'));
+    t.is(late.code, 9, JSON.stringify(late));
+    t.regex(late.details, /no hand-over/);
+    t.false(await holds(spare, address));
   });
 
   test.serial('a destination without a current shadow is refused with the reason', async (t) => {
