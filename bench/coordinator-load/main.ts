@@ -78,8 +78,9 @@ async function measure(endpoint: string, dir: string, operator: { ca: string; ce
       ),
     );
     await Promise.all(loads.map((l) => (l.child.exitCode !== null ? undefined : new Promise((r) => l.child.once('exit', r)))));
-    const parts = loads.map((l) => JSON.parse(l.output.join('').split('\n').filter((line) => line.startsWith('{')).pop()!) as { calls: number; errors: number; wrongCount: number; achievedRate: number; sendLagP99Ms: number; sendLagMaxMs: number; p99BySecondMs: number[]; latenciesMs: number[] });
-    console.log(`  p99 by second of the run (ms), per load process:\n${parts.map((p) => `    ${p.p99BySecondMs.map((x) => x.toFixed(1)).join(' ')}`).join('\n')}`);
+    const parts = loads.map((l) => JSON.parse(l.output.join('').split('\n').filter((line) => line.startsWith('{')).pop()!) as { calls: number; errors: number; wrongCount: number; achievedRate: number; sendLagP50Ms: number; sendLagP99Ms: number; sendLagMaxMs: number; fromSendP50Ms: number; fromSendP99Ms: number; p99BySecondMs: Array<number | null>; latenciesMs: number[] });
+    console.log(`  per load process: send lag p50/p99 ${parts.map((p) => `${p.sendLagP50Ms}/${p.sendLagP99Ms}`).join(', ')} ms; from the actual send p50/p99 ${parts.map((p) => `${p.fromSendP50Ms}/${p.fromSendP99Ms}`).join(', ')} ms`);
+    console.log(`  p99 by second of the run (ms), per load process:\n${parts.map((p) => `    ${p.p99BySecondMs.map((x) => (x === null ? '-' : x.toFixed(1))).join(' ')}`).join('\n')}`);
     const all = parts.flatMap((p) => p.latenciesMs).sort((a, b) => a - b);
     const q = (p: number) => (all.length ? all[Math.min(all.length - 1, Math.floor(p * all.length))] : NaN);
     return {
