@@ -119,3 +119,43 @@ test.serial('events list the joins in order', async (t) => {
   t.is(events[0].kind, 'EVENT_KIND_HOST_JOINED');
   t.is(events[0].sequence, '1');
 });
+
+test.serial('WatchEvents replays the log, streams new events, and a cancelled watcher leaves the others streaming', async (t) => {
+  type Ev = { event: { kind: string; host_id: string; sequence: string } };
+  const op = client(pki.operator);
+  const watch = (req: unknown) => {
+    const stream = (op.WatchEvents as (r: unknown) => import('@grpc/grpc-js').ClientReadableStream<Ev>).call(op, req);
+    const seen: Ev['event'][] = [];
+    const waiters: Array<() => void> = [];
+    stream.on('data', (m: Ev) => {
+      seen.push(m.event);
+      for (const w of waiters.splice(0)) w();
+    });
+    stream.on('error', () => undefined); // the cancellation below
+    const until = async (pred: () => boolean) => {
+      const deadline = Date.now() + 5000;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error(`no such event among ${JSON.stringify(seen)}`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    };
+    return { stream, seen, until };
+  };
+  const first = watch({ from_start: true });
+  await first.until(() => first.seen.some((e) => e.kind === 'EVENT_KIND_HOST_JOINED' && e.host_id === 'h1'));
+  const second = watch({});
+  const agent = client(pki.agent('h2'));
+  t.is((await call(agent, 'RegisterHost', { facts: factsToWire(hostFacts('h2')) })).code, status.OK);
+  await first.until(() => first.seen.some((e) => e.host_id === 'h2'));
+  await second.until(() => second.seen.some((e) => e.host_id === 'h2'));
+  t.false(second.seen.some((e) => e.host_id === 'h1'), 'a watch without from_start replays nothing');
+  first.stream.cancel();
+  t.is((await call(agent, 'RegisterHost', { facts: factsToWire(hostFacts('h2')) })).code, status.OK);
+  await second.until(() => second.seen.some((e) => e.kind === 'EVENT_KIND_HOST_REREGISTERED' && e.host_id === 'h2'));
+  const seqs = second.seen.map((e) => Number(e.sequence));
+  t.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in sequence order');
+  second.stream.cancel();
+});
