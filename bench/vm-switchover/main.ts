@@ -309,14 +309,13 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   const tStopped = performance.now();
   const flushedBytes = tracked ? (await tracked.round()).bytes : await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
   const tFlushed = performance.now();
-  // Tracking stays armed through the device state, as in the agent (replication stops after the commit).
+  // Tracking stays armed through the device state and the resume, as in the agent.
   const cpu0 = [cpuMs(src.pid), cpuMs(shadow.pid)];
   const mig = await migrateDeviceState(src.qmp, uri);
   await waitIncomingLoaded(shadow.qmp, 10000, 50);
   const tLoaded = performance.now();
   const cpuSrc = cpuMs(src.pid) - cpu0[0];
   const cpuDst = cpuMs(shadow.pid) - cpu0[1];
-  tracked?.close();
   const verifyStart = monoMs();
   const cmp = await compareRam(srcRam.procFdPath, image, def.memorySizeBytes);
   const verifyWindow: [number, number] = [verifyStart, monoMs()];
@@ -325,6 +324,9 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   const continued = await checkContinued(b, ip, before);
   const fl = await faultsAfterResume();
   const gap = await pinger.stop();
+  // The source's tracking ends once the guest runs elsewhere (the agent stops replication after
+  // the commit, on the source's host): its uffd-wp teardown over all of RAM is off the client's path.
+  tracked?.close();
   const cap = await capture?.summary(runAtUnixMs, GUEST_PORT);
   await b.retire(src);
   const pauseMs = tLoaded - t0 + (tRun - tCont);
