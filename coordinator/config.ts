@@ -12,6 +12,11 @@ const DEFAULT_METRICS_LISTEN = '127.0.0.1:9700';
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 const DEFAULT_SUSPECT_AFTER_MS = 5000;
 const DEFAULT_DOWN_AFTER_MS = 15000;
+/**
+ * Agents back off up to 10 s (agent/core/backoff.ts) between reconnects while the coordinator is
+ * down: 30 s covers that plus the default down timeout before a restored host gets a verdict.
+ */
+const DEFAULT_RESTART_GRACE_MS = 30_000;
 
 export interface CoordinatorConfig {
   listen: string;
@@ -20,7 +25,7 @@ export interface CoordinatorConfig {
   metricsListen: string;
   tls: TlsPaths;
   heartbeatIntervalMs: number;
-  liveness: { suspectAfterMs: number; downAfterMs: number; sweepIntervalMs: number };
+  liveness: { suspectAfterMs: number; downAfterMs: number; restartGraceMs: number; sweepIntervalMs: number };
   /** Parsed config sections of the capability modules, by module name. */
   modules: Record<string, unknown>;
 }
@@ -34,10 +39,11 @@ export function parseCoordinatorConfig(
 ): CoordinatorConfig {
   const r = new ConfigReader(source);
   const root = r.mapping(raw, '', [...TOP_KEYS, ...modules.map((m) => m.name)]);
-  const liveness = r.mapping(root.liveness, 'liveness', ['suspect_after_ms', 'down_after_ms']);
+  const liveness = r.mapping(root.liveness, 'liveness', ['suspect_after_ms', 'down_after_ms', 'restart_grace_ms']);
   const heartbeatIntervalMs = r.integer(root, 'heartbeat_interval_ms', '', { default: DEFAULT_HEARTBEAT_INTERVAL_MS, min: 100, max: 60_000 });
   const suspectAfterMs = r.integer(liveness, 'suspect_after_ms', 'liveness', { default: DEFAULT_SUSPECT_AFTER_MS, min: 200 });
   const downAfterMs = r.integer(liveness, 'down_after_ms', 'liveness', { default: DEFAULT_DOWN_AFTER_MS, min: 200 });
+  const restartGraceMs = r.integer(liveness, 'restart_grace_ms', 'liveness', { default: DEFAULT_RESTART_GRACE_MS, min: 0, max: 3_600_000 });
   if (downAfterMs <= suspectAfterMs) r.problem('liveness.down_after_ms', `must be greater than liveness.suspect_after_ms (${suspectAfterMs})`);
   if (suspectAfterMs <= heartbeatIntervalMs) r.problem('liveness.suspect_after_ms', `must be greater than heartbeat_interval_ms (${heartbeatIntervalMs})`);
   const metricsListen = root.metrics_listen === '' ? '' : r.hostPort(root, 'metrics_listen', '', { default: DEFAULT_METRICS_LISTEN });
@@ -48,7 +54,7 @@ export function parseCoordinatorConfig(
     tls: readTlsSection(r, root, { ca: '/etc/umbra/pki/ca.crt', cert: '/etc/umbra/pki/coordinator.crt', key: '/etc/umbra/pki/coordinator.key' }),
     heartbeatIntervalMs,
     // Sweep often enough that a state change is seen within a fifth of the suspect timeout.
-    liveness: { suspectAfterMs, downAfterMs, sweepIntervalMs: Math.max(50, Math.floor(suspectAfterMs / 5)) },
+    liveness: { suspectAfterMs, downAfterMs, restartGraceMs, sweepIntervalMs: Math.max(50, Math.floor(suspectAfterMs / 5)) },
     modules: Object.fromEntries(modules.map((m) => [m.name, m.parseConfig(r, root[m.name], m.name)])),
   };
   r.finish();

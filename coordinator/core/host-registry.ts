@@ -1,11 +1,14 @@
 // The coordinator's view of hosts: registration, heartbeats and liveness, persisted so a
 // restarted coordinator knows its hosts, with every change recorded in the event log.
+// After a restart, hosts restored from the store and not heard from yet are "awaiting contact":
+// during the restart grace they keep their stored state and the sweep leaves them alone (no
+// event), because their agents are still backing off; once it ends, silent ones go SUSPECT, DOWN.
 import { NotFoundError } from '../../shared/errors';
 import type { KvBatchOp, KvStore } from '../../shared/kv-store';
 import { EMPTY_USAGE, type HostFacts, type HostRecord, type HostState, type HostUsage } from '../../shared/host-types';
 import { SerialQueue } from '../../shared/serial-queue';
 import type { EventLog } from './event-log';
-import { type LivenessTimeouts, livenessState } from './host-liveness';
+import { type LivenessTimeouts, livenessState, restoredHostState } from './host-liveness';
 
 const KEY_PREFIX = 'host/';
 const key = (hostId: string) => `${KEY_PREFIX}${hostId}`;
@@ -14,6 +17,9 @@ export class HostRegistry {
   private readonly hosts = new Map<string, HostRecord>();
   private readonly queue = new SerialQueue();
   private hardRevision = 0;
+  /** Hosts restored from the store at open() and not heard from (heartbeat, registration) since. */
+  private readonly notHeardSinceStart = new Set<string>();
+  private readonly startedAtMs: number;
 
   /** Changes on every registration, state change and removal (not on plain heartbeats). */
   get revision(): number {
@@ -25,17 +31,44 @@ export class HostRegistry {
     private readonly events: EventLog,
     private readonly timeouts: LivenessTimeouts,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.startedAtMs = now();
+  }
 
   static async open(store: KvStore, events: EventLog, timeouts: LivenessTimeouts, now: () => number = Date.now): Promise<HostRegistry> {
     const registry = new HostRegistry(store, events, timeouts, now);
-    const startedAt = now();
     for (const { value } of await store.list<HostRecord>(KEY_PREFIX)) {
-      // Agents need a moment to find a restarted coordinator: liveness counts from our start,
-      // not from heartbeats we could not have received while we were down.
-      registry.hosts.set(value.facts.host_id, { ...value, last_heartbeat_unix_ms: Math.max(value.last_heartbeat_unix_ms, startedAt) });
+      // Kept as stored (last heartbeat included): the sweep judges these hosts only once the
+      // restart grace is over, not by heartbeats we could not receive while we were down.
+      registry.hosts.set(value.facts.host_id, { ...value });
+      registry.notHeardSinceStart.add(value.facts.host_id);
     }
     return registry;
+  }
+
+  /** When the restart grace ends (epoch ms). */
+  get restartGraceEndsAtMs(): number {
+    return this.startedAtMs + (this.timeouts.restartGraceMs ?? 0);
+  }
+
+  /**
+   * True while the host, restored from the store after a restart, has not been heard from and the
+   * restart grace lasts: its state is the stored one, not a verdict, and nothing should act on it
+   * (no alert or repair because it looks down, no new placement because it looks up).
+   */
+  awaitingContact(hostId: string): boolean {
+    return this.notHeardSinceStart.has(hostId) && this.now() < this.restartGraceEndsAtMs;
+  }
+
+  /** Hosts awaiting contact (see awaitingContact), sorted. */
+  listAwaitingContact(): string[] {
+    if (this.notHeardSinceStart.size === 0 || this.now() >= this.restartGraceEndsAtMs) return [];
+    return [...this.notHeardSinceStart].sort();
+  }
+
+  /** Restored hosts not heard from since the start, grace or not (for logs at the grace's end). */
+  listNotHeardSinceStart(): string[] {
+    return [...this.notHeardSinceStart].sort();
   }
 
   /** Registers a host, or re-registers a known one (agent restart); the host is UP afterwards. */
@@ -69,6 +102,7 @@ export class HostRegistry {
           });
       await this.store.batch([{ type: 'put', key: key(facts.host_id), value: record }, op]);
       this.hosts.set(facts.host_id, record);
+      this.notHeardSinceStart.delete(facts.host_id);
       this.hardRevision++;
       this.events.publish(event);
       return record;
@@ -84,6 +118,7 @@ export class HostRegistry {
     if (!record) return Promise.reject(new NotFoundError('host', hostId));
     record.last_heartbeat_unix_ms = this.now();
     record.usage = usage;
+    this.notHeardSinceStart.delete(hostId);
     if (record.state === 'HOST_STATE_UP') return Promise.resolve(record);
     return this.queue.run(async () => {
       await this.transition(record, 'HOST_STATE_UP', 'heartbeat resumed');
@@ -97,6 +132,17 @@ export class HostRegistry {
       const now = this.now();
       const changed: HostRecord[] = [];
       for (const record of this.hosts.values()) {
+        const id = record.facts.host_id;
+        if (this.notHeardSinceStart.has(id)) {
+          // Restored and silent since our start: no verdict during the grace, then never better
+          // than the stored state (only contact brings a host up).
+          const state = restoredHostState(record.state, this.startedAtMs, now, this.timeouts);
+          if (state === undefined || state === record.state) continue;
+          const sinceS = ((now - this.startedAtMs) / 1000).toFixed(1);
+          await this.transition(record, state, `not heard from since the coordinator started ${sinceS} s ago`);
+          changed.push(record);
+          continue;
+        }
         const state = livenessState(record.last_heartbeat_unix_ms, now, this.timeouts);
         if (state !== record.state) {
           const silentS = ((now - record.last_heartbeat_unix_ms) / 1000).toFixed(1);
@@ -138,6 +184,7 @@ export class HostRegistry {
       });
       await this.store.batch([{ type: 'del', key: key(hostId) }, op]);
       this.hosts.delete(hostId);
+      this.notHeardSinceStart.delete(hostId);
       this.hardRevision++;
       this.events.publish(event);
     });

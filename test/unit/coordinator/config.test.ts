@@ -9,6 +9,16 @@ test('coordinator defaults fill an empty file', (t) => {
   t.is(c.dataDir, '/var/lib/umbra/coordinator');
   t.is(c.liveness.suspectAfterMs, 5000);
   t.true(c.liveness.downAfterMs > c.liveness.suspectAfterMs);
+  t.is(c.liveness.restartGraceMs, 30_000);
+});
+
+test('liveness.restart_grace_ms is read and checked like the other liveness keys', (t) => {
+  t.is(parseCoordinatorConfig({ liveness: { restart_grace_ms: 0 } }, 'c').liveness.restartGraceMs, 0);
+  t.is(parseCoordinatorConfig({ liveness: { restart_grace_ms: 45_000 } }, 'c').liveness.restartGraceMs, 45_000);
+  for (const bad of [-1, 1.5, 'soon', 3_600_001]) {
+    const err = t.throws(() => parseCoordinatorConfig({ liveness: { restart_grace_ms: bad } }, 'c.yaml'), { instanceOf: InvalidConfigError });
+    t.deepEqual(err!.problems.map((p) => p.path), ['liveness.restart_grace_ms'], `value ${String(bad)}`);
+  }
 });
 
 test('every mistake is reported with its key path', (t) => {
