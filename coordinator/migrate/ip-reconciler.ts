@@ -2,6 +2,8 @@
 // and compares the lease record with where the VM runs. Safe fixes (deactivate extra holders,
 // activate on the recorded host when nobody holds it and that host is up, rewrite a stale lease
 // record) are made with a fresh fencing token and audited; the rest is audited as an alert.
+// After a coordinator restart, a VM whose host (active or shadow) has not been heard from yet and
+// is still in the restart grace is left alone: no "not up" alert, no repair, until it is known.
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors';
 import type { HostRecord } from '../../shared/host-types';
@@ -14,7 +16,11 @@ import type { IpAgentPort } from './ip-agent-port';
 
 export interface ReconcilerDeps {
   vms: VmIpRegistry;
-  hosts: { list(): HostRecord[] };
+  /**
+   * `awaitingContact`: the host is known from the store but not heard from since the coordinator
+   * started, and the restart grace lasts (HostRegistry.awaitingContact); its state is no verdict.
+   */
+  hosts: { list(): HostRecord[]; awaitingContact?(hostId: string): boolean };
   shadowHosts(vmId: string): string[];
   agents: IpAgentPort;
   leases: LeaseBackend;
@@ -28,6 +34,8 @@ export interface SweepOutcome {
   checked: number;
   fixed: number;
   alerts: number;
+  /** VMs whose address was not checked: a host of theirs awaits contact after a restart. */
+  deferred: number;
 }
 
 export class IpReconciler {
@@ -37,7 +45,7 @@ export class IpReconciler {
   constructor(private readonly d: ReconcilerDeps) {}
 
   async sweep(): Promise<SweepOutcome> {
-    const out: SweepOutcome = { checked: 0, fixed: 0, alerts: 0 };
+    const out: SweepOutcome = { checked: 0, fixed: 0, alerts: 0, deferred: 0 };
     for (const vm of this.d.vms.list()) {
       await this.d.locks.run(vm.vm_id, async () => {
         const current = this.d.vms.find(vm.vm_id) ?? vm;
@@ -45,16 +53,23 @@ export class IpReconciler {
         const r = await this.check(current);
         out.fixed += r.fixed;
         out.alerts += r.alerts;
+        if (r.deferred) out.deferred++;
       });
     }
     return out;
   }
 
-  private async check(vm: VmIpRecord): Promise<{ fixed: number; alerts: number }> {
+  private async check(vm: VmIpRecord): Promise<{ fixed: number; alerts: number; deferred: boolean }> {
     let fixed = 0;
     let alerts = 0;
     const up = new Set(this.d.hosts.list().filter((h) => h.state === 'HOST_STATE_UP').map((h) => h.facts.host_id));
-    const candidates = [...new Set([vm.active_host, ...this.d.shadowHosts(vm.vm_id)])].filter((h) => up.has(h));
+    const involved = [...new Set([vm.active_host, ...this.d.shadowHosts(vm.vm_id)])];
+    // A host restored after a restart and not heard from yet may look up (stored state) or down
+    // (stored before the restart) without either being true: where the address is, and what to
+    // do about it, waits until its agent is back or the grace gives it a verdict.
+    const waitingFor = involved.filter((h) => this.d.hosts.awaitingContact?.(h) === true);
+    const deferred = waitingFor.length > 0;
+    const candidates = deferred ? [] : involved.filter((h) => up.has(h));
     const holders: string[] = [];
     const unreachable: string[] = [];
     for (const h of candidates) {
@@ -84,7 +99,9 @@ export class IpReconciler {
         await alert(`${message} failed: ${errorMessage(err)}`);
       }
     };
-    if (unreachable.length === 0) {
+    if (deferred) {
+      this.d.logger.debug({ vmId: vm.vm_id, awaitingContact: waitingFor }, 'address check deferred: host not heard from since the restart');
+    } else if (unreachable.length === 0) {
       const extra = holders.filter((h) => h !== vm.active_host);
       if (holders.includes(vm.active_host)) {
         for (const h of extra) {
@@ -120,7 +137,8 @@ export class IpReconciler {
     } catch (err) {
       await alert(`lease record of ${vm.config.address} (${this.d.leases.name}) cannot be checked: ${errorMessage(err)}`);
     }
-    if (!alerted) this.lastAlert.delete(vm.vm_id);
-    return { fixed, alerts };
+    // A deferred check concluded nothing: a standing alert stays remembered (not audited again).
+    if (!alerted && !deferred) this.lastAlert.delete(vm.vm_id);
+    return { fixed, alerts, deferred };
   }
 }

@@ -28,7 +28,7 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
       config.leaseBackend === 'kea' ? new KeaLeaseBackend({ controlSocket: config.kea.controlSocket, subnetId: config.kea.subnetId }) : new BuiltinLeaseBackend(ctx.store);
     const vms = await VmIpRegistry.open(ctx.store);
     const ports = new GrpcAgentPorts(ctx.agents);
-    const hosts = { list: () => ctx.hosts.list() };
+    const hosts = { list: () => ctx.hosts.list(), awaitingContact: (id: string) => ctx.hosts.awaitingContact(id) };
     const shadows = await ShadowManager.open({
       store: ctx.store,
       vms,
