@@ -1,0 +1,137 @@
+// A restarted coordinator on loopback over mTLS: agents can register while the capability modules
+// still start (their services answer UNAVAILABLE until then), and hosts known from the store get
+// no liveness verdict during the restart grace, then go SUSPECT and DOWN if they stay silent.
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { startCoordinator, type CoordinatorDaemon } from '../../coordinator/coordinator-daemon';
+import { parseCoordinatorConfig } from '../../coordinator/config';
+import { factsToWire } from '../../coordinator/api/host-messages';
+import type { CoordinatorModuleDefinition } from '../../coordinator/coordinator-module';
+import { dial, type GenericClient } from '../../shared/grpc-client';
+import { channelCredentials, loadTlsMaterial, type TlsPaths } from '../../shared/tls';
+import { silentLogger } from '../../shared/log';
+import { hostFacts } from '../fakes/host-facts';
+import { createPkiFixture, type PkiFixture } from '../helpers/pki-fixture';
+import { waitFor } from '../helpers/netns';
+
+const COORDINATOR = 'umbra.coordinator.v1.CoordinatorService';
+const PREDICTION = 'umbra.coordinator.v1.PredictionService';
+const SHADOW = 'umbra.coordinator.v1.ShadowService';
+
+let pki: PkiFixture;
+const dirs: string[] = [];
+const daemons: CoordinatorDaemon[] = [];
+
+test.before(async () => {
+  pki = await createPkiFixture(['h1', 'h2']);
+});
+
+test.after.always(async () => {
+  for (const d of daemons) await d.close().catch(() => undefined);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  pki?.cleanup();
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'umbra-restartgrace-'));
+  dirs.push(d);
+  return d;
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+function call(service: string, port: number, paths: TlsPaths, method: string, req: unknown): Promise<{ code: number; details: string; res?: Record<string, unknown> }> {
+  const c: GenericClient = dial(service, `127.0.0.1:${port}`, channelCredentials(loadTlsMaterial(paths), { role: 'coordinator' }));
+  return new Promise((resolve) => {
+    (c[method] as (r: unknown, o: unknown, cb: (e: { code: number; details: string } | null, r: Record<string, unknown>) => void) => void).call(
+      c,
+      req,
+      { deadline: new Date(Date.now() + 10_000) },
+      (err, res) => {
+        c.close();
+        resolve(err ? { code: err.code, details: err.details } : { code: status.OK, details: '', res });
+      },
+    );
+  });
+}
+
+test.serial('agents register while modules start; module services answer UNAVAILABLE until all are ready', async (t) => {
+  const port = await freePort();
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let startedCalled!: () => void;
+  const moduleStarting = new Promise<void>((r) => (startedCalled = r));
+  // A module whose start takes as long as the test says (like the switchover module's recovery).
+  const slow: CoordinatorModuleDefinition<undefined> = {
+    name: 'slow',
+    parseConfig: () => undefined,
+    async start() {
+      startedCalled();
+      await released;
+      return { services: [{ name: PREDICTION, handlers: { GetPolicy: (_call: unknown, cb: (e: null, r: unknown) => void) => cb(null, {}) } as never }], close: async () => undefined };
+    },
+  };
+  const config = parseCoordinatorConfig({ listen: `127.0.0.1:${port}`, data_dir: tempDir(), metrics_listen: '', tls: pki.coordinator }, 'test');
+  t.teardown(() => release()); // a failed assertion must not leave the start hanging
+  const starting = startCoordinator(config, silentLogger(), { modules: [slow as CoordinatorModuleDefinition<never>] });
+  starting.then((d) => daemons.push(d), () => undefined);
+  await moduleStarting;
+
+  const reg = await call(COORDINATOR, port, pki.agent('h1'), 'RegisterHost', { facts: factsToWire(hostFacts('h1')) });
+  t.is(reg.code, status.OK, reg.details);
+  const list = await call(COORDINATOR, port, pki.operator, 'ListHosts', {});
+  t.deepEqual((list.res!.hosts as Array<{ facts: { host_id: string } }>).map((h) => h.facts.host_id), ['h1']);
+  const early = await call(PREDICTION, port, pki.operator, 'GetPolicy', {});
+  t.is(early.code, status.UNAVAILABLE, early.details);
+  t.regex(early.details, /PredictionService\.GetPolicy is not ready: the coordinator is starting/);
+
+  release();
+  await starting;
+  const ready = await call(PREDICTION, port, pki.operator, 'GetPolicy', {});
+  t.is(ready.code, status.OK, ready.details);
+  const absent = await call(SHADOW, port, pki.operator, 'ListVms', {});
+  t.is(absent.code, status.UNIMPLEMENTED, 'a service no running module provides');
+});
+
+test.serial('a restarted coordinator gives no verdict on its known hosts during the restart grace, then SUSPECT and DOWN', async (t) => {
+  const dataDir = tempDir();
+  const port = await freePort();
+  const raw = (grace: number) => ({
+    listen: `127.0.0.1:${port}`, data_dir: dataDir, metrics_listen: '', tls: pki.coordinator, heartbeat_interval_ms: 100,
+    liveness: { suspect_after_ms: 300, down_after_ms: 600, restart_grace_ms: grace },
+  });
+  const first = await startCoordinator(parseCoordinatorConfig(raw(0), 'test'), silentLogger(), { modules: [] });
+  t.is((await call(COORDINATOR, port, pki.agent('h1'), 'RegisterHost', { facts: factsToWire(hostFacts('h1')) })).code, status.OK);
+  await first.close();
+
+  const second = await startCoordinator(parseCoordinatorConfig(raw(8000), 'test'), silentLogger(), { modules: [] });
+  daemons.push(second);
+  const state = async (id: string) => {
+    const r = await call(COORDINATOR, port, pki.operator, 'GetHost', { host_id: id });
+    return (r.res?.host as { state: string } | undefined)?.state;
+  };
+  // h2 joins after the restart and stays silent: once it is SUSPECT, the sweep has run past the
+  // suspect timeout, and h1 (known from the store, silent too) must still be as stored.
+  t.is((await call(COORDINATOR, port, pki.agent('h2'), 'RegisterHost', { facts: factsToWire(hostFacts('h2')) })).code, status.OK);
+  await waitFor('h2 suspect', async () => ((await state('h2')) === 'HOST_STATE_SUSPECT' ? true : undefined), 8000);
+  t.is(await state('h1'), 'HOST_STATE_UP');
+  const events = await call(COORDINATOR, port, pki.operator, 'ListEvents', { after_sequence: 0, limit: 100 });
+  const h1Changes = (events.res!.events as Array<{ kind: string; host_id: string }>).filter((e) => e.host_id === 'h1' && e.kind === 'EVENT_KIND_HOST_STATE_CHANGED');
+  t.deepEqual(h1Changes, [], 'no state-change event for a host during the restart grace');
+  // After the grace, the silent host is judged like any other.
+  await waitFor('h1 suspect after the grace', async () => ((await state('h1')) !== 'HOST_STATE_UP' ? true : undefined), 20_000);
+  await waitFor('h1 down', async () => ((await state('h1')) === 'HOST_STATE_DOWN' ? true : undefined), 10_000);
+  const after = await call(COORDINATOR, port, pki.operator, 'ListEvents', { after_sequence: 0, limit: 100 });
+  const seen = (after.res!.events as Array<{ kind: string; host_id: string; new_state: string }>).filter((e) => e.host_id === 'h1' && e.kind === 'EVENT_KIND_HOST_STATE_CHANGED').map((e) => e.new_state);
+  t.deepEqual(seen, ['HOST_STATE_SUSPECT', 'HOST_STATE_DOWN']);
+});
