@@ -120,6 +120,9 @@ if (!isRoot()) {
   });
 
   test.serial('a restarted coordinator keeps its hosts and agents reconnect', async (t) => {
+    type Ev = { sequence: string | number; kind: string; host_id: string; new_state?: string };
+    const listEvents = () => umbractlJson<Ev[]>(lab, ns.coord, pki.operator, COORD_IP, ['events', '--limit', '1000']);
+    const lastBefore = Math.max(0, ...(await listEvents()).map((e) => Number(e.sequence)));
     await lab.stop(coordinator.child);
     coordinator = startNode(lab, ns.coord, [COORDINATOR_MAIN, '--config', coordConfigPath]);
     await waitForLog(coordinator, /coordinator started/, 'coordinator restart');
@@ -129,5 +132,10 @@ if (!isRoot()) {
     t.is(await stateOf('hv-a'), 'HOST_STATE_UP');
     const events = await umbractlJson<Array<{ kind: string; host_id: string }>>(lab, ns.coord, pki.operator, COORD_IP, ['events', '--limit', '1000']);
     t.true(events.some((e) => e.kind === 'EVENT_KIND_HOST_STATE_CHANGED' && e.host_id === 'hv-b'));
+    // Restart grace: hv-b (stored DOWN, agent stopped) is neither swept back up nor judged again,
+    // hv-a (back within its backoff) has no state change either: only its re-registration.
+    const since = (await listEvents()).filter((e) => Number(e.sequence) > lastBefore);
+    t.deepEqual(since.filter((e) => e.kind === 'EVENT_KIND_HOST_STATE_CHANGED'), [], JSON.stringify(since));
+    t.is(await stateOf('hv-b'), 'HOST_STATE_DOWN');
   });
 }
