@@ -6,12 +6,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { startCoordinator, type CoordinatorDaemon } from '../../coordinator/coordinator-daemon';
 import { parseCoordinatorConfig } from '../../coordinator/config';
 import { factsToWire } from '../../coordinator/api/host-messages';
 import type { CoordinatorModuleDefinition } from '../../coordinator/coordinator-module';
 import { dial, type GenericClient } from '../../shared/grpc-client';
+import { channelOptions } from '../../shared/grpc-server';
 import { channelCredentials, loadTlsMaterial, type TlsPaths } from '../../shared/tls';
 import { silentLogger } from '../../shared/log';
 import { hostFacts } from '../fakes/host-facts';
@@ -21,6 +24,45 @@ import { waitFor } from '../helpers/netns';
 const COORDINATOR = 'umbra.coordinator.v1.CoordinatorService';
 const PREDICTION = 'umbra.coordinator.v1.PredictionService';
 const SHADOW = 'umbra.coordinator.v1.ShadowService';
+const MIGRATION = 'umbra.coordinator.v1.MigrationService';
+const HealthClient = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, 'Health');
+const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+
+function creds(paths: TlsPaths) {
+  return channelCredentials(loadTlsMaterial(paths), { role: 'coordinator' });
+}
+
+/** grpc.health.v1 Check of one service. */
+function health(port: number, service: string): Promise<string> {
+  const c = new HealthClient(`127.0.0.1:${port}`, creds(pki.operator), channelOptions());
+  return new Promise((resolve, reject) =>
+    c.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      (m: { service: string }) => Buffer.from(healthService.Check.requestSerialize(m)),
+      (b: Buffer) => healthService.Check.responseDeserialize(b) as { status: string | number },
+      { service },
+      (err, res) => {
+        c.close();
+        if (err) reject(err);
+        else resolve(typeof res!.status === 'number' ? SERVING_STATUS[res!.status] : res!.status);
+      },
+    ),
+  );
+}
+
+/** The status a server-streaming call ends with. */
+function streamStatus(service: string, port: number, paths: TlsPaths, method: string, req: unknown): Promise<{ code: number; details: string }> {
+  const c: GenericClient = dial(service, `127.0.0.1:${port}`, creds(paths));
+  return new Promise((resolve) => {
+    const stream = (c[method] as (r: unknown, o: unknown) => grpc.ClientReadableStream<unknown>).call(c, req, { deadline: new Date(Date.now() + 10_000) });
+    stream.on('data', () => undefined);
+    stream.on('status', (st: grpc.StatusObject) => {
+      c.close();
+      resolve({ code: st.code, details: st.details });
+    });
+    stream.on('error', () => undefined);
+  });
+}
 
 let pki: PkiFixture;
 const dirs: string[] = [];
@@ -94,11 +136,17 @@ test.serial('agents register while modules start; module services answer UNAVAIL
   const early = await call(PREDICTION, port, pki.operator, 'GetPolicy', {});
   t.is(early.code, status.UNAVAILABLE, early.details);
   t.regex(early.details, /PredictionService\.GetPolicy is not ready: the coordinator is starting/);
+  const stream = await streamStatus(MIGRATION, port, pki.operator, 'TriggerMigrationWatch', { vm_id: 'g1', destination_host: 'h1' });
+  t.is(stream.code, status.UNAVAILABLE, stream.details);
+  t.regex(stream.details, /MigrationService\.TriggerMigrationWatch is not ready/);
+  t.is(await health(port, PREDICTION), 'NOT_SERVING');
+  t.is(await health(port, COORDINATOR), 'SERVING');
 
   release();
   await starting;
   const ready = await call(PREDICTION, port, pki.operator, 'GetPolicy', {});
   t.is(ready.code, status.OK, ready.details);
+  t.is(await health(port, PREDICTION), 'SERVING');
   const absent = await call(SHADOW, port, pki.operator, 'ListVms', {});
   t.is(absent.code, status.UNIMPLEMENTED, 'a service no running module provides');
 });
