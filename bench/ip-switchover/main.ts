@@ -4,7 +4,11 @@
 // sockets already open in each host (the floor without `ip` process start-ups), keepalived VRRP
 // planned failover (advert_int 1 and the smallest it accepts), and Umbra: the coordinator's
 // TriggerMigration (agents deactivate on A, activate + GARP on B with a fencing token), after the
-// address was learned from DHCP and shadowed. `--only umbra,netlink` runs a subset.
+// address was learned from DHCP and shadowed. `--only umbra,netlink` runs a subset, `--runs N`
+// sets the runs per method, `--trace DIR` keeps packet captures of the client and both hosts (and
+// the agents' logs) in DIR and prints the wall-clock edges of each switchover gap.
+// The client is udp-prober.c (built with cc at set-up): it sleeps between sends and takes the
+// kernel's receive time of each answer, so it neither spins a core nor adds its own wake-ups.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +17,8 @@ import type { ChildProcess } from 'node:child_process';
 import { printFigures, printTable } from '../lib/report';
 import { NetnsLab, isRoot, run, waitFor } from '../../test/helpers/netns';
 import { NetRunner } from '../../test/os/net/netns-net-runner-client';
+import { REPO_ROOT } from '../../test/helpers/umbra-cluster';
+import { longestGap, type Answer } from './gap-stats';
 import { keepalivedConfig } from './keepalived-config';
 import { UmbraClusterDriver } from './umbra-cluster-driver';
 
@@ -21,7 +27,11 @@ const VIP = `${SUBNET}.100`;
 const PREFIX = 24;
 const PORT = 7777;
 const PROBE_PERIOD_US = 1000;
-const ITERATIONS = 6;
+/**
+ * Runs per method (`--runs N` overrides). The target statistic is the worst run: with 6 runs one
+ * slow wake-up on this loaded 2-core machine decides it, so 12 by default, with the median beside.
+ */
+let ITERATIONS = 12;
 const KEEPALIVED_ITERATIONS = 2;
 const STEADY_MS = 300;
 const AFTER_SWITCH_MS = 300;
@@ -36,6 +46,10 @@ interface ProbeResult {
   afterGapTag?: string;
   beforeGapTag?: string;
   switchoverGapMs?: number;
+  switchoverGapFromMs?: number;
+  switchoverGapToMs?: number;
+  /** Probes sent between the old host's last answer and the new host's first that got no answer. */
+  unansweredProbes?: number;
   lastTag?: string;
   byTag: Record<string, number>;
 }
@@ -52,8 +66,14 @@ class Bench {
   a = '';
   b = '';
   client = '';
+  /** `--trace DIR`: packet captures in the client and both hosts, and wall-clock gap edges. */
+  trace?: string;
+  /** The prober binary, built from udp-prober.c at set-up. */
+  proberPath = '';
 
   async setUp(): Promise<void> {
+    this.proberPath = join(this.tmp, 'udp-prober');
+    await run('cc', ['-O2', '-Wall', '-Werror', '-o', this.proberPath, join(REPO_ROOT, 'bench', 'ip-switchover', 'udp-prober.c')]);
     await this.lab.start();
     this.a = await this.lab.addHost('a');
     this.b = await this.lab.addHost('b');
@@ -70,24 +90,57 @@ class Bench {
       const r = this.lab.spawn(ns, process.execPath, [join(__dirname, 'udp-responder.js'), VIP, String(PORT), tag]);
       await lines(r).next();
     }
+    if (this.trace) {
+      for (const [ns, name] of [[this.client, 'client'], [this.a, 'a'], [this.b, 'b']] as const) {
+        const t = this.lab.spawn(ns, 'tcpdump', ['-i', 'eth0', '-n', '-U', '-s', '96', '-w', join(this.trace, `${name}.pcap`)]);
+        // tcpdump says "listening on" on stderr once its capture is open.
+        await new Promise<void>((resolve) => t.stderr!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve()));
+      }
+    }
   }
 
   /** Runs `switchover` while the client probes; returns the longest answer gap around it. */
   async probe(label: string, switchover: () => Promise<void>, waitAfter: () => Promise<void>): Promise<ProbeResult> {
-    const prober = this.lab.spawn(this.client, process.execPath, [join(__dirname, 'udp-prober.js'), VIP, String(PORT), String(PROBE_PERIOD_US)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const prober = this.lab.spawn(this.client, this.proberPath, [VIP, String(PORT), String(PROBE_PERIOD_US)], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out = lines(prober);
     await out.next();
     await sleep(STEADY_MS);
+    const calledAt = Date.now();
     await switchover();
+    const returnedAt = Date.now();
     await waitAfter();
     await sleep(AFTER_SWITCH_MS);
     prober.stdin!.write('stop\n');
-    const res = JSON.parse((await out.next()).value as string) as ProbeResult;
+    const answers: Answer[] = [];
+    const seqs: number[] = [];
+    let sent = -1;
+    for (;;) {
+      const next = await out.next();
+      if (next.done) throw new Error(`${label}: the prober ended without its answers`);
+      const [kind, a, b, tag] = (next.value as string).split(' ');
+      if (kind === 'end') {
+        sent = Number(a);
+        break;
+      }
+      if (kind !== 'answer') continue;
+      // Kernel receive time, ns since the epoch (as a double: well under 1 us of rounding).
+      answers.push({ atMs: Number(a) / 1e6, tag });
+      seqs.push(Number(b));
+    }
     await this.lab.stop(prober, 1000);
+    const stats = longestGap(answers);
+    const byTag: Record<string, number> = {};
+    for (const x of answers) byTag[x.tag] = (byTag[x.tag] ?? 0) + 1;
+    const res: ProbeResult = { sent, ...stats, byTag, lastTag: answers.at(-1)?.tag };
     if (res.answers === 0) throw new Error(`${label}: the client got no answer at all`);
     if (res.switchoverGapMs === undefined) throw new Error(`${label}: the answering host never changed (${JSON.stringify(res.byTag)})`);
+    // Probes sent between the last answered by the old host and the first answered by the new one.
+    const from = answers.findIndex((x) => x.atMs === res.switchoverGapFromMs);
+    res.unansweredProbes = seqs[from + 1] - seqs[from] - 1;
+    if (this.trace) {
+      const at = (ms?: number) => (ms === undefined ? 'n/a' : (ms / 1000).toFixed(6));
+      console.log(`trace ${label}: switch called ${(calledAt / 1000).toFixed(3)} returned ${(returnedAt / 1000).toFixed(3)}; gap ${res.switchoverGapMs.toFixed(2)} ms from last old answer ${at(res.switchoverGapFromMs)} to first new ${at(res.switchoverGapToMs)}; ${res.unansweredProbes} probes unanswered`);
+    }
     return res;
   }
 
@@ -215,6 +268,14 @@ async function main(): Promise<void> {
   }
   const only = selectedMethods(process.argv.slice(2));
   const bench = new Bench();
+  const ri = process.argv.indexOf('--runs');
+  if (ri >= 0) ITERATIONS = Number(process.argv[ri + 1]);
+  if (!Number.isInteger(ITERATIONS) || ITERATIONS < 1) {
+    console.error('--runs takes a whole number >= 1');
+    process.exit(2);
+  }
+  const ti = process.argv.indexOf('--trace');
+  if (ti >= 0) bench.trace = process.argv[ti + 1];
   const runners: NetRunner[] = [];
   const cleanups: Array<() => Promise<void>> = [];
   try {
@@ -278,7 +339,10 @@ async function main(): Promise<void> {
     const umbra: ProbeResult[] = [];
     if (only.has('umbra')) {
       const driver = await UmbraClusterDriver.start(bench.lab, { hosts: { 'hv-a': bench.a, 'hv-b': bench.b }, serviceBridge: 'svc', subnet: SUBNET, vip: VIP, dir: join(bench.tmp, 'umbra') });
-      cleanups.push(() => driver.close());
+      cleanups.push(async () => {
+        if (bench.trace) driver.dumpLogs(bench.trace);
+        await driver.close();
+      });
       const hostNs: Record<string, string> = { 'hv-a': bench.a, 'hv-b': bench.b };
       for (let i = 0; i < ITERATIONS; i++) {
         const [from, to] = i % 2 === 0 ? ['hv-a', 'hv-b'] : ['hv-b', 'hv-a'];
@@ -291,6 +355,7 @@ async function main(): Promise<void> {
             umbraApplyMs.push(res.steps.filter((st) => st.step === 'deactivate' || st.step === 'activate').reduce((sum, st) => sum + st.duration_ms, 0));
             if (res.steps.some((st) => st.step === 'handover' && st.ok)) umbraHandedOver++;
             umbraTotalMs.push(res.total_ms);
+            if (bench.trace) console.log(`trace umbra steps: ${res.steps.map((st) => `${st.step}@${st.host_id} ${round(st.duration_ms)}`).join(', ')}`);
           }, async () => undefined),
         );
       }

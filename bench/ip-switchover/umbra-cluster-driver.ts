@@ -2,6 +2,7 @@
 // bench's host namespaces (management bridge beside the service one), a dnsmasq that leases the
 // service address to a guest's MAC, so the source agent learns it from DHCP, the coordinator places
 // the shadow, and each switchover is a TriggerMigration (umbractl migrate) with fencing.
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { type NetnsLab, waitFor } from '../../test/helpers/netns';
@@ -103,6 +104,12 @@ export class UmbraClusterDriver {
 
   trigger(destination: string): Promise<SwitchoverResult> {
     return this.ctl<SwitchoverResult>(['migrate', VM_ID, '--to', destination]);
+  }
+
+  /** Writes each agent's and the coordinator's kept log lines to `dir` (bench --trace). */
+  dumpLogs(dir: string): void {
+    this.agents.forEach((a, i) => writeFileSync(path.join(dir, `agent-${i}.log`), a.log.join('\n') + '\n'));
+    writeFileSync(path.join(dir, 'coordinator.log'), this.coordinator.log.join('\n') + '\n');
   }
 
   async close(): Promise<void> {
