@@ -93,7 +93,7 @@ export async function startCoordinator(config: CoordinatorConfig, logger: Logger
       logger.info({ hosts: restored.length, restartGraceMs: config.liveness.restartGraceMs }, 'hosts known from the store await contact: no liveness verdict on them during the restart grace');
       const graceTimer = setTimeout(() => {
         const silent = registry.listNotHeardSinceStart();
-        if (silent.length > 0) logger.warn({ hosts: silent }, 'restart grace over: hosts not heard from since the start are judged by liveness now');
+        if (silent.length > 0) logger.warn({ count: silent.length, hosts: silent.slice(0, 100) }, 'restart grace over: hosts not heard from since the start are judged by liveness now');
         else logger.info('restart grace over: every known host was heard from');
       }, Math.max(0, registry.restartGraceEndsAtMs - Date.now()));
       graceTimer.unref();
