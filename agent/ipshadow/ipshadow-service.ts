@@ -40,10 +40,14 @@ export interface IpShadowOps {
   knownConfig(vmId: string): VmIpConfig | undefined;
   /** Admits the token of a coming activate/deactivate durably and readies the announcer; no kernel change. */
   prepare(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff): Promise<{ totalMs: number }>;
-  activate(config: VmIpConfig, fencingToken: number): Promise<ApplyResult>;
+  /** `receivedAtMs`: wall-clock ms the request arrived (for the log line; default now). */
+  activate(config: VmIpConfig, fencingToken: number, receivedAtMs?: number): Promise<ApplyResult>;
   deactivate(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff): Promise<ApplyResult & { handoff?: HandoffOutcome }>;
-  /** HandOverIp from agent `fromHost`: refused unless a PrepareIp named that source and token. */
-  handOver(config: VmIpConfig, fencingToken: number, fromHost: string): Promise<ApplyResult>;
+  /**
+   * HandOverIp from agent `fromHost`: refused unless a PrepareIp named that source and token. A
+   * `rehearsal` (token 0) only checks that a hand-over from that source is expected and reads state.
+   */
+  handOver(config: VmIpConfig, fencingToken: number, fromHost: string, rehearsal?: boolean): Promise<ApplyResult>;
   state(config: VmIpConfig): Promise<{ active: boolean; fencingToken: number }>;
 }
 
@@ -127,7 +131,12 @@ export function ipShadowService(ops: IpShadowOps, logger: Logger): ServiceBindin
       return { ...applyToWire(r), handed_over: h?.handedOver ?? false, ...(h?.destination ? { destination: h.destination } : {}), handoff_error: h?.error ?? '' };
     }),
     // Only another agent calls it (the switchover's source); the module checks it is the one expected.
-    HandOverIp: kit.unary<Msg, Msg>('HandOverIp', ['agent'], async (req, ctx) => applyToWire(await ops.handOver(configOf(req), token(req), ctx.peer.name))),
+    HandOverIp: kit.unary<Msg, Msg>('HandOverIp', ['agent'], async (req, ctx) => {
+      const rehearsal = req.rehearsal === true;
+      const fencingToken = token(req);
+      if (rehearsal && fencingToken !== 0) throw new InvalidArgumentError('fencing_token', 'must be 0 in a rehearsal');
+      return applyToWire(await ops.handOver(configOf(req), fencingToken, ctx.peer.name, rehearsal));
+    }),
     GetIpState: kit.unary<Msg, Msg>('GetIpState', coordinatorOnly, async (req) => {
       const config = configOf(req);
       const s = await ops.state(config);

@@ -17,8 +17,7 @@ import type { ChildProcess } from 'node:child_process';
 import { printFigures, printTable } from '../lib/report';
 import { NetnsLab, isRoot, run, waitFor } from '../../test/helpers/netns';
 import { NetRunner } from '../../test/os/net/netns-net-runner-client';
-import { REPO_ROOT } from '../../test/helpers/umbra-cluster';
-import { longestGap, type Answer } from './gap-stats';
+import { buildProber, readProberReport, type ProberReport } from './udp-prober-client';
 import { keepalivedConfig } from './keepalived-config';
 import { UmbraClusterDriver } from './umbra-cluster-driver';
 
@@ -39,20 +38,7 @@ const ANNOUNCE_COUNT = 3;
 const ANNOUNCE_INTERVAL_MS = 20;
 const KEEPALIVED_ADVERT_S = [1, 0.01];
 
-interface ProbeResult {
-  sent: number;
-  answers: number;
-  maxGapMs: number;
-  afterGapTag?: string;
-  beforeGapTag?: string;
-  switchoverGapMs?: number;
-  switchoverGapFromMs?: number;
-  switchoverGapToMs?: number;
-  /** Probes sent between the old host's last answer and the new host's first that got no answer. */
-  unansweredProbes?: number;
-  lastTag?: string;
-  byTag: Record<string, number>;
-}
+type ProbeResult = ProberReport;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,8 +58,7 @@ class Bench {
   proberPath = '';
 
   async setUp(): Promise<void> {
-    this.proberPath = join(this.tmp, 'udp-prober');
-    await run('cc', ['-O2', '-Wall', '-Werror', '-o', this.proberPath, join(REPO_ROOT, 'bench', 'ip-switchover', 'udp-prober.c')]);
+    this.proberPath = await buildProber(this.tmp);
     await this.lab.start();
     this.a = await this.lab.addHost('a');
     this.b = await this.lab.addHost('b');
@@ -111,32 +96,10 @@ class Bench {
     await waitAfter();
     await sleep(AFTER_SWITCH_MS);
     prober.stdin!.write('stop\n');
-    const answers: Answer[] = [];
-    const seqs: number[] = [];
-    let sent = -1;
-    for (;;) {
-      const next = await out.next();
-      if (next.done) throw new Error(`${label}: the prober ended without its answers`);
-      const [kind, a, b, tag] = (next.value as string).split(' ');
-      if (kind === 'end') {
-        sent = Number(a);
-        break;
-      }
-      if (kind !== 'answer') continue;
-      // Kernel receive time, ns since the epoch (as a double: well under 1 us of rounding).
-      answers.push({ atMs: Number(a) / 1e6, tag });
-      seqs.push(Number(b));
-    }
+    const res: ProbeResult = await readProberReport(out, label);
     await this.lab.stop(prober, 1000);
-    const stats = longestGap(answers);
-    const byTag: Record<string, number> = {};
-    for (const x of answers) byTag[x.tag] = (byTag[x.tag] ?? 0) + 1;
-    const res: ProbeResult = { sent, ...stats, byTag, lastTag: answers.at(-1)?.tag };
     if (res.answers === 0) throw new Error(`${label}: the client got no answer at all`);
     if (res.switchoverGapMs === undefined) throw new Error(`${label}: the answering host never changed (${JSON.stringify(res.byTag)})`);
-    // Probes sent between the last answered by the old host and the first answered by the new one.
-    const from = answers.findIndex((x) => x.atMs === res.switchoverGapFromMs);
-    res.unansweredProbes = seqs[from + 1] - seqs[from] - 1;
     if (this.trace) {
       const at = (ms?: number) => (ms === undefined ? 'n/a' : (ms / 1000).toFixed(6));
       console.log(`trace ${label}: switch called ${(calledAt / 1000).toFixed(3)} returned ${(returnedAt / 1000).toFixed(3)}; gap ${res.switchoverGapMs.toFixed(2)} ms from last old answer ${at(res.switchoverGapFromMs)} to first new ${at(res.switchoverGapToMs)}; ${res.unansweredProbes} probes unanswered`);

@@ -125,12 +125,10 @@ export class IpSwitchover {
     const deactivateAndHandOver = this.d.agents.deactivateAndHandOver?.bind(this.d.agents);
     const hosts = { source, destination };
     const handoff = deactivateAndHandOver ? hosts : undefined;
-    const [sourceError, destinationError] = prepare
-      ? await Promise.all([
-          attempt('prepare', source, () => prepare(source, config, token, handoff)),
-          attempt('prepare', destination, () => prepare(destination, config, token, handoff)),
-        ])
-      : [new Error('not prepared'), new Error('not prepared')];
+    // The destination first: with a hand-over, the source's prepare ends by rehearsing it on the
+    // destination, which accepts that only once it expects the hand-over.
+    const destinationError = prepare ? await attempt('prepare', destination, () => prepare(destination, config, token, handoff)) : new Error('not prepared');
+    const sourceError = prepare ? await attempt('prepare', source, () => prepare(source, config, token, handoff)) : new Error('not prepared');
     const handOver = deactivateAndHandOver && sourceError === undefined && destinationError === undefined ? deactivateAndHandOver : undefined;
     let handedOver = false;
     const failed = (): string => steps[steps.length - 1].error;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { UmbraEvent } from '../../../shared/host-types';
+import { buildProber, readProberReport } from '../../../bench/ip-switchover/udp-prober-client';
 import { NetnsLab, isRoot, run, waitFor } from '../../helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
 import {
@@ -22,7 +23,6 @@ const GUEST_MAC = '52:54:00:79:00:01';
 const UDP_PORT = 7777;
 const HOSTS = ['hv-a', 'hv-b', 'hv-c', 'hv-d'];
 const UDHCPC_SCRIPT = path.join(REPO_ROOT, 'test', 'os', 'ipshadow', 'udhcpc-record.sh');
-const PROBER = path.join(DIST, 'bench', 'ip-switchover', 'udp-prober.js');
 const RESPONDER = path.join(DIST, 'bench', 'ip-switchover', 'udp-responder.js');
 
 interface WireConfig { vm_id: string; mac: string; address: string; prefix_length: number; dns_servers: string[]; gateway: string; domain_name: string; lease_start_unix_ms: string }
@@ -198,14 +198,14 @@ if (!isRoot()) {
       const r = lab.spawn(ns[h], process.execPath, [RESPONDER, address, String(UDP_PORT), h]);
       await createInterface({ input: r.stdout! })[Symbol.asyncIterator]().next();
     }
-    const prober = lab.spawn(ns.cli, process.execPath, [PROBER, address, String(UDP_PORT), '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const prober = lab.spawn(ns.cli, await buildProber(tmp), [address, String(UDP_PORT), '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out = createInterface({ input: prober.stdout! })[Symbol.asyncIterator]();
     await out.next();
     await new Promise((r) => setTimeout(r, 300));
     const res = (await ctl(['migrate', 'vm1', '--to', dest])) as { status: string; steps: Array<{ step: string; ok: boolean }>; fencing_token: string; source_host: string };
     await new Promise((r) => setTimeout(r, 300));
     prober.stdin!.write('stop\n');
-    const probe = JSON.parse((await out.next()).value as string) as { answers: number; maxGapMs: number; switchoverGapMs?: number; lastTag?: string; byTag: Record<string, number> };
+    const probe = await readProberReport(out, 'switchover');
     await lab.stop(prober);
     t.log({ switchoverGapMs: probe.switchoverGapMs, maxGapMs: probe.maxGapMs, byTag: probe.byTag, steps: res.steps });
     t.is(res.status, 'SUCCEEDED');
@@ -250,11 +250,24 @@ if (!isRoot()) {
     const handoff = { source_host: 'hv-a', destination_host: spare, destination_endpoint: `${mgmtIp(spare)}:7701` };
     const prepared = await agentCall(spare, 'PrepareIp', { vm_id: 'vm1', fencing_token: later, config, handoff });
     t.is(prepared.code, 0, JSON.stringify(prepared));
+    // The source's rehearsal of the hand-over (token 0) is answered without activating anything;
+    // with a token, or from an agent the prepare did not name, it is refused.
+    const rehearsed = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: '0', config, rehearsal: true }, pki.agent('hv-a'));
+    t.is(rehearsed.code, 0, JSON.stringify(rehearsed));
+    t.false(await holds(spare, address));
+    const withToken = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: later, config, rehearsal: true }, pki.agent('hv-a'));
+    t.is(withToken.code, 3, JSON.stringify(withToken)); // INVALID_ARGUMENT
+    t.regex(withToken.details, /fencing_token/);
+    const rehearsedByOther = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: '0', config, rehearsal: true }, pki.agent(dest));
+    t.is(rehearsedByOther.code, 9, JSON.stringify(rehearsedByOther));
+    t.false(await holds(spare, address));
     const settled = await agentCall(spare, 'DeactivateIp', { vm_id: 'vm1', fencing_token: later, config });
     t.is(settled.code, 0, JSON.stringify(settled));
     const late = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: later, config }, pki.agent('hv-a'));
     t.is(late.code, 9, JSON.stringify(late));
     t.regex(late.details, /no hand-over/);
+    const lateRehearsal = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: '0', config, rehearsal: true }, pki.agent('hv-a'));
+    t.is(lateRehearsal.code, 9, JSON.stringify(lateRehearsal));
     t.false(await holds(spare, address));
   });
 
