@@ -7,11 +7,6 @@ export interface IpShadowCoordinatorConfig {
   maxShadowedVms: number;
   shadowingRefreshIntervalMs: number;
   reconcileIntervalMs: number;
-  /**
-   * After a start, how long a host not heard from yet keeps its shadows (not judged by the liveness
-   * the registry restored or swept while its agent reconnects).
-   */
-  startGraceMs: number;
   /** False: rank on capacity only (lab hosts sharing one machine report its load as theirs). */
   placementUsesHostLoad: boolean;
   leaseBackend: 'builtin' | 'kea';
@@ -19,7 +14,7 @@ export interface IpShadowCoordinatorConfig {
 }
 
 export function parseIpShadowCoordinatorConfig(r: ConfigReader, raw: unknown, path: string): IpShadowCoordinatorConfig {
-  const m = r.mapping(raw, path, ['shadowing_threshold', 'max_shadowed_vms', 'shadowing_refresh_interval_ms', 'reconcile_interval_ms', 'start_grace_ms', 'placement_uses_host_load', 'lease_backend', 'kea']);
+  const m = r.mapping(raw, path, ['shadowing_threshold', 'max_shadowed_vms', 'shadowing_refresh_interval_ms', 'reconcile_interval_ms', 'placement_uses_host_load', 'lease_backend', 'kea']);
   const leaseBackend = r.string(m, 'lease_backend', path, { default: 'builtin', oneOf: ['builtin', 'kea'] }) as 'builtin' | 'kea';
   const k = r.mapping(m.kea, `${path}.kea`, ['control_socket', 'subnet_id']);
   return {
@@ -27,7 +22,6 @@ export function parseIpShadowCoordinatorConfig(r: ConfigReader, raw: unknown, pa
     maxShadowedVms: r.integer(m, 'max_shadowed_vms', path, { default: 2, min: 0, max: 64 }),
     shadowingRefreshIntervalMs: r.integer(m, 'shadowing_refresh_interval_ms', path, { default: 10_000, min: 100 }),
     reconcileIntervalMs: r.integer(m, 'reconcile_interval_ms', path, { default: 15_000, min: 100 }),
-    startGraceMs: r.integer(m, 'start_grace_ms', path, { default: 60_000, min: 0 }),
     placementUsesHostLoad: r.boolean(m, 'placement_uses_host_load', path, { default: true }),
     leaseBackend,
     kea: {

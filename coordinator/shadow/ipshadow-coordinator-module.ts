@@ -39,8 +39,6 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
       events: ctx.events,
       policy: { shadowingThreshold: config.shadowingThreshold, maxShadowedVms: config.maxShadowedVms },
       useHostLoad: config.placementUsesHostLoad,
-      // Agents back off while we are down: their hosts keep their shadows until they reconnect.
-      startGraceMs: config.startGraceMs,
       logger: log,
       onShadowSet: async (vm, hostIds) => void (await leases.record(vm.config, vm.active_host, hostIds)),
     });
@@ -92,7 +90,7 @@ export const ipShadowCoordinatorModule: CoordinatorModuleDefinition<IpShadowCoor
         .finally(() => (sweeping = false));
     }, config.reconcileIntervalMs);
     sweepTimer.unref();
-    log.info({ leaseBackend: leases.name, vms: vms.list().length, shadows: shadows.list().length, ...shadows.policy, refreshIntervalMs: refreshLoop.intervalMs, startGraceMs: config.startGraceMs, policyFrom: policySource ? 'prediction policy' : 'config' }, 'ipshadow started');
+    log.info({ leaseBackend: leases.name, vms: vms.list().length, shadows: shadows.list().length, ...shadows.policy, refreshIntervalMs: refreshLoop.intervalMs, policyFrom: policySource ? 'prediction policy' : 'config' }, 'ipshadow started');
 
     return {
       services: [shadowService({ vms, shadows, logger: log }), migrationService({ switchover, logger: log })],

@@ -2,8 +2,8 @@
 // passing the threshold (every refresh), retires those that fall out, takes manual placements,
 // and pushes every new config version to every shadow. Keys `ipshadow/shadow/<vm>/<host>`.
 // A shadow is only retired on a verdict about its host: a host of unknown liveness (SUSPECT, or
-// not heard from since this coordinator started, during the start grace) keeps its shadows, so a
-// restarted coordinator leaves healthy shadows alone while its agents reconnect.
+// awaiting contact after a coordinator restart: HostRegistry's restart grace) keeps its shadows,
+// so a restarted coordinator leaves healthy shadows alone while its agents reconnect.
 import type { Logger } from 'pino';
 import { FailedPreconditionError, NotFoundError, errorMessage } from '../../shared/errors';
 import type { HostRecord } from '../../shared/host-types';
@@ -47,7 +47,11 @@ export type ShadowSetListener = (vm: VmIpRecord, hostIds: string[]) => Promise<v
 export interface ShadowManagerDeps {
   store: KvStore;
   vms: VmIpRegistry;
-  hosts: { list(): HostRecord[] };
+  /**
+   * `awaitingContact`: the host is known from the store but not heard from since a coordinator
+   * restart and the registry's restart grace lasts (HostRegistry.awaitingContact): no verdict yet.
+   */
+  hosts: { list(): HostRecord[]; awaitingContact?(hostId: string): boolean };
   ranker: Ranker;
   agents: ShadowAgentPort;
   events: Pick<EventLog, 'append'>;
@@ -55,13 +59,6 @@ export interface ShadowManagerDeps {
   policy: PlacementPolicy;
   /** Rank with the hosts' reported load (default true). */
   useHostLoad?: boolean;
-  /**
-   * After open(), how long a host not heard from since (heartbeat or registration newer than the
-   * open) counts as "not yet known" rather than by its state: its shadows are kept, it gets no new
-   * one (default 0: no grace). A restarted coordinator's registry sweeps silent hosts to DOWN
-   * before their agents, backing off, have reconnected.
-   */
-  startGraceMs?: number;
   logger: Logger;
   onShadowSet?: ShadowSetListener;
   nowMs?: () => number;
@@ -86,11 +83,9 @@ export class ShadowManager {
   /** Last logged reason a VM got fewer shadows than wanted (logged on change only). */
   private readonly lastShortfall = new Map<string, string>();
   private policyValue: PlacementPolicy;
-  private readonly openedAtMs: number;
 
   private constructor(private readonly d: ShadowManagerDeps) {
     this.nowMs = d.nowMs ?? Date.now;
-    this.openedAtMs = this.nowMs();
     this.policyValue = { ...d.policy };
     this.unsubscribe = d.vms.onChange((vm) => {
       this.pushAll(vm.vm_id).catch((err) => d.logger.warn({ vmId: vm.vm_id, err: errorMessage(err) }, 'pushing a new version failed'));
@@ -161,15 +156,13 @@ export class ShadowManager {
   }
 
   /**
-   * `known`: UP and heard from since we started (or the start grace is over): ranked as usual.
-   * `unknown`: SUSPECT, or not heard from since we started while the grace lasts (whatever state
-   * the registry gives it): its shadows are kept, it gets no new one. `gone`: DOWN (after the
-   * grace, or heard from and then silent again) or no longer registered.
+   * `known`: UP with a verdict: ranked as usual. `unknown`: SUSPECT, or awaiting contact after a
+   * restart (its stored state is no verdict): its shadows are kept, it gets no new one. `gone`:
+   * DOWN or no longer registered.
    */
-  hostLiveness(h: HostRecord | undefined, nowMs = this.nowMs()): HostLiveness {
+  hostLiveness(h: HostRecord | undefined): HostLiveness {
     if (!h) return 'gone';
-    const heardSinceStart = h.last_heartbeat_unix_ms > this.openedAtMs;
-    if (!heardSinceStart && nowMs - this.openedAtMs < (this.d.startGraceMs ?? 0)) return 'unknown';
+    if (this.d.hosts.awaitingContact?.(h.facts.host_id) === true) return 'unknown';
     if (h.state === 'HOST_STATE_SUSPECT') return 'unknown';
     return h.state === 'HOST_STATE_UP' ? 'known' : 'gone';
   }
@@ -178,8 +171,7 @@ export class ShadowManager {
   async refresh(): Promise<RefreshOutcome> {
     const out: RefreshOutcome = { placed: 0, retired: 0, pushed: 0, held: 0 };
     const hosts = this.d.hosts.list();
-    const now = this.nowMs();
-    const liveness = new Map(hosts.map((h) => [h.facts.host_id, this.hostLiveness(h, now)]));
+    const liveness = new Map(hosts.map((h) => [h.facts.host_id, this.hostLiveness(h)]));
     // Only hosts known to be alive are ranked: no new shadow goes to a host we have not heard from.
     const views = hosts.map((h) => {
       const v = hostViewOf(h, this.d.useHostLoad ?? true);

@@ -1,8 +1,8 @@
 // ShadowManager across a coordinator restart and through uncertain host liveness, with the real
 // HostRegistry (its restart rule and liveness sweep) on one in-memory store and a hand-moved clock:
-// a restarted coordinator whose agents have not reconnected yet (their hosts swept to DOWN before
-// the first heartbeat) leaves their shadows alone and places no replacements; once a host is heard
-// from it is ranked as usual, and one still silent after the grace is retired and replaced. A
+// a restarted coordinator whose agents have not reconnected yet (their hosts awaiting contact during
+// the registry's restart grace) leaves their shadows alone and places no replacements; once a host
+// is heard from it is ranked as usual, and one still silent after the grace is retired and replaced. A
 // SUSPECT host keeps its shadow (it may only be late); a DOWN one does not. An entry on the host a
 // switchover just made active is dropped, not retired on the host the VM runs on.
 import test from 'ava';
@@ -28,13 +28,12 @@ const withMemory = (id: string, gib: number) => {
 const FACTS = { a: withMemory('a', 64), b: withMemory('b', 128), c: withMemory('c', 32) };
 
 /** One coordinator "process": its registry and shadow manager over the shared store. */
-async function coordinator(store: MemoryKvStore, clock: ManualClock, agents: FakeAgents, events: EventSink, startGraceMs: number) {
-  const registry = await HostRegistry.open(store, await EventLog.open(store, clock.now), TIMEOUTS, clock.now);
+async function coordinator(store: MemoryKvStore, clock: ManualClock, agents: FakeAgents, events: EventSink, restartGraceMs: number) {
+  const registry = await HostRegistry.open(store, await EventLog.open(store, clock.now), { ...TIMEOUTS, restartGraceMs }, clock.now);
   const vms = await VmIpRegistry.open(store, clock.now);
-  // Built as a variable (not a literal) so this test compiles against a manager without the option too.
-  const deps: ShadowManagerDeps & { startGraceMs: number } = {
+  const deps: ShadowManagerDeps = {
     store, vms, hosts: registry, ranker: new CapacityHeadroomRanker(), agents, events,
-    policy: { shadowingThreshold: 0.05, maxShadowedVms: 1 }, useHostLoad: false, logger: silentLogger(), nowMs: clock.now, startGraceMs,
+    policy: { shadowingThreshold: 0.05, maxShadowedVms: 1 }, useHostLoad: false, logger: silentLogger(), nowMs: clock.now,
   };
   const manager = await ShadowManager.open(deps);
   return { registry, vms, manager };
@@ -43,7 +42,7 @@ async function coordinator(store: MemoryKvStore, clock: ManualClock, agents: Fak
 const retired = (events: EventSink) => events.events.filter((e) => e.kind === 'EVENT_KIND_SHADOW_RETIRED').map((e) => e.host_id);
 const holders = (agents: FakeAgents) => [...agents.shadows].filter(([, m]) => m.has('vm1')).map(([h]) => h).sort();
 
-test('a restarted coordinator keeps shadows on hosts not heard from yet, even once swept to DOWN, and retires only after the grace', async (t) => {
+test('a restarted coordinator keeps shadows on hosts not heard from yet, and retires only after the grace', async (t) => {
   const store = new MemoryKvStore();
   const clock = new ManualClock();
   const agents = new FakeAgents();
@@ -59,14 +58,14 @@ test('a restarted coordinator keeps shadows on hosts not heard from yet, even on
   first.manager.close();
 
   // Killed, restarted 20 s later on the same store. The agents are backing off and reconnect late:
-  // the registry's sweep takes every host to DOWN before the first heartbeat arrives.
+  // their last heartbeats are long past the DOWN timeout, but the registry gives no verdict yet.
   clock.advance(20_000);
   const second = await coordinator(store, clock, agents, events, GRACE_MS);
   t.deepEqual(second.manager.list('vm1').map((s) => s.host_id), ['b'], 'the shadow is known from the store');
   const early = await second.manager.refresh();
   clock.advance(TIMEOUTS.downAfterMs + 500);
   await second.registry.sweep();
-  t.deepEqual(second.registry.list().map((h) => h.state), ['HOST_STATE_DOWN', 'HOST_STATE_DOWN', 'HOST_STATE_DOWN']);
+  t.deepEqual(second.registry.listAwaitingContact(), ['a', 'b', 'c']);
   const swept = await second.manager.refresh();
   t.deepEqual([early.retired, swept.retired, early.placed, swept.placed], [0, 0, 0, 0], 'nothing retired or placed while no host was heard from');
   t.deepEqual(retired(events), []);
@@ -121,7 +120,7 @@ test('after the grace, a host never heard from since the restart and DOWN is ret
   await second.registry.register(FACTS.a);
   await second.registry.register(FACTS.c);
   await second.registry.sweep();
-  t.is(second.registry.get('b').state, 'HOST_STATE_DOWN');
+  t.true(second.registry.awaitingContact('b'), 'b gets no verdict within the grace');
   const within = await second.manager.refresh();
   t.deepEqual([within.placed, within.retired], [0, 0], 'within the grace b is not yet known, and its shadow fills the one slot');
   t.deepEqual(second.manager.list('vm1').map((s) => s.host_id), ['b']);
@@ -129,11 +128,40 @@ test('after the grace, a host never heard from since the restart and DOWN is ret
   clock.advance(GRACE_MS);
   await second.registry.register(FACTS.a);
   await second.registry.register(FACTS.c);
+  await second.registry.sweep();
+  t.is(second.registry.get('b').state, 'HOST_STATE_DOWN', 'still silent after the grace: DOWN');
   const after = await second.manager.refresh();
   t.deepEqual([after.placed, after.retired], [1, 1]);
   t.deepEqual(second.manager.list('vm1').map((s) => s.host_id), ['c']);
   t.deepEqual(retired(events), ['b']);
   t.deepEqual(holders(agents), ['c']);
+  second.manager.close();
+});
+
+test('after a restart, no new shadow goes to a host awaiting contact, though its stored state is UP', async (t) => {
+  const store = new MemoryKvStore();
+  const clock = new ManualClock();
+  const agents = new FakeAgents();
+  const events = new EventSink();
+  const first = await coordinator(store, clock, agents, events, GRACE_MS);
+  clock.advance(500);
+  for (const f of Object.values(FACTS)) await first.registry.register(f);
+  first.manager.close();
+
+  clock.advance(20_000);
+  const second = await coordinator(store, clock, agents, events, GRACE_MS);
+  // Only a is back; a new VM on it would rank b (most room, stored UP) first.
+  await second.registry.register(FACTS.a);
+  await second.vms.report('a', vmConfig({ vm_id: 'vm2', mac: '52:54:00:00:00:02', address: '10.0.0.51', hostname: 'vm2' }));
+  t.is(second.registry.get('b').state, 'HOST_STATE_UP');
+  const waiting = await second.manager.refresh();
+  t.is(waiting.placed, 0, 'b and c await contact: nothing placed on them');
+  t.deepEqual(agents.calls.filter((c) => c.startsWith('put@')), []);
+
+  await second.registry.register(FACTS.c);
+  const placed = await second.manager.refresh();
+  t.is(placed.placed, 1);
+  t.deepEqual(second.manager.list('vm2').map((s) => s.host_id), ['c'], 'c, heard from, takes it; b still awaits contact');
   second.manager.close();
 });
 
