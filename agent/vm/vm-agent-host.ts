@@ -24,6 +24,31 @@ const LOAD_POLL_MS = 50;
 
 export type VmRole = 'local' | 'shadow';
 
+/** The source steps of a switchover, in the order switchOut() runs them. */
+export type SwitchOutStep = 'pause-source' | 'flush-memory' | 'migrate-device-state';
+
+/** What switchOut() did: each step it ran with its own time; `failedStep` and `error` when one failed (the later ones did not run). */
+export interface SwitchOutResult {
+  pauseMs: number;
+  flushMs?: number;
+  finalEpoch?: number;
+  migration?: DeviceStateMigrationResult;
+  /** Time of the step that failed, ms. */
+  failedMs?: number;
+  failedStep?: SwitchOutStep;
+  error?: string;
+}
+
+/** The replication module's final flush of a paused guest (the acked epoch), as switchOut() calls it. */
+export type FlushMemory = (vmId: string, timeoutMs: number) => Promise<{ finalEpoch: number; flushMs: number }>;
+
+function requireMigrationUri(uri: unknown): string {
+  if (typeof uri !== 'string' || !/^tcp:[A-Za-z0-9.:[\]-]+:\d{1,5}$|^unix:\/[^,\0\n]+$/.test(uri)) {
+    throw new InvalidArgumentError('destination_uri', 'must be tcp:HOST:PORT or unix:/path');
+  }
+  return uri;
+}
+
 export interface VmView {
   vmId: string;
   role: VmRole;
@@ -269,7 +294,9 @@ export class VmAgentHost {
       // A shadow that never became the local VM is paused too (the guest must not run there).
       const shadow = this.shadows.get(vmId);
       const proc = this.locals.get(vmId)?.proc ?? (shadow ? shadow.proc : this.local(vmId).proc);
-      if (proc?.running && (await proc.qmp.queryStatus()).running) await proc.qmp.stop();
+      // QMP stop without asking the status first (one QMP round trip less in the guest's pause):
+      // stop of a guest that is not running keeps its state (paused, postmigrate, inmigrate).
+      if (proc?.running) await proc.qmp.stop();
       return performance.now() - t0;
     });
   }
@@ -291,7 +318,7 @@ export class VmAgentHost {
           info = await s.proc.qmp.queryMigrate();
         }
         if (info.status === 'completed') {
-          await resumeGuest(s.proc.qmp);
+          await resumeGuest(s.proc.qmp, undefined, true);
           const old = this.locals.get(vmId);
           this.locals.set(vmId, { vmId, def: { ...s.sourceDef, nics: s.sourceDef.nics.map((n) => ({ ...n, tapName: s.tapNames[n.netdevId] ?? n.tapName })), qmpSocketPath: s.qmpSocketPath, serialLogPath: s.serialLogPath }, proc: s.proc });
           this.shadows.delete(vmId);
@@ -312,13 +339,44 @@ export class VmAgentHost {
 
   /** Source side, guest paused: device state only to `uri` (a shadow QEMU's incoming address). */
   migrateDeviceState(vmId: string, uri: string, timeoutMs: number): Promise<DeviceStateMigrationResult> {
-    if (typeof uri !== 'string' || !/^tcp:[A-Za-z0-9.:[\]-]+:\d{1,5}$|^unix:\/[^,\0\n]+$/.test(uri)) {
-      throw new InvalidArgumentError('destination_uri', 'must be tcp:HOST:PORT or unix:/path');
-    }
+    requireMigrationUri(uri);
     return this.locks.run(this.requireVmId(vmId), async () => {
       const vm = this.local(vmId);
       return migrateDeviceState(vm.proc.qmp, uri, timeoutMs || this.d.config.deviceStateTimeoutMs);
     });
+  }
+
+  /**
+   * The source half of a switchover in one call: pause, the final memory flush (`flush`, the
+   * replication module's), then the device state to `uri`; each step starts only when the one
+   * before succeeded, exactly as the coordinator would have called them one by one, but without a
+   * coordinator round trip between them while the guest is paused. A step that fails ends the
+   * call with `failedStep` (the guest stays paused; the caller rolls back). Bad arguments are
+   * refused before anything is paused.
+   */
+  async switchOut(vmId: string, uri: string, opts: { flush: FlushMemory; flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutResult> {
+    this.requireVmId(vmId);
+    requireMigrationUri(uri);
+    this.local(vmId); // NOT_FOUND before anything is paused
+    const out: SwitchOutResult = { pauseMs: 0 };
+    let step: SwitchOutStep = 'pause-source';
+    let t = performance.now();
+    try {
+      out.pauseMs = await this.pause(vmId);
+      step = 'flush-memory';
+      t = performance.now();
+      const f = await opts.flush(vmId, opts.flushTimeoutMs);
+      out.flushMs = performance.now() - t;
+      out.finalEpoch = f.finalEpoch;
+      step = 'migrate-device-state';
+      t = performance.now();
+      out.migration = await this.migrateDeviceState(vmId, uri, opts.deviceStateTimeoutMs);
+    } catch (err) {
+      out.failedStep = step;
+      out.failedMs = performance.now() - t;
+      out.error = errorMessage(err);
+    }
+    return out;
   }
 
   /**

@@ -2,14 +2,16 @@
 // device-state migration, for the coordinator's identity only.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { InvalidArgumentError } from '../../shared/errors';
+import { FailedPreconditionError, InvalidArgumentError } from '../../shared/errors';
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
 import { toSafeInteger } from '../../shared/validate';
-import type { VmAgentHost, VmRole, VmView } from './vm-agent-host';
+import type { FlushMemory, VmAgentHost, VmRole, VmView } from './vm-agent-host';
 
 export const VM_SERVICE = 'umbra.agent.v1.VmService';
 const MAX_MIGRATE_TIMEOUT_MS = 600_000;
+/** SwitchOutVm's flush when the request gives no timeout (the coordinator's default). */
+const DEFAULT_FLUSH_TIMEOUT_MS = 10_000;
 
 type Msg = Record<string, unknown>;
 
@@ -41,7 +43,11 @@ function vmIdOf(req: Msg): string {
   return req.vm_id;
 }
 
-export function vmService(host: VmAgentHost, logger: Logger): ServiceBinding {
+/**
+ * `flush`: the replication module's final flush, looked up at call time (SwitchOutVm is refused
+ * with FAILED_PRECONDITION on an agent without it, before anything is paused).
+ */
+export function vmService(host: VmAgentHost, logger: Logger, flush?: () => FlushMemory | undefined): ServiceBinding {
   const kit = new HandlerKit(logger);
   const only = ['coordinator'] as const;
   const handlers: grpc.UntypedServiceImplementation = {
@@ -60,6 +66,26 @@ export function vmService(host: VmAgentHost, logger: Logger): ServiceBinding {
       const timeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
       const r = await host.migrateDeviceState(vmIdOf(req), req.destination_uri as string, timeoutMs);
       return { duration_ms: r.elapsedMs, qemu_downtime_ms: r.downtimeMs ?? 0, ram_transferred_bytes: String(r.ramTransferredBytes) };
+    }),
+    SwitchOutVm: kit.unary<Msg, Msg>('SwitchOutVm', only, async (req) => {
+      const vmId = vmIdOf(req);
+      const deviceStateTimeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
+      const flushTimeoutMs = toSafeInteger('flush_timeout_ms', req.flush_timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
+      const f = flush?.();
+      if (!f) throw new FailedPreconditionError(`vm '${vmId}': no replication module runs here to flush its memory`);
+      const r = await host.switchOut(vmId, req.destination_uri as string, { flush: f, flushTimeoutMs: flushTimeoutMs || DEFAULT_FLUSH_TIMEOUT_MS, deviceStateTimeoutMs });
+      const m = r.migration;
+      return {
+        pause_ms: r.pauseMs,
+        flush_ms: r.flushMs ?? 0,
+        final_epoch: String(r.finalEpoch ?? 0),
+        migrate_ms: m?.elapsedMs ?? 0,
+        qemu_downtime_ms: m?.downtimeMs ?? 0,
+        ram_transferred_bytes: String(m?.ramTransferredBytes ?? 0),
+        failed_step: r.failedStep ?? '',
+        failed_ms: r.failedMs ?? 0,
+        error: r.error ?? '',
+      };
     }),
   };
   return { name: VM_SERVICE, handlers };

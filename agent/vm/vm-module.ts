@@ -3,7 +3,8 @@
 // switchover, VmService for the coordinator, and health listing both.
 import { existsSync } from 'node:fs';
 import { errorMessage } from '../../shared/errors';
-import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, moduleApi, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
+import type { ReplicationModuleApi } from '../replication/replication-module';
 import { uffdPreloadLibraryPath } from '../memory/native-binding';
 import { shadowImagePath } from '../replication/shadow-image';
 import { VmAgentHost } from './vm-agent-host';
@@ -57,6 +58,16 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
       };
     };
     log.info({ vms: (await host.list()).map((v) => `${v.vmId}:${v.role}:${v.status}`), preload: preloadOk }, 'vm started');
-    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, services: [vmService(host, log)], health, close: () => host.close() };
+    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, services: [vmService(host, log, () => {
+      const replication = moduleApi<ReplicationModuleApi>(ctx.modules, AGENT_MODULE_NAMES.replication, 'flush');
+      if (!replication) return undefined;
+      return async (vmId, timeoutMs) => {
+        const r = await replication.flush(vmId, timeoutMs);
+        // Where the flush's time went (scan, read, encode, send, ack), for the switchover's figures.
+        const f = replication.sources().find((s) => s.vmId === vmId)?.lastFlush;
+        if (f) log.info({ vmId, flush: f }, 'switch-out flush');
+        return r;
+      };
+    })], health, close: () => host.close() };
   },
 };

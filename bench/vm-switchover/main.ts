@@ -15,9 +15,14 @@
 // device-state figure comes with the CPU time both QEMUs used in it (it does not grow with RAM
 // size; the wall time beyond it is waiting to be scheduled).
 //
-// Usage: npm run bench -- vm-switchover [--memory-mib 256] [--workloads light,heavy] [--cases qemu,umbra]
+// The umbra-cluster case (cluster-case.ts) runs the same guest and workload through the product: a
+// coordinator and two agents with mTLS, replication to a remote shadow, the operator's
+// TriggerMigration; its row sits beside the mechanism's and QEMU's.
+//
+// Usage: npm run bench -- vm-switchover [--memory-mib 256] [--workloads light,heavy] [--cases qemu,umbra,umbra-cluster]
 //        [--image-dir DIR] (shadow images there instead of the work directory under /tmp)
 //        [--capture] [--no-prefault] (shadow QEMU without prealloc of its image, for comparison)
+//        [--cluster-unchained] (umbra-cluster: pause, flush and device state as three agent calls)
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, promises as fs, readFileSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
@@ -42,6 +47,7 @@ const PROBER_DRAIN_MS = 50;
 import { TrackedShadowImage } from './tracked-shadow-image';
 import { TapCapture, type TapCaptureSummary } from './tap-capture';
 import { nativeAvailable, uffdPreloadLibraryPath } from '../../agent/memory/native-binding';
+import { clusterSwitchover, type ClusterCaseResult } from './cluster-case';
 
 const GUEST_PORT = 7007;
 const GUEST_MAC = '52:54:00:66:00:10';
@@ -425,8 +431,9 @@ async function main(): Promise<void> {
   const memoryMiB = Number(arg('memory-mib', '256'));
   const workloads = arg('workloads', 'light,heavy').split(',') as WorkloadName[];
   // For investigating one side: `--cases umbra` skips QEMU's two migrations (no comparison then).
-  const cases = arg('cases', 'qemu,umbra').split(',');
-  if (!cases.includes('umbra')) throw new Error('--cases must include umbra');
+  const cases = arg('cases', 'qemu,umbra,umbra-cluster').split(',');
+  for (const c of cases) if (!['qemu', 'umbra', 'umbra-cluster'].includes(c)) throw new Error(`unknown case ${c} (qemu, umbra, umbra-cluster)`);
+  if (cases.includes('qemu') && !cases.includes('umbra')) throw new Error('--cases qemu needs umbra (the guest they share ends on it)');
   const image = await buildGuestImage();
   const b = new Bench();
   const figures: Record<string, number | string | boolean> = { memory_mib: memoryMiB };
@@ -441,31 +448,49 @@ async function main(): Promise<void> {
         nics: [{ mac: GUEST_MAC, tapName: 'placeholder', netdevId: 'net0' }],
         ...b.paths(`boot-${w}`),
       });
-      const { proc, ip } = await bootGuest(b, def);
-      let current = proc;
-      const params = await current.qmp.execute<Record<string, unknown>>('query-migrate-parameters');
-      // The guest's own jitter under TCG with the writer running, for reading the gap figures.
-      const quiet = b.startPinger(ip);
-      await new Promise((r) => setTimeout(r, BASELINE_MS));
-      const baselineGapMs = longestGapExcluding(await quiet.stop(), undefined);
-      const skipped = { result: { ok: false, note: 'not run (--cases)' } as CaseResult, running: current };
-      const qDefault = cases.includes('qemu') ? await qemuLiveMigration(b, def, current, ip, false) : skipped;
-      current = qDefault.running;
-      const qUnlimited = cases.includes('qemu') ? await qemuLiveMigration(b, def, current, ip, true) : skipped;
-      current = qUnlimited.running;
-      const umbra = await umbraSwitchover(b, def, current, ip);
-      current = umbra.running;
-      await b.retire(current);
+      let params: Record<string, unknown> = {};
+      let baselineGapMs: number | undefined;
+      const notRun = { ok: false, note: 'not run (--cases)' } as CaseResult;
+      let qDefault = { result: notRun };
+      let qUnlimited = { result: notRun };
+      let umbra = { result: notRun };
+      if (cases.includes('umbra')) {
+        const { proc, ip } = await bootGuest(b, def);
+        let current = proc;
+        params = await current.qmp.execute<Record<string, unknown>>('query-migrate-parameters');
+        // The guest's own jitter under TCG with the writer running, for reading the gap figures.
+        const quiet = b.startPinger(ip);
+        await new Promise((r) => setTimeout(r, BASELINE_MS));
+        baselineGapMs = longestGapExcluding(await quiet.stop(), undefined);
+        const skipped = { result: notRun, running: current };
+        const d = cases.includes('qemu') ? await qemuLiveMigration(b, def, current, ip, false) : skipped;
+        current = d.running;
+        const u = cases.includes('qemu') ? await qemuLiveMigration(b, def, current, ip, true) : skipped;
+        current = u.running;
+        const m = await umbraSwitchover(b, def, current, ip);
+        current = m.running;
+        await b.retire(current);
+        [qDefault, qUnlimited, umbra] = [d, u, m];
+      }
+      // The product path, on its own cluster (the guests above are gone: one TCG guest at a time).
+      const cluster: ClusterCaseResult = cases.includes('umbra-cluster')
+        ? await clusterSwitchover({ memoryBytes: def.memorySizeBytes, workload: { ...WORKLOADS[w], fillPct: FILL_PCT }, periodMs: PING_PERIOD_MS, chainSourceSteps: !process.argv.includes('--cluster-unchained'), firstAnswerAfter, log: (l) => console.log(`  ${l}`) }).catch((err) => ({ ok: false, note: `failed: ${(err as Error).message}` }))
+        : { ok: false, note: 'not run (--cases)' };
 
       const okRuns = [qDefault.result, qUnlimited.result].filter((r) => r.ok && r.ramDifferingPages === 0);
       const best = okRuns.sort((x, y) => (x.commandToRunningMs ?? Infinity) - (y.commandToRunningMs ?? Infinity))[0];
       const rows: BenchRow[] = [
         { metric: 'command to running (QEMU default)', ours: fmt(umbra.result.commandToRunningMs), peer: qDefault.result.ok ? fmt(qDefault.result.commandToRunningMs) : qDefault.result.ramDifferingPages ? 'lost pages' : 'failed', unit: 'ms' },
         { metric: 'command to running (QEMU unlimited)', ours: fmt(umbra.result.commandToRunningMs), peer: qUnlimited.result.ok ? fmt(qUnlimited.result.commandToRunningMs) : qUnlimited.result.ramDifferingPages ? 'lost pages' : 'failed', unit: 'ms' },
+        { metric: 'CLUSTER command (TriggerMigration) to running / QEMU total (faster)', ours: fmt(cluster.commandToRunningMs), peer: best ? fmt(best.totalTimeMs) : '-', unit: 'ms', target: memoryMiB >= 1024 && w === 'heavy' ? '<= peer/20' : '' },
         { metric: 'pause / QEMU downtime (faster peer)', ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
+        { metric: 'CLUSTER pause (coordinator: pause-source..resume-destination)', ours: fmt(cluster.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
         { metric: 'bytes sent at switchover / in migration', ours: umbra.result.bytesSent ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
+        { metric: 'CLUSTER replication bytes, command to end', ours: cluster.switchoverBytes ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'longest client gap (faster peer)', ours: fmt(umbra.result.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
+        { metric: 'CLUSTER longest client gap (faster peer)', ours: fmt(cluster.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
         { metric: 'background bytes/s keeping the shadow warm', ours: umbra.result.warmBytesPerSecond !== undefined ? Math.round(umbra.result.warmBytesPerSecond) : 'n/a', peer: '-', unit: 'B/s' },
+        { metric: 'CLUSTER background replication bytes/s', ours: cluster.warmBytesPerSecond !== undefined ? Math.round(cluster.warmBytesPerSecond) : 'n/a', peer: '-', unit: 'B/s' },
         { metric: 'longest client gap, no migration (baseline)', ours: fmt(baselineGapMs), peer: fmt(baselineGapMs), unit: 'ms' },
         { metric: 'guest RAM differing pages (default / unlimited)', ours: umbra.result.ramDifferingPages ?? '-', peer: `${qDefault.result.ramDifferingPages ?? '-'} / ${qUnlimited.result.ramDifferingPages ?? '-'}`, unit: 'pages', target: '0' },
         { metric: 'guest continued on the destination', ours: String(umbra.result.guestContinued), peer: `${qDefault.result.guestContinued ?? '-'} / ${qUnlimited.result.guestContinued ?? '-'}`, unit: '' },
@@ -476,10 +501,23 @@ async function main(): Promise<void> {
         if (!r.ok) console.log(`  ${name}: ${r.note}`);
         else console.log(`  ${name}: QEMU total ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms; ${r.note}; ${r.breakdown}`);
       }
-      console.log(`  umbra: ${umbra.result.breakdown}`);
+      console.log(`  umbra: ${umbra.result.breakdown ?? umbra.result.note}`);
+      console.log(`  umbra-cluster: ${cluster.ok ? `command to running ${fmt(cluster.commandToRunningMs)} ms, pause ${fmt(cluster.pauseMs)} ms, longest gap ${fmt(cluster.longestGapMs)} ms, first answer ${fmt(cluster.firstAnswerAfterResumeMs, 0)} ms after the resume-ended update; ${cluster.stepsText}` : cluster.note}`);
       const key = `${w}`;
       figures[`${key}_umbra_command_to_running_ms`] = fmt(umbra.result.commandToRunningMs, 2);
       figures[`${key}_baseline_longest_gap_ms`] = fmt(baselineGapMs, 2);
+      figures[`${key}_cluster_umbra_ok`] = cluster.ok;
+      if (cluster.ok) {
+        figures[`${key}_cluster_umbra_command_to_running_ms`] = fmt(cluster.commandToRunningMs, 2);
+        figures[`${key}_cluster_umbra_accept_ms`] = fmt(cluster.acceptMs, 2);
+        figures[`${key}_cluster_umbra_pause_ms`] = fmt(cluster.pauseMs, 2);
+        figures[`${key}_cluster_umbra_total_ms`] = fmt(cluster.totalMs, 2);
+        figures[`${key}_cluster_umbra_longest_gap_ms`] = fmt(cluster.longestGapMs, 2);
+        figures[`${key}_cluster_umbra_first_answer_after_resume_ms`] = fmt(cluster.firstAnswerAfterResumeMs, 2);
+        figures[`${key}_cluster_umbra_switchover_bytes`] = cluster.switchoverBytes ?? -1;
+        figures[`${key}_cluster_umbra_warm_bytes_per_s`] = cluster.warmBytesPerSecond !== undefined ? Math.round(cluster.warmBytesPerSecond) : -1;
+        for (const st of cluster.steps ?? []) figures[`${key}_cluster_umbra_step_${st.step.replace(/-/g, '_')}_ms`] = fmt(st.duration_ms, 2);
+      }
       figures[`${key}_umbra_pause_ms`] = fmt(umbra.result.pauseMs, 2);
       figures[`${key}_umbra_switchover_bytes`] = umbra.result.bytesSent ?? -1;
       figures[`${key}_umbra_warm_bytes_per_s`] = umbra.result.warmBytesPerSecond !== undefined ? Math.round(umbra.result.warmBytesPerSecond) : -1;

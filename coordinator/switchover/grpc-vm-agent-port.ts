@@ -2,7 +2,7 @@
 import { NotFoundError } from '../../shared/errors';
 import { callUnary } from '../../shared/grpc-client';
 import type { AgentClients } from '../clients/agent-clients';
-import type { VmAgentPort, VmInfo } from './switchover-ports';
+import type { SwitchOutOutcome, VmAgentPort, VmInfo } from './switchover-ports';
 
 export const AGENT_VM_SERVICE = 'umbra.agent.v1.VmService';
 const CALL_DEADLINE_MS = 5_000;
@@ -64,5 +64,36 @@ export class GrpcVmAgentPort implements VmAgentPort {
       timeoutMs + MIGRATE_DEADLINE_MARGIN_MS,
     );
     return { durationMs: res.duration_ms, downtimeMs: res.qemu_downtime_ms, ramTransferredBytes: Number(res.ram_transferred_bytes) };
+  }
+
+  async switchOut(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutOutcome> {
+    const res = await callUnary<{
+      pause_ms: number;
+      flush_ms: number;
+      final_epoch: string;
+      migrate_ms: number;
+      qemu_downtime_ms: number;
+      ram_transferred_bytes: string;
+      failed_step: string;
+      failed_ms: number;
+      error: string;
+    }>(
+      this.client(hostId),
+      'SwitchOutVm',
+      { vm_id: vmId, destination_uri: destinationUri, timeout_ms: opts.deviceStateTimeoutMs, flush_timeout_ms: opts.flushTimeoutMs },
+      opts.flushTimeoutMs + opts.deviceStateTimeoutMs + CALL_DEADLINE_MS + MIGRATE_DEADLINE_MARGIN_MS,
+    );
+    const failed = res.failed_step;
+    return {
+      pauseMs: res.pause_ms,
+      flushMs: res.flush_ms,
+      finalEpoch: Number(res.final_epoch),
+      migrateMs: res.migrate_ms,
+      qemuDowntimeMs: res.qemu_downtime_ms,
+      ramTransferredBytes: Number(res.ram_transferred_bytes),
+      failedStep: failed === 'pause-source' || failed === 'flush-memory' || failed === 'migrate-device-state' ? failed : undefined,
+      failedMs: res.failed_ms,
+      error: res.error,
+    };
   }
 }

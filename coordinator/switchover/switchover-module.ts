@@ -15,6 +15,7 @@ import { hostViewOf, vmViewOf } from '../shadow/host-views';
 import { AutoSwitchover, DEFAULT_AUTO_COOLDOWN_MS, DEFAULT_AUTO_MAX_CONCURRENT } from './auto-switchover';
 import { GrpcVmAgentPort } from './grpc-vm-agent-port';
 import { memoryPortOf } from './memory-shadow-port';
+import type { VmAgentPort } from './switchover-ports';
 import { VmSwitchover } from './vm-switchover';
 
 export interface SwitchoverCoordinatorConfig {
@@ -34,6 +35,11 @@ export interface SwitchoverCoordinatorConfig {
   autoMaxConcurrent: number;
   /** "Best destination" for a VM without telemetry ranks on hosts' reported load too (false: capacity). */
   rankUsesHostLoad: boolean;
+  /**
+   * The source's pause, flush and device state in one agent call (SwitchOutVm; agents without it
+   * get the three calls). false: always three calls (for comparison).
+   */
+  chainSourceSteps: boolean;
 }
 
 export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: string): SwitchoverCoordinatorConfig {
@@ -47,6 +53,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     'auto_cooldown_ms',
     'auto_max_concurrent',
     'rank_uses_host_load',
+    'chain_source_steps',
   ]);
   return {
     maxLagBytes: r.integer(m, 'max_lag_bytes', path, { default: 64 * 1024 * 1024, min: 0 }),
@@ -58,6 +65,19 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     autoCooldownMs: r.integer(m, 'auto_cooldown_ms', path, { default: DEFAULT_AUTO_COOLDOWN_MS, min: 0 }),
     autoMaxConcurrent: r.integer(m, 'auto_max_concurrent', path, { default: DEFAULT_AUTO_MAX_CONCURRENT, min: 1 }),
     rankUsesHostLoad: r.boolean(m, 'rank_uses_host_load', path, { default: true }),
+    chainSourceSteps: r.boolean(m, 'chain_source_steps', path, { default: true }),
+  };
+}
+
+/** The port with its one-call source side hidden (chain_source_steps: false). */
+function withoutSwitchOut(vms: GrpcVmAgentPort): VmAgentPort {
+  return {
+    query: (h, v, role) => vms.query(h, v, role),
+    prepareShadow: (h, v, d) => vms.prepareShadow(h, v, d),
+    removeShadow: (h, v) => vms.removeShadow(h, v),
+    pause: (h, v) => vms.pause(h, v),
+    resume: (h, v) => vms.resume(h, v),
+    migrateDeviceState: (h, v, uri, t) => vms.migrateDeviceState(h, v, uri, t),
   };
 }
 
@@ -74,7 +94,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
     const locks = new KeyedMutex();
     const switchover = new VmSwitchover({
       store: ctx.store,
-      vms,
+      vms: config.chainSourceSteps ? vms : withoutSwitchOut(vms),
       memory: memoryPortOf(memory, config.maxLagBytes),
       ip: {
         activeHost: (vmId) => ipSwitch.activeHost(vmId),

@@ -20,6 +20,25 @@ export interface VmAgentPort {
   pause(hostId: string, vmId: string): Promise<number>;
   resume(hostId: string, vmId: string): Promise<number>;
   migrateDeviceState(hostId: string, vmId: string, destinationUri: string, timeoutMs: number): Promise<{ durationMs: number; downtimeMs: number; ramTransferredBytes: number }>;
+  /**
+   * The source's pause, final memory flush and device state in one agent call (no coordinator
+   * round trip between them while the guest is paused). Resolves with what ran (a failed step in
+   * `failedStep`); UnimplementedError from an agent without it (nothing was paused then).
+   */
+  switchOut?(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutOutcome>;
+}
+
+/** One agent's switchOut: each step's time on the agent; the failed step (later ones did not run). */
+export interface SwitchOutOutcome {
+  pauseMs: number;
+  flushMs: number;
+  finalEpoch: number;
+  migrateMs: number;
+  qemuDowntimeMs: number;
+  ramTransferredBytes: number;
+  failedStep?: 'pause-source' | 'flush-memory' | 'migrate-device-state';
+  failedMs: number;
+  error: string;
 }
 
 export interface MemoryPort {

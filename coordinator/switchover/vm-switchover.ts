@@ -12,13 +12,17 @@ import type { KvStore } from '../../shared/kv-store';
 import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { EventLog } from '../core/event-log';
 import { type SwitchoverEvent, type SwitchoverStatus, formatSteps } from '../migrate/switchover-event';
-import type { IpPort, MemoryPort, VmAgentPort } from './switchover-ports';
+import type { IpPort, MemoryPort, SwitchOutOutcome, VmAgentPort, VmInfo } from './switchover-ports';
 import { JOURNAL_VERSION, advance, decideRecovery, type SwitchoverJournal, type SwitchoverPhase } from './switchover-state';
 
 export const JOURNAL_PREFIX = 'switchover/journal/';
 export const RECORD_PREFIX = 'switchover/record/';
 export const DEFAULT_FLUSH_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEVICE_STATE_TIMEOUT_MS = 10_000;
+/** handles() is called right before trigger() (MigrationRoutes): its source query is reused within this. */
+const SOURCE_QUERY_REUSE_MS = 1000;
+/** The source's steps before the resume, in order. */
+const SOURCE_STEPS = ['pause-source', 'flush-memory', 'migrate-device-state'] as const;
 
 export interface VmSwitchoverDeps {
   store: KvStore;
@@ -72,11 +76,37 @@ class JournalWriter {
   }
 }
 
+/**
+ * The agent's own duration in a step's result (pause and resume resolve with it, the device state
+ * and the flush carry durationMs / flushMs), so a step's time splits into the agent's work and the
+ * RPC around it.
+ */
+function agentMsOf(result: unknown): number | undefined {
+  if (typeof result === 'number') return result;
+  if (result && typeof result === 'object') {
+    const r = result as { durationMs?: unknown; flushMs?: unknown };
+    if (typeof r.durationMs === 'number') return r.durationMs;
+    if (typeof r.flushMs === 'number') return r.flushMs;
+  }
+  return undefined;
+}
+
+/** Where one run's time went, logged with its outcome: phases before the first step, and each step's coordinator and agent time. */
+interface RunTimings {
+  phases: Record<string, number>;
+  steps: Array<{ step: string; ms: number; agentMs?: number }>;
+}
+
 export class VmSwitchover {
   private readonly locks: KeyedMutex;
   private readonly nowMs: () => number;
   private readonly clockMs: () => number;
   private seq = 0;
+  private readonly timings = new Map<string, RunTimings>();
+  /** handles()'s answer about the source, reused by the verify that follows it at once (one agent call less). */
+  /** Final epochs flushed through switchOut (the memory module's flush audited them before), recorded with the outcome. */
+  private readonly flushedEpochs = new Map<string, number>();
+  private lastSourceQuery?: { vmId: string; host: string; at: number; ms: number; vm: VmInfo };
 
   constructor(private readonly d: VmSwitchoverDeps) {
     this.locks = d.locks ?? new KeyedMutex();
@@ -92,8 +122,18 @@ export class VmSwitchover {
     } catch {
       return false;
     }
+    const t = this.clockMs();
     const vm = await this.d.vms.query(source, vmId, 'local').catch(() => undefined);
+    if (vm) this.lastSourceQuery = { vmId, host: source, at: this.clockMs(), ms: this.clockMs() - t, vm };
     return vm !== undefined && vm.definitionJson !== '';
+  }
+
+  /** The source's VM, from handles() when it asked within SOURCE_QUERY_REUSE_MS, else asked now. */
+  private querySource(source: string, vmId: string): Promise<VmInfo | undefined> {
+    const last = this.lastSourceQuery;
+    this.lastSourceQuery = undefined;
+    if (last && last.vmId === vmId && last.host === source && this.clockMs() - last.at <= SOURCE_QUERY_REUSE_MS) return Promise.resolve(last.vm);
+    return this.d.vms.query(source, vmId, 'local');
   }
 
   trigger(vmId: string, destination: string, progress?: SwitchoverProgress): Promise<SwitchoverEvent> {
@@ -120,19 +160,26 @@ export class VmSwitchover {
     const refuse = (why: string) => new FailedPreconditionError(`cannot switch vm '${vmId}' to '${destination}': ${why}`);
     const ipReason = this.d.ip.notCurrentReason(vmId, destination);
     if (ipReason) throw refuse(ipReason);
-    const src = await this.d.vms.query(source, vmId, 'local');
+    // The three agents' answers are independent: asked at once (read in the same order as before,
+    // so the refusal given is the same).
+    const [src, shadow, memReason] = await Promise.all([
+      this.querySource(source, vmId),
+      this.d.vms.query(destination, vmId, 'shadow'),
+      this.d.memory.notReadyReason(vmId, source, destination),
+    ]);
     if (!src) throw refuse(`source host '${source}' has no QEMU VM '${vmId}'`);
     if (src.status !== 'running') throw refuse(`the guest is ${src.status} on the source '${source}', not running`);
-    const shadow = await this.d.vms.query(destination, vmId, 'shadow');
     if (!shadow) throw refuse('no shadow VM there (not prepared)');
     if (shadow.status !== 'inmigrate' || !shadow.incomingUri) throw refuse(`its shadow VM is ${shadow.status}, not waiting for the device state`);
-    const memReason = await this.d.memory.notReadyReason(vmId, source, destination);
     if (memReason) throw refuse(memReason);
     return { source, incomingUri: shadow.incomingUri };
   }
 
   private async run(vmId: string, destination: string, progress?: SwitchoverProgress): Promise<SwitchoverEvent> {
+    const tVerify = this.clockMs();
+    const handlesMs = this.lastSourceQuery?.vmId === vmId ? this.lastSourceQuery.ms : undefined;
     const { source, incomingUri } = await this.verify(vmId, destination);
+    const tVerified = this.clockMs();
     const startedAt = this.nowMs();
     let j: SwitchoverJournal = {
       version: JOURNAL_VERSION,
@@ -149,8 +196,10 @@ export class VmSwitchover {
       error: '',
       steps: [],
     };
+    const tToken = this.clockMs();
     const journal = new JournalWriter(this.d.store);
     await journal.now(j);
+    this.timings.set(j.id, { phases: { ...(handlesMs !== undefined ? { handlesQuery: handlesMs } : {}), verify: tVerified - tVerify, token: tToken - tVerified, journal: this.clockMs() - tToken }, steps: [] });
     this.d.logger.info({ vmId, source, destination, switchoverId: j.id, token: j.fencing_token }, 'switchover started');
     const t0 = this.clockMs();
     // Until the resume, a restart rolls back the same way whichever of these phases it hit: only
@@ -160,15 +209,21 @@ export class VmSwitchover {
       ['flush-memory', source, () => this.d.memory.flush(vmId, this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS), 'later'],
       ['migrate-device-state', source, () => this.d.vms.migrateDeviceState(source, vmId, incomingUri, this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS), 'later'],
     ];
-    for (const [phase, host, work, write] of beforeResume) {
-      if (phase !== j.phase) {
-        j = advance(j, phase);
-        if (write === 'now') await journal.now(j);
-        else journal.later(j);
+    const chained = this.d.vms.switchOut ? await this.switchOutChained(j, source, incomingUri, progress) : undefined;
+    if (chained) {
+      j = chained.j;
+      if (!chained.ok) return this.rollBack(j, chained.error, t0, progress, journal);
+    } else {
+      for (const [phase, host, work, write] of beforeResume) {
+        if (phase !== j.phase) {
+          j = advance(j, phase);
+          if (write === 'now') await journal.now(j);
+          else journal.later(j);
+        }
+        const r = await this.runStep(j, phase, host, work, progress);
+        j = { ...j, steps: [...j.steps, r] };
+        if (!r.ok) return this.rollBack(j, r.error, t0, progress, journal);
       }
-      const r = await this.runStep(j, phase, host, work, progress);
-      j = { ...j, steps: [...j.steps, r] };
-      if (!r.ok) return this.rollBack(j, r.error, t0, progress, journal);
     }
     // The guest runs on the destination and its address moves there at the same time: the source
     // guest is paused, so nothing is lost by moving the address before the destination answers,
@@ -178,11 +233,61 @@ export class VmSwitchover {
     let ipToken: number | undefined;
     const [resumed, ip] = await Promise.all([
       this.runStep(j, 'resume-destination', destination, () => this.d.vms.resume(destination, vmId), progress),
-      this.runStep(j, 'switch-ip', destination, async () => (ipToken = await this.switchIp(j)), progress),
+      this.runStep(j, 'switch-ip', destination, async () => {
+        ipToken = await this.switchIp(j);
+      }, progress),
     ]);
     j = { ...j, steps: [...j.steps, resumed, ip] };
     if (!resumed.ok || !ip.ok) return this.rollBack(j, resumed.ok ? ip.error : resumed.error, t0, progress, journal);
     return this.commit(withIpToken(j, ipToken), t0, progress, journal);
+  }
+
+  /**
+   * The source's pause, final flush and device state in one agent call (VmAgentPort.switchOut):
+   * the guest's pause no longer pays two coordinator round trips between them. Recorded as the
+   * three steps with the agent's times; the call's own round trip (its total minus them) is
+   * counted in pause-source, so the steps still add up to the coordinator's wall time. The phases
+   * move on in memory only: their journal entries were written without waiting before, because a
+   * restart in any of them resolves as in pause-source (roll back); the resume's entry, written and
+   * waited for next, supersedes them. Resolves undefined when the agent lacks the call (nothing
+   * paused: the caller takes the steps one by one).
+   */
+  private async switchOutChained(j: SwitchoverJournal, source: string, incomingUri: string, progress?: SwitchoverProgress): Promise<{ j: SwitchoverJournal; ok: boolean; error: string } | undefined> {
+    progress?.({ step: 'pause-source', hostId: source });
+    const t = this.clockMs();
+    let out: SwitchOutOutcome;
+    try {
+      out = await this.d.vms.switchOut!(source, j.vm_id, incomingUri, {
+        flushTimeoutMs: this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS,
+        deviceStateTimeoutMs: this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS,
+      });
+    } catch (err) {
+      if ((err as { reason?: string }).reason === 'UNIMPLEMENTED') return undefined;
+      // How far the agent got is unknown: a failed pause (the rollback resumes the source either way).
+      out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedStep: 'pause-source', failedMs: this.clockMs() - t, error: errorMessage(err) };
+    }
+    const total = this.clockMs() - t;
+    const failedStep = out.failedStep ?? (out.error ? 'pause-source' : undefined);
+    const agentMs = { 'pause-source': out.pauseMs, 'flush-memory': out.flushMs, 'migrate-device-state': out.migrateMs };
+    const ran: StepRecord[] = [];
+    for (const step of SOURCE_STEPS) {
+      const failed = step === failedStep;
+      ran.push({ step, host_id: source, duration_ms: failed ? out.failedMs : agentMs[step], ok: !failed, error: failed ? out.error || 'failed' : '' });
+      if (failed) break;
+    }
+    ran[0] = { ...ran[0], duration_ms: ran[0].duration_ms + Math.max(0, total - ran.reduce((sum, r) => sum + r.duration_ms, 0)) };
+    const timings = this.timings.get(j.id);
+    for (const r of ran) {
+      if (r.step !== j.phase) j = advance(j, r.step as SwitchoverPhase);
+      if (r.step !== 'pause-source') progress?.({ step: r.step, hostId: source });
+      progress?.({ step: r.step, hostId: source, ok: r.ok, durationMs: r.duration_ms, ...(r.ok ? {} : { error: r.error }) });
+      if (!r.ok) this.d.logger.warn({ vmId: j.vm_id, switchoverId: j.id, step: r.step, hostId: source, err: r.error }, 'switchover step failed');
+      timings?.steps.push({ step: r.step, ms: Math.round(r.duration_ms * 10) / 10, agentMs: Math.round(agentMs[r.step as keyof typeof agentMs] * 10) / 10 });
+    }
+    if (timings) timings.phases.switchOutCall = Math.round(total * 10) / 10;
+    if (!failedStep) this.flushedEpochs.set(j.id, out.finalEpoch);
+    const last = ran[ran.length - 1];
+    return { j: { ...j, steps: [...j.steps, ...ran] }, ok: last.ok, error: last.ok ? '' : last.error };
   }
 
   /**
@@ -224,12 +329,14 @@ export class VmSwitchover {
     progress?.({ step: name, hostId });
     const t = this.clockMs();
     let error = '';
+    let result: unknown;
     try {
-      await work();
+      result = await work();
     } catch (err) {
       error = errorMessage(err);
     }
     const duration = this.clockMs() - t;
+    this.timings.get(j.id)?.steps.push({ step: name, ms: Math.round(duration * 10) / 10, agentMs: agentMsOf(result) === undefined ? undefined : Math.round(agentMsOf(result)! * 10) / 10 });
     progress?.({ step: name, hostId, ok: !error, durationMs: duration, ...(error ? { error } : {}) });
     if (error) this.d.logger.warn({ vmId: j.vm_id, switchoverId: j.id, step: name, hostId, err: error }, 'switchover step failed');
     return { step: name, host_id: hostId, duration_ms: duration, ok: !error, error };
@@ -310,6 +417,17 @@ export class VmSwitchover {
       keepJournal ? { type: 'put', key: JOURNAL_PREFIX + j.vm_id, value: j } : { type: 'del', key: JOURNAL_PREFIX + j.vm_id },
       { type: 'put', key: `${RECORD_PREFIX}${String(event.timestamp_unix_ms).padStart(16, '0')}-${event.id}`, value: event },
     ]);
+    const flushedEpoch = this.flushedEpochs.get(j.id);
+    this.flushedEpochs.delete(j.id);
+    if (flushedEpoch !== undefined) {
+      await this.d.events.append({
+        kind: 'EVENT_KIND_MEMORY_SHADOW_FLUSHED',
+        host_id: j.source_host,
+        vm_id: j.vm_id,
+        message: `memory of ${j.vm_id} flushed: epoch ${flushedEpoch} on ${j.destination_host} (switchover ${j.id})`,
+        attributes: { final_epoch: String(flushedEpoch), shadows: j.destination_host },
+      });
+    }
     await this.d.events.append({
       kind: status === 'FAILED' ? 'EVENT_KIND_ALERT' : 'EVENT_KIND_SWITCHOVER',
       host_id: status === 'SUCCEEDED' ? j.destination_host : j.source_host,
@@ -317,7 +435,9 @@ export class VmSwitchover {
       message: `VM switchover of ${j.vm_id} ${j.source_host} -> ${j.destination_host}: ${status} in ${event.total_ms.toFixed(2)} ms${error ? ` (${error})` : ''}`,
       attributes: { status, kind: 'vm', source_host: j.source_host, destination_host: j.destination_host, fencing_token: String(j.fencing_token), steps: formatSteps(j.steps), total_ms: event.total_ms.toFixed(3) },
     });
-    this.d.logger.info({ vmId: j.vm_id, switchoverId: j.id, status, totalMs: event.total_ms, error }, 'switchover finished');
+    const timings = this.timings.get(j.id);
+    this.timings.delete(j.id);
+    this.d.logger.info({ vmId: j.vm_id, switchoverId: j.id, status, totalMs: event.total_ms, error, timings }, 'switchover finished');
     return event;
   }
 

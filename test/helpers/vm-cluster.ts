@@ -18,8 +18,8 @@ export interface ClusterGuest {
   tap: string;
   memoryBytes: number;
   image: GuestImage;
-  /** umbra-guest workload: UDP port, and the in-guest memory writer. */
-  workload: { port: number; memwriteMb: number; memwriteRateMbps: number };
+  /** umbra-guest workload: UDP port, the share of RAM filled at boot, and the in-guest memory writer. */
+  workload: { port: number; memwriteMb: number; memwriteRateMbps: number; fillPct?: number };
   /** Where the source agent's QEMU puts its QMP socket and serial log. */
   dir: string;
 }
@@ -85,11 +85,11 @@ export function vmAgentSections(hostId: string, address: string, sourceHost: str
 }
 
 /** Adds the coordinator's `ipshadow` (shadow placement) and `switchover` sections to a written config. */
-export function addVmSwitchoverSections(configPath: string, opts: { maxShadowedVms: number; shadowVmIntervalMs?: number }): void {
+export function addVmSwitchoverSections(configPath: string, opts: { maxShadowedVms: number; shadowVmIntervalMs?: number; switchover?: Record<string, unknown> }): void {
   const cfg = parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
   // Every host is a namespace of one machine: the load they report is the machine's, so placement ignores it.
   cfg.ipshadow = { shadowing_threshold: 0.1, max_shadowed_vms: opts.maxShadowedVms, placement_uses_host_load: false, shadowing_refresh_interval_ms: 1000, reconcile_interval_ms: 3000 };
-  cfg.switchover = { shadow_vm_interval_ms: opts.shadowVmIntervalMs ?? 500, shadow_vm_sweep_interval_ms: opts.shadowVmIntervalMs ?? 500 };
+  cfg.switchover = { shadow_vm_interval_ms: opts.shadowVmIntervalMs ?? 500, shadow_vm_sweep_interval_ms: opts.shadowVmIntervalMs ?? 500, ...opts.switchover };
   writeYaml(configPath, cfg);
 }
 

@@ -86,6 +86,18 @@ export interface VmCopy {
   pid: number;
 }
 
+/** What the guest is (defaults: the e2e tests' 128 MiB guest with a light writer). */
+export interface SwitchoverClusterOptions {
+  memoryBytes?: number;
+  workload?: { memwriteMb: number; memwriteRateMbps: number; fillPct?: number };
+  /** Replication rounds of the source agent (vmAgentSections' default when absent). */
+  roundIntervalMs?: number;
+  /** How often the coordinator reconciles shadow VMs (default 500 ms, quick for tests). */
+  shadowVmIntervalMs?: number;
+  /** More keys of the coordinator's `switchover` section. */
+  switchover?: Record<string, unknown>;
+}
+
 export class SwitchoverCluster {
   lab!: NetnsLab;
   pki!: PkiFixture;
@@ -96,11 +108,13 @@ export class SwitchoverCluster {
   readonly agents: Record<string, ProcessHandle> = {};
   private coordCfg = '';
 
+  constructor(private readonly opts: SwitchoverClusterOptions = {}) {}
+
   async start(tag: string): Promise<void> {
     const image = await buildGuestImage();
     this.pki = await createPkiFixture(HOSTS.map(([h]) => h));
     const pki = this.pki;
-    this.guest = { id: VM, mac: MAC, tap: 'tap-g1', memoryBytes: MEMORY_BYTES, image, workload: { port: PORT, memwriteMb: 8, memwriteRateMbps: 10 }, dir: path.join(pki.dir, 'hv-a') };
+    this.guest = { id: VM, mac: MAC, tap: 'tap-g1', memoryBytes: this.opts.memoryBytes ?? MEMORY_BYTES, image, workload: { port: PORT, ...(this.opts.workload ?? { memwriteMb: 8, memwriteRateMbps: 10 }) }, dir: path.join(pki.dir, 'hv-a') };
     this.lab = new NetnsLab(tag);
     const lab = this.lab;
     await lab.start();
@@ -116,10 +130,10 @@ export class SwitchoverCluster {
     await addTap(this.ns['hv-a'], this.guest.tap);
 
     this.coordCfg = coordinatorConfig(path.join(pki.dir, 'coord'), pki.coordinator);
-    addVmSwitchoverSections(this.coordCfg, { maxShadowedVms: 1 });
+    addVmSwitchoverSections(this.coordCfg, { maxShadowedVms: 1, shadowVmIntervalMs: this.opts.shadowVmIntervalMs, switchover: this.opts.switchover });
     await this.startCoordinator();
     for (const [id, ip] of HOSTS) {
-      this.agents[id] = startNode(lab, this.ns[id], [AGENT_MAIN, '--config', agentConfig(this.agentDir(id), id, ip, COORD_IP, pki.agent(id), vmAgentSections(id, ip, 'hv-a', this.guest))]);
+      this.agents[id] = startNode(lab, this.ns[id], [AGENT_MAIN, '--config', agentConfig(this.agentDir(id), id, ip, COORD_IP, pki.agent(id), vmAgentSections(id, ip, 'hv-a', this.guest, { roundIntervalMs: this.opts.roundIntervalMs }))]);
     }
     await this.waitHostsUp();
     const serial = guestSerialPath(this.guest);

@@ -2,7 +2,7 @@
 // touch nothing, a rollback for every failure point, and a coordinator restarted mid-switchover
 // (journal resolved so the guest runs on exactly one host).
 import test from 'ava';
-import { FailedPreconditionError, UnavailableError } from '../../../shared/errors';
+import { FailedPreconditionError, UmbraError, UnavailableError } from '../../../shared/errors';
 import { silentLogger } from '../../../shared/log';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
 import type { SwitchoverEvent } from '../../../coordinator/migrate/switchover-event';
@@ -41,6 +41,13 @@ class World {
   token = 0;
   ipToken = 0;
   constructor(readonly store: MemoryKvStore) {}
+
+  /** A call that only records itself (the chained source side, whose parts enter on their own). */
+  async enterCall(op: string, host: string): Promise<void> {
+    this.calls.push(`${op}@${host}`);
+    const j = await this.store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM);
+    this.phases.push(j?.phase ?? '-');
+  }
 
   private async enter(op: string, host: string): Promise<void> {
     this.calls.push(`${op}@${host}`);
@@ -430,4 +437,90 @@ test('recovery that listed a journal while its switchover was running leaves the
   t.deepEqual(world.runningHosts(), ['b']);
   t.is(world.ipActive, 'b');
   t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+/**
+ * The source agent's one-call side (switchOut) over the world's own pause, flush and device state,
+ * as the agent runs them: each only after the one before succeeded, a failure reported as the step.
+ */
+function withSwitchOut(world: World, opts: { callFails?: UmbraError } = {}): void {
+  world.vms.switchOut = async (host, vmId, uri, timeouts) => {
+    await world.enterCall('switchOut', host);
+    if (opts.callFails) throw opts.callFails;
+    void timeouts;
+    const out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedMs: 2, error: '' };
+    const steps: Array<['pause-source' | 'flush-memory' | 'migrate-device-state', () => Promise<void>]> = [
+      ['pause-source', async () => void (out.pauseMs = await world.vms.pause(host, vmId))],
+      ['flush-memory', async () => void (out.finalEpoch = (await world.memory.flush(vmId, 1000)).finalEpoch, (out.flushMs = 3))],
+      ['migrate-device-state', async () => void (out.migrateMs = (await world.vms.migrateDeviceState(host, vmId, uri, 1000)).durationMs)],
+    ];
+    for (const [step, run] of steps) {
+      try {
+        await run();
+      } catch (err) {
+        return { ...out, failedStep: step, error: (err as Error).message };
+      }
+    }
+    return out;
+  };
+}
+
+test('chained source side: one agent call pauses, flushes and moves the device state; recorded as the three steps, the call round trip in the pause; no journal write between them', async (t) => {
+  const { world, sw, store, events } = setup();
+  withSwitchOut(world);
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(world.calls, ['switchOut@a', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
+  // Only the pause's entry is written before the call; the resume's entry before the resume.
+  t.deepEqual(world.phases, ['pause-source', 'pause-source', 'pause-source', 'pause-source', 'resume-destination', 'resume-destination']);
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
+  t.true(ev.steps.every((s) => s.ok));
+  t.is(ev.steps[1].duration_ms, 3, "the flush's time is the agent's");
+  t.true(ev.steps[0].duration_ms >= 1, 'the pause carries the agent time and the round trip');
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(world.hosts.get('a')!.local!.status, 'postmigrate');
+  t.is(world.ipActive, 'b');
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+  t.deepEqual(events.map((e) => e.kind), ['EVENT_KIND_MEMORY_SHADOW_FLUSHED', 'EVENT_KIND_SWITCHOVER']);
+  t.regex(events[0].message, /epoch 7/);
+});
+
+for (const [op, failedStep, calls] of [
+  ['pause', 'pause-source', ['switchOut@a', 'pause@a', 'resume-source@a', 'removeShadow@b']],
+  ['flush', 'flush-memory', ['switchOut@a', 'pause@a', 'flush@a', 'resume-source@a', 'removeShadow@b']],
+  ['migrate', 'migrate-device-state', ['switchOut@a', 'pause@a', 'flush@a', 'migrate@a', 'resume-source@a', 'removeShadow@b']],
+] as const) {
+  test(`chained source side: a failed ${op} in the agent's call is recorded as ${failedStep} and rolls back to the source`, async (t) => {
+    const { world, sw, store, events } = setup();
+    withSwitchOut(world);
+    world.fail.add(op);
+    const ev = await sw.trigger(VM, 'b');
+    t.is(ev.status, 'ROLLED_BACK');
+    t.deepEqual(world.calls, [...calls]);
+    const failed = ev.steps.find((s) => !s.ok)!;
+    t.is(failed.step, failedStep);
+    t.regex(failed.error, new RegExp(`${op} failed`));
+    t.deepEqual(world.runningHosts(), ['a']);
+    t.is(world.ipActive, 'a');
+    t.is(world.memoryResumed, 1);
+    t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+    t.deepEqual(events.map((e) => e.kind), ['EVENT_KIND_SWITCHOVER'], 'no flush recorded for a rolled-back switchover');
+  });
+}
+
+test('chained source side: an agent without the call (UNIMPLEMENTED) gets the three calls; a call that fails otherwise rolls back as a failed pause', async (t) => {
+  const old = setup();
+  withSwitchOut(old.world, { callFails: new UmbraError('UNIMPLEMENTED', 'unknown method SwitchOutVm') });
+  const ev = await old.sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(old.world.calls, ['switchOut@a', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
+
+  const down = setup();
+  withSwitchOut(down.world, { callFails: new UnavailableError('a unreachable') });
+  const ev2 = await down.sw.trigger(VM, 'b');
+  t.is(ev2.status, 'ROLLED_BACK');
+  t.is(ev2.steps[0].step, 'pause-source');
+  t.false(ev2.steps[0].ok);
+  t.regex(ev2.steps[0].error, /a unreachable/);
+  t.deepEqual(down.world.runningHosts(), ['a']);
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QmpClient } from '../../../agent/vm/qmp-client';
-import { DeviceStateMigrationError, migrateDeviceState, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
+import { DeviceStateMigrationError, migrateDeviceState, resumeGuest, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
 import { FailedPreconditionError } from '../../../shared/errors';
 
 type Handler = (cmd: { execute: string; id: string }, sock: Socket) => void;
@@ -98,4 +98,22 @@ test('the source refuses a running guest and never sends migrate', async (t) => 
   const qmp = await connect(srv.path);
   await t.throwsAsync(migrateDeviceState(qmp, 'unix:/nonexistent.sock', 1000), { instanceOf: FailedPreconditionError });
   t.false(srv.received.includes('migrate'));
+});
+
+/** A paused guest: cont answers, then RESUME follows (as QEMU sends them); query-status says paused. */
+const pausedGuest: Handler = (cmd, sock) => {
+  if (cmd.execute === 'query-status') answer(sock, cmd.id, { status: 'paused', running: false });
+  else if (cmd.execute === 'cont') {
+    answer(sock, cmd.id, {});
+    sock.write(JSON.stringify({ event: 'RESUME', data: {}, timestamp: { seconds: 0, microseconds: 0 } }) + '\r\n');
+  }
+};
+
+test('resumeGuest: asks the status first, unless the caller knows the guest is paused (a loaded shadow): then only cont, resolved by RESUME', async (t) => {
+  const plain = await fakeQmp(pausedGuest);
+  await resumeGuest(await connect(plain.path), 2000);
+  t.deepEqual(plain.received.filter((c) => c !== 'qmp_capabilities'), ['query-status', 'cont']);
+  const known = await fakeQmp(pausedGuest);
+  await resumeGuest(await connect(known.path), 2000, true);
+  t.deepEqual(known.received.filter((c) => c !== 'qmp_capabilities'), ['cont']);
 });

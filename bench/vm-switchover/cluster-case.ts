@@ -1,0 +1,146 @@
+// The vm-switchover bench's product case (umbra-cluster): the same guest and workload switched
+// over by the real product instead of the mechanism in one process. A coordinator and two agents
+// (hv-a, hv-b) in network namespaces with mTLS (the e2e SwitchoverCluster): hv-a's agent launches
+// the guest from its vm module, its RAM streams through the replication stream to hv-b's shadow
+// image, hv-b's agent pre-launches the shadow QEMU, then the operator's TriggerMigrationWatch (what
+// `umbractl migrate` calls; trigger-migration-cli, connected beforehand) moves it while the UDP
+// prober pings the guest every millisecond from the client namespace.
+//
+// Figures: command to running (the call to the arrival of the destination's resume-ended update,
+// the client's view, so one coordinator-to-client hop above the truth), the SwitchoverEvent's step
+// timings, the pause (pause-source start to resume-destination end as the coordinator times them:
+// its RPC hops to the agents included), the client's longest gap, the replication bytes sent by
+// the source from just before the command to its end, and the background rate before it.
+import { type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { waitFor } from '../../test/helpers/netns';
+import { COORD_IP, HOSTS, PORT, SwitchoverCluster, VM } from '../../test/e2e/switchover/switchover-fixture';
+import { COORDINATOR_PORT } from '../../test/helpers/umbra-cluster';
+import { guestPauseMs } from '../../test/helpers/vm-cluster';
+import { queryGuestStat, waitForGuestStat } from '../../test/helpers/guest/guest-network';
+import type { ProbeReport } from '../../test/helpers/udp-prober';
+import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
+
+const TRIGGER_CLI = path.join(__dirname, '..', '..', 'test', 'helpers', 'trigger-migration-cli.js');
+const UDP_PROBER = path.join(__dirname, '..', '..', 'test', 'helpers', 'udp-prober.js');
+const BOOT_TIMEOUT_MS = 180000;
+const READY_TIMEOUT_MS = 240000;
+const SETTLE_MS = 1000;
+const WARM_SAMPLE_MS = 2000;
+const PROBER_DRAIN_MS = 50;
+
+export interface ClusterCaseResult {
+  ok: boolean;
+  note?: string;
+  commandToRunningMs?: number;
+  /** The call to the coordinator's acceptance (verify: the agents asked, journal opened). */
+  acceptMs?: number;
+  pauseMs?: number;
+  totalMs?: number;
+  stepsText?: string;
+  steps?: Array<{ step: string; duration_ms: number }>;
+  longestGapMs?: number;
+  firstAnswerAfterResumeMs?: number;
+  switchoverBytes?: number;
+  warmBytesPerSecond?: number;
+  guestContinued?: boolean;
+  refusals?: number;
+}
+
+interface LinkStatus {
+  bytesSent: number;
+  epoch: number;
+}
+
+async function replicationBytes(c: SwitchoverCluster): Promise<LinkStatus | undefined> {
+  const r = await c.agentCall(HOSTS[0][0], 'ReplicationControlService', 'GetReplicationStatus', { vm_id: VM });
+  if (r.code !== 0) return undefined;
+  const src = (r.response as { sources?: Array<{ vm_id: string; epoch: string; shadows: Array<{ host_id: string; bytes_sent: string }> }> }).sources?.find((s) => s.vm_id === VM);
+  const link = src?.shadows.find((l) => l.host_id === HOSTS[1][0]);
+  return link ? { bytesSent: Number(link.bytes_sent), epoch: Number(src!.epoch) } : undefined;
+}
+
+function lines(child: ChildProcess): string[] {
+  const out: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => out.push(l));
+  return out;
+}
+
+export async function clusterSwitchover(opts: {
+  memoryBytes: number;
+  workload: { memwriteMb: number; memwriteRateMbps: number; fillPct: number };
+  periodMs: number;
+  /** The coordinator's switchover.chain_source_steps (false: pause, flush and device state as three agent calls). */
+  chainSourceSteps: boolean;
+  firstAnswerAfter: (p: ProbeReport, runAtMs: number) => number;
+  log?: (s: string) => void;
+}): Promise<ClusterCaseResult> {
+  const log = opts.log ?? (() => undefined);
+  // The coordinator's shadow VM reconciliation at its product defaults (the e2e fixture's 500 ms
+  // asks every agent, hence every QEMU, twice a second).
+  const c = new SwitchoverCluster({ memoryBytes: opts.memoryBytes, workload: opts.workload, shadowVmIntervalMs: 3000, switchover: { chain_source_steps: opts.chainSourceSteps } });
+  const children: ChildProcess[] = [];
+  try {
+    await c.start('vbc');
+    await waitFor('cluster guest RAM fill', async () => (await queryGuestStat(c.lab, c.ns.cli, c.guestIp, PORT))?.fillDone, BOOT_TIMEOUT_MS, 500);
+    await c.ctl(['replication', 'start', VM, '--from', HOSTS[0][0], '--to', HOSTS[1][0]]);
+    const op = c.pki.operator;
+    const trigger = c.lab.spawn(c.ns.coord, process.execPath, [TRIGGER_CLI, `${COORD_IP}:${COORDINATOR_PORT}`, op.ca, op.cert, op.key, VM, HOSTS[1][0], String(READY_TIMEOUT_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(trigger);
+    const tOut = lines(trigger);
+    await waitFor('trigger client connected', async () => tOut.some((l) => l.includes('"ready"')), 20000, 50);
+    // The memory shadow's first full copy and the shadow QEMU take a while: sample the
+    // background rate once replication has an acked epoch.
+    await waitFor('replication streaming', async () => ((await replicationBytes(c))?.epoch ?? 0) > 1 || undefined, READY_TIMEOUT_MS, 500);
+    const w0 = await replicationBytes(c);
+    const tw0 = performance.now();
+    await new Promise((r) => setTimeout(r, WARM_SAMPLE_MS));
+    const w1 = await replicationBytes(c);
+    const warmBytesPerSecond = w0 && w1 ? (w1.bytesSent - w0.bytesSent) / ((performance.now() - tw0) / 1000) : undefined;
+
+    const before = await waitForGuestStat(c.lab, c.ns.cli, c.guestIp, PORT, 20000);
+    const prober = c.lab.spawn(c.ns.cli, process.execPath, [UDP_PROBER, c.guestIp, String(PORT), String(opts.periodMs), String(PROBER_DRAIN_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(prober);
+    const pOut = lines(prober);
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const b0 = await replicationBytes(c);
+    trigger.stdin!.write('go\n');
+    const reportLine = await waitFor('switchover outcome', async () => tOut.find((l) => l.startsWith('{') && !l.includes('"ready"')), READY_TIMEOUT_MS + 60000, 100);
+    const report = JSON.parse(reportLine) as TriggerReport;
+    const after = await waitForGuestStat(c.lab, c.ns.cli, c.guestIp, PORT, 20000).catch(() => undefined);
+    prober.stdin!.write('stop\n');
+    const gap = JSON.parse(await waitFor('prober result', async () => pOut.find((l) => l.startsWith('{')), 5000, 20)) as ProbeReport;
+    const b1 = await replicationBytes(c);
+    const sw = report.switchover;
+    if (!report.ok || !sw) return { ok: false, note: `switchover ${sw?.status ?? 'not run'}: ${sw?.error ?? report.error ?? ''}${report.lastRefusal ? ` (last refusal: ${report.lastRefusal})` : ''}`, longestGapMs: gap.maxGapMs, refusals: report.refusals };
+    const resumed = report.updates.find((u) => u.step === 'resume-destination' && u.state === 'SWITCHOVER_STEP_STATE_ENDED');
+    const runAtMs = resumed?.atMs ?? report.endedAtMs;
+    const continued = after !== undefined && after.boot === before.boot && after.counter >= before.counter;
+    const steps = sw.steps.map((s) => ({ step: s.step, duration_ms: s.duration_ms }));
+    const firstStart = report.updates.find((u) => u.state === 'SWITCHOVER_STEP_STATE_STARTED');
+    const finished = c.coordinator.log.filter((l) => l.includes('"switchover finished"') && l.includes('"timings"')).at(-1);
+    if (finished) log(`umbra-cluster coordinator timings: ${JSON.stringify((JSON.parse(finished) as { timings: unknown }).timings)}`);
+    const flushLine = c.agents[HOSTS[0][0]].log.filter((l) => l.includes('"switch-out flush"')).at(-1);
+    if (flushLine) log(`umbra-cluster source agent flush: ${JSON.stringify((JSON.parse(flushLine) as { flush: unknown }).flush)}`);
+    log(`umbra-cluster: ${report.refusals} refusals before the accepted call (last: ${report.lastRefusal || '-'})`);
+    return {
+      ok: continued,
+      commandToRunningMs: runAtMs - report.calledAtMs,
+      acceptMs: report.acceptedAtMs - report.calledAtMs,
+      pauseMs: guestPauseMs(sw),
+      totalMs: sw.total_ms,
+      steps,
+      stepsText: `call -> accepted ${(report.acceptedAtMs - report.calledAtMs).toFixed(1)} ms, -> first step started ${firstStart ? (firstStart.atMs - report.calledAtMs).toFixed(1) : '-'} ms; ${sw.steps.map((s) => `${s.step}@${s.host_id} ${s.duration_ms.toFixed(1)}`).join(', ')} ms; coordinator total ${sw.total_ms.toFixed(1)} ms, call returned after ${(report.endedAtMs - report.calledAtMs).toFixed(1)} ms`,
+      longestGapMs: gap.maxGapMs,
+      firstAnswerAfterResumeMs: opts.firstAnswerAfter(gap, runAtMs),
+      switchoverBytes: b0 && b1 ? b1.bytesSent - b0.bytesSent : undefined,
+      warmBytesPerSecond,
+      guestContinued: continued,
+      refusals: report.refusals,
+    };
+  } finally {
+    for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
+    await c.cleanup();
+  }
+}
