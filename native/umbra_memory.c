@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -418,6 +421,23 @@ static napi_value punch_hole(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* mallocRetain(trimThresholdBytes, mmapThresholdBytes): glibc keeps up to trimThresholdBytes of
+ * freed memory at the top of its heap instead of returning it to the kernel, and serves blocks
+ * below mmapThresholdBytes from that heap. Returns false where malloc is not glibc's. */
+static napi_value malloc_retain(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t trim, mmap_threshold;
+  if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &trim) || !get_i64(env, argv[1], &mmap_threshold)) return NULL;
+  int ok = 0;
+#ifdef __GLIBC__
+  if (trim > 0 && trim <= INT32_MAX && mmap_threshold > 0 && mmap_threshold <= INT32_MAX)
+    ok = mallopt(M_TRIM_THRESHOLD, (int)trim) == 1 && mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1;
+#endif
+  napi_value v;
+  napi_get_boolean(env, ok, &v);
+  return v;
+}
+
 static napi_value page_size(napi_env env, napi_callback_info info) {
   (void)info;
   return num(env, (double)sysconf(_SC_PAGESIZE));
@@ -442,6 +462,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sumMappedWords", NULL, sum_mapped_words, NULL, NULL, NULL, napi_default, NULL},
       {"punchHole", NULL, punch_hole, NULL, NULL, NULL, napi_default, NULL},
       {"pageSize", NULL, page_size, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocRetain", NULL, malloc_retain, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value features;
   napi_create_double(env, UMBRA_UFFD_FEATURES, &features);

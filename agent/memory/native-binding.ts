@@ -33,6 +33,7 @@ interface RawAddon {
   sumMappedWords(handle: MappingHandle, offsetBytes: number, lengthBytes: number): bigint;
   punchHole(fd: number, offsetBytes: number, lengthBytes: number): void;
   pageSize(): number;
+  mallocRetain?(trimThresholdBytes: number, mmapThresholdBytes: number): boolean;
 }
 
 /** A system call made by the addon failed; `errno` is its name (EPERM, ENOSYS, EINVAL...). */
@@ -163,4 +164,9 @@ export const native = {
   punchHole: (fd: number, offsetBytes: number, lengthBytes: number) =>
     call('fallocate', (a) => a.punchHole(fd, offsetBytes, lengthBytes)),
   pageSize: (): number => raw().pageSize(),
+  /** glibc malloc keeps freed memory for reuse (see the addon); false when not possible here. */
+  mallocRetain: (trimThresholdBytes: number, mmapThresholdBytes: number): boolean => {
+    const a = raw();
+    return typeof a.mallocRetain === 'function' && a.mallocRetain(trimThresholdBytes, mmapThresholdBytes);
+  },
 };

@@ -9,6 +9,7 @@ import { callSession } from '../../shared/grpc-call-session';
 import { toServiceError } from '../../shared/grpc-status';
 import { createLogger } from '../../shared/log';
 import { formatIdentity, identityFromSubjectAltName } from '../../shared/peer-identity';
+import { ReceiveBufferPool, usePooledReceive } from './grpc-pooled-receive';
 import type { ReceiverReply, ReceiverSession, ReplicationReceiver, ShadowStatus } from './replication-receiver';
 
 export const REPLICATION_SERVICE_NAME = 'umbra.agent.v1.ReplicationService';
@@ -92,6 +93,8 @@ export function widenReceiveWindow(call: unknown, bytes = STREAM_RECEIVE_WINDOW_
 
 export function replicationServiceHandlers(receiver: ReplicationReceiver, options: ReplicationServiceOptions = {}): grpc.UntypedServiceImplementation {
   const log = options.log ?? createLogger('replication-service');
+  // Frames arrive in reused memory (grpc-pooled-receive.ts), handed back once a frame is handled.
+  const pool = new ReceiveBufferPool();
   return {
     StreamMemoryDeltas(call: grpc.ServerDuplexStream<WireRequest, Record<string, unknown>>) {
       const refused = identityRefusal(options.access, 'StreamMemoryDeltas', call as unknown as AuthCall, log);
@@ -100,6 +103,7 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
         return;
       }
       widenReceiveWindow(call);
+      usePooledReceive(call, pool);
       let session: ReceiverSession | undefined;
       let chain: Promise<void> = Promise.resolve();
       let ended = false;
@@ -132,11 +136,14 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
               send(session.ready);
             } else if (msg.kind === 'frame' && msg.frame) {
               if (!session) return refuse('frame before open');
+              // The session holds no view of the frame once handleFrame() settled.
               send(await session.handleFrame(msg.frame));
             }
           } catch (err) {
             log.warn({ err: errorMessage(err) }, 'replication stream refused');
             refuse(errorMessage(err));
+          } finally {
+            pool.release(msg.frame);
           }
         });
       });

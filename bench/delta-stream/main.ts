@@ -220,6 +220,13 @@ async function main(): Promise<void> {
     tcp_sender_cpu_ms_per_mb: perMb(tcp, 'sourceCpuMs'),
     tcp_receiver_cpu_ms_per_mb: perMb(tcp, 'receiverCpuMs'),
     grpc_brotli0_mb_per_s: mbps(brotli),
+    // Every pair as measured (raw TCP, then gRPC), '/'-separated in pair order.
+    each_pair_pct: pcts.map((p) => p.toFixed(1)).join('/'),
+    each_pair_tcp_mb_per_s: tcp.map((r) => mbps(r).toFixed(1)).join('/'),
+    each_pair_grpc_mb_per_s: none.map((r) => mbps(r).toFixed(1)).join('/'),
+    each_pair_grpc_receiver_cpu_ms_per_mb: none.map((r) => (r.receiverCpuMs / mb).toFixed(3)).join('/'),
+    each_pair_tcp_receiver_cpu_ms_per_mb: tcp.map((r) => (r.receiverCpuMs / mb).toFixed(3)).join('/'),
+    each_pair_grpc_sender_cpu_ms_per_mb: none.map((r) => (r.sourceCpuMs / mb).toFixed(3)).join('/'),
   });
 }
 

@@ -2,6 +2,7 @@
 //   grpc <dataDir>      a ReplicationService (shadow receiver, image on <dataDir>)
 //   tcp <totalBytes>    a raw TCP sink that answers one byte after <totalBytes> arrived
 // Prints the port it listens on, then runs until killed.
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { LevelStore } from '../../shared/level-store';
@@ -11,7 +12,18 @@ import { ReplicationReceiver } from '../../agent/replication/replication-receive
 import { REPLICATION_SERVICE_NAME, replicationServiceHandlers } from '../../agent/replication/replication-service';
 
 // A clean exit on SIGTERM (the bench ends receivers so), so that a --cpu-prof profile gets written.
-process.on('SIGTERM', () => process.exit(0));
+// UMBRA_BENCH_RECEIVER_THREADS=1: each thread's CPU ticks (user, system) and the process's minor page
+// faults go to stderr at exit (where the receiver's time goes besides what --cpu-prof sees).
+process.on('SIGTERM', () => {
+  if (process.env.UMBRA_BENCH_RECEIVER_THREADS) {
+    for (const t of readdirSync('/proc/self/task')) {
+      const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      process.stderr.write(`receiver ${process.argv[2]} thread ${t} ${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}: user ${f[11]} system ${f[12]} ticks, minor faults ${f[7]}\n`);
+    }
+  }
+  process.exit(0);
+});
 
 async function main(): Promise<void> {
   const [mode, arg] = process.argv.slice(2);
