@@ -351,6 +351,11 @@ async function main(): Promise<void> {
     ]);
     const perRun = (rs: ProbeResult[]) => rs.map((r) => round(r.switchoverGapMs!)).join(' ') || '-';
     console.log(`switchover gap per run (ms): umbra ${perRun(umbra)} | bare ${perRun(bare)} | netlink ${perRun(direct)}`);
+    // The probes lost across the switchover: the network path's share of the gap, without the
+    // responder's wake-up on the new host (its late answers still count in the gap above).
+    const lostPerRun = (rs: ProbeResult[]) => rs.map((r) => r.unansweredProbes ?? '?').join(' ') || '-';
+    console.log(`probes unanswered across the switchover per run (1 ms apart): umbra ${lostPerRun(umbra)} | bare ${lostPerRun(bare)} | netlink ${lostPerRun(direct)}`);
+    const lostMedian = (rs: ProbeResult[]) => median(rs.map((r) => r.unansweredProbes ?? NaN).filter(Number.isFinite));
     console.log(`umbra TriggerMigration: deactivate + activate (or hand-over) steps median ${round(median(umbraApplyMs))} ms; whole call incl. prepare, commit and lease record median ${round(median(umbraTotalMs))} ms; ${umbraHandedOver} of ${umbra.length} runs handed over agent to agent`);
     const figures: Record<string, number | boolean> = {
       umbra_switchover_gap_ms: round(u.switchWorstMs),
@@ -361,6 +366,9 @@ async function main(): Promise<void> {
       keepalived_switchover_gap_ms: round(k1.switchWorstMs),
       keepalived_advert_10ms_switchover_gap_ms: round(kMin.switchWorstMs),
       umbra_switchover_gap_median_ms: round(u.switchMedianMs),
+      umbra_unanswered_probes_median: lostMedian(umbra),
+      bare_unanswered_probes_median: lostMedian(bare),
+      netlink_unanswered_probes_median: lostMedian(direct),
       bare_switchover_gap_median_ms: round(b.switchMedianMs),
       netlink_switchover_gap_median_ms: round(n.switchMedianMs),
       umbra_apply_median_ms: round(median(umbraApplyMs)),
