@@ -9,8 +9,8 @@
 // Figures: command to running (the call to the arrival of the destination's resume-ended update,
 // the client's view, so one coordinator-to-client hop above the truth), the SwitchoverEvent's step
 // timings, the pause (pause-source start to resume-destination end as the coordinator times them:
-// its RPC hops to the agents included), the client's longest gap, the replication bytes sent by
-// the source from just before the command to its end, and the background rate before it.
+// its RPC hops to the agents included), the client's longest gap, the final flush's replication
+// bytes (and where its time went, from the source agent's log), and the background rate before it.
 import { type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -122,7 +122,8 @@ export async function clusterSwitchover(opts: {
     const finished = c.coordinator.log.filter((l) => l.includes('"switchover finished"') && l.includes('"timings"')).at(-1);
     if (finished) log(`umbra-cluster coordinator timings: ${JSON.stringify((JSON.parse(finished) as { timings: unknown }).timings)}`);
     const flushLine = c.agents[HOSTS[0][0]].log.filter((l) => l.includes('"switch-out flush"')).at(-1);
-    if (flushLine) log(`umbra-cluster source agent flush: ${JSON.stringify((JSON.parse(flushLine) as { flush: unknown }).flush)}`);
+    const flush = flushLine ? (JSON.parse(flushLine) as { flush: { wireBytes: number } }).flush : undefined;
+    if (flush) log(`umbra-cluster source agent flush: ${JSON.stringify(flush)}`);
     log(`umbra-cluster: ${report.refusals} refusals before the accepted call (last: ${report.lastRefusal || '-'})`);
     return {
       ok: continued,
@@ -134,7 +135,9 @@ export async function clusterSwitchover(opts: {
       stepsText: `call -> accepted ${(report.acceptedAtMs - report.calledAtMs).toFixed(1)} ms, -> first step started ${firstStart ? (firstStart.atMs - report.calledAtMs).toFixed(1) : '-'} ms; ${sw.steps.map((s) => `${s.step}@${s.host_id} ${s.duration_ms.toFixed(1)}`).join(', ')} ms; coordinator total ${sw.total_ms.toFixed(1)} ms, call returned after ${(report.endedAtMs - report.calledAtMs).toFixed(1)} ms`,
       longestGapMs: gap.maxGapMs,
       firstAnswerAfterResumeMs: opts.firstAnswerAfter(gap, runAtMs),
-      switchoverBytes: b0 && b1 ? b1.bytesSent - b0.bytesSent : undefined,
+      // The final flush's frames (the source's replication link is gone after the commit, so its
+      // counters cannot be read afterwards); the device state itself is not counted.
+      switchoverBytes: flush?.wireBytes ?? (b0 && b1 ? b1.bytesSent - b0.bytesSent : undefined),
       warmBytesPerSecond,
       guestContinued: continued,
       refusals: report.refusals,

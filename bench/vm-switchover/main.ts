@@ -486,7 +486,7 @@ async function main(): Promise<void> {
         { metric: 'pause / QEMU downtime (faster peer)', ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
         { metric: 'CLUSTER pause (coordinator: pause-source..resume-destination)', ours: fmt(cluster.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
         { metric: 'bytes sent at switchover / in migration', ours: umbra.result.bytesSent ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
-        { metric: 'CLUSTER replication bytes, command to end', ours: cluster.switchoverBytes ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
+        { metric: 'CLUSTER final flush bytes (replication frames) / in migration', ours: cluster.switchoverBytes ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'longest client gap (faster peer)', ours: fmt(umbra.result.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
         { metric: 'CLUSTER longest client gap (faster peer)', ours: fmt(cluster.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
         { metric: 'background bytes/s keeping the shadow warm', ours: umbra.result.warmBytesPerSecond !== undefined ? Math.round(umbra.result.warmBytesPerSecond) : 'n/a', peer: '-', unit: 'B/s' },
