@@ -69,6 +69,11 @@ export class ReceiveBufferPool {
     return true;
   }
 
+  /** Drops the free buffers (left to the GC), e.g. when no stream is receiving any more. */
+  clear(): void {
+    this.free.length = 0;
+  }
+
   get freeCount(): number {
     return this.free.length;
   }

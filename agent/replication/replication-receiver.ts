@@ -53,7 +53,7 @@ export interface ReplicationReceiverOptions {
   maxFrameBytes?: number;
   /** fdatasync the image before persisting each epoch (default true). */
   syncEachEpoch?: boolean;
-  /** Tune this process's malloc to reuse freed memory (retainFreedMemory(); default true). */
+  /** At the first stream, tune this process's malloc to reuse freed memory (retainFreedMemory(); default true). */
   retainFreedMemory?: boolean;
   log?: Logger;
 }
@@ -65,10 +65,11 @@ const MAX_IMAGE_BYTES = 2 ** 46;
  * session reads the socket into a new 64 KiB buffer per read, freed when a GC collects it; by
  * default glibc hands the freed top of its heap back to the kernel, and the next reads fault in
  * fresh pages (measured: 170k minor faults receiving 1 GiB, 2.5x the CPU per MB of the shadow;
- * 16k with this). Process-wide and once; the same values glibc's own dynamic thresholds reach
- * after large frees, made fixed so that a burst of freed read buffers is not trimmed either.
+ * 16k with this). Process-wide and once, at the first stream opened (an agent that is nobody's
+ * shadow keeps its idle footprint); the kind of values glibc's own dynamic thresholds reach after
+ * large frees, made fixed so that a burst of freed read buffers is not trimmed either.
  */
-export const MALLOC_TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024;
+export const MALLOC_TRIM_THRESHOLD_BYTES = 32 * 1024 * 1024;
 export const MALLOC_MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024;
 let mallocTuned: boolean | undefined;
 
@@ -89,7 +90,6 @@ export class ReplicationReceiver {
     this.states = new ShadowStateStore(options.store);
     this.codec = new FrameCodec({ checksum: native.xxh64, maxFrameBytes: options.maxFrameBytes });
     this.log = options.log ?? createLogger('replication-receiver');
-    if (options.retainFreedMemory ?? true) retainFreedMemory();
   }
 
   /** Starts a session for a source stream; a previous session of the same VM is closed first. */
@@ -98,6 +98,7 @@ export class ReplicationReceiver {
     if (!(req.pageSizeBytes >= 512) || req.imageSizeBytes <= 0 || req.imageSizeBytes % req.pageSizeBytes !== 0 || req.imageSizeBytes > MAX_IMAGE_BYTES) {
       throw new FrameError('MALFORMED', `image ${req.imageSizeBytes} bytes / page ${req.pageSizeBytes} bytes`);
     }
+    if (this.options.retainFreedMemory ?? true) retainFreedMemory();
     await this.sessions.get(req.vmId)?.close();
     const file = shadowImagePath(this.options.dataDir, req.vmId);
     const prior = await this.states.get(req.vmId);

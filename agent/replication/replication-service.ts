@@ -95,6 +95,7 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
   const log = options.log ?? createLogger('replication-service');
   // Frames arrive in reused memory (grpc-pooled-receive.ts), handed back once a frame is handled.
   const pool = new ReceiveBufferPool();
+  let receiving = 0;
   return {
     StreamMemoryDeltas(call: grpc.ServerDuplexStream<WireRequest, Record<string, unknown>>) {
       const refused = identityRefusal(options.access, 'StreamMemoryDeltas', call as unknown as AuthCall, log);
@@ -103,7 +104,6 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
         return;
       }
       widenReceiveWindow(call);
-      usePooledReceive(call, pool);
       let session: ReceiverSession | undefined;
       let chain: Promise<void> = Promise.resolve();
       let ended = false;
@@ -119,6 +119,9 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
         refuse('caller is not allowed to replicate to this agent');
         return;
       }
+      // Before the first read: the call's decoder has not started.
+      let pooled = usePooledReceive(call, pool);
+      if (pooled) receiving++;
       call.on('data', (msg: WireRequest) => {
         chain = chain.then(async () => {
           if (ended) return;
@@ -150,6 +153,11 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
       const finish = () => {
         chain = chain.then(async () => {
           await session?.close();
+          if (pooled) {
+            pooled = false;
+            // The last stream gone: its free buffers (~1 MiB each) are not kept while idle.
+            if (--receiving === 0) pool.clear();
+          }
           if (!ended) {
             ended = true;
             call.end();
