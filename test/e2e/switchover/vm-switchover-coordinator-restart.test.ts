@@ -48,8 +48,8 @@ if (why) {
     t.true(during.filter((v) => v.running).length <= 1, 'never running on two hosts');
 
     // Down long enough that the agents' reconnect delay (doubling up to 10 s) outlasts the restart:
-    // the restarted coordinator sweeps hv-a and hv-b to DOWN before they are back, and must not
-    // retire hv-b's IP shadow for that (ipActiveHosts below fails on its NOT_FOUND).
+    // the restarted coordinator must give hv-a and hv-b no verdict before they are back (restart
+    // grace) and must not retire hv-b's IP shadow meanwhile (ipActiveHosts below fails on its NOT_FOUND).
     await new Promise((r) => setTimeout(r, 8000));
     await c.startCoordinator();
     await waitFor('journal resolved after the restart', async () => c.coordinator.log.some((l) => /unfinished switchovers resolved/.test(l)), 30000, 200).catch((err) => {
