@@ -311,6 +311,10 @@ export class SwitchoverCluster {
   }
 
   async cleanup(): Promise<void> {
+    // The daemons first: an agent still running could launch a shadow QEMU after the sweep below
+    // (seen: a rollback test's hv-b shadow, launched during cleanup, outlived the run).
+    const daemons = [this.coordinator, ...Object.values(this.agents)].filter((h): h is ProcessHandle => h !== undefined);
+    if (this.lab) await Promise.all(daemons.map((h) => this.lab.stop(h.child, 1000).catch(() => undefined)));
     // QEMUs the agents launched outlive them: stop ours (QMP sockets under this run's dir) by PID.
     if (this.pki) await killQemusUnder(this.pki.dir);
     await this.lab?.cleanup();

@@ -99,6 +99,8 @@ if (why) {
   });
 
   test.after.always(async () => {
+    // The agent first (it could still launch a shadow QEMU), then the QEMUs it launched, by PID.
+    if (lab && agent) await lab.stop(agent.child, 1000).catch(() => undefined);
     if (pki) await killQemusUnder(pki.dir);
     await lab?.cleanup();
     pki?.cleanup();
