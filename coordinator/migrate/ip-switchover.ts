@@ -53,6 +53,36 @@ function isUnimplemented(err: unknown): boolean {
   return err instanceof UmbraError && err.reason === 'UNIMPLEMENTED';
 }
 
+/** A switch whose token is journaled and admitted by the agents; the address has not moved. */
+interface PreparedState {
+  vmId: string;
+  source: string;
+  destination: string;
+  config: ReturnType<VmIpRegistry['get']>['config'];
+  token: number;
+  journal: JournalEntry;
+  steps: SwitchoverStep[];
+  started: number;
+  sourceError: unknown;
+  destinationError: unknown;
+}
+
+/**
+ * An IP switch prepared ahead (both agents admitted its token, the source dialed the destination),
+ * holding the VM's IP lock until complete() or abandon(); so a VM switchover does that work before
+ * the guest's pause instead of inside it.
+ */
+export interface PreparedIpSwitch {
+  readonly fencingToken: number;
+  /** Moves the address (as trigger() would after its prepare). */
+  complete(): Promise<SwitchoverEvent>;
+  /** Nothing moves; the switch is recorded ROLLED_BACK with `why`. */
+  abandon(why: string): Promise<SwitchoverEvent>;
+}
+
+/** A prepared switch neither completed nor abandoned by then is abandoned (its lock released). */
+export const PREPARED_SWITCH_TIMEOUT_MS = 60_000;
+
 export class IpSwitchover {
   private readonly nowMs: () => number;
   private readonly clockMs: () => number;
@@ -83,7 +113,65 @@ export class IpSwitchover {
     return this.d.locks.run(vmId, () => this.run(vmId, destination));
   }
 
+  /**
+   * Prepares a switch of `vmId` to `destination` (checks, token, agents' prepare) and holds the
+   * VM's IP lock until the handle completes or abandons it. Throws FailedPreconditionError before
+   * touching anything when it cannot start.
+   */
+  prepare(vmId: string, destination: string, timeoutMs = PREPARED_SWITCH_TIMEOUT_MS): Promise<PreparedIpSwitch> {
+    return new Promise<PreparedIpSwitch>((resolveHandle, rejectHandle) => {
+      this.d.locks
+        .run(vmId, async () => {
+          let p: PreparedState;
+          try {
+            p = await this.prepareLocked(vmId, destination);
+          } catch (err) {
+            rejectHandle(err);
+            return;
+          }
+          await new Promise<void>((release) => {
+            let settled: Promise<SwitchoverEvent> | undefined;
+            const once = (work: () => Promise<SwitchoverEvent>): Promise<SwitchoverEvent> => {
+              settled ??= work().finally(() => {
+                clearTimeout(timer);
+                release();
+              });
+              return settled;
+            };
+            const handle: PreparedIpSwitch = {
+              fencingToken: p.token,
+              complete: () => once(() => this.completeLocked(p)),
+              abandon: (why) => once(() => this.abandonLocked(p, why)),
+            };
+            const timer = setTimeout(() => {
+              handle.abandon(`prepared switch not completed within ${timeoutMs} ms`).catch((err) => this.d.logger.warn({ vmId, err: errorMessage(err) }, 'abandoning a stale prepared IP switch failed'));
+            }, timeoutMs);
+            timer.unref?.();
+            resolveHandle(handle);
+          });
+        })
+        .catch(rejectHandle);
+    });
+  }
+
   private async run(vmId: string, destination: string): Promise<SwitchoverEvent> {
+    return this.completeLocked(await this.prepareLocked(vmId, destination));
+  }
+
+  /** Runs one step, records it in `steps`; resolves with the error, or undefined when it succeeded. */
+  private async attempt(steps: SwitchoverStep[], name: string, hostId: string, work: () => Promise<unknown>): Promise<unknown> {
+    const t0 = this.clockMs();
+    try {
+      await work();
+      steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: true, error: '' });
+      return undefined;
+    } catch (err) {
+      steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: false, error: errorMessage(err) });
+      return err ?? new Error('failed');
+    }
+  }
+
+  private async prepareLocked(vmId: string, destination: string): Promise<PreparedState> {
     const vm = this.d.vms.get(vmId);
     const source = vm.active_host;
     if (source === destination) throw new FailedPreconditionError(`vm '${vmId}' is already active on '${destination}'`);
@@ -99,22 +187,6 @@ export class IpSwitchover {
       return [{ type: 'put', key: JOURNAL_PREFIX + vmId, value: journal }];
     });
     const steps: SwitchoverStep[] = [];
-    /** Runs one step, records it; resolves with the error, or undefined when it succeeded. */
-    const attempt = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<unknown> => {
-      const t0 = this.clockMs();
-      try {
-        await work();
-        steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: true, error: '' });
-        return undefined;
-      } catch (err) {
-        steps.push({ step: name, host_id: hostId, duration_ms: this.clockMs() - t0, ok: false, error: errorMessage(err) });
-        return err ?? new Error('failed');
-      }
-    };
-    const step = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<boolean> => (await attempt(name, hostId, work)) === undefined;
-
-    let status: SwitchoverEvent['status'] = 'SUCCEEDED';
-    let error = '';
     const config = vm.config;
     // Both agents admit the token durably before the address moves, so neither the deactivation
     // nor the activation waits for a disk write while no host holds the address. A source that
@@ -122,18 +194,26 @@ export class IpSwitchover {
     // is unlikely to activate, so nothing moves (an agent without the call is simply not prepared).
     // With hand-over support, the source itself calls the destination right after its removal.
     const prepare = this.d.agents.prepare?.bind(this.d.agents);
-    const deactivateAndHandOver = this.d.agents.deactivateAndHandOver?.bind(this.d.agents);
-    const hosts = { source, destination };
-    const handoff = deactivateAndHandOver ? hosts : undefined;
+    const handoff = this.d.agents.deactivateAndHandOver ? { source, destination } : undefined;
     // The destination first: with a hand-over, the source's prepare ends by rehearsing it on the
     // destination, which accepts that only once it expects the hand-over.
-    const destinationError = prepare ? await attempt('prepare', destination, () => prepare(destination, config, token, handoff)) : new Error('not prepared');
-    const sourceError = prepare ? await attempt('prepare', source, () => prepare(source, config, token, handoff)) : new Error('not prepared');
-    const handOver = deactivateAndHandOver && sourceError === undefined && destinationError === undefined ? deactivateAndHandOver : undefined;
+    const destinationError = prepare ? await this.attempt(steps, 'prepare', destination, () => prepare(destination, config, token, handoff)) : new Error('not prepared');
+    const sourceError = prepare ? await this.attempt(steps, 'prepare', source, () => prepare(source, config, token, handoff)) : new Error('not prepared');
+    return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError };
+  }
+
+  private async completeLocked(p: PreparedState): Promise<SwitchoverEvent> {
+    const { vmId, source, destination, config, token, steps } = p;
+    const step = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<boolean> => (await this.attempt(steps, name, hostId, work)) === undefined;
+    let status: SwitchoverEvent['status'] = 'SUCCEEDED';
+    let error = '';
+    const deactivateAndHandOver = this.d.agents.deactivateAndHandOver?.bind(this.d.agents);
+    const hosts = { source, destination };
+    const handOver = deactivateAndHandOver && p.sourceError === undefined && p.destinationError === undefined ? deactivateAndHandOver : undefined;
     let handedOver = false;
     const failed = (): string => steps[steps.length - 1].error;
-    if (prepare && destinationError !== undefined && !isUnimplemented(destinationError)) {
-      error = `${destination} not prepared: ${errorMessage(destinationError)}`;
+    if (this.d.agents.prepare && p.destinationError !== undefined && !isUnimplemented(p.destinationError)) {
+      error = `${destination} not prepared: ${errorMessage(p.destinationError)}`;
       status = 'ROLLED_BACK';
     } else if (handOver) {
       let outcome: HandoverOutcome | undefined;
@@ -170,6 +250,16 @@ export class IpSwitchover {
         error = `lease record not updated: ${steps[steps.length - 1].error}`;
       }
     }
+    return this.record(p, status, error);
+  }
+
+  /** A prepared switch that is not carried out: nothing moved, recorded ROLLED_BACK. */
+  private abandonLocked(p: PreparedState, why: string): Promise<SwitchoverEvent> {
+    return this.record(p, 'ROLLED_BACK', `not carried out: ${why}`);
+  }
+
+  private async record(p: PreparedState, status: SwitchoverEvent['status'], error: string): Promise<SwitchoverEvent> {
+    const { vmId, source, destination, config, token, steps, journal } = p;
     const event: SwitchoverEvent = {
       id: `${journal.started_at_unix_ms.toString(36)}-${(this.seq++).toString(36)}-${vmId}`,
       timestamp_unix_ms: journal.started_at_unix_ms,
@@ -179,7 +269,7 @@ export class IpSwitchover {
       status,
       fencing_token: token,
       steps,
-      total_ms: this.clockMs() - started,
+      total_ms: this.clockMs() - p.started,
       error,
     };
     // The record replaces the journal in one durable write.

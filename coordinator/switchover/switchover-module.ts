@@ -100,6 +100,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         activeHost: (vmId) => ipSwitch.activeHost(vmId),
         notCurrentReason: (vmId, hostId) => ipSwitch.notCurrentReason(vmId, hostId),
         switchIp: (vmId, dest) => ipSwitch.trigger(vmId, dest),
+        prepareSwitch: (vmId, dest) => ipSwitch.prepare(vmId, dest),
         nextFencingToken: () => ipSwitch.nextFencingToken(),
       },
       events: ctx.events,

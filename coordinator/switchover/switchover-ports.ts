@@ -1,6 +1,7 @@
 // Ports of the VM switchover (owned here, faked in tests): the agents' QEMU driver, the memory
 // shadows, and the fenced IP switch of the ipshadow module.
 import type { SwitchoverEvent } from '../migrate/switchover-event';
+import type { PreparedIpSwitch } from '../migrate/ip-switchover';
 
 export interface VmInfo {
   vmId: string;
@@ -61,5 +62,11 @@ export interface IpPort {
   notCurrentReason(vmId: string, hostId: string): string | undefined;
   /** The fenced deactivate/activate + lease update; its own rollback keeps the address on one host. */
   switchIp(vmId: string, destination: string): Promise<SwitchoverEvent>;
+  /**
+   * Optional: the same switch with its preparation done now (token admitted by both agents, the
+   * source's channel to the destination up), holding the VM's address until the handle completes
+   * or abandons it, so that work is not inside the guest's pause.
+   */
+  prepareSwitch?(vmId: string, destination: string): Promise<PreparedIpSwitch>;
   nextFencingToken(): Promise<number>;
 }

@@ -12,6 +12,7 @@ import type { KvStore } from '../../shared/kv-store';
 import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { EventLog } from '../core/event-log';
 import { type SwitchoverEvent, type SwitchoverStatus, formatSteps } from '../migrate/switchover-event';
+import type { PreparedIpSwitch } from '../migrate/ip-switchover';
 import type { IpPort, MemoryPort, SwitchOutOutcome, VmAgentPort, VmInfo } from './switchover-ports';
 import { JOURNAL_VERSION, advance, decideRecovery, type SwitchoverJournal, type SwitchoverPhase } from './switchover-state';
 
@@ -201,6 +202,33 @@ export class VmSwitchover {
     await journal.now(j);
     this.timings.set(j.id, { phases: { ...(handlesMs !== undefined ? { handlesQuery: handlesMs } : {}), verify: tVerified - tVerify, token: tToken - tVerified, journal: this.clockMs() - tToken }, steps: [] });
     this.d.logger.info({ vmId, source, destination, switchoverId: j.id, token: j.fencing_token }, 'switchover started');
+    // The IP switch's preparation (token admitted by both agents, channel between them up) runs
+    // before the pause, not inside it; without it the switch prepares when it runs, as before.
+    const tPrepare = this.clockMs();
+    const preparedIp = await this.d.ip.prepareSwitch?.(vmId, destination).catch((err) => {
+      this.d.logger.warn({ vmId, switchoverId: j.id, err: errorMessage(err) }, 'IP switch not prepared ahead: it prepares when it runs');
+      return undefined;
+    });
+    const timing = this.timings.get(j.id);
+    if (timing && preparedIp) timing.phases.prepareIp = Math.round((this.clockMs() - tPrepare) * 10) / 10;
+    try {
+      return await this.runPrepared(j, source, destination, incomingUri, journal, preparedIp, progress);
+    } finally {
+      // Settled already on every path that reached the IP switch; otherwise nothing moved.
+      await preparedIp?.abandon('the VM switchover did not reach its IP switch').catch(() => undefined);
+    }
+  }
+
+  private async runPrepared(
+    j: SwitchoverJournal,
+    source: string,
+    destination: string,
+    incomingUri: string,
+    journal: JournalWriter,
+    preparedIp: PreparedIpSwitch | undefined,
+    progress?: SwitchoverProgress,
+  ): Promise<SwitchoverEvent> {
+    const vmId = j.vm_id;
     const t0 = this.clockMs();
     // Until the resume, a restart rolls back the same way whichever of these phases it hit: only
     // the first entry is waited for.
@@ -234,7 +262,7 @@ export class VmSwitchover {
     const [resumed, ip] = await Promise.all([
       this.runStep(j, 'resume-destination', destination, () => this.d.vms.resume(destination, vmId), progress),
       this.runStep(j, 'switch-ip', destination, async () => {
-        ipToken = await this.switchIp(j);
+        ipToken = await this.switchIp(j, preparedIp);
       }, progress),
     ]);
     j = { ...j, steps: [...j.steps, resumed, ip] };
@@ -294,9 +322,12 @@ export class VmSwitchover {
    * The IP moves with ipshadow's fenced switch; anything but SUCCEEDED leaves it on the source.
    * Resolves with the fencing token the agents were given (undefined when the IP had already moved).
    */
-  private async switchIp(j: SwitchoverJournal): Promise<number | undefined> {
-    if (this.d.ip.activeHost(j.vm_id) === j.destination_host) return undefined;
-    const ev = await this.d.ip.switchIp(j.vm_id, j.destination_host);
+  private async switchIp(j: SwitchoverJournal, prepared?: PreparedIpSwitch): Promise<number | undefined> {
+    if (this.d.ip.activeHost(j.vm_id) === j.destination_host) {
+      await prepared?.abandon('the address is already on the destination');
+      return undefined;
+    }
+    const ev = prepared ? await prepared.complete() : await this.d.ip.switchIp(j.vm_id, j.destination_host);
     if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch ${ev.status}: ${ev.error}`);
     return ev.fencing_token;
   }

@@ -264,3 +264,63 @@ test('with hand-over: a source call that fails after the hand-over takes the add
   t.deepEqual(agents.holders('vm1'), ['a']);
   t.is(vms.get('vm1').active_host, 'a');
 });
+
+test('prepared ahead: the agents admit the token at prepare, the address moves only at complete(), and the VM stays locked until then', async (t) => {
+  const { vms, agents, mk, store } = await setup();
+  const sw = mk();
+  const prepared = await sw.prepare('vm1', 'b');
+  t.deepEqual(agents.calls.filter((c) => !c.startsWith('activate@a')), ['prepare@b', 'prepare@a']);
+  t.deepEqual(agents.holders('vm1'), ['a'], 'nothing moved at prepare');
+  t.truthy(await store.get('ipshadow/journal/vm1'), 'journaled with its token');
+  // A concurrent switch of the same VM waits for the prepared one.
+  let otherDone = false;
+  const other = sw.trigger('vm1', 'b').then(
+    () => (otherDone = true),
+    () => (otherDone = true),
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  t.false(otherDone, 'the VM is held while prepared');
+  const ev = await prepared.complete();
+  t.is(ev.status, 'SUCCEEDED');
+  t.is(ev.fencing_token, prepared.fencingToken);
+  t.deepEqual(ev.steps.map((s) => s.step), ['prepare', 'prepare', 'deactivate', 'activate', 'commit', 'lease']);
+  t.deepEqual(agents.holders('vm1'), ['b']);
+  t.is(vms.get('vm1').active_host, 'b');
+  await other;
+  t.true(otherDone);
+  t.is(await store.get('ipshadow/journal/vm1'), undefined);
+  t.is((await prepared.abandon('late')).status, 'SUCCEEDED', 'settled once: a later abandon returns the outcome');
+});
+
+test('prepared ahead and abandoned: nothing moves, the switch is recorded ROLLED_BACK and the VM is free again', async (t) => {
+  const { agents, mk, store } = await setup();
+  const sw = mk();
+  const prepared = await sw.prepare('vm1', 'b');
+  const ev = await prepared.abandon('the guest did not switch');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.regex(ev.error, /not carried out: the guest did not switch/);
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.false(agents.calls.some((c) => c.startsWith('deactivate') || c.startsWith('activate@b')));
+  t.is(await store.get('ipshadow/journal/vm1'), undefined);
+  t.is((await sw.trigger('vm1', 'b')).status, 'SUCCEEDED', 'the VM is not held any more');
+  t.true((await sw.list('vm1', 10)).some((e) => e.status === 'ROLLED_BACK' && e.error.includes('not carried out')));
+});
+
+test('a prepared switch neither completed nor abandoned is abandoned after its timeout, releasing the VM', async (t) => {
+  const { agents, mk } = await setup();
+  const sw = mk();
+  await sw.prepare('vm1', 'b', 30);
+  await new Promise((r) => setTimeout(r, 60)); // the timer is unref'd: keep the test's loop alive past it
+  const ev = await sw.trigger('vm1', 'b');
+  t.is(ev.status, 'SUCCEEDED');
+  t.true((await sw.list('vm1', 10)).some((e) => e.status === 'ROLLED_BACK' && /not completed within 30 ms/.test(e.error)));
+  t.deepEqual(agents.holders('vm1'), ['b']);
+});
+
+test('prepare refuses a destination without a current shadow before touching anything, and does not hold the VM', async (t) => {
+  const { agents, mk } = await setup();
+  const sw = mk();
+  await t.throwsAsync(() => sw.prepare('vm1', 'c'), { message: /behind on c/ });
+  t.deepEqual(agents.calls.filter((c) => !c.startsWith('activate@a')), []);
+  t.is((await sw.trigger('vm1', 'b')).status, 'SUCCEEDED');
+});

@@ -524,3 +524,60 @@ test('chained source side: an agent without the call (UNIMPLEMENTED) gets the th
   t.regex(ev2.steps[0].error, /a unreachable/);
   t.deepEqual(down.world.runningHosts(), ['a']);
 });
+
+/** The world's IP port with prepareSwitch: prepared handles complete through switchIp, abandons are recorded. */
+function withPreparedIp(world: World, opts: { failPrepare?: boolean } = {}) {
+  const abandoned: string[] = [];
+  const completed: number[] = [];
+  const ip: IpPort = {
+    ...world.ip,
+    prepareSwitch: async (vmId, dest) => {
+      world.calls.push(`prepare-ip@${dest}`);
+      if (opts.failPrepare) throw new UnavailableError('prepare failed (injected)');
+      let settled: Promise<SwitchoverEvent> | undefined;
+      return {
+        fencingToken: 99,
+        complete: () => (settled ??= world.ip.switchIp(vmId, dest).then((ev) => (completed.push(ev.fencing_token), ev))),
+        abandon: (why) => (settled ??= (abandoned.push(why), Promise.resolve({ id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: 'ROLLED_BACK', fencing_token: 99, steps: [], total_ms: 0, error: why } as SwitchoverEvent))),
+      };
+    },
+  };
+  return { ip, abandoned, completed };
+}
+
+test('IP prepared ahead: prepared before the pause, completed with the resume, never abandoned', async (t) => {
+  const { world, store, events } = setup();
+  const p = withPreparedIp(world);
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(world.calls, ['prepare-ip@b', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
+  t.is(p.completed.length, 1);
+  t.deepEqual(p.abandoned, []);
+  t.is(world.ipActive, 'b');
+  t.is(ev.fencing_token, world.ipToken);
+});
+
+test('IP prepared ahead and a step before the resume fails: the prepared switch is abandoned, the address never moves', async (t) => {
+  const { world, store, events } = setup();
+  world.fail.add('flush');
+  const p = withPreparedIp(world);
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.false(world.calls.includes('switch-ip@b'));
+  t.is(p.abandoned.length, 1);
+  t.deepEqual(p.completed, []);
+  t.is(world.ipActive, 'a');
+  t.deepEqual(world.runningHosts(), ['a']);
+});
+
+test('an IP switch that cannot be prepared ahead prepares when it runs (same outcome)', async (t) => {
+  const { world, store, events } = setup();
+  const p = withPreparedIp(world, { failPrepare: true });
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(world.calls, ['prepare-ip@b', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
+  t.is(world.ipActive, 'b');
+});
