@@ -2,7 +2,7 @@
 // through QEMU's MIGRATION event (not by polling), a failed load is a typed error, and the source
 // refuses to migrate a running guest without sending `migrate`.
 import test from 'ava';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { QmpClient } from '../../../agent/vm/qmp-client';
 import { DeviceStateMigrationError, migrateDeviceState, resumeGuest, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
 import { FailedPreconditionError } from '../../../shared/errors';
 
-type Handler = (cmd: { execute: string; id: string }, sock: Socket) => void;
+import { startFakeQmpServer, type QmpHandler } from '../../fakes/fake-qmp-server';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'umbra-dsw-unit-'));
 let serial = 0;
@@ -23,28 +23,11 @@ test.after.always(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function fakeQmp(handler: Handler): Promise<{ path: string; received: string[] }> {
+async function fakeQmp(handler: QmpHandler): Promise<{ path: string; received: string[] }> {
   const p = path.join(dir, `q${serial++}.sock`);
-  const received: string[] = [];
-  const server = createServer((sock) => {
-    sock.write('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}\r\n');
-    let buf = '';
-    sock.on('data', (d) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const cmd = JSON.parse(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-        received.push(cmd.execute);
-        if (cmd.execute === 'qmp_capabilities') sock.write(JSON.stringify({ return: {}, id: cmd.id }) + '\r\n');
-        else handler(cmd, sock);
-      }
-    });
-    sock.on('error', () => undefined);
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(p, r));
-  return { path: p, received };
+  const fake = await startFakeQmpServer(p, handler);
+  servers.push(fake.server);
+  return { path: p, received: fake.received };
 }
 
 async function connect(p: string): Promise<QmpClient> {
@@ -58,7 +41,7 @@ const migrationEvent = (sock: Socket, status: string) =>
   sock.write(JSON.stringify({ event: 'MIGRATION', data: { status }, timestamp: { seconds: 0, microseconds: 0 } }) + '\r\n');
 
 /** A destination that is loading at the first query, then announces `end` (and reports it after). */
-function loadingDestination(end: 'completed' | 'failed'): Handler {
+function loadingDestination(end: 'completed' | 'failed'): QmpHandler {
   let ended = false;
   return (cmd, sock) => {
     if (cmd.execute !== 'query-migrate') return answer(sock, cmd.id, {});
@@ -101,7 +84,7 @@ test('the source refuses a running guest and never sends migrate', async (t) => 
 });
 
 /** A paused guest: cont answers, then RESUME follows (as QEMU sends them); query-status says paused. */
-const pausedGuest: Handler = (cmd, sock) => {
+const pausedGuest: QmpHandler = (cmd, sock) => {
   if (cmd.execute === 'query-status') answer(sock, cmd.id, { status: 'paused', running: false });
   else if (cmd.execute === 'cont') {
     answer(sock, cmd.id, {});

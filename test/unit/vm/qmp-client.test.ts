@@ -1,14 +1,14 @@
 // QmpClient against a scripted fake QMP server on a unix socket: handshake, answers matched by
 // id, typed errors, timeouts, events, and disconnects failing pending commands.
 import test from 'ava';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QmpClient } from '../../../agent/vm/qmp-client';
 import { QmpDisconnectedError, QmpError, QmpTimeoutError } from '../../../agent/vm/qmp-errors';
 
-type Handler = (cmd: { execute: string; id: string; arguments?: Record<string, unknown> }, sock: Socket) => void;
+import { startFakeQmpServer, type QmpHandler } from '../../fakes/fake-qmp-server';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'umbra-qmp-unit-'));
 let serial = 0;
@@ -20,30 +20,11 @@ test.after.always(() => {
 });
 
 /** A fake QEMU: greets, accepts qmp_capabilities, then hands other commands to `handler`. */
-async function fakeQmp(handler: Handler, opts: { greet?: boolean } = {}): Promise<{ path: string; sockets: Socket[]; received: string[] }> {
+async function fakeQmp(handler: QmpHandler, opts: { greet?: boolean } = {}): Promise<{ path: string; sockets: Socket[]; received: string[] }> {
   const p = path.join(dir, `q${serial++}.sock`);
-  const sockets: Socket[] = [];
-  const received: string[] = [];
-  const server = createServer((sock) => {
-    sockets.push(sock);
-    if (opts.greet !== false) sock.write('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}\r\n');
-    let buf = '';
-    sock.on('data', (d) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const cmd = JSON.parse(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-        received.push(cmd.execute);
-        if (cmd.execute === 'qmp_capabilities') sock.write(JSON.stringify({ return: {}, id: cmd.id }) + '\r\n');
-        else handler(cmd, sock);
-      }
-    });
-    sock.on('error', () => undefined);
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(p, r));
-  return { path: p, sockets, received };
+  const fake = await startFakeQmpServer(p, handler, opts);
+  servers.push(fake.server);
+  return { path: p, sockets: fake.sockets, received: fake.received };
 }
 
 test('handshake, then answers are matched to commands by id even out of order', async (t) => {
