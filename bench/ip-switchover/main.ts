@@ -20,6 +20,7 @@ import { NetRunner } from '../../test/os/net/netns-net-runner-client';
 import { buildProber, readProberReport, type ProberReport } from './udp-prober-client';
 import { keepalivedConfig } from './keepalived-config';
 import { UmbraClusterDriver } from './umbra-cluster-driver';
+import { cleanupOnInterrupt } from '../lib/interrupt';
 
 const SUBNET = '10.78.0';
 const VIP = `${SUBNET}.100`;
@@ -241,6 +242,12 @@ async function main(): Promise<void> {
   if (ti >= 0) bench.trace = process.argv[ti + 1];
   const runners: NetRunner[] = [];
   const cleanups: Array<() => Promise<void>> = [];
+  const cleanUp = async () => {
+    for (const c of cleanups) await c().catch(() => undefined);
+    for (const r of runners) await r.close().catch(() => undefined);
+    await bench.cleanup();
+  };
+  const releaseCleanup = cleanupOnInterrupt(cleanUp);
   try {
     await bench.setUp();
     const hosts = [bench.a, bench.b];
@@ -389,9 +396,8 @@ async function main(): Promise<void> {
     // Figures of methods not run are NaN: left out rather than printed as null.
     printFigures(Object.fromEntries(Object.entries(figures).filter(([, v]) => typeof v === 'boolean' || Number.isFinite(v))));
   } finally {
-    for (const c of cleanups) await c().catch(() => undefined);
-    for (const r of runners) await r.close().catch(() => undefined);
-    await bench.cleanup();
+    releaseCleanup();
+    await cleanUp();
   }
 }
 

@@ -21,6 +21,7 @@ import { guestPauseMs } from '../../test/helpers/vm-cluster';
 import { queryGuestStat, waitForGuestStat } from '../../test/helpers/guest/guest-network';
 import type { ProbeReport } from '../../test/helpers/udp-prober';
 import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
+import { cleanupOnInterrupt } from '../lib/interrupt';
 
 const TRIGGER_CLI = path.join(__dirname, '..', '..', 'test', 'helpers', 'trigger-migration-cli.js');
 const UDP_PROBER = path.join(__dirname, '..', '..', 'test', 'helpers', 'udp-prober.js');
@@ -81,6 +82,7 @@ export async function clusterSwitchover(opts: {
   // asks every agent, hence every QEMU, twice a second).
   const c = new SwitchoverCluster({ memoryBytes: opts.memoryBytes, workload: opts.workload, shadowVmIntervalMs: 3000, switchover: { chain_source_steps: opts.chainSourceSteps } });
   const children: ChildProcess[] = [];
+  const releaseCleanup = cleanupOnInterrupt(() => c.cleanup());
   try {
     await c.start('vbc');
     await waitFor('cluster guest RAM fill', async () => (await queryGuestStat(c.lab, c.ns.cli, c.guestIp, PORT))?.fillDone, BOOT_TIMEOUT_MS, 500);
@@ -143,6 +145,7 @@ export async function clusterSwitchover(opts: {
       refusals: report.refusals,
     };
   } finally {
+    releaseCleanup();
     for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
     await c.cleanup();
   }

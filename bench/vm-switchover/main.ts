@@ -29,6 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { printFigures, printTable, type BenchRow } from '../lib/report';
+import { cleanupOnInterrupt } from '../lib/interrupt';
 import { NetnsLab, isRoot, waitFor } from '../../test/helpers/netns';
 import { buildGuestImage, guestKernelAppend } from '../../test/helpers/guest-image';
 import { addHypervisorHost, addTap, queryGuestStat, startDnsmasq, waitForGuestStat } from '../../test/helpers/guest/guest-network';
@@ -437,6 +438,7 @@ async function main(): Promise<void> {
   const image = await buildGuestImage();
   const b = new Bench();
   const figures: Record<string, number | string | boolean> = { memory_mib: memoryMiB };
+  const releaseCleanup = cleanupOnInterrupt(() => b.cleanup());
   try {
     await b.setUp();
     for (const w of workloads) {
@@ -537,6 +539,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    releaseCleanup();
     await b.cleanup();
   }
   printFigures(figures);
