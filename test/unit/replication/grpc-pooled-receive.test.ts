@@ -3,14 +3,9 @@
 // the server call's message decoder fails here instead of silently bringing the per-frame
 // allocation back. Also checks the decoder against grpc-js's own on arbitrary chunkings.
 import test from 'ava';
-import * as grpc from '@grpc/grpc-js';
 import { PooledMessageDecoder, ReceiveBufferPool, usePooledReceive } from '../../../agent/replication/grpc-pooled-receive';
 import { retainFreedMemory } from '../../../agent/replication/replication-receiver';
-
-const raw = (b: Buffer) => b;
-const SERVICE: grpc.ServiceDefinition = {
-  Stream: { path: '/umbra.test.PooledReceive/Stream', requestStream: true, responseStream: true, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
-};
+import { startRawStreamServer } from '../../helpers/raw-grpc-stream';
 
 function pseudoRandom(len: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(len);
@@ -86,48 +81,26 @@ test('the pool takes back only what it lent, once, and keeps at most maxFree buf
 
 test('a real grpc-js server call receives into the pool: every message byte for byte, memory reused', async (t) => {
   const pool = new ReceiveBufferPool();
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20 });
   const received: Buffer[] = [];
   const installed: boolean[] = [];
   const pooled: boolean[] = [];
-  server.addService(SERVICE, {
-    Stream(call: grpc.ServerDuplexStream<Buffer, Buffer>) {
-      installed.push(usePooledReceive(call, pool));
-      call.on('data', (m: Buffer) => {
-        received.push(Buffer.from(m));
-        pooled.push(pool.release(m));
-      });
-      call.on('end', () => {
-        call.write(Buffer.from('done'));
-        call.end();
-      });
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const Client = grpc.makeGenericClientConstructor(SERVICE, 'PooledReceive');
-  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 16 << 20 });
-  const sent: Buffer[] = [];
-  try {
-    const stream = (client as unknown as { Stream: () => grpc.ClientDuplexStream<Buffer, Buffer> }).Stream();
-    await new Promise<void>((resolve, reject) => {
-      stream.on('data', () => undefined);
-      stream.on('end', resolve);
-      stream.on('error', reject);
-      for (let i = 0; i < 24; i++) {
-        const m = pseudoRandom(i % 4 === 3 ? 500 : (1 << 20) + 37 * i, 100 + i);
-        sent.push(m);
-        stream.write(m);
-      }
-      stream.end();
+  const echo = await startRawStreamServer('PooledReceive', (call) => {
+    installed.push(usePooledReceive(call, pool));
+    call.on('data', (m: Buffer) => {
+      received.push(Buffer.from(m));
+      pooled.push(pool.release(m));
     });
+  });
+  try {
+    const sent = Array.from({ length: 24 }, (_, i) => pseudoRandom(i % 4 === 3 ? 500 : (1 << 20) + 37 * i, 100 + i));
+    await echo.send(sent);
     t.deepEqual(installed, [true]);
     t.is(received.length, sent.length);
     for (let i = 0; i < sent.length; i++) t.true(received[i].equals(sent[i]), `message ${i}`);
     t.deepEqual(pooled, sent.map((m) => m.length >= pool.minMessageBytes), 'large messages came from the pool');
     t.true(pool.allocated < 18, `${pool.allocated} buffers allocated for 18 large messages`);
   } finally {
-    client.close();
-    server.forceShutdown();
+    echo.close();
   }
 });
 

@@ -2,13 +2,8 @@
 // (agent/replication/grpc-preframed-messages.ts) on the grpc-js version we ship: an upgrade that
 // moves its identity framing fails here instead of silently bringing the copy back.
 import test from 'ava';
-import * as grpc from '@grpc/grpc-js';
 import { GRPC_MESSAGE_PREFIX_BYTES, installPreframedMessages, markPreframed } from '../../../agent/replication/grpc-preframed-messages';
-
-const raw = (b: Buffer) => b;
-const SERVICE: grpc.ServiceDefinition = {
-  Stream: { path: '/umbra.test.Preframed/Stream', requestStream: true, responseStream: true, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
-};
+import { startRawStreamServer } from '../../helpers/raw-grpc-stream';
 
 /** A message of `len` pseudo-random bytes with `headroom` bytes in front of it in its own memory. */
 function messageWithHeadroom(len: number, headroom: number, seed: number): Buffer {
@@ -59,39 +54,17 @@ test('installs on the grpc-js we ship: a marked message is framed in place, an u
 
 test('a real grpc-js stream carries marked and unmarked messages byte for byte, in order', async (t) => {
   t.true(installPreframedMessages());
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20 });
   const received: Buffer[] = [];
-  server.addService(SERVICE, {
-    Stream(call: grpc.ServerDuplexStream<Buffer, Buffer>) {
-      call.on('data', (m: Buffer) => received.push(Buffer.from(m)));
-      call.on('end', () => {
-        call.write(Buffer.from('done'));
-        call.end();
-      });
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const Client = grpc.makeGenericClientConstructor(SERVICE, 'Preframed');
-  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 16 << 20, 'grpc.enable_retries': 0 });
-  const sent: Buffer[] = [];
+  const echo = await startRawStreamServer('Preframed', (call) => call.on('data', (m: Buffer) => received.push(Buffer.from(m))), { 'grpc.enable_retries': 0 });
   try {
-    const stream = (client as unknown as { Stream: () => grpc.ClientDuplexStream<Buffer, Buffer> }).Stream();
-    await new Promise<void>((resolve, reject) => {
-      stream.on('data', () => undefined);
-      stream.on('end', resolve);
-      stream.on('error', reject);
-      for (let i = 0; i < 12; i++) {
-        const m = messageWithHeadroom(i % 3 === 2 ? 777 : (1 << 20) + i, 16, 10 + i);
-        sent.push(Buffer.from(m));
-        if (i % 3 !== 1) markPreframed(m);
-        stream.write(m);
-      }
-      stream.end();
+    const messages = Array.from({ length: 12 }, (_, i) => messageWithHeadroom(i % 3 === 2 ? 777 : (1 << 20) + i, 16, 10 + i));
+    const sent = messages.map((m) => Buffer.from(m));
+    await echo.send(messages, (m, i) => {
+      if (i % 3 !== 1) markPreframed(m);
     });
     t.is(received.length, sent.length);
     for (let i = 0; i < sent.length; i++) t.true(received[i].equals(sent[i]), `message ${i}`);
   } finally {
-    client.close();
-    server.forceShutdown();
+    echo.close();
   }
 });
