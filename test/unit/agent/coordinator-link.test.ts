@@ -4,6 +4,7 @@ import { Backoff } from '../../../agent/core/backoff';
 import { EMPTY_USAGE } from '../../../shared/host-types';
 import { silentLogger } from '../../../shared/log';
 import { hostFacts } from '../../fakes/host-facts';
+import { until } from '../../helpers/until';
 
 class FakePort implements CoordinatorPort {
   registrations = 0;
@@ -30,21 +31,13 @@ class FakePort implements CoordinatorPort {
   }
 }
 
-const until = async (cond: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
 test('the link retries registration until it works, then heartbeats', async (t) => {
   const port = new FakePort();
   port.failRegistrations = 2;
   const errors: string[] = [];
   const link = new CoordinatorLink(port, () => hostFacts('h1'), () => EMPTY_USAGE, 1000, silentLogger(), (m) => errors.push(m));
   link.start();
-  await until(() => port.beats.length >= 3);
+  await until(() => port.beats.length >= 3, 'three heartbeats');
   t.is(port.registrations, 3);
   t.is(link.current.state, 'COORDINATOR_LINK_STATE_CONNECTED');
   t.deepEqual(errors, ['coordinator: connection refused', 'coordinator: connection refused']);
@@ -55,11 +48,11 @@ test('a broken heartbeat stream leads to re-registration', async (t) => {
   const port = new FakePort();
   const link = new CoordinatorLink(port, () => hostFacts('h1'), () => EMPTY_USAGE, 1000, silentLogger());
   link.start();
-  await until(() => port.beats.length >= 2);
+  await until(() => port.beats.length >= 2, 'two heartbeats');
   port.breakStream();
-  await until(() => port.registrations === 2);
+  await until(() => port.registrations === 2, 'the second registration');
   t.is(link.current.lastError, '');
-  await until(() => link.current.state === 'COORDINATOR_LINK_STATE_CONNECTED');
+  await until(() => link.current.state === 'COORDINATOR_LINK_STATE_CONNECTED', 'the link connected again');
   link.close();
   t.pass();
 });

@@ -7,24 +7,23 @@ import { parseProfilerConfig } from '../../../agent/profiler/profiler-config';
 import type { ProfileBatch } from '../../../agent/profiler/types';
 import { parseTelemetryReport } from '../../../coordinator/predict/telemetry-report';
 import { ConfigReader } from '../../../shared/config-reader';
+import { until } from '../../helpers/until';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('delivers in order; while the port fails it retries and drops the oldest beyond the bound', async (t) => {
   const got: number[] = [];
   let up = false;
   const s = new TelemetrySender<number>({ send: async (b) => { if (!up) throw new Error('coordinator away'); got.push(b); } }, 3, { initialRetryMs: 5, maxRetryMs: 20 });
   for (let i = 1; i <= 5; i++) s.enqueue(i);
-  await sleep(30);
+  await until(() => s.stats().failures >= 2, 'a retry after the first failure');
   const away = s.stats();
   t.is(away.dropped, 2);
   t.is(away.queued, 3);
-  t.true(away.failures >= 2, 'retried');
   t.is(away.lastError, 'coordinator away');
   up = true;
-  await sleep(60);
+  await until(() => s.stats().sent === 3, 'the queued batches sent once the port works');
   s.enqueue(6);
-  await sleep(10);
+  await until(() => s.stats().sent === 4, 'the batch queued after recovery');
   await s.flushed();
   t.deepEqual(got, [3, 4, 5, 6]);
   t.is(s.stats().sent, 4);

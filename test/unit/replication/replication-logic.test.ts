@@ -2,6 +2,7 @@
 // through a fake channel (owed pages, acks, resume without full resend, resend after reject).
 import test from 'ava';
 import { silentLogger } from '../../../shared/log';
+import { until } from '../../helpers/until';
 import { findRamMapping, parseProcMaps } from '../../../agent/memory/proc-maps';
 import { PageSet } from '../../../agent/replication/page-set';
 import { RoundPacer } from '../../../agent/replication/round-pacer';
@@ -98,8 +99,7 @@ test('ShadowLink: after a cut, only unacknowledged pages are owed again (no full
   await tick();
   emit({ kind: 'closed', reason: 'cut' });
   t.is(link.state, 'backoff');
-  await new Promise((r) => setTimeout(r, 150)); // first backoff step
-  t.is(opens(), 2);
+  await until(() => opens() === 2, 'the reopen after the first backoff step');
   emit({ kind: 'ready', resumeFromEpoch: 1, fullResend: false, reason: 'resume' });
   t.deepEqual(Array.from(link.takeOwed()), [3, 4, 9]);
   t.is(link.status().fullResends, 0);
@@ -132,8 +132,7 @@ test('ShadowLink: resync discards what the shadow acknowledged, reopens asking i
   t.is(link.lagBytes(), 64 * 4096);
   t.true(link.status().resyncPending);
   t.is(link.status().resyncs, 1);
-  await new Promise((r) => setTimeout(r, 20));
-  t.is(opens(), 2);
+  await until(() => opens() === 2, 'the reopen asking for a discarded image');
   t.true(openRequests[1].discardImage);
   t.falsy(openRequests[0].discardImage);
   // A shadow that did not forget its epoch (an older agent) is still not trusted: every page, flag kept.
@@ -142,14 +141,14 @@ test('ShadowLink: resync discards what the shadow acknowledged, reopens asking i
   t.is(link.takeOwed().length, 64);
   t.true(link.status().resyncPending);
   emit({ kind: 'closed', reason: 'cut' });
-  await new Promise((r) => setTimeout(r, 150));
+  await until(() => openRequests.length === 3, 'the reopen after the cut');
   t.true(openRequests[2].discardImage, 'asked again until confirmed');
   emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'image discarded' });
   t.false(link.status().resyncPending);
   t.is(link.takeOwed().length, 64);
   link.enqueue(2, 0, true, Uint32Array.from([1]), Buffer.from('f2'));
   emit({ kind: 'closed', reason: 'cut' });
-  await new Promise((r) => setTimeout(r, 350));
+  await until(() => openRequests.length === 4, 'the reconnect after the last cut');
   t.falsy(openRequests.at(-1)!.discardImage, 'a later reconnect resumes normally');
   link.close();
 });

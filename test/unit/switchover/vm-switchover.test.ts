@@ -5,6 +5,7 @@ import test from 'ava';
 import { FailedPreconditionError, UmbraError, UnavailableError } from '../../../shared/errors';
 import { silentLogger } from '../../../shared/log';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
+import { until } from '../../helpers/until';
 import type { SwitchoverEvent } from '../../../coordinator/migrate/switchover-event';
 import type { IpPort, MemoryPort, VmAgentPort, VmInfo } from '../../../coordinator/switchover/switchover-ports';
 import { JOURNAL_PREFIX, VmSwitchover } from '../../../coordinator/switchover/vm-switchover';
@@ -35,6 +36,8 @@ class World {
   resyncs: string[] = [];
   fail = new Set<string>();
   hang?: string;
+  /** Set once a call reached the op named by `hang` and stopped there. */
+  hung = false;
   calls: string[] = [];
   /** Journal phase seen when each call started. */
   phases: string[] = [];
@@ -55,7 +58,10 @@ class World {
     this.phases.push(j?.phase ?? '-');
     const h = this.hosts.get(host);
     if (h?.unreachable) throw new UnavailableError(`${host} unreachable`);
-    if (this.hang === op) await new Promise(() => undefined);
+    if (this.hang === op) {
+      this.hung = true;
+      await new Promise(() => undefined);
+    }
     if (this.fail.has(op)) throw new UnavailableError(`${op} failed (injected)`);
   }
 
@@ -278,7 +284,7 @@ async function crashAt(op: string, arrange: (w: World) => void = () => undefined
   const s = setup();
   s.world.hang = op;
   void s.sw.trigger(VM, 'b');
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => s.world.hung, `the switchover to reach ${op}`);
   s.world.hang = undefined;
   arrange(s.world);
   const journal = await s.store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM);
