@@ -123,7 +123,15 @@ export interface FrameHeader {
   pageSizeBytes: number;
   /** Size of the whole guest RAM in pages (the receiver checks it against its image). */
   imagePageCount: number;
+  /**
+   * Header flag bit 0: acknowledge the epoch once applied, make it durable after (a flush of a
+   * paused guest, where the ack is on the switchover's critical path). Absent when not set.
+   */
+  ackOnApply?: boolean;
 }
+
+/** Header flags (u16 at offset 6). */
+export const FRAME_FLAG_ACK_ON_APPLY = 1;
 
 /** Where the payload of an encodeFrom() frame starts: headroom, header, fixmap, key "p", bin32 header. */
 const PAYLOAD_OFFSET = FRAME_HEADROOM_BYTES + FRAME_HEADER_BYTES + 1 + 2 + 5;
@@ -218,7 +226,7 @@ export class FrameCodec {
     const header = Buffer.alloc(FRAME_HEADER_BYTES);
     header.writeUInt32LE(FRAME_MAGIC, 0);
     header.writeUInt16LE(FRAME_FORMAT_VERSION, 4);
-    header.writeUInt16LE(0, 6);
+    header.writeUInt16LE(frame.ackOnApply ? FRAME_FLAG_ACK_ON_APPLY : 0, 6);
     header.writeUInt32LE(packed.length, 8);
     header.writeUInt32LE(0, 12);
     header.writeBigUInt64LE(this.checksum(packed), 16);
@@ -302,7 +310,7 @@ export class FrameCodec {
     const hdr = FRAME_HEADROOM_BYTES;
     out.writeUInt32LE(FRAME_MAGIC, hdr);
     out.writeUInt16LE(FRAME_FORMAT_VERSION, hdr + 4);
-    out.writeUInt16LE(0, hdr + 6);
+    out.writeUInt16LE(h.ackOnApply ? FRAME_FLAG_ACK_ON_APPLY : 0, hdr + 6);
     out.writeUInt32LE(bodyLen, hdr + 8);
     out.writeUInt32LE(0, hdr + 12);
     out.writeBigUInt64LE(this.checksum(body), hdr + 16);
@@ -332,7 +340,10 @@ export class FrameCodec {
     } catch (err) {
       throw new FrameError('MALFORMED', `body is not msgpack: ${(err as Error).message}`);
     }
-    return validate(w);
+    const frame = validate(w);
+    // Unknown flag bits are ignored: they are hints, never needed to read the frame right.
+    if (buf.readUInt16LE(6) & FRAME_FLAG_ACK_ON_APPLY) frame.ackOnApply = true;
+    return frame;
   }
 }
 

@@ -168,6 +168,11 @@ export class ReplicationManager {
     });
   }
 
+  /** Before the guest's pause: no new round, and what was sent acknowledged (bounded); see ReplicationSource.quiesce. */
+  quiesce(vmId: string, maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }> {
+    return this.locks.run(vmId, async () => this.requireRunning(vmId).source.quiesce(maxWaitMs));
+  }
+
   /** Restarts the round loop after a flush (e.g. a rolled-back switchover). */
   resume(vmId: string): Promise<void> {
     return this.locks.run(vmId, async () => this.requireRunning(vmId).source.resume());

@@ -30,6 +30,8 @@ export interface ReplicationModuleApi {
   stopSource(vmId: string): Promise<boolean>;
   /** Guest paused by the caller: final delta; resolves with the epoch every shadow acknowledged. */
   flush(vmId: string, timeoutMs?: number): Promise<{ finalEpoch: number; flushMs: number }>;
+  /** Before the guest's pause: rounds stopped and the shadows caught up with what was sent (up to maxWaitMs). */
+  quiesce(vmId: string, maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }>;
   resume(vmId: string): Promise<void>;
   sources(): SourceStatus[];
   /** Shadow images held here (live sessions and those persisted from before a restart). */
@@ -172,6 +174,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
       startSource: (vmId, shadows) => manager.start(vmId, shadows),
       stopSource: (vmId) => manager.stop(vmId),
       flush: (vmId, timeoutMs = 30_000) => manager.flush(vmId, timeoutMs),
+      quiesce: (vmId, maxWaitMs) => manager.quiesce(vmId, maxWaitMs),
       resume: (vmId) => manager.resume(vmId),
       sources: () => manager.status(),
       images,

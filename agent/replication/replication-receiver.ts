@@ -161,6 +161,10 @@ export class ReceiverSession {
   private failed = false;
   private closed = false;
   private droppedAfterReject = 0;
+  /** An epoch acknowledged once applied, being made durable; the next frame waits for it. */
+  private persisting: Promise<void> = Promise.resolve();
+  /** The error reply of a deferred persist that failed (sent with the next frame). */
+  private deferredError: ReceiverReply | undefined;
 
   constructor(
     private readonly receiver: ReplicationReceiver,
@@ -178,6 +182,12 @@ export class ReceiverSession {
 
   /** Handles one encoded frame; call sequentially. Returns the reply to send, if any. */
   async handleFrame(buf: Buffer): Promise<ReceiverReply | undefined> {
+    await this.persisting;
+    if (this.deferredError) {
+      const e = this.deferredError;
+      this.deferredError = undefined;
+      return e;
+    }
     if (this.closed || this.failed) return undefined;
     let frame: Frame;
     try {
@@ -195,26 +205,43 @@ export class ReceiverSession {
     this.awaitingResend = false;
     try {
       await this.image.apply(frame);
-      if (frame.last && this.syncEachEpoch) await this.image.sync();
       this.sequence.accept(frame);
       this.stat.framesApplied++;
       this.stat.bytesApplied += frame.data.length;
       if (!frame.last) return undefined;
-      await this.receiver.states.put({
-        vmId: this.req.vmId,
-        generation: this.req.generation,
-        epoch: frame.epoch,
-        imageSizeBytes: this.req.imageSizeBytes,
-        pageSizeBytes: this.req.pageSizeBytes,
-      });
-      this.stat.epoch = frame.epoch;
+      if (frame.ackOnApply) {
+        // The pages are in the image (the page cache a shadow QEMU maps): the ack goes now and the
+        // epoch becomes durable right after, before the next frame. Should this host go down in
+        // between, the shadow comes back at the epoch before, below what it acknowledged, and the
+        // source sends it everything again (ShadowLink), so nothing acknowledged is ever missing.
+        this.persisting = this.makeDurable(frame.epoch).catch((err) => void (this.deferredError = this.writeFailed(err)));
+        return { kind: 'ack', epoch: frame.epoch };
+      }
+      await this.makeDurable(frame.epoch);
       return { kind: 'ack', epoch: frame.epoch };
     } catch (err) {
-      this.failed = true;
-      this.stat.lastError = errorMessage(err);
-      this.log.error({ vmId: this.req.vmId, err: errorMessage(err) }, 'shadow image write failed');
-      return { kind: 'error', code: err instanceof ShadowDiskFullError ? 'DISK_FULL' : 'IO', detail: errorMessage(err) };
+      return this.writeFailed(err);
     }
+  }
+
+  /** The image synced (unless configured off), then the epoch persisted. */
+  private async makeDurable(epoch: number): Promise<void> {
+    if (this.syncEachEpoch) await this.image.sync();
+    await this.receiver.states.put({
+      vmId: this.req.vmId,
+      generation: this.req.generation,
+      epoch,
+      imageSizeBytes: this.req.imageSizeBytes,
+      pageSizeBytes: this.req.pageSizeBytes,
+    });
+    this.stat.epoch = epoch;
+  }
+
+  private writeFailed(err: unknown): ReceiverReply {
+    this.failed = true;
+    this.stat.lastError = errorMessage(err);
+    this.log.error({ vmId: this.req.vmId, err: errorMessage(err) }, 'shadow image write failed');
+    return { kind: 'error', code: err instanceof ShadowDiskFullError ? 'DISK_FULL' : 'IO', detail: errorMessage(err) };
   }
 
   private refuse(err: unknown): ReceiverReply | undefined {
@@ -240,6 +267,7 @@ export class ReceiverSession {
     if (this.closed) return;
     this.closed = true;
     this.receiver.detach(this.req.vmId, this);
+    await this.persisting; // an epoch acknowledged once applied is made durable before the image closes
     await this.image.close();
   }
 }

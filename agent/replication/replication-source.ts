@@ -26,6 +26,12 @@ const QUEUE_AHEAD_FRAMES = 8;
  * (the queue above, the transport's few, HTTP/2's window), trimmed to the last round's frame count.
  */
 const POOL_MAX_FREE_BUFFERS = 24;
+/**
+ * A round hands the event loop back after this much work: a frame whose send queue has room
+ * resolves its wait as a microtask, so without it a whole round (tens of ms under a heavy writer)
+ * would hold back everything else the agent serves, the switch-out call and QMP answers included.
+ */
+export const ROUND_YIELD_AFTER_MS = 2;
 
 export interface ShadowTarget {
   /** Shadow host id (names the shadow in status and errors). */
@@ -71,6 +77,8 @@ export interface RoundReport {
   encodeMs: number;
   /** Waiting for the slowest shadow's send queue (back-pressure) inside the round. */
   sendWaitMs: number;
+  /** Pages left unsent because a flush cut the round short (the flush sends them). */
+  cutPages: number;
   roundMs: number;
   /** Time since the previous round started (the window the dirty pages were written in). */
   sinceLastRoundMs: number;
@@ -120,6 +128,8 @@ export class ReplicationSource {
   private running = false;
   private closed = false;
   private roundInFlight: Promise<RoundReport> | undefined;
+  /** Set by flush() to end the background round in flight at its next frame (see round()). */
+  private roundCut: { requested: boolean } | undefined;
   private lastRoundAt = Date.now();
   private intervalMs: number;
   private lastRound: RoundReport | undefined;
@@ -217,12 +227,37 @@ export class ReplicationSource {
   }
 
   /**
+   * Right before the guest's pause: starts no further round, lets the round in flight finish and
+   * waits (up to `maxWaitMs`) until every streaming shadow has acknowledged it. Under a heavy
+   * writer the shadows are some MB behind what was sent, and a flush queued behind that backlog
+   * waits for all of it with the guest paused; drained first, it waits only for its own delta
+   * (the pages written meanwhile, which it sends anyway). The loop stays stopped: flush() or
+   * resume() follows.
+   */
+  async quiesce(maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }> {
+    const t0 = performance.now();
+    this.stopLoop();
+    const deadline = Date.now() + maxWaitMs;
+    await Promise.race([this.roundInFlight?.catch(() => undefined), new Promise((r) => setTimeout(r, maxWaitMs).unref())]);
+    for (;;) {
+      const behind = [...this.links.values()].some((l) => l.state === 'streaming' && l.unacknowledged());
+      if (!behind && !this.roundInFlight) return { waitedMs: performance.now() - t0, drained: true };
+      const left = deadline - Date.now();
+      if (left <= 0) return { waitedMs: performance.now() - t0, drained: false };
+      await this.waitForChange(left);
+    }
+  }
+
+  /**
    * Final delta, with the guest paused: stops the loop, sends what is still dirty or owed, and
    * resolves with the epoch every shadow acknowledged. Throws FlushIncompleteError (naming the
    * shadows) if that does not happen within `timeoutMs`. resume() restarts the loop.
    */
   async flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<number> {
     this.stopLoop();
+    // The guest is paused: a background round still sending pages it scanned earlier only delays
+    // the flush, which sends them (and whatever else is dirty) anyway.
+    if (this.roundCut) this.roundCut.requested = true;
     this.flushing = true;
     try {
       return await this.flushRounds(timeoutMs);
@@ -345,9 +380,26 @@ export class ReplicationSource {
     }
     let wireBytes = 0;
     this.pool.trim(groups.reduce((n, g) => n + Math.ceil(g.pages.length / FRAME_MAX_PAGES), 0));
+    // Only a background round can be cut; a flush's own rounds must send everything.
+    const cut = this.flushing ? undefined : { requested: false };
+    this.roundCut = cut;
+    let yieldedAt = performance.now();
+    let cutPages = 0;
     for (const g of groups) {
       const frames = Math.max(1, Math.ceil(g.pages.length / FRAME_MAX_PAGES));
       for (let f = 0; f < frames; f++) {
+        if (cut?.requested) {
+          // Cut short: the pages not sent yet are owed again (the flush's scan will not see them a
+          // second time), and an empty last frame completes the epoch so its sequence has no gap.
+          const rest = g.pages.subarray(f * FRAME_MAX_PAGES);
+          for (const l of g.links) l.addDirty(rest);
+          cutPages += rest.length;
+          const end = this.encode(epoch, f, true, new Uint32Array(0));
+          wireBytes += end.length;
+          this.pool.retain(end, g.links.length);
+          for (const l of g.links) l.enqueue(epoch, f, true, new Uint32Array(0), end);
+          break;
+        }
         const pages = g.pages.subarray(f * FRAME_MAX_PAGES, (f + 1) * FRAME_MAX_PAGES).slice();
         const buf = this.encode(epoch, f, f === frames - 1, pages);
         wireBytes += buf.length;
@@ -356,9 +408,14 @@ export class ReplicationSource {
         const w0 = performance.now();
         await Promise.all(g.links.map((l) => l.queueBelow(QUEUE_AHEAD_FRAMES)));
         sendWaitMs += performance.now() - w0;
+        if (performance.now() - yieldedAt >= ROUND_YIELD_AFTER_MS) {
+          await new Promise<void>((r) => setImmediate(r));
+          yieldedAt = performance.now();
+        }
       }
     }
-    const report: RoundReport = { epoch, dirtyPages: dirty.length, wireBytes, scanMs, readMs: this.phase.readMs, encodeMs: this.phase.encodeMs, sendWaitMs, roundMs: Math.max(1, Date.now() - started), sinceLastRoundMs: elapsed };
+    if (this.roundCut === cut) this.roundCut = undefined;
+    const report: RoundReport = { epoch, dirtyPages: dirty.length, wireBytes, scanMs, readMs: this.phase.readMs, encodeMs: this.phase.encodeMs, sendWaitMs, cutPages, roundMs: Math.max(1, Date.now() - started), sinceLastRoundMs: elapsed };
     this.lastRound = report;
     this.wake();
     return report;
@@ -370,8 +427,9 @@ export class ReplicationSource {
     const t0 = performance.now();
     let readMs = 0;
     const codec = this.flushing ? this.flushCodec : this.codec;
+    // A flush's frames (guest paused, a switchover waiting) are acknowledged once applied.
     const buf = codec.encodeFrom(
-      { ...this.meta, epoch, index, last },
+      { ...this.meta, epoch, index, last, ...(this.flushing ? { ackOnApply: true } : {}) },
       pages,
       (into) => {
         const r0 = performance.now();

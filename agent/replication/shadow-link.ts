@@ -159,6 +159,11 @@ export class ShadowLink {
     }
   }
 
+  /** Frames queued or sent and not yet acknowledged. */
+  unacknowledged(): boolean {
+    return this.pending.length > 0;
+  }
+
   /** Nothing waits to be handed to the transport (every queued frame was sent). */
   idle(): boolean {
     return this.queue.length === 0 && !this.pumping;

@@ -66,11 +66,36 @@ function tamper(onFrame: (n: number, frame: Buffer, ch: ShadowChannel, emit: (e:
   return { wrap, armed };
 }
 
-async function start(shadows: Parameters<ReplicationHarness['start']>[0]['shadows']): Promise<ReplicationHarness> {
+async function start(shadows: Parameters<ReplicationHarness['start']>[0]['shadows'], pageCount = PAGES): Promise<ReplicationHarness> {
   const h = new ReplicationHarness();
   harnesses.push(h);
-  await h.start({ pageCount: PAGES, tracker: 'uffd-wp', shadows });
+  await h.start({ pageCount, tracker: 'uffd-wp', shadows });
   return h;
+}
+
+/** A channel wrapper whose transport stops taking frames while held (send() says full, drained() waits for release). */
+function holdable(): { wrap: (f: ShadowChannelFactory) => ShadowChannelFactory; hold(): void; release(): void; held: () => number } {
+  let holding = false;
+  let waiting: Array<() => void> = [];
+  const buffered: Array<() => void> = [];
+  const release = () => {
+    holding = false;
+    for (const send of buffered.splice(0)) send();
+    for (const w of waiting.splice(0)) w();
+  };
+  const wrap = (inner: ShadowChannelFactory): ShadowChannelFactory => (open, onEvent) => {
+    const ch = inner(open, onEvent);
+    return {
+      send(frame, written) {
+        if (!holding) return ch.send(frame, written);
+        buffered.push(() => void ch.send(frame, written));
+        return false;
+      },
+      drained: () => (holding ? new Promise<void>((r) => waiting.push(r)) : ch.drained()),
+      close: () => ch.close(),
+    };
+  };
+  return { wrap, hold: () => (holding = true), release, held: () => buffered.length };
 }
 
 rootTest('a stream cut mid-way resumes from the acknowledged epoch, without a full resend', async (t) => {
@@ -156,4 +181,47 @@ rootTest('a full disk on one shadow is reported there; the other shadow and the 
   t.is(firstDifferentPage(h.shadows[0].image('vm-test'), h.sourceRam(), PS), -1, 'the roomy shadow is complete');
   const r = await h.source.runRound();
   t.true(r.epoch > 0, 'the source keeps running rounds');
+});
+
+rootTest('a flush cuts the background round in flight short: its unsent pages go with the flush, and the image is complete', async (t) => {
+  const pages = 4096; // 16 frames: more than the link queues ahead, so the round waits for the transport
+  const gate = holdable();
+  const h = await start([{ id: 'a', wrap: gate.wrap }], pages);
+  await h.writer.cmd(`pattern 0 ${pages} 1`);
+  const e1 = await h.source.flush(20000);
+  await h.writer.cmd(`pattern 0 ${pages} 2`); // every page changes
+  gate.hold();
+  const background = h.source.runRound();
+  await waitFor('the round to wait for the held transport', async () => gate.held() > 0 || undefined, 10000, 5);
+  const flushed = h.source.flush(20000);
+  gate.release();
+  const round = await background;
+  const e2 = await flushed;
+  t.true(round.cutPages > 0, `cut ${round.cutPages} of ${round.dirtyPages} pages`);
+  t.true(round.cutPages < round.dirtyPages);
+  t.true(e2 > round.epoch && round.epoch > e1, 'the cut epoch completed in sequence, then the flush');
+  t.is(firstDifferentPage(h.shadows[0].image('vm-test'), h.sourceRam(), PS), -1);
+});
+
+rootTest('quiesce before a pause: no new round, and it returns once the shadow acknowledged what was sent (or says it could not in time)', async (t) => {
+  const pages = 4096;
+  const gate = holdable();
+  const h = await start([{ id: 'a', wrap: gate.wrap }], pages);
+  await h.writer.cmd(`pattern 0 ${pages} 1`);
+  await h.source.flush(20000);
+  await h.writer.cmd(`pattern 0 ${pages} 3`);
+  gate.hold();
+  const background = h.source.runRound();
+  await waitFor('the round to wait for the held transport', async () => gate.held() > 0 || undefined, 10000, 5);
+  const late = await h.source.quiesce(50);
+  t.false(late.drained, 'the transport is held: not drained within 50 ms');
+  const quiet = h.source.quiesce(20000);
+  gate.release();
+  const q = await quiet;
+  t.true(q.drained);
+  const round = await background;
+  t.is(h.source.status().shadows[0].ackedEpoch, round.epoch, 'everything sent was acknowledged');
+  t.false(h.source.status().running, 'no round loop after quiesce');
+  await h.source.flush(20000);
+  t.is(firstDifferentPage(h.shadows[0].image('vm-test'), h.sourceRam(), PS), -1);
 });

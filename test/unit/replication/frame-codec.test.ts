@@ -164,3 +164,15 @@ test('a frame request is serialized with its protobuf prefix in the frame headro
   const parsed2 = method.requestDeserialize(serializeFrameRequest(plain)) as { frame: Buffer };
   t.true(Buffer.compare(parsed2.frame, plain) === 0);
 });
+
+test('the ack-on-apply flag travels in the header (both encoders); absent when not set', (t) => {
+  const r = round([1, 2], (p) => p);
+  const [frame] = buildRoundFrames(r);
+  const c = codec();
+  t.true(c.decode(c.encode({ ...frame, ackOnApply: true })).ackOnApply);
+  t.false('ackOnApply' in c.decode(c.encode(frame)));
+  const fill = (into: Buffer) => r.contents.copy(into);
+  const header = { vmId: r.vmId, generation: r.generation, epoch: 3, index: 0, last: true, pageSizeBytes: PS, imagePageCount: 1000 };
+  t.true(c.decode(c.encodeFrom({ ...header, ackOnApply: true }, r.pages, fill)).ackOnApply);
+  t.is(c.decode(c.encodeFrom(header, r.pages, fill)).ackOnApply, undefined);
+});
