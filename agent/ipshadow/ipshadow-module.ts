@@ -22,7 +22,7 @@ import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
 import { ShadowStore, type ShadowRecord } from './shadow-store';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import { configFromLease } from './config-from-lease';
-import { vmTapLookup } from './vm-tap-source';
+import { guestPausedWait, vmTapLookup } from './vm-tap-source';
 
 export type RunningIpShadowModule = RunningAgentModule & {
   ipShadows(): ShadowRecord[];
@@ -49,6 +49,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     const tables = createNetlinkTables();
     // Taps of the QEMUs the vm module runs here (shadow QEMUs have their own), before static config.
     const vmTap = vmTapLookup(ctx.modules);
+    const guestPaused = guestPausedWait(ctx.modules);
     const specFor = (cfg: VmIpConfig) => activationSpecFor(cfg, config, vmTap);
     const fencing = new FencingGuard(ctx.store);
     const applier = new IpApplier(tables, new GarpSender(), { announceCount: config.announceCount, announceIntervalMs: config.announceIntervalMs, fencing });
@@ -225,8 +226,11 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3) }, 'ip activated');
         return res;
       },
-      async deactivate(cfg, token, handoff) {
+      async deactivate(cfg, token, handoff, afterGuestPausedMs) {
         ownPart(handoff, 'source');
+        // A switchover sends this together with the source's switch-out: the address leaves once
+        // the guest no longer answers (nothing is lost from then on), not before.
+        if (afterGuestPausedMs) await guestPaused(cfg.vm_id, afterGuestPausedMs);
         expectedHandovers.delete(cfg.vm_id);
         await bookkeeping.get(cfg.vm_id);
         const receivedAt = wallMs();

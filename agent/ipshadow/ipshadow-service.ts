@@ -10,6 +10,9 @@ import type { ApplyResult } from '../net/ip-applier';
 import type { ShadowRecord } from './shadow-store';
 import { configToWire, parseVmIpConfig, type VmIpConfig } from '../../shared/vm-ip-config';
 
+/** Longest DeactivateIp may wait for the guest's pause (after_guest_paused_ms). */
+export const MAX_GUEST_PAUSED_WAIT_MS = 60_000;
+
 export const IP_SHADOW_SERVICE = 'umbra.agent.v1.IpShadowService';
 
 type Msg = Record<string, unknown>;
@@ -42,7 +45,8 @@ export interface IpShadowOps {
   prepare(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff): Promise<{ totalMs: number }>;
   /** `receivedAtMs`: wall-clock ms the request arrived (for the log line; default now). */
   activate(config: VmIpConfig, fencingToken: number, receivedAtMs?: number): Promise<ApplyResult>;
-  deactivate(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff): Promise<ApplyResult & { handoff?: HandoffOutcome }>;
+  /** `afterGuestPausedMs`: first wait (up to that long) until this host's guest of the VM is paused. */
+  deactivate(config: VmIpConfig, fencingToken: number, handoff?: IpHandoff, afterGuestPausedMs?: number): Promise<ApplyResult & { handoff?: HandoffOutcome }>;
   /**
    * HandOverIp from agent `fromHost`: refused unless a PrepareIp named that source and token. A
    * `rehearsal` (token 0) only checks that a hand-over from that source is expected and reads state.
@@ -126,7 +130,8 @@ export function ipShadowService(ops: IpShadowOps, logger: Logger): ServiceBindin
     }),
     ActivateIp: kit.unary<Msg, Msg>('ActivateIp', coordinatorOnly, async (req) => applyToWire(await ops.activate(configOf(req), token(req)))),
     DeactivateIp: kit.unary<Msg, Msg>('DeactivateIp', coordinatorOnly, async (req) => {
-      const r = await ops.deactivate(configOf(req), token(req), parseHandoff(req.handoff));
+      const afterPaused = toSafeInteger('after_guest_paused_ms', req.after_guest_paused_ms ?? 0, { min: 0, max: MAX_GUEST_PAUSED_WAIT_MS });
+      const r = await ops.deactivate(configOf(req), token(req), parseHandoff(req.handoff), afterPaused || undefined);
       const h = r.handoff;
       return { ...applyToWire(r), handed_over: h?.handedOver ?? false, ...(h?.destination ? { destination: h.destination } : {}), handoff_error: h?.error ?? '' };
     }),

@@ -1,11 +1,22 @@
 // ipshadow's view of the vm module: which tap the QEMU of a VM uses on this host (a shadow QEMU
-// launched ahead of a switchover has its own tap). Looked up at call time in the running modules,
-// so the order the modules start in does not matter; no vm module = no answer (static config).
+// launched ahead of a switchover has its own tap), and when its guest is paused. Looked up at call
+// time in the running modules, so the order the modules start in does not matter; no vm module =
+// no answer (static config) and nothing to wait for.
 import { AGENT_MODULE_NAMES, moduleApi, type RunningAgentModule } from '../agent-module';
 import type { VmTapLookup } from './activation-spec-builder';
 
 interface VmTapProvider {
   tapOf(vmId: string, mac: string): string | undefined;
+}
+interface GuestPauseProvider {
+  awaitGuestPaused(vmId: string, timeoutMs: number): Promise<void>;
+}
+
+/** Waits until this host's guest of a VM is paused (at once without a vm module or such a VM). */
+export type GuestPausedWait = (vmId: string, timeoutMs: number) => Promise<void>;
+
+export function guestPausedWait(modules: ReadonlyMap<string, RunningAgentModule>): GuestPausedWait {
+  return async (vmId, timeoutMs) => moduleApi<GuestPauseProvider>(modules, AGENT_MODULE_NAMES.vm, 'awaitGuestPaused')?.awaitGuestPaused(vmId, timeoutMs);
 }
 
 export function vmTapLookup(modules: ReadonlyMap<string, RunningAgentModule>): VmTapLookup {

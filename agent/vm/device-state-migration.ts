@@ -75,11 +75,19 @@ export interface DeviceStateMigrationResult {
  * Source side. Precondition: the guest is paused (QMP stop) and its RAM is already complete at
  * the destination. On failure or timeout the migration is cancelled and the source stays paused.
  */
-export async function migrateDeviceState(source: QmpClient, uri: string, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS): Promise<DeviceStateMigrationResult> {
-  // Both asked at once (one round trip less in the pause): setting capabilities touches no
-  // running migration, so doing it before the status check costs nothing when the check refuses.
-  const [status] = await Promise.all([source.queryStatus(), source.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES })]);
-  if (status.running) throw new FailedPreconditionError(`source guest is ${status.status}; stop it before a device-state migration`);
+export async function migrateDeviceState(
+  source: QmpClient,
+  uri: string,
+  timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS,
+  /** `prepared`: the caller set DEVICE_STATE_CAPABILITIES and paused the guest itself (no round trip for either here). */
+  prepared = false,
+): Promise<DeviceStateMigrationResult> {
+  if (!prepared) {
+    // Both asked at once (one round trip less in the pause): setting capabilities touches no
+    // running migration, so doing it before the status check costs nothing when the check refuses.
+    const [status] = await Promise.all([source.queryStatus(), source.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES })]);
+    if (status.running) throw new FailedPreconditionError(`source guest is ${status.status}; stop it before a device-state migration`);
+  }
   const started = performance.now();
   const done = source.waitForEvent('MIGRATION', timeoutMs, (ev) => TERMINAL_STATES.has(String(ev.data.status)));
   done.catch(() => undefined);
@@ -120,16 +128,20 @@ export async function queryFinishedMigration(qmp: QmpClient, settleMs = FIGURES_
  * Destination side: waits until the incoming stream has been loaded (guest paused, ready). The
  * MIGRATION event (the shadow has the events capability) ends the wait as soon as QEMU finishes
  * loading, which is some milliseconds after the source reports completion; without the event,
- * query-migrate is asked again every `pollMs`.
+ * query-migrate is asked again every `pollMs`. `signal` ends the wait (at the next poll) with a
+ * DeviceStateMigrationError.
  */
-export async function waitIncomingLoaded(destination: QmpClient, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS, pollMs = 5): Promise<void> {
+export async function waitIncomingLoaded(destination: QmpClient, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS, pollMs = 5, signal?: AbortSignal): Promise<{ completedAtMs?: number }> {
   const deadline = performance.now() + timeoutMs;
+  let completedAtMs: number | undefined;
   for (;;) {
+    if (signal?.aborted) throw new DeviceStateMigrationError('wait cancelled', String(signal.reason ?? ''));
     // Listening before asking, so an end between the answer and the wait is not missed.
     const ended = destination.waitForEvent('MIGRATION', Math.max(1, Math.min(pollMs, deadline - performance.now())), (ev) => TERMINAL_STATES.has(String(ev.data.status)));
-    ended.catch(() => undefined);
+    ended.then((ev) => (completedAtMs ??= ev.timestampMs), () => undefined);
     const info = await destination.queryMigrate();
-    if (info.status === 'completed') return;
+    // QEMU's own time of the end (the event's timestamp), when the event said so.
+    if (info.status === 'completed') return { completedAtMs };
     if (info.status === 'failed' || info.status === 'cancelled') throw new DeviceStateMigrationError(info.status, info['error-desc']);
     if (performance.now() > deadline) throw new DeviceStateMigrationError('timed out', `destination still ${info.status ?? 'waiting'} after ${timeoutMs} ms`);
     await ended.catch((err) => {

@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, promises as fs, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UmbraError, UnavailableError, errorMessage } from '../../shared/errors';
 import { KeyedMutex } from '../../shared/keyed-mutex';
-import { launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded, type DeviceStateMigrationResult } from './device-state-migration';
+import { DEVICE_STATE_CAPABILITIES, launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded, type DeviceStateMigrationResult } from './device-state-migration';
 import { attachQemu, launchQemu, type QemuProcess } from './qemu-process';
 import { discoverQemuProcesses } from './qemu-discovery';
 import { parseVmDefinition, type VmDefinition } from './vm-definition';
@@ -21,6 +21,16 @@ const STOP_GRACE_MS = 1500;
 const RESUME_LOAD_WAIT_MS = 5000;
 /** Fallback re-ask interval while waiting (the MIGRATION event normally ends the wait). */
 const LOAD_POLL_MS = 50;
+/** Upper bound of an armed resume's wait for the device state (the request's own bound applies first). */
+export const MAX_ARMED_RESUME_WAIT_MS = 600_000;
+
+/** An armed resume was called off (a pause or the shadow's removal came first): the guest did not run here. */
+export class ResumeCancelledError extends UmbraError {
+  constructor(vmId: string, why: string) {
+    super('ABORTED', `vm '${vmId}': armed resume cancelled (${why}); the guest did not run here`);
+    this.name = 'ResumeCancelledError';
+  }
+}
 
 export type VmRole = 'local' | 'shadow';
 
@@ -30,6 +40,8 @@ export type SwitchOutStep = 'pause-source' | 'flush-memory' | 'migrate-device-st
 /** What switchOut() did: each step it ran with its own time; `failedStep` and `error` when one failed (the later ones did not run). */
 export interface SwitchOutResult {
   pauseMs: number;
+  /** Draining the replication before the pause (the guest still running). */
+  quiesceMs?: number;
   flushMs?: number;
   finalEpoch?: number;
   migration?: DeviceStateMigrationResult;
@@ -41,6 +53,18 @@ export interface SwitchOutResult {
 
 /** The replication module's final flush of a paused guest (the acked epoch), as switchOut() calls it. */
 export type FlushMemory = (vmId: string, timeoutMs: number) => Promise<{ finalEpoch: number; flushMs: number }>;
+
+/** The replication module as switchOut() uses it: quiesce before the pause (optional), flush after. */
+export interface SwitchOutMemory {
+  flush: FlushMemory;
+  quiesce?: (vmId: string, maxWaitMs: number) => Promise<{ waitedMs: number; drained: boolean }>;
+}
+
+/**
+ * How long switchOut() lets the replication drain before pausing (the guest still runs meanwhile,
+ * so this is not in its pause; what it writes meanwhile goes with the final flush).
+ */
+export const QUIESCE_MAX_MS = 500;
 
 function requireMigrationUri(uri: unknown): string {
   if (typeof uri !== 'string' || !/^tcp:[A-Za-z0-9.:[\]-]+:\d{1,5}$|^unix:\/[^,\0\n]+$/.test(uri)) {
@@ -117,6 +141,10 @@ export class VmAgentHost {
   private readonly locals = new Map<string, LocalVm>();
   private readonly shadows = new Map<string, ShadowVm>();
   private readonly locks = new KeyedMutex();
+  /** Armed resumes waiting for their shadow's device state, by VM: pause() and removeShadow() abort them. */
+  private readonly armed = new Map<string, AbortController>();
+  /** awaitGuestPaused() callers, by VM: settled by the next pause of the local guest or a switch-out that failed before it. */
+  private readonly pauseWaiters = new Map<string, Set<{ resolve(): void; reject(err: Error): void }>>();
   private readonly vmDir: string;
   private timer?: NodeJS.Timeout;
   private closed = false;
@@ -278,6 +306,7 @@ export class VmAgentHost {
 
   removeShadow(vmId: string): Promise<boolean> {
     this.requireVmId(vmId);
+    this.disarm(vmId, 'shadow removed');
     return this.locks.run(vmId, async () => {
       const s = this.shadows.get(vmId);
       if (!s) return this.retireStaleLocal(vmId).catch(() => false);
@@ -287,9 +316,51 @@ export class VmAgentHost {
     });
   }
 
+  /**
+   * Resolves once this host's guest of `vmId` is paused (a switch-out's address hand-over waits
+   * for it: the address must leave only once the guest no longer answers). At once when the VM
+   * does not run here or is not running; rejects with FailedPreconditionError when a switch-out
+   * here fails before its pause, or after `timeoutMs`.
+   */
+  async awaitGuestPaused(vmId: string, timeoutMs: number): Promise<void> {
+    this.requireVmId(vmId);
+    const local = this.locals.get(vmId);
+    if (!local?.proc.running) return;
+    let waiter!: { resolve(): void; reject(err: Error): void };
+    let timer: NodeJS.Timeout | undefined;
+    const paused = new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+    // Registered before the status question, so a pause in between is not missed.
+    const set = this.pauseWaiters.get(vmId) ?? new Set();
+    set.add(waiter);
+    this.pauseWaiters.set(vmId, set);
+    try {
+      const st = await this.status(local.proc);
+      if (!st.running) return;
+      await Promise.race([
+        paused,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new FailedPreconditionError(`vm '${vmId}': the guest was not paused within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      set.delete(waiter);
+      if (set.size === 0 && this.pauseWaiters.get(vmId) === set) this.pauseWaiters.delete(vmId);
+    }
+  }
+
+  private settlePauseWaiters(vmId: string, err?: Error): void {
+    for (const w of this.pauseWaiters.get(vmId) ?? []) {
+      if (err) w.reject(err);
+      else w.resolve();
+    }
+  }
+
   /** QMP stop of the VM's local QEMU (else its shadow); idempotent. NOT_FOUND when neither exists. */
   pause(vmId: string): Promise<number> {
-    return this.locks.run(this.requireVmId(vmId), async () => {
+    // Before queueing for the lock: an armed resume that has not run the guest yet never will.
+    this.disarm(this.requireVmId(vmId), 'paused');
+    return this.locks.run(vmId, async () => {
       const t0 = performance.now();
       // A shadow that never became the local VM is paused too (the guest must not run there).
       const shadow = this.shadows.get(vmId);
@@ -297,6 +368,7 @@ export class VmAgentHost {
       // QMP stop without asking the status first (one QMP round trip less in the guest's pause):
       // stop of a guest that is not running keeps its state (paused, postmigrate, inmigrate).
       if (proc?.running) await proc.qmp.stop();
+      if (proc && proc === this.locals.get(vmId)?.proc) this.settlePauseWaiters(vmId);
       return performance.now() - t0;
     });
   }
@@ -306,43 +378,95 @@ export class VmAgentHost {
    * local VM (a stale local QEMU of the same VM, e.g. an old source, is stopped); else the local VM.
    */
   resume(vmId: string): Promise<number> {
-    return this.locks.run(this.requireVmId(vmId), async () => {
-      const t0 = performance.now();
-      const s = this.shadows.get(vmId);
-      if (s?.proc?.running) {
-        let info = await s.proc.qmp.queryMigrate();
-        if (info.status === 'active' || info.status === 'setup') {
-          // The source reports completion before this side has finished loading (some ms): wait
-          // for it (bounded) instead of failing a switchover that is about to succeed.
-          await waitIncomingLoaded(s.proc.qmp, RESUME_LOAD_WAIT_MS, LOAD_POLL_MS).catch(() => undefined);
-          info = await s.proc.qmp.queryMigrate();
-        }
-        if (info.status === 'completed') {
-          await resumeGuest(s.proc.qmp, undefined, true);
-          const old = this.locals.get(vmId);
-          this.locals.set(vmId, { vmId, def: { ...s.sourceDef, nics: s.sourceDef.nics.map((n) => ({ ...n, tapName: s.tapNames[n.netdevId] ?? n.tapName })), qmpSocketPath: s.qmpSocketPath, serialLogPath: s.serialLogPath }, proc: s.proc });
-          this.shadows.delete(vmId);
-          if (old && old.proc !== s.proc) await old.proc.stop(STOP_GRACE_MS).catch(() => undefined);
-          this.d.log.info({ vmId, pid: s.proc.pid }, 'shadow VM promoted: the guest runs here');
-          return performance.now() - t0;
-        }
-        if (info.status === 'active' || info.status === 'setup') throw new FailedPreconditionError(`vm '${vmId}': the shadow is still receiving the device state`);
-      } else if (s?.proc && !this.locals.has(vmId)) {
-        // The shadow QEMU died (typically while loading the device state): say so, not NOT_FOUND.
-        throw new FailedPreconditionError(`vm '${vmId}': the shadow QEMU (pid ${s.proc.pid}) exited: ${s.proc.stderr.trim().slice(-500) || 'no stderr'}`);
-      }
-      const vm = this.local(vmId);
-      await resumeGuest(vm.proc.qmp);
-      return performance.now() - t0;
+    return this.locks.run(this.requireVmId(vmId), () => this.resumeLocked(vmId));
+  }
+
+  /**
+   * Armed resume, sent by the coordinator together with the source's switch-out: waits (without
+   * the VM's lock, up to `timeoutMs`) until the shadow has loaded the incoming device state, then
+   * runs the guest at once, so the guest's pause does not include the source's answer to the
+   * coordinator, a journal write and a resume call. pause() or removeShadow() in the meantime
+   * calls it off (ResumeCancelledError: the guest did not run). A VM already promoted here (a
+   * retry) is resumed as by resume(). Resolves with the time from the call to the guest running.
+   */
+  async resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number }> {
+    this.requireVmId(vmId);
+    const t0 = performance.now();
+    const s = this.shadows.get(vmId);
+    if (!s?.proc?.running) {
+      const durationMs = await this.resume(vmId);
+      return { durationMs, waitedMs: 0 };
+    }
+    this.disarm(vmId, 'armed again');
+    const arm = new AbortController();
+    this.armed.set(vmId, arm);
+    const proc = s.proc;
+    let loaded: { completedAtMs?: number };
+    try {
+      loaded = await waitIncomingLoaded(proc.qmp, Math.min(timeoutMs, MAX_ARMED_RESUME_WAIT_MS), LOAD_POLL_MS, arm.signal);
+    } catch (err) {
+      if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+      throw err;
+    } finally {
+      if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
+    }
+    const waitedMs = performance.now() - t0;
+    const seenAtMs = Date.now();
+    await this.locks.run(vmId, () => {
+      // A pause queued behind the load wins: it was asked after the arm.
+      if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+      return this.resumeLocked(vmId, proc);
     });
+    // QEMU's time of the load's end against when this agent saw it: the agent's own delay in the guest's pause.
+    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, seenAtMs, runningAtMs: Date.now() }, 'armed resume: the guest runs here');
+    return { durationMs: performance.now() - t0, waitedMs };
+  }
+
+  private disarm(vmId: string, why: string): void {
+    this.armed.get(vmId)?.abort(why);
+    this.armed.delete(vmId);
+  }
+
+  /**
+   * resume()'s work, under the VM's lock. `loaded`: the shadow QEMU the caller has just seen
+   * complete its incoming migration (not asked again unless the shadow was relaunched since).
+   */
+  private async resumeLocked(vmId: string, loaded?: QemuProcess): Promise<number> {
+    const t0 = performance.now();
+    const s = this.shadows.get(vmId);
+    if (s?.proc?.running) {
+      let info = loaded === s.proc ? { status: 'completed' } : await s.proc.qmp.queryMigrate();
+      if (info.status === 'active' || info.status === 'setup') {
+        // The source reports completion before this side has finished loading (some ms): wait
+        // for it (bounded) instead of failing a switchover that is about to succeed.
+        await waitIncomingLoaded(s.proc.qmp, RESUME_LOAD_WAIT_MS, LOAD_POLL_MS).catch(() => undefined);
+        info = await s.proc.qmp.queryMigrate();
+      }
+      if (info.status === 'completed') {
+        await resumeGuest(s.proc.qmp, undefined, true);
+        const old = this.locals.get(vmId);
+        this.locals.set(vmId, { vmId, def: { ...s.sourceDef, nics: s.sourceDef.nics.map((n) => ({ ...n, tapName: s.tapNames[n.netdevId] ?? n.tapName })), qmpSocketPath: s.qmpSocketPath, serialLogPath: s.serialLogPath }, proc: s.proc });
+        this.shadows.delete(vmId);
+        if (old && old.proc !== s.proc) await old.proc.stop(STOP_GRACE_MS).catch(() => undefined);
+        this.d.log.info({ vmId, pid: s.proc.pid }, 'shadow VM promoted: the guest runs here');
+        return performance.now() - t0;
+      }
+      if (info.status === 'active' || info.status === 'setup') throw new FailedPreconditionError(`vm '${vmId}': the shadow is still receiving the device state`);
+    } else if (s?.proc && !this.locals.has(vmId)) {
+      // The shadow QEMU died (typically while loading the device state): say so, not NOT_FOUND.
+      throw new FailedPreconditionError(`vm '${vmId}': the shadow QEMU (pid ${s.proc.pid}) exited: ${s.proc.stderr.trim().slice(-500) || 'no stderr'}`);
+    }
+    const vm = this.local(vmId);
+    await resumeGuest(vm.proc.qmp);
+    return performance.now() - t0;
   }
 
   /** Source side, guest paused: device state only to `uri` (a shadow QEMU's incoming address). */
-  migrateDeviceState(vmId: string, uri: string, timeoutMs: number): Promise<DeviceStateMigrationResult> {
+  migrateDeviceState(vmId: string, uri: string, timeoutMs: number, prepared = false): Promise<DeviceStateMigrationResult> {
     requireMigrationUri(uri);
     return this.locks.run(this.requireVmId(vmId), async () => {
       const vm = this.local(vmId);
-      return migrateDeviceState(vm.proc.qmp, uri, timeoutMs || this.d.config.deviceStateTimeoutMs);
+      return migrateDeviceState(vm.proc.qmp, uri, timeoutMs || this.d.config.deviceStateTimeoutMs, prepared);
     });
   }
 
@@ -354,7 +478,7 @@ export class VmAgentHost {
    * call with `failedStep` (the guest stays paused; the caller rolls back). Bad arguments are
    * refused before anything is paused.
    */
-  async switchOut(vmId: string, uri: string, opts: { flush: FlushMemory; flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutResult> {
+  async switchOut(vmId: string, uri: string, opts: SwitchOutMemory & { flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutResult> {
     this.requireVmId(vmId);
     requireMigrationUri(uri);
     this.local(vmId); // NOT_FOUND before anything is paused
@@ -362,19 +486,36 @@ export class VmAgentHost {
     let step: SwitchOutStep = 'pause-source';
     let t = performance.now();
     try {
+      // The migration capabilities are set while the guest still runs (not a round trip inside
+      // its pause); the device-state step then skips them and the status question.
+      const capabilities = this.local(vmId).proc.qmp.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES });
+      capabilities.catch(() => undefined);
+      if (opts.quiesce) {
+        // Best effort: a replication that cannot drain in time is flushed as it is.
+        const q = await opts.quiesce(vmId, QUIESCE_MAX_MS).catch(() => undefined);
+        out.quiesceMs = performance.now() - t;
+        if (q && !q.drained) this.d.log.warn({ vmId, waitedMs: Math.round(q.waitedMs) }, 'replication not drained before the pause');
+        t = performance.now();
+      }
+      await capabilities;
       out.pauseMs = await this.pause(vmId);
+      const pausedAtMs = Date.now();
       step = 'flush-memory';
       t = performance.now();
       const f = await opts.flush(vmId, opts.flushTimeoutMs);
       out.flushMs = performance.now() - t;
       out.finalEpoch = f.finalEpoch;
+      const flushedAtMs = Date.now();
       step = 'migrate-device-state';
       t = performance.now();
-      out.migration = await this.migrateDeviceState(vmId, uri, opts.deviceStateTimeoutMs);
+      out.migration = await this.migrateDeviceState(vmId, uri, opts.deviceStateTimeoutMs, true);
+      this.d.log.info({ vmId, pausedAtMs, flushedAtMs, deviceStateSentAtMs: Date.now() }, 'switched out');
     } catch (err) {
       out.failedStep = step;
       out.failedMs = performance.now() - t;
       out.error = errorMessage(err);
+      // Whoever waits to move the address after the pause must not wait for one that will not come.
+      if (step === 'pause-source') this.settlePauseWaiters(vmId, new FailedPreconditionError(`vm '${vmId}': the switch-out failed before the pause: ${out.error}`));
     }
     return out;
   }

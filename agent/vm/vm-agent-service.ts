@@ -6,7 +6,7 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../shared/erro
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
 import { toSafeInteger } from '../../shared/validate';
-import type { FlushMemory, VmAgentHost, VmRole, VmView } from './vm-agent-host';
+import { MAX_ARMED_RESUME_WAIT_MS, type SwitchOutMemory, type VmAgentHost, type VmRole, type VmView } from './vm-agent-host';
 
 export const VM_SERVICE = 'umbra.agent.v1.VmService';
 const MAX_MIGRATE_TIMEOUT_MS = 600_000;
@@ -47,7 +47,7 @@ function vmIdOf(req: Msg): string {
  * `flush`: the replication module's final flush, looked up at call time (SwitchOutVm is refused
  * with FAILED_PRECONDITION on an agent without it, before anything is paused).
  */
-export function vmService(host: VmAgentHost, logger: Logger, flush?: () => FlushMemory | undefined): ServiceBinding {
+export function vmService(host: VmAgentHost, logger: Logger, memory?: () => SwitchOutMemory | undefined): ServiceBinding {
   const kit = new HandlerKit(logger);
   const only = ['coordinator'] as const;
   const handlers: grpc.UntypedServiceImplementation = {
@@ -62,6 +62,12 @@ export function vmService(host: VmAgentHost, logger: Logger, flush?: () => Flush
     RemoveShadowVm: kit.unary<Msg, Msg>('RemoveShadowVm', only, async (req) => ({ removed: await host.removeShadow(vmIdOf(req)) })),
     PauseVm: kit.unary<Msg, Msg>('PauseVm', only, async (req) => ({ duration_ms: await host.pause(vmIdOf(req)) })),
     ResumeVm: kit.unary<Msg, Msg>('ResumeVm', only, async (req) => ({ duration_ms: await host.resume(vmIdOf(req)) })),
+    ResumeVmWhenLoaded: kit.unary<Msg, Msg>('ResumeVmWhenLoaded', only, async (req) => {
+      const vmId = vmIdOf(req);
+      const timeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 1, max: MAX_ARMED_RESUME_WAIT_MS });
+      const r = await host.resumeWhenLoaded(vmId, timeoutMs);
+      return { duration_ms: r.durationMs, waited_ms: r.waitedMs };
+    }),
     MigrateDeviceState: kit.unary<Msg, Msg>('MigrateDeviceState', only, async (req) => {
       const timeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
       const r = await host.migrateDeviceState(vmIdOf(req), req.destination_uri as string, timeoutMs);
@@ -71,9 +77,9 @@ export function vmService(host: VmAgentHost, logger: Logger, flush?: () => Flush
       const vmId = vmIdOf(req);
       const deviceStateTimeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
       const flushTimeoutMs = toSafeInteger('flush_timeout_ms', req.flush_timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
-      const f = flush?.();
-      if (!f) throw new FailedPreconditionError(`vm '${vmId}': no replication module runs here to flush its memory`);
-      const r = await host.switchOut(vmId, req.destination_uri as string, { flush: f, flushTimeoutMs: flushTimeoutMs || DEFAULT_FLUSH_TIMEOUT_MS, deviceStateTimeoutMs });
+      const mem = memory?.();
+      if (!mem) throw new FailedPreconditionError(`vm '${vmId}': no replication module runs here to flush its memory`);
+      const r = await host.switchOut(vmId, req.destination_uri as string, { ...mem, flushTimeoutMs: flushTimeoutMs || DEFAULT_FLUSH_TIMEOUT_MS, deviceStateTimeoutMs });
       const m = r.migration;
       return {
         pause_ms: r.pauseMs,
@@ -85,6 +91,7 @@ export function vmService(host: VmAgentHost, logger: Logger, flush?: () => Flush
         failed_step: r.failedStep ?? '',
         failed_ms: r.failedMs ?? 0,
         error: r.error ?? '',
+        quiesce_ms: r.quiesceMs ?? 0,
       };
     }),
   };

@@ -15,6 +15,8 @@ export type RunningVmModule = RunningAgentModule & {
   host: VmAgentHost;
   /** The tap this host's QEMU of `vmId` (local, else shadow) uses for the NIC with `mac` (ipshadow reads it). */
   tapOf(vmId: string, mac: string): string | undefined;
+  /** Resolves once this host's guest of `vmId` is paused (ipshadow's hand-over after a switch-out's pause). */
+  awaitGuestPaused(vmId: string, timeoutMs: number): Promise<void>;
 };
 
 export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
@@ -58,15 +60,18 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
       };
     };
     log.info({ vms: (await host.list()).map((v) => `${v.vmId}:${v.role}:${v.status}`), preload: preloadOk }, 'vm started');
-    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, services: [vmService(host, log, () => {
+    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, awaitGuestPaused: (vmId, timeoutMs) => host.awaitGuestPaused(vmId, timeoutMs), services: [vmService(host, log, () => {
       const replication = moduleApi<ReplicationModuleApi>(ctx.modules, AGENT_MODULE_NAMES.replication, 'flush');
       if (!replication) return undefined;
-      return async (vmId, timeoutMs) => {
-        const r = await replication.flush(vmId, timeoutMs);
-        // Where the flush's time went (scan, read, encode, send, ack), for the switchover's figures.
-        const f = replication.sources().find((s) => s.vmId === vmId)?.lastFlush;
-        if (f) log.info({ vmId, flush: f }, 'switch-out flush');
-        return r;
+      return {
+        flush: async (vmId, timeoutMs) => {
+          const r = await replication.flush(vmId, timeoutMs);
+          // Where the flush's time went (scan, read, encode, send, ack), for the switchover's figures.
+          const f = replication.sources().find((s) => s.vmId === vmId)?.lastFlush;
+          if (f) log.info({ vmId, flush: f }, 'switch-out flush');
+          return r;
+        },
+        quiesce: (vmId, maxWaitMs) => replication.quiesce(vmId, maxWaitMs),
       };
     })], health, close: () => host.close() };
   },

@@ -18,6 +18,12 @@ export interface HandoverOutcome {
   error?: string;
 }
 
+/** Options of a switch's source-side removal. */
+export interface DeactivateOptions {
+  /** The source first waits (up to this long) until its guest of the VM is paused; 0/absent: at once. */
+  afterGuestPausedMs?: number;
+}
+
 export interface IpAgentPort {
   /** Resolves with the agent's own duration of the step in ms. */
   activate(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number>;
@@ -34,7 +40,7 @@ export interface IpAgentPort {
    * address, instead of two through the coordinator. Rejects when the deactivation failed; a
    * failed hand-over resolves with handedOver false. Optional, like prepare().
    */
-  deactivateAndHandOver?(hosts: IpHandoffHosts, config: VmIpConfig, fencingToken: number): Promise<HandoverOutcome>;
-  deactivate(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number>;
+  deactivateAndHandOver?(hosts: IpHandoffHosts, config: VmIpConfig, fencingToken: number, opts?: DeactivateOptions): Promise<HandoverOutcome>;
+  deactivate(hostId: string, config: VmIpConfig, fencingToken: number, opts?: DeactivateOptions): Promise<number>;
   state(hostId: string, config: VmIpConfig): Promise<{ active: boolean; fencingToken: number }>;
 }

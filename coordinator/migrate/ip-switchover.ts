@@ -12,7 +12,7 @@ import type { EventLog } from '../core/event-log';
 import type { LeaseBackend } from '../leases/lease-backend';
 import type { VmIpRegistry } from '../shadow/vm-ip-registry';
 import type { FencingCounter } from './fencing-counter';
-import type { HandoverOutcome, IpAgentPort } from './ip-agent-port';
+import type { DeactivateOptions, HandoverOutcome, IpAgentPort } from './ip-agent-port';
 import { type SwitchoverEvent, type SwitchoverStep, formatSteps } from './switchover-event';
 
 const RECORD_PREFIX = 'ipshadow/switchover/';
@@ -74,10 +74,23 @@ interface PreparedState {
  */
 export interface PreparedIpSwitch {
   readonly fencingToken: number;
-  /** Moves the address (as trigger() would after its prepare). */
-  complete(): Promise<SwitchoverEvent>;
+  /**
+   * Moves the address (as trigger() would after its prepare). `afterSourceGuestPausedMs`: the
+   * source removes it only once its guest of the VM is paused (waiting up to that long), so a VM
+   * switchover can send the switch together with the source's switch-out.
+   */
+  complete(opts?: { afterSourceGuestPausedMs?: number }): Promise<SwitchoverEvent>;
   /** Nothing moves; the switch is recorded ROLLED_BACK with `why`. */
   abandon(why: string): Promise<SwitchoverEvent>;
+}
+
+export interface SwitchOptions {
+  /**
+   * The address goes back to the host it left in the switchover being rolled back: that host held
+   * it active until moments ago (the agents get the full configuration with the call), so it needs
+   * no shadow of it, and has none (shadows are placed on other hosts than the active one).
+   */
+  returning?: boolean;
 }
 
 /** A prepared switch neither completed nor abandoned by then is abandoned (its lock released). */
@@ -109,8 +122,8 @@ export class IpSwitchover {
   }
 
   /** Runs the switchover; throws FailedPreconditionError before touching anything when it cannot start. */
-  trigger(vmId: string, destination: string): Promise<SwitchoverEvent> {
-    return this.d.locks.run(vmId, () => this.run(vmId, destination));
+  trigger(vmId: string, destination: string, opts: SwitchOptions = {}): Promise<SwitchoverEvent> {
+    return this.d.locks.run(vmId, () => this.run(vmId, destination, opts));
   }
 
   /**
@@ -140,7 +153,7 @@ export class IpSwitchover {
             };
             const handle: PreparedIpSwitch = {
               fencingToken: p.token,
-              complete: () => once(() => this.completeLocked(p)),
+              complete: (opts) => once(() => this.completeLocked(p, { afterGuestPausedMs: opts?.afterSourceGuestPausedMs })),
               abandon: (why) => once(() => this.abandonLocked(p, why)),
             };
             const timer = setTimeout(() => {
@@ -154,8 +167,8 @@ export class IpSwitchover {
     });
   }
 
-  private async run(vmId: string, destination: string): Promise<SwitchoverEvent> {
-    return this.completeLocked(await this.prepareLocked(vmId, destination));
+  private async run(vmId: string, destination: string, opts: SwitchOptions): Promise<SwitchoverEvent> {
+    return this.completeLocked(await this.prepareLocked(vmId, destination, opts));
   }
 
   /** Runs one step, records it in `steps`; resolves with the error, or undefined when it succeeded. */
@@ -171,11 +184,11 @@ export class IpSwitchover {
     }
   }
 
-  private async prepareLocked(vmId: string, destination: string): Promise<PreparedState> {
+  private async prepareLocked(vmId: string, destination: string, opts: SwitchOptions = {}): Promise<PreparedState> {
     const vm = this.d.vms.get(vmId);
     const source = vm.active_host;
     if (source === destination) throw new FailedPreconditionError(`vm '${vmId}' is already active on '${destination}'`);
-    const reason = this.d.shadows.notCurrentReason(vmId, destination);
+    const reason = opts.returning ? undefined : this.d.shadows.notCurrentReason(vmId, destination);
     if (reason) throw new FailedPreconditionError(`cannot switch vm '${vmId}' to '${destination}': ${reason}`);
 
     const started = this.clockMs();
@@ -202,7 +215,7 @@ export class IpSwitchover {
     return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError };
   }
 
-  private async completeLocked(p: PreparedState): Promise<SwitchoverEvent> {
+  private async completeLocked(p: PreparedState, sourceOpts: DeactivateOptions = {}): Promise<SwitchoverEvent> {
     const { vmId, source, destination, config, token, steps } = p;
     const step = async (name: string, hostId: string, work: () => Promise<unknown>): Promise<boolean> => (await this.attempt(steps, name, hostId, work)) === undefined;
     let status: SwitchoverEvent['status'] = 'SUCCEEDED';
@@ -217,7 +230,7 @@ export class IpSwitchover {
       status = 'ROLLED_BACK';
     } else if (handOver) {
       let outcome: HandoverOutcome | undefined;
-      if (!(await step('deactivate', source, async () => (outcome = await handOver(hosts, config, token))))) {
+      if (!(await step('deactivate', source, async () => (outcome = await handOver(hosts, config, token, sourceOpts))))) {
         // The source may have removed the address and even handed it over before the call failed:
         // the destination lets go first, then the source takes it back, so at most one holds it.
         error = failed();
@@ -227,7 +240,7 @@ export class IpSwitchover {
         handedOver = outcome!.handedOver;
         steps.push({ step: 'handover', host_id: destination, duration_ms: outcome!.destinationMs ?? 0, ok: handedOver, error: outcome!.error ?? '' });
       }
-    } else if (!(await step('deactivate', source, () => this.d.agents.deactivate(source, config, token)))) {
+    } else if (!(await step('deactivate', source, () => this.d.agents.deactivate(source, config, token, sourceOpts)))) {
       // The source may have removed part of its state: put it back so it alone holds the address.
       error = failed();
       status = (await step('rollback-activate', source, () => this.d.agents.activate(source, config, token))) ? 'ROLLED_BACK' : 'FAILED';

@@ -2,7 +2,7 @@
 import { callUnary } from '../../shared/grpc-client';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import type { AgentClients } from '../clients/agent-clients';
-import type { HandoverOutcome, IpAgentPort, IpHandoffHosts } from '../migrate/ip-agent-port';
+import type { DeactivateOptions, HandoverOutcome, IpAgentPort, IpHandoffHosts } from '../migrate/ip-agent-port';
 import type { ShadowAgentPort } from './shadow-manager';
 
 export const AGENT_IP_SHADOW_SERVICE = 'umbra.agent.v1.IpShadowService';
@@ -41,11 +41,12 @@ export class GrpcAgentPorts implements ShadowAgentPort, IpAgentPort {
     return res.total_ms;
   }
 
-  async deactivateAndHandOver(hosts: IpHandoffHosts, config: VmIpConfig, fencingToken: number): Promise<HandoverOutcome> {
-    const req = { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config), handoff: this.handoff(hosts) };
-    // The source's deadline covers its own call to the destination.
+  async deactivateAndHandOver(hosts: IpHandoffHosts, config: VmIpConfig, fencingToken: number, opts: DeactivateOptions = {}): Promise<HandoverOutcome> {
+    const wait = opts.afterGuestPausedMs ?? 0;
+    const req = { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config), handoff: this.handoff(hosts), after_guest_paused_ms: wait };
+    // The source's deadline covers its wait for the pause and its own call to the destination.
     const res = await callUnary<{ total_ms: number; handed_over: boolean; destination?: { total_ms: number } | null; handoff_error: string }>(
-      this.client(hosts.source), 'DeactivateIp', req, 2 * APPLY_DEADLINE_MS,
+      this.client(hosts.source), 'DeactivateIp', req, wait + 2 * APPLY_DEADLINE_MS,
     );
     return {
       sourceMs: res.total_ms,
@@ -60,8 +61,10 @@ export class GrpcAgentPorts implements ShadowAgentPort, IpAgentPort {
     return res.total_ms;
   }
 
-  async deactivate(hostId: string, config: VmIpConfig, fencingToken: number): Promise<number> {
-    const res = await callUnary<{ total_ms: number }>(this.client(hostId), 'DeactivateIp', { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config) }, APPLY_DEADLINE_MS);
+  async deactivate(hostId: string, config: VmIpConfig, fencingToken: number, opts: DeactivateOptions = {}): Promise<number> {
+    const wait = opts.afterGuestPausedMs ?? 0;
+    const req = { vm_id: config.vm_id, fencing_token: String(fencingToken), config: configToWire(config), after_guest_paused_ms: wait };
+    const res = await callUnary<{ total_ms: number }>(this.client(hostId), 'DeactivateIp', req, wait + APPLY_DEADLINE_MS);
     return res.total_ms;
   }
 

@@ -56,6 +56,11 @@ export class GrpcVmAgentPort implements VmAgentPort {
     return (await callUnary<{ duration_ms: number }>(this.client(hostId), 'ResumeVm', { vm_id: vmId }, CALL_DEADLINE_MS)).duration_ms;
   }
 
+  async resumeWhenLoaded(hostId: string, vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number }> {
+    const res = await callUnary<{ duration_ms: number; waited_ms: number }>(this.client(hostId), 'ResumeVmWhenLoaded', { vm_id: vmId, timeout_ms: timeoutMs }, timeoutMs + CALL_DEADLINE_MS);
+    return { durationMs: res.duration_ms, waitedMs: res.waited_ms };
+  }
+
   async migrateDeviceState(hostId: string, vmId: string, destinationUri: string, timeoutMs: number) {
     const res = await callUnary<{ duration_ms: number; qemu_downtime_ms: number; ram_transferred_bytes: string }>(
       this.client(hostId),
@@ -77,6 +82,7 @@ export class GrpcVmAgentPort implements VmAgentPort {
       failed_step: string;
       failed_ms: number;
       error: string;
+      quiesce_ms: number;
     }>(
       this.client(hostId),
       'SwitchOutVm',
@@ -94,6 +100,7 @@ export class GrpcVmAgentPort implements VmAgentPort {
       failedStep: failed === 'pause-source' || failed === 'flush-memory' || failed === 'migrate-device-state' ? failed : undefined,
       failedMs: res.failed_ms,
       error: res.error,
+      quiesceMs: res.quiesce_ms,
     };
   }
 }

@@ -99,7 +99,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
       ip: {
         activeHost: (vmId) => ipSwitch.activeHost(vmId),
         notCurrentReason: (vmId, hostId) => ipSwitch.notCurrentReason(vmId, hostId),
-        switchIp: (vmId, dest) => ipSwitch.trigger(vmId, dest),
+        switchIp: (vmId, dest, opts) => ipSwitch.trigger(vmId, dest, opts),
         prepareSwitch: (vmId, dest) => ipSwitch.prepare(vmId, dest),
         nextFencingToken: () => ipSwitch.nextFencingToken(),
       },

@@ -27,10 +27,19 @@ export interface VmAgentPort {
    * `failedStep`); UnimplementedError from an agent without it (nothing was paused then).
    */
   switchOut?(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutOutcome>;
+  /**
+   * Armed resume of the destination's shadow: resolves once the guest runs there, which it does
+   * as soon as the device state has loaded (the agent's time; of it, waiting for the load).
+   * Rejects with reason ABORTED when a pause called it off (the guest did not run there), and
+   * UNIMPLEMENTED from an agent without it.
+   */
+  resumeWhenLoaded?(hostId: string, vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number }>;
 }
 
 /** One agent's switchOut: each step's time on the agent; the failed step (later ones did not run). */
 export interface SwitchOutOutcome {
+  /** Draining the replication before the pause (guest running; 0 from older agents). */
+  quiesceMs?: number;
   pauseMs: number;
   flushMs: number;
   finalEpoch: number;
@@ -61,7 +70,7 @@ export interface IpPort {
   /** Why `hostId`'s IP shadow is not current, or undefined. */
   notCurrentReason(vmId: string, hostId: string): string | undefined;
   /** The fenced deactivate/activate + lease update; its own rollback keeps the address on one host. */
-  switchIp(vmId: string, destination: string): Promise<SwitchoverEvent>;
+  switchIp(vmId: string, destination: string, opts?: { returning?: boolean }): Promise<SwitchoverEvent>;
   /**
    * Optional: the same switch with its preparation done now (token admitted by both agents, the
    * source's channel to the destination up), holding the VM's address until the handle completes

@@ -24,6 +24,62 @@ export const DEFAULT_DEVICE_STATE_TIMEOUT_MS = 10_000;
 const SOURCE_QUERY_REUSE_MS = 1000;
 /** The source's steps before the resume, in order. */
 const SOURCE_STEPS = ['pause-source', 'flush-memory', 'migrate-device-state'] as const;
+/**
+ * How long the source's removal of the address, sent together with its switch-out, waits for the
+ * guest's pause (the switch-out drains the replication first, up to 500 ms, then pauses).
+ */
+const IP_AFTER_PAUSE_WAIT_MS = 5_000;
+/** An armed resume waits this much longer than the source's flush and device state may take. */
+const ARM_MARGIN_MS = 5_000;
+/** After a rollback paused the destination, how long its armed resume may take to say whether the guest ran there. */
+const ARM_SETTLE_MS = 3_000;
+/** Errors of an armed resume that say nothing about whether the guest ran (the call's fate is unknown). */
+const TRANSPORT_REASONS = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'INTERNAL', 'UNKNOWN']);
+
+/**
+ * The journal of a switchover that failed before any device state left the source: the destination
+ * cannot have loaded it, so it cannot run the guest (an armed resume there waits in vain and is
+ * called off when its shadow is reset); the address may have moved only when its switch was sent
+ * with the switch-out (it then left once the guest paused, and the rollback brings it back).
+ */
+function nothingOnDestination(j: SwitchoverJournal, ipInFlight: boolean): SwitchoverJournal {
+  return { ...j, destination_may_run: false, ip_may_move: ipInFlight };
+}
+
+/** What a rollback of a running switchover knows beyond its journal. */
+interface RollbackContext {
+  journal?: JournalWriter;
+  /** Whether the guest ran on the destination (asked once it is paused there). */
+  ran?: () => Promise<boolean | undefined>;
+  /** The address switch sent with the switch-out, if any: awaited before the address is checked. */
+  ipInFlight?: Promise<unknown>;
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; err: unknown };
+
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+}
+
+function reasonOf(err: unknown): string | undefined {
+  return (err as { reason?: string } | undefined)?.reason;
+}
+
+/**
+ * Whether the guest ran on the destination, from its armed resume's outcome (waited for up to
+ * `ARM_SETTLE_MS` once the destination was paused): undefined when that cannot be told.
+ */
+async function armedRan(arm: Promise<Settled<unknown>>): Promise<boolean | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([arm, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ARM_SETTLE_MS)))]);
+  clearTimeout(timer);
+  if (!outcome) return undefined;
+  if (outcome.ok) return true;
+  return TRANSPORT_REASONS.has(reasonOf(outcome.err) ?? 'UNKNOWN') ? undefined : false;
+}
 
 export interface VmSwitchoverDeps {
   store: KvStore;
@@ -182,6 +238,11 @@ export class VmSwitchover {
     const { source, incomingUri } = await this.verify(vmId, destination);
     const tVerified = this.clockMs();
     const startedAt = this.nowMs();
+    // With an armed resume the destination runs the guest as soon as the device state has loaded,
+    // and the address follows at once: both are possible from the first entry on (a restart then
+    // asks the destination where the guest runs; a rollback pauses it first and moves the address
+    // back if it moved).
+    const armed = this.d.vms.resumeWhenLoaded !== undefined;
     let j: SwitchoverJournal = {
       version: JOURNAL_VERSION,
       id: `${startedAt.toString(36)}-${(this.seq++).toString(36)}-${vmId}`,
@@ -192,8 +253,8 @@ export class VmSwitchover {
       started_at_unix_ms: startedAt,
       phase: 'pause-source',
       incoming_uri: incomingUri,
-      destination_may_run: false,
-      ip_may_move: false,
+      destination_may_run: armed,
+      ip_may_move: armed,
       error: '',
       steps: [],
     };
@@ -230,17 +291,29 @@ export class VmSwitchover {
   ): Promise<SwitchoverEvent> {
     const vmId = j.vm_id;
     const t0 = this.clockMs();
+    const flushTimeoutMs = this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
+    const deviceStateTimeoutMs = this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS;
+    // Armed before the source pauses (the request travels while the source works): the guest
+    // then runs on the destination the moment its device state has loaded, not one answer, one
+    // journal write and one resume call later.
+    const arm = j.destination_may_run && this.d.vms.resumeWhenLoaded ? settle(this.d.vms.resumeWhenLoaded(destination, vmId, flushTimeoutMs + deviceStateTimeoutMs + ARM_MARGIN_MS)) : undefined;
+    const ran = arm ? () => armedRan(arm) : undefined;
+    // The address switch goes out with the switch-out too: the source removes the address right
+    // after its guest's pause and hands it to the destination itself, so it is there by the time
+    // the guest runs there (the guest is paused: nothing is lost by moving it early).
+    const ipEarly = arm && preparedIp ? settle(this.switchIp(j, preparedIp, IP_AFTER_PAUSE_WAIT_MS)) : undefined;
+    const rollback = { journal, ran, ipInFlight: ipEarly };
     // Until the resume, a restart rolls back the same way whichever of these phases it hit: only
     // the first entry is waited for.
     const beforeResume: Array<[SwitchoverPhase, string, () => Promise<unknown>, 'now' | 'later']> = [
       ['pause-source', source, () => this.d.vms.pause(source, vmId), 'now'],
-      ['flush-memory', source, () => this.d.memory.flush(vmId, this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS), 'later'],
-      ['migrate-device-state', source, () => this.d.vms.migrateDeviceState(source, vmId, incomingUri, this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS), 'later'],
+      ['flush-memory', source, () => this.d.memory.flush(vmId, flushTimeoutMs), 'later'],
+      ['migrate-device-state', source, () => this.d.vms.migrateDeviceState(source, vmId, incomingUri, deviceStateTimeoutMs), 'later'],
     ];
     const chained = this.d.vms.switchOut ? await this.switchOutChained(j, source, incomingUri, progress) : undefined;
     if (chained) {
       j = chained.j;
-      if (!chained.ok) return this.rollBack(j, chained.error, t0, progress, journal);
+      if (!chained.ok) return this.rollBack(chained.deviceStateUnsent ? nothingOnDestination(j, !!ipEarly) : j, chained.error, t0, progress, rollback);
     } else {
       for (const [phase, host, work, write] of beforeResume) {
         if (phase !== j.phase) {
@@ -250,23 +323,40 @@ export class VmSwitchover {
         }
         const r = await this.runStep(j, phase, host, work, progress);
         j = { ...j, steps: [...j.steps, r] };
-        if (!r.ok) return this.rollBack(j, r.error, t0, progress, journal);
+        if (!r.ok) return this.rollBack(phase === 'migrate-device-state' ? j : nothingOnDestination(j, !!ipEarly), r.error, t0, progress, rollback);
       }
     }
     // The guest runs on the destination and its address moves there at the same time: the source
     // guest is paused, so nothing is lost by moving the address before the destination answers,
     // and the IP switch's own fencing keeps the address active on one host at a time.
     j = advance(j, 'resume-destination');
-    await journal.now(j);
+    // Armed: the first entry already allowed the guest on the destination and the address to
+    // move, so a restart resolves this entry as that one (it is not waited for).
+    if (arm) journal.later(j);
+    else await journal.now(j);
+    const resume = async (): Promise<unknown> => {
+      if (!arm) return this.d.vms.resume(destination, vmId);
+      const outcome = await arm;
+      if (outcome.ok) return outcome.value;
+      // An agent without the armed resume: the guest waits for this explicit one.
+      if (reasonOf(outcome.err) === 'UNIMPLEMENTED') return this.d.vms.resume(destination, vmId);
+      throw outcome.err;
+    };
     let ipToken: number | undefined;
     const [resumed, ip] = await Promise.all([
-      this.runStep(j, 'resume-destination', destination, () => this.d.vms.resume(destination, vmId), progress),
+      this.runStep(j, 'resume-destination', destination, resume, progress),
       this.runStep(j, 'switch-ip', destination, async () => {
-        ipToken = await this.switchIp(j, preparedIp);
+        if (!ipEarly) {
+          ipToken = await this.switchIp(j, preparedIp);
+          return;
+        }
+        const outcome = await ipEarly;
+        if (!outcome.ok) throw outcome.err;
+        ipToken = outcome.value;
       }, progress),
     ]);
     j = { ...j, steps: [...j.steps, resumed, ip] };
-    if (!resumed.ok || !ip.ok) return this.rollBack(j, resumed.ok ? ip.error : resumed.error, t0, progress, journal);
+    if (!resumed.ok || !ip.ok) return this.rollBack(j, resumed.ok ? ip.error : resumed.error, t0, progress, rollback);
     return this.commit(withIpToken(j, ipToken), t0, progress, journal);
   }
 
@@ -280,10 +370,16 @@ export class VmSwitchover {
    * waited for next, supersedes them. Resolves undefined when the agent lacks the call (nothing
    * paused: the caller takes the steps one by one).
    */
-  private async switchOutChained(j: SwitchoverJournal, source: string, incomingUri: string, progress?: SwitchoverProgress): Promise<{ j: SwitchoverJournal; ok: boolean; error: string } | undefined> {
+  private async switchOutChained(
+    j: SwitchoverJournal,
+    source: string,
+    incomingUri: string,
+    progress?: SwitchoverProgress,
+  ): Promise<{ j: SwitchoverJournal; ok: boolean; error: string; deviceStateUnsent: boolean } | undefined> {
     progress?.({ step: 'pause-source', hostId: source });
     const t = this.clockMs();
     let out: SwitchOutOutcome;
+    let unknown = false;
     try {
       out = await this.d.vms.switchOut!(source, j.vm_id, incomingUri, {
         flushTimeoutMs: this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS,
@@ -292,9 +388,11 @@ export class VmSwitchover {
     } catch (err) {
       if ((err as { reason?: string }).reason === 'UNIMPLEMENTED') return undefined;
       // How far the agent got is unknown: a failed pause (the rollback resumes the source either way).
+      unknown = true;
       out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedStep: 'pause-source', failedMs: this.clockMs() - t, error: errorMessage(err) };
     }
-    const total = this.clockMs() - t;
+    // The drain before the pause ran with the guest running: not a step of its pause.
+    const total = this.clockMs() - t - (out.quiesceMs ?? 0);
     const failedStep = out.failedStep ?? (out.error ? 'pause-source' : undefined);
     const agentMs = { 'pause-source': out.pauseMs, 'flush-memory': out.flushMs, 'migrate-device-state': out.migrateMs };
     const ran: StepRecord[] = [];
@@ -312,22 +410,26 @@ export class VmSwitchover {
       if (!r.ok) this.d.logger.warn({ vmId: j.vm_id, switchoverId: j.id, step: r.step, hostId: source, err: r.error }, 'switchover step failed');
       timings?.steps.push({ step: r.step, ms: Math.round(r.duration_ms * 10) / 10, agentMs: Math.round(agentMs[r.step as keyof typeof agentMs] * 10) / 10 });
     }
-    if (timings) timings.phases.switchOutCall = Math.round(total * 10) / 10;
+    if (timings) {
+      timings.phases.switchOutCall = Math.round(total * 10) / 10;
+      if (out.quiesceMs) timings.phases.quiesce = Math.round(out.quiesceMs * 10) / 10;
+    }
     if (!failedStep) this.flushedEpochs.set(j.id, out.finalEpoch);
     const last = ran[ran.length - 1];
-    return { j: { ...j, steps: [...j.steps, ...ran] }, ok: last.ok, error: last.ok ? '' : last.error };
+    const deviceStateUnsent = !unknown && (failedStep === 'pause-source' || failedStep === 'flush-memory');
+    return { j: { ...j, steps: [...j.steps, ...ran] }, ok: last.ok, error: last.ok ? '' : last.error, deviceStateUnsent };
   }
 
   /**
    * The IP moves with ipshadow's fenced switch; anything but SUCCEEDED leaves it on the source.
    * Resolves with the fencing token the agents were given (undefined when the IP had already moved).
    */
-  private async switchIp(j: SwitchoverJournal, prepared?: PreparedIpSwitch): Promise<number | undefined> {
+  private async switchIp(j: SwitchoverJournal, prepared?: PreparedIpSwitch, afterSourceGuestPausedMs?: number): Promise<number | undefined> {
     if (this.d.ip.activeHost(j.vm_id) === j.destination_host) {
       await prepared?.abandon('the address is already on the destination');
       return undefined;
     }
-    const ev = prepared ? await prepared.complete() : await this.d.ip.switchIp(j.vm_id, j.destination_host);
+    const ev = prepared ? await prepared.complete(afterSourceGuestPausedMs ? { afterSourceGuestPausedMs } : undefined) : await this.d.ip.switchIp(j.vm_id, j.destination_host);
     if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch ${ev.status}: ${ev.error}`);
     return ev.fencing_token;
   }
@@ -351,7 +453,7 @@ export class VmSwitchover {
   /** Rollback: the address back on the source (a fresh switch, so a fresh token) when it moved. */
   private async switchIpBack(j: SwitchoverJournal): Promise<void> {
     if (this.d.ip.activeHost(j.vm_id) !== j.destination_host) return;
-    const ev = await this.d.ip.switchIp(j.vm_id, j.source_host);
+    const ev = await this.d.ip.switchIp(j.vm_id, j.source_host, { returning: true });
     if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch back ${ev.status}: ${ev.error}`);
   }
 
@@ -398,8 +500,17 @@ export class VmSwitchover {
    * when it may have moved, then the source resumed. An address that cannot be moved back does not
    * keep the guest down (no host has it twice either way): the source resumes, the outcome is
    * FAILED and the journal stays, so recover() retries the rollback (each step is idempotent).
+   * `ctx.ran`, once the destination is paused: whether the guest ran there (its shadow image is
+   * copied again unless it surely did not); `ctx.ipInFlight`: an address switch still running.
    */
-  private async rollBack(j: SwitchoverJournal, error: string, t0: number, progress?: SwitchoverProgress, journal = new JournalWriter(this.d.store)): Promise<SwitchoverEvent> {
+  private async rollBack(
+    j: SwitchoverJournal,
+    error: string,
+    t0: number,
+    progress?: SwitchoverProgress,
+    ctx: RollbackContext = {},
+  ): Promise<SwitchoverEvent> {
+    const { journal = new JournalWriter(this.d.store), ran, ipInFlight } = ctx;
     j = { ...advance(j, 'rollback'), error: j.error || error };
     await journal.now(j);
     if (j.destination_may_run) {
@@ -410,6 +521,8 @@ export class VmSwitchover {
     }
     let ipBackError = '';
     if (j.ip_may_move) {
+      // A switch sent with the switch-out settles first (moved after the pause, or refused).
+      await ipInFlight;
       const r = await this.step(j, 'rollback-switch-ip', j.source_host, () => this.switchIpBack(j), progress);
       j = r.j;
       ipBackError = r.error;
@@ -417,7 +530,7 @@ export class VmSwitchover {
     const resumed = await this.step(j, 'rollback-resume-source', j.source_host, () => this.d.vms.resume(j.source_host, j.vm_id), progress);
     j = resumed.j;
     if (!resumed.ok) return this.finish(j, 'FAILED', `${j.error}; source not resumed (${resumed.error})`, t0, true);
-    if (j.destination_may_run) {
+    if (j.destination_may_run && (ran ? await ran() : undefined) !== false) {
       // The guest may have run there, writing into the destination's shadow image: discard it, copy again.
       const why = `guest may have run on it during switchover ${j.id}`;
       j = (await this.step(j, 'rollback-resync-shadow', j.destination_host, () => this.d.memory.resyncShadow(j.vm_id, j.destination_host, why), progress)).j;

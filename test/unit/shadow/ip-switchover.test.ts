@@ -45,6 +45,17 @@ test('a destination without a current shadow is refused before anything changes'
   t.deepEqual(agents.calls.filter((c) => !c.startsWith('activate@a')), []);
 });
 
+test('the address goes back to the host it just left without a shadow there (a rolled-back VM switchover); other switches still need one', async (t) => {
+  const { agents, mk, vms } = await setup();
+  const sw = mk();
+  t.is((await sw.trigger('vm1', 'b')).status, 'SUCCEEDED');
+  await t.throwsAsync(() => sw.trigger('vm1', 'a'), { message: /no shadow on a/ });
+  const back = await sw.trigger('vm1', 'a', { returning: true });
+  t.is(back.status, 'SUCCEEDED', back.error);
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.is(vms.get('vm1').active_host, 'a');
+});
+
 test('a switchover moves the address, the lease and the active host, with step timings in the audit log', async (t) => {
   const { vms, agents, events, leases, mk } = await setup();
   const ev = await mk().trigger('vm1', 'b');

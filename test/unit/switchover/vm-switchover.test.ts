@@ -531,10 +531,175 @@ test('chained source side: an agent without the call (UNIMPLEMENTED) gets the th
   t.deepEqual(down.world.runningHosts(), ['a']);
 });
 
+/**
+ * The destination agent's armed resume over the world: waits until its shadow has loaded the
+ * device state, then resumes it (the world's resume); a pause of that host first calls it off
+ * with ABORTED, as the agent does. `unimplemented`: an agent without the call.
+ */
+function withArmedResume(world: World, opts: { unimplemented?: boolean } = {}): void {
+  let cancel: ((err: Error) => void) | undefined;
+  const pause = world.vms.pause;
+  world.vms.pause = async (host, vmId) => {
+    if (host === 'b') cancel?.(new UmbraError('ABORTED', 'armed resume cancelled (paused)'));
+    return pause(host, vmId);
+  };
+  const removeShadow = world.vms.removeShadow;
+  world.vms.removeShadow = async (host, vmId) => {
+    if (host === 'b') cancel?.(new UmbraError('ABORTED', 'armed resume cancelled (shadow removed)'));
+    return removeShadow(host, vmId);
+  };
+  world.vms.resumeWhenLoaded = async (host, vmId) => {
+    await world.enterCall('arm', host);
+    if (opts.unimplemented) throw new UmbraError('UNIMPLEMENTED', 'unknown method ResumeVmWhenLoaded');
+    await new Promise<void>((resolve, reject) => {
+      let off = false;
+      cancel = (err) => ((off = true), reject(err));
+      const poll = () => (off ? undefined : world.hosts.get(host)!.shadow?.loaded ? resolve() : setTimeout(poll, 1));
+      poll();
+    });
+    return { durationMs: await world.vms.resume(host, vmId), waitedMs: 0 };
+  };
+}
+
+/** Every journal entry written, in order (phase and the two "may" flags). */
+function journalWrites(store: MemoryKvStore): Array<{ phase: string; mayRun: boolean; ipMayMove: boolean }> {
+  const writes: Array<{ phase: string; mayRun: boolean; ipMayMove: boolean }> = [];
+  const put = store.put.bind(store);
+  store.put = async (key: string, value: unknown) => {
+    if (key.startsWith(JOURNAL_PREFIX)) {
+      const j = value as SwitchoverJournal;
+      writes.push({ phase: j.phase, mayRun: j.destination_may_run, ipMayMove: j.ip_may_move ?? false });
+    }
+    return put(key, value);
+  };
+  return writes;
+}
+
+test('armed resume: the destination is armed before the source pauses and runs the guest once the device state loaded, with no resume call after the switch-out', async (t) => {
+  const { world, sw, store } = setup();
+  withSwitchOut(world);
+  withArmedResume(world);
+  const writes = journalWrites(store);
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  // The resume (the arm's, once the device state loaded) and the IP switch run side by side.
+  t.deepEqual(world.calls.slice(0, 5), ['arm@b', 'switchOut@a', 'pause@a', 'flush@a', 'migrate@a']);
+  t.deepEqual(world.calls.slice(5).sort(), ['resume-destination@b', 'switch-ip@b']);
+  // The first entry, durable before the arm, already allows the guest on b and the address to move.
+  t.deepEqual(writes[0], { phase: 'pause-source', mayRun: true, ipMayMove: true });
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
+  t.true(ev.steps.every((s) => s.ok));
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(world.ipActive, 'b');
+  t.deepEqual(world.resyncs, []);
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+test('armed resume, the source fails before its device state left: no device state can be on the destination, so the source resumes without asking it (reachable or not) and the reset calls the arm off', async (t) => {
+  for (const destinationDown of [false, true]) {
+    const { world, sw, store } = setup();
+    withSwitchOut(world);
+    withArmedResume(world);
+    if (destinationDown) {
+      const arm = world.vms.resumeWhenLoaded!;
+      world.vms.resumeWhenLoaded = async (host, vmId, ms) => {
+        const armed = arm(host, vmId, ms);
+        world.hosts.get('b')!.unreachable = true;
+        return armed;
+      };
+    }
+    world.fail.add('flush');
+    const ev = await sw.trigger(VM, 'b');
+    t.is(ev.status, 'ROLLED_BACK', ev.error);
+    t.deepEqual(world.calls, ['arm@b', 'switchOut@a', 'pause@a', 'flush@a', 'resume-source@a', 'removeShadow@b']);
+    t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'rollback-resume-source', 'rollback-resume-replication', 'rollback-reset-shadow']);
+    t.deepEqual(world.runningHosts(), ['a']);
+    t.is(world.ipActive, 'a');
+    t.deepEqual(world.resyncs, [], 'the guest never ran on b');
+    t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+  }
+});
+
+test('armed resume, the device state fails: it may have reached the destination, which is paused first (calling the arm off); the shadow is not re-copied since the guest did not run there', async (t) => {
+  const { world, sw, store } = setup();
+  withSwitchOut(world);
+  withArmedResume(world);
+  world.fail.add('migrate');
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(world.calls, ['arm@b', 'switchOut@a', 'pause@a', 'flush@a', 'migrate@a', 'pause@b', 'resume-source@a', 'removeShadow@b']);
+  // The address may have moved from the first entry on: the rollback checks (it had not).
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'rollback-pause-destination', 'rollback-switch-ip', 'rollback-resume-source', 'rollback-resume-replication', 'rollback-reset-shadow']);
+  t.deepEqual(world.ipSwitches, [], 'not switched back: it never moved');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.deepEqual(world.resyncs, [], 'the arm was called off: the guest never ran on b');
+  t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+});
+
+test('armed resume, the switch-out call is lost (its progress unknown) and the destination is unreachable: the source stays paused, the journal is kept', async (t) => {
+  const { world, sw, store } = setup();
+  withSwitchOut(world, { callFails: new UnavailableError('a unreachable') });
+  withArmedResume(world);
+  const arm = world.vms.resumeWhenLoaded!;
+  world.vms.resumeWhenLoaded = async (host, vmId, ms) => {
+    const p = arm(host, vmId, ms);
+    world.hosts.get('b')!.unreachable = true;
+    return p;
+  };
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'FAILED');
+  t.regex(ev.error, /source kept paused/);
+  t.truthy(await store.get(JOURNAL_PREFIX + VM));
+});
+
+test('armed resume, the IP switch fails after the guest ran on the destination: paused there, source resumed, and the shadow re-copied', async (t) => {
+  const { world, sw } = setup();
+  withSwitchOut(world);
+  withArmedResume(world);
+  world.fail.add('ip-rolled-back');
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.is(world.ipActive, 'a');
+  t.is(world.resyncs.length, 1, 'the guest ran on b: its image is copied again');
+});
+
+test('armed resume on an agent without it (UNIMPLEMENTED): the guest is resumed by the explicit call after the switch-out', async (t) => {
+  const { world, sw } = setup();
+  withSwitchOut(world);
+  withArmedResume(world, { unimplemented: true });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(world.calls.slice(0, 5), ['arm@b', 'switchOut@a', 'pause@a', 'flush@a', 'migrate@a']);
+  t.deepEqual(world.calls.slice(5).sort(), ['resume-destination@b', 'switch-ip@b']);
+  t.deepEqual(world.runningHosts(), ['b']);
+});
+
+test('armed resume, coordinator restart before the device state moved: the destination (not running) is paused and the source resumed', async (t) => {
+  const s = setup();
+  withArmedResume(s.world);
+  s.world.hang = 'flush';
+  void s.sw.trigger(VM, 'b');
+  await until(() => s.world.hung, 'the switchover to reach the flush');
+  s.world.hang = undefined;
+  const journal = await s.store.get<SwitchoverJournal>(JOURNAL_PREFIX + VM);
+  t.true(journal?.destination_may_run, 'armed from the first entry');
+  const [resolved] = await s.mk().recover();
+  t.is(resolved.status, 'ROLLED_BACK');
+  t.true(s.world.calls.includes('pause@b'));
+  t.deepEqual(s.world.runningHosts(), ['a']);
+});
+
 /** The world's IP port with prepareSwitch: prepared handles complete through switchIp, abandons are recorded. */
 function withPreparedIp(world: World, opts: { failPrepare?: boolean } = {}) {
   const abandoned: string[] = [];
   const completed: number[] = [];
+  /** The wait for the source guest's pause each complete() asked for (0: none). */
+  const afterPause: number[] = [];
+  // Like the source agent: with the option, the address leaves once the source guest is paused.
+  const sourcePaused = async () => {
+    while (world.hosts.get('a')!.local?.status === 'running') await new Promise((r) => setTimeout(r, 1));
+  };
   const ip: IpPort = {
     ...world.ip,
     prepareSwitch: async (vmId, dest) => {
@@ -543,12 +708,15 @@ function withPreparedIp(world: World, opts: { failPrepare?: boolean } = {}) {
       let settled: Promise<SwitchoverEvent> | undefined;
       return {
         fencingToken: 99,
-        complete: () => (settled ??= world.ip.switchIp(vmId, dest).then((ev) => (completed.push(ev.fencing_token), ev))),
+        complete: (o) => {
+          afterPause.push(o?.afterSourceGuestPausedMs ?? 0);
+          return (settled ??= (o?.afterSourceGuestPausedMs ? sourcePaused() : Promise.resolve()).then(() => world.ip.switchIp(vmId, dest)).then((ev) => (completed.push(ev.fencing_token), ev)));
+        },
         abandon: (why) => (settled ??= (abandoned.push(why), Promise.resolve({ id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: 'ROLLED_BACK', fencing_token: 99, steps: [], total_ms: 0, error: why } as SwitchoverEvent))),
       };
     },
   };
-  return { ip, abandoned, completed };
+  return { ip, abandoned, completed, afterPause };
 }
 
 test('IP prepared ahead: prepared before the pause, completed with the resume, never abandoned', async (t) => {
@@ -586,4 +754,37 @@ test('an IP switch that cannot be prepared ahead prepares when it runs (same out
   t.is(ev.status, 'SUCCEEDED', ev.error);
   t.deepEqual(world.calls, ['prepare-ip@b', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
   t.is(world.ipActive, 'b');
+});
+
+test('armed, with the IP prepared ahead: the address switch goes out with the switch-out and leaves the source only after its guest paused', async (t) => {
+  const { world, store, events } = setup();
+  withSwitchOut(world);
+  withArmedResume(world);
+  const p = withPreparedIp(world);
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.true(p.afterPause[0] > 0, 'asked to wait for the pause');
+  t.true(world.calls.indexOf('switch-ip@b') > world.calls.indexOf('pause@a'), 'moved after the pause');
+  t.is(p.completed.length, 1);
+  t.deepEqual(p.abandoned, []);
+  t.is(world.ipActive, 'b');
+  t.deepEqual(world.runningHosts(), ['b']);
+  t.is(ev.fencing_token, world.ipToken);
+});
+
+test('armed, with the IP sent with the switch-out, and the flush fails after the pause: the address (moved meanwhile) is switched back before the source resumes', async (t) => {
+  const { world, store, events } = setup();
+  withSwitchOut(world);
+  withArmedResume(world);
+  world.fail.add('flush');
+  const p = withPreparedIp(world);
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'ROLLED_BACK');
+  t.true(world.calls.indexOf('switch-ip-back@a') >= 0, 'switched back');
+  t.true(world.calls.indexOf('switch-ip-back@a') < world.calls.indexOf('resume-source@a'), 'before the source resumes');
+  t.is(world.ipActive, 'a');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.deepEqual(world.resyncs, [], 'no device state left the source: the guest never ran on b');
 });
