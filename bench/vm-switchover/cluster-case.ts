@@ -75,6 +75,8 @@ export async function clusterSwitchover(opts: {
   /** The coordinator's switchover.chain_source_steps (false: pause, flush and device state as three agent calls). */
   chainSourceSteps: boolean;
   firstAnswerAfter: (p: ProbeReport, runAtMs: number) => number;
+  /** --timeline: print the daemons' log lines around the client's longest gap (diagnostic). */
+  timeline?: boolean;
   log?: (s: string) => void;
 }): Promise<ClusterCaseResult> {
   const log = opts.log ?? (() => undefined);
@@ -127,6 +129,7 @@ export async function clusterSwitchover(opts: {
     const flush = flushLine ? (JSON.parse(flushLine) as { flush: { wireBytes: number } }).flush : undefined;
     if (flush) log(`umbra-cluster source agent flush: ${JSON.stringify(flush)}`);
     log(`umbra-cluster: ${report.refusals} refusals before the accepted call (last: ${report.lastRefusal || '-'})`);
+    if (opts.timeline) printTimeline(c, gap, log);
     return {
       ok: continued,
       commandToRunningMs: runAtMs - report.calledAtMs,
@@ -149,4 +152,37 @@ export async function clusterSwitchover(opts: {
     for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
     await c.cleanup();
   }
+}
+
+/**
+ * The coordinator's and agents' log lines from 300 ms before the client's longest gap to its end,
+ * in ms from the gap's start. The prober times on the monotonic clock, pino on the wall clock:
+ * converted with this process's offset between the two (same machine; ms resolution of pino).
+ */
+function printTimeline(c: SwitchoverCluster, gap: ProbeReport, log: (s: string) => void): void {
+  const wallMinusMono = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  const rows: Array<[number, string]> = [];
+  const daemons: Array<[string, string[]]> = [['coordinator', c.coordinator.log], ...Object.entries(c.agents).map(([h, p]) => [h, p.log] as [string, string[]])];
+  for (const [who, lines] of daemons) {
+    for (const line of lines) {
+      let rec: { time?: number | string; msg?: string; [k: string]: unknown };
+      try {
+        rec = JSON.parse(line) as typeof rec;
+      } catch {
+        continue;
+      }
+      const wall = typeof rec.time === 'string' ? Date.parse(rec.time) : rec.time;
+      if (wall === undefined || Number.isNaN(wall)) continue;
+      const at = wall - wallMinusMono - gap.maxGapStartMs;
+      if (at < -300 || at > gap.maxGapEndMs - gap.maxGapStartMs + 20) continue;
+      const { time: _t, level: _l, pid: _p, hostname: _h, msg, ...rest } = rec;
+      rows.push([at, `${who}: ${msg ?? ''} ${JSON.stringify(rest).slice(0, 300)}`]);
+      // Wall-clock instants a line reports (e.g. QEMU's event times) get rows of their own.
+      for (const [k, v] of Object.entries(rest)) {
+        if (k.endsWith('AtMs') && typeof v === 'number' && v > 1e12) rows.push([v - wallMinusMono - gap.maxGapStartMs, `${who}:   (${k} of "${msg ?? ''}")`]);
+      }
+    }
+  }
+  log(`umbra-cluster timeline (ms from the longest gap's start; it ends at +${(gap.maxGapEndMs - gap.maxGapStartMs).toFixed(1)}):`);
+  for (const [at, text] of rows.sort((a, b) => a[0] - b[0])) log(`  ${at >= 0 ? '+' : ''}${at.toFixed(0)} ${text}`);
 }

@@ -23,6 +23,7 @@
 //        [--image-dir DIR] (shadow images there instead of the work directory under /tmp)
 //        [--capture] [--no-prefault] (shadow QEMU without prealloc of its image, for comparison)
 //        [--cluster-unchained] (umbra-cluster: pause, flush and device state as three agent calls)
+//        [--timeline] (umbra-cluster: the daemons' log lines around the client's longest gap)
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, promises as fs, readFileSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
@@ -476,7 +477,7 @@ async function main(): Promise<void> {
       }
       // The product path, on its own cluster (the guests above are gone: one TCG guest at a time).
       const cluster: ClusterCaseResult = cases.includes('umbra-cluster')
-        ? await clusterSwitchover({ memoryBytes: def.memorySizeBytes, workload: { ...WORKLOADS[w], fillPct: FILL_PCT }, periodMs: PING_PERIOD_MS, chainSourceSteps: !process.argv.includes('--cluster-unchained'), firstAnswerAfter, log: (l) => console.log(`  ${l}`) }).catch((err) => ({ ok: false, note: `failed: ${(err as Error).message}` }))
+        ? await clusterSwitchover({ memoryBytes: def.memorySizeBytes, workload: { ...WORKLOADS[w], fillPct: FILL_PCT }, periodMs: PING_PERIOD_MS, chainSourceSteps: !process.argv.includes('--cluster-unchained'), timeline: process.argv.includes('--timeline'), firstAnswerAfter, log: (l) => console.log(`  ${l}`) }).catch((err) => ({ ok: false, note: `failed: ${(err as Error).message}` }))
         : { ok: false, note: 'not run (--cases)' };
 
       const okRuns = [qDefault.result, qUnlimited.result].filter((r) => r.ok && r.ramDifferingPages === 0);
