@@ -42,6 +42,8 @@ export interface SwitchOutResult {
   pauseMs: number;
   /** Draining the replication before the pause (the guest still running). */
   quiesceMs?: number;
+  /** When the guest was paused (Date.now()). */
+  pausedAtMs?: number;
   flushMs?: number;
   finalEpoch?: number;
   migration?: DeviceStateMigrationResult;
@@ -389,13 +391,13 @@ export class VmAgentHost {
    * calls it off (ResumeCancelledError: the guest did not run). A VM already promoted here (a
    * retry) is resumed as by resume(). Resolves with the time from the call to the guest running.
    */
-  async resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number }> {
+  async resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
     this.requireVmId(vmId);
     const t0 = performance.now();
     const s = this.shadows.get(vmId);
     if (!s?.proc?.running) {
       const durationMs = await this.resume(vmId);
-      return { durationMs, waitedMs: 0 };
+      return { durationMs, waitedMs: 0, runningAtMs: Date.now() };
     }
     this.disarm(vmId, 'armed again');
     const arm = new AbortController();
@@ -417,9 +419,10 @@ export class VmAgentHost {
       if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
       return this.resumeLocked(vmId, proc);
     });
+    const runningAtMs = Date.now();
     // QEMU's time of the load's end against when this agent saw it: the agent's own delay in the guest's pause.
-    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, seenAtMs, runningAtMs: Date.now() }, 'armed resume: the guest runs here');
-    return { durationMs: performance.now() - t0, waitedMs };
+    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, seenAtMs, runningAtMs }, 'armed resume: the guest runs here');
+    return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
   }
 
   private disarm(vmId: string, why: string): void {
@@ -500,6 +503,7 @@ export class VmAgentHost {
       await capabilities;
       out.pauseMs = await this.pause(vmId);
       const pausedAtMs = Date.now();
+      out.pausedAtMs = pausedAtMs;
       step = 'flush-memory';
       t = performance.now();
       const f = await opts.flush(vmId, opts.flushTimeoutMs);

@@ -66,7 +66,7 @@ export function vmService(host: VmAgentHost, logger: Logger, memory?: () => Swit
       const vmId = vmIdOf(req);
       const timeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 1, max: MAX_ARMED_RESUME_WAIT_MS });
       const r = await host.resumeWhenLoaded(vmId, timeoutMs);
-      return { duration_ms: r.durationMs, waited_ms: r.waitedMs };
+      return { duration_ms: r.durationMs, waited_ms: r.waitedMs, running_at_unix_ms: r.runningAtMs };
     }),
     MigrateDeviceState: kit.unary<Msg, Msg>('MigrateDeviceState', only, async (req) => {
       const timeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
@@ -92,6 +92,7 @@ export function vmService(host: VmAgentHost, logger: Logger, memory?: () => Swit
         failed_ms: r.failedMs ?? 0,
         error: r.error ?? '',
         quiesce_ms: r.quiesceMs ?? 0,
+        paused_at_unix_ms: r.pausedAtMs ?? 0,
       };
     }),
   };

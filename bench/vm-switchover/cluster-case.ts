@@ -8,8 +8,9 @@
 //
 // Figures: command to running (the call to the arrival of the destination's resume-ended update,
 // the client's view, so one coordinator-to-client hop above the truth), the SwitchoverEvent's step
-// timings, the pause (pause-source start to resume-destination end as the coordinator times them:
-// its RPC hops to the agents included), the client's longest gap, the final flush's replication
+// timings, the pause (from the source agent's pause to the guest running on the destination, the
+// two agents' instants in the SwitchoverEvent; the coordinator's steps where an agent lacks them),
+// the client's longest gap, the final flush's replication
 // bytes (and where its time went, from the source agent's log), and the background rate before it.
 import { type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -134,7 +135,7 @@ export async function clusterSwitchover(opts: {
       ok: continued,
       commandToRunningMs: runAtMs - report.calledAtMs,
       acceptMs: report.acceptedAtMs - report.calledAtMs,
-      pauseMs: guestPauseMs(sw),
+      pauseMs: guestPauseMs(sw)?.ms,
       totalMs: sw.total_ms,
       steps,
       stepsText: `call -> accepted ${(report.acceptedAtMs - report.calledAtMs).toFixed(1)} ms, -> first step started ${firstStart ? (firstStart.atMs - report.calledAtMs).toFixed(1) : '-'} ms; ${sw.steps.map((s) => `${s.step}@${s.host_id} ${s.duration_ms.toFixed(1)}`).join(', ')} ms; coordinator total ${sw.total_ms.toFixed(1)} ms, call returned after ${(report.endedAtMs - report.calledAtMs).toFixed(1)} ms`,

@@ -487,7 +487,7 @@ async function main(): Promise<void> {
         { metric: 'command to running (QEMU unlimited)', ours: fmt(umbra.result.commandToRunningMs), peer: qUnlimited.result.ok ? fmt(qUnlimited.result.commandToRunningMs) : qUnlimited.result.ramDifferingPages ? 'lost pages' : 'failed', unit: 'ms' },
         { metric: 'CLUSTER command (TriggerMigration) to running / QEMU total (faster)', ours: fmt(cluster.commandToRunningMs), peer: best ? fmt(best.totalTimeMs) : '-', unit: 'ms', target: memoryMiB >= 1024 && w === 'heavy' ? '<= peer/20' : '' },
         { metric: 'pause / QEMU downtime (faster peer)', ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
-        { metric: 'CLUSTER pause (coordinator: pause-source..resume-destination)', ours: fmt(cluster.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
+        { metric: 'CLUSTER pause (source pause to destination running)', ours: fmt(cluster.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
         { metric: 'bytes sent at switchover / in migration', ours: umbra.result.bytesSent ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'CLUSTER final flush bytes (replication frames) / in migration', ours: cluster.switchoverBytes ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'longest client gap (faster peer)', ours: fmt(umbra.result.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },

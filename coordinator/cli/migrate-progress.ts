@@ -28,6 +28,8 @@ export interface WireSwitchover {
   steps: Array<{ step: string; host_id: string; duration_ms: number; ok: boolean; error: string }>;
   total_ms: number;
   error: string;
+  /** 0 when unknown (IP-only switchovers, agents without the armed resume). */
+  guest_paused_ms?: number;
 }
 
 const STEP_WIDTH = 28;
@@ -57,6 +59,7 @@ export function formatOutcome(s: WireSwitchover): string[] {
   for (const st of s.steps) lines.push(`  ${st.step.padEnd(STEP_WIDTH)} ${st.host_id.padEnd(HOST_WIDTH)} ${ms(st.duration_ms)}  ${st.ok ? 'ok' : `FAILED: ${st.error}`}`);
   const stepsSum = s.steps.reduce((a, st) => a + st.duration_ms, 0);
   lines.push(`  ${'(sum of steps)'.padEnd(STEP_WIDTH)} ${''.padEnd(HOST_WIDTH)} ${ms(stepsSum)}`);
+  if (s.guest_paused_ms) lines.push(`  ${'guest paused'.padEnd(STEP_WIDTH)} ${''.padEnd(HOST_WIDTH)} ${ms(s.guest_paused_ms)}  (source pause to destination running, agents' clocks)`);
   lines.push(`${s.status}: ${s.vm_id} ${s.source_host} -> ${s.destination_host}, fencing token ${s.fencing_token}, ${s.total_ms.toFixed(2)} ms${s.error ? ` (${s.error})` : ''}`);
   return lines;
 }

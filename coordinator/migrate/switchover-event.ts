@@ -20,6 +20,8 @@ export interface SwitchoverEvent {
   steps: SwitchoverStep[];
   total_ms: number;
   error: string;
+  /** VM switchovers: source pause to destination running, from the agents' clocks (see the proto). */
+  guest_paused_ms?: number;
 }
 
 /** "deactivate@a=1.20ms ok, activate@b=2.31ms ok" for the audit log. */

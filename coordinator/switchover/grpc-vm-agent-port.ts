@@ -56,9 +56,9 @@ export class GrpcVmAgentPort implements VmAgentPort {
     return (await callUnary<{ duration_ms: number }>(this.client(hostId), 'ResumeVm', { vm_id: vmId }, CALL_DEADLINE_MS)).duration_ms;
   }
 
-  async resumeWhenLoaded(hostId: string, vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number }> {
-    const res = await callUnary<{ duration_ms: number; waited_ms: number }>(this.client(hostId), 'ResumeVmWhenLoaded', { vm_id: vmId, timeout_ms: timeoutMs }, timeoutMs + CALL_DEADLINE_MS);
-    return { durationMs: res.duration_ms, waitedMs: res.waited_ms };
+  async resumeWhenLoaded(hostId: string, vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtUnixMs?: number }> {
+    const res = await callUnary<{ duration_ms: number; waited_ms: number; running_at_unix_ms: number }>(this.client(hostId), 'ResumeVmWhenLoaded', { vm_id: vmId, timeout_ms: timeoutMs }, timeoutMs + CALL_DEADLINE_MS);
+    return { durationMs: res.duration_ms, waitedMs: res.waited_ms, ...(res.running_at_unix_ms ? { runningAtUnixMs: res.running_at_unix_ms } : {}) };
   }
 
   async migrateDeviceState(hostId: string, vmId: string, destinationUri: string, timeoutMs: number) {
@@ -83,6 +83,7 @@ export class GrpcVmAgentPort implements VmAgentPort {
       failed_ms: number;
       error: string;
       quiesce_ms: number;
+      paused_at_unix_ms: number;
     }>(
       this.client(hostId),
       'SwitchOutVm',
@@ -101,6 +102,7 @@ export class GrpcVmAgentPort implements VmAgentPort {
       failedMs: res.failed_ms,
       error: res.error,
       quiesceMs: res.quiesce_ms,
+      ...(res.paused_at_unix_ms ? { pausedAtUnixMs: res.paused_at_unix_ms } : {}),
     };
   }
 }

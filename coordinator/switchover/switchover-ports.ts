@@ -33,13 +33,15 @@ export interface VmAgentPort {
    * Rejects with reason ABORTED when a pause called it off (the guest did not run there), and
    * UNIMPLEMENTED from an agent without it.
    */
-  resumeWhenLoaded?(hostId: string, vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number }>;
+  resumeWhenLoaded?(hostId: string, vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtUnixMs?: number }>;
 }
 
 /** One agent's switchOut: each step's time on the agent; the failed step (later ones did not run). */
 export interface SwitchOutOutcome {
   /** Draining the replication before the pause (guest running; 0 from older agents). */
   quiesceMs?: number;
+  /** When the guest was paused, on the source's clock (0/absent when unknown). */
+  pausedAtUnixMs?: number;
   pauseMs: number;
   flushMs: number;
   finalEpoch: number;

@@ -163,6 +163,8 @@ export class VmSwitchover {
   /** handles()'s answer about the source, reused by the verify that follows it at once (one agent call less). */
   /** Final epochs flushed through switchOut (the memory module's flush audited them before), recorded with the outcome. */
   private readonly flushedEpochs = new Map<string, number>();
+  /** The source's pause and the destination's run, each on its agent's clock (guest_paused_ms). */
+  private readonly guestInstants = new Map<string, { pausedAt?: number; runningAt?: number }>();
   private lastSourceQuery?: { vmId: string; host: string; at: number; ms: number; vm: VmInfo };
 
   constructor(private readonly d: VmSwitchoverDeps) {
@@ -337,7 +339,11 @@ export class VmSwitchover {
     const resume = async (): Promise<unknown> => {
       if (!arm) return this.d.vms.resume(destination, vmId);
       const outcome = await arm;
-      if (outcome.ok) return outcome.value;
+      if (outcome.ok) {
+        const runningAt = outcome.value.runningAtUnixMs;
+        if (runningAt) this.guestInstants.set(j.id, { ...this.guestInstants.get(j.id), runningAt });
+        return outcome.value;
+      }
       // An agent without the armed resume: the guest waits for this explicit one.
       if (reasonOf(outcome.err) === 'UNIMPLEMENTED') return this.d.vms.resume(destination, vmId);
       throw outcome.err;
@@ -415,6 +421,7 @@ export class VmSwitchover {
       if (out.quiesceMs) timings.phases.quiesce = Math.round(out.quiesceMs * 10) / 10;
     }
     if (!failedStep) this.flushedEpochs.set(j.id, out.finalEpoch);
+    if (out.pausedAtUnixMs) this.guestInstants.set(j.id, { ...this.guestInstants.get(j.id), pausedAt: out.pausedAtUnixMs });
     const last = ran[ran.length - 1];
     const deviceStateUnsent = !unknown && (failedStep === 'pause-source' || failedStep === 'flush-memory');
     return { j: { ...j, steps: [...j.steps, ...ran] }, ok: last.ok, error: last.ok ? '' : last.error, deviceStateUnsent };
@@ -556,6 +563,9 @@ export class VmSwitchover {
       total_ms: this.clockMs() - t0,
       error,
     };
+    const instants = this.guestInstants.get(j.id);
+    this.guestInstants.delete(j.id);
+    if (instants?.pausedAt && instants.runningAt && instants.runningAt >= instants.pausedAt) event.guest_paused_ms = instants.runningAt - instants.pausedAt;
     // Journal resolved (or kept) and the record written in one durable write.
     await this.d.store.batch([
       keepJournal ? { type: 'put', key: JOURNAL_PREFIX + j.vm_id, value: j } : { type: 'del', key: JOURNAL_PREFIX + j.vm_id },

@@ -102,16 +102,22 @@ export interface WireSwitchover {
   error: string;
   total_ms: number;
   steps: Array<{ step: string; host_id: string; duration_ms: number; ok: boolean; error: string }>;
+  guest_paused_ms?: number;
 }
 
 /** The steps during which the guest runs nowhere: from the source's pause to the destination's resume. */
 export const GUEST_PAUSED_STEPS = ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination'];
 
-/** How long the guest was paused, from the step timings (undefined when it never resumed on the destination). */
-export function guestPauseMs(sw: WireSwitchover): number | undefined {
+/**
+ * How long the guest was paused (undefined when it never resumed on the destination): the
+ * agents' own instants when the event has them (an armed destination runs the guest before the
+ * coordinator's steps end), else the sum of the steps.
+ */
+export function guestPauseMs(sw: WireSwitchover): { ms: number; from: 'agents' | 'steps' } | undefined {
   const steps = sw.steps.filter((s) => GUEST_PAUSED_STEPS.includes(s.step));
   if (!steps.some((s) => s.step === 'resume-destination' && s.ok)) return undefined;
-  return steps.reduce((sum, s) => sum + s.duration_ms, 0);
+  if (sw.guest_paused_ms) return { ms: sw.guest_paused_ms, from: 'agents' };
+  return { ms: steps.reduce((sum, s) => sum + s.duration_ms, 0), from: 'steps' };
 }
 
 /** True while `pid` exists at all (zombies included). */

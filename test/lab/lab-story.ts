@@ -191,7 +191,8 @@ function printFigures(title: string, sw: WireSwitchover, probe: ProbeReport, win
   process.stdout.write(`\nFigures: ${title}\n`);
   line(`switchover ${sw.source_host} -> ${sw.destination_host}: ${sw.status}, ${sw.total_ms.toFixed(1)} ms from command to committed${sw.error ? ` (${sw.error})` : ''}`);
   for (const s of sw.steps) line(`  ${s.step.padEnd(24)} ${s.host_id.padEnd(5)} ${s.duration_ms.toFixed(1).padStart(8)} ms  ${s.ok ? 'ok' : `FAILED: ${s.error}`}`);
-  line(`guest paused: ${pause === undefined ? 'n/a (did not resume on the destination)' : `${pause.toFixed(1)} ms`} (${GUEST_PAUSED_STEPS.join(' + ')})`);
+  const how = pause?.from === 'agents' ? "from the source agent's pause to the destination agent's guest running" : GUEST_PAUSED_STEPS.join(' + ');
+  line(`guest paused: ${pause === undefined ? 'n/a (did not resume on the destination)' : `${pause.ms.toFixed(1)} ms`} (${how})`);
   const inWindow = probe.maxGapEndMs >= window.start && probe.maxGapStartMs <= window.end;
   line(`client (UDP to ${address} every ${probe.periodMs} ms): ${probe.sent} probes sent, ${probe.answered} answered, ${probe.lost} lost${probe.lost ? ` (numbers ${probe.lostRanges.join(', ')})` : ''}`);
   line(`client's longest gap between answers: ${probe.maxGapMs.toFixed(1)} ms${inWindow ? ', during the switchover' : ', outside the switchover'}`);

@@ -48,3 +48,22 @@ test('outcome: a line per step, their sum, then status, hosts, token and total',
   t.regex(lines[4], /\(sum of steps\) +9\.50 ms/);
   t.is(lines[5], 'ROLLED_BACK: g1 hv-a -> hv-b, fencing token 42, 12.50 ms (resume failed)');
 });
+
+test("outcome: a VM switchover with the agents' instants shows the guest's pause under the steps", (t) => {
+  const s: WireSwitchover = {
+    id: 'x',
+    vm_id: 'g1',
+    source_host: 'hv-a',
+    destination_host: 'hv-b',
+    status: 'SUCCEEDED',
+    fencing_token: '7',
+    steps: [{ step: 'pause-source', host_id: 'hv-a', duration_ms: 30, ok: true, error: '' }],
+    total_ms: 80,
+    error: '',
+    guest_paused_ms: 61.25,
+  };
+  const lines = formatOutcome(s);
+  t.regex(lines[3], /guest paused +61\.25 ms {2}\(source pause to destination running, agents' clocks\)/);
+  t.regex(lines[4], /^SUCCEEDED: g1/);
+  t.false(formatOutcome({ ...s, guest_paused_ms: 0 }).some((l) => l.includes('guest paused')), 'absent when unknown');
+});

@@ -454,7 +454,7 @@ function withSwitchOut(world: World, opts: { callFails?: UmbraError } = {}): voi
     await world.enterCall('switchOut', host);
     if (opts.callFails) throw opts.callFails;
     void timeouts;
-    const out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedMs: 2, error: '' };
+    const out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedMs: 2, error: '', pausedAtUnixMs: 1_000 };
     const steps: Array<['pause-source' | 'flush-memory' | 'migrate-device-state', () => Promise<void>]> = [
       ['pause-source', async () => void (out.pauseMs = await world.vms.pause(host, vmId))],
       ['flush-memory', async () => void (out.finalEpoch = (await world.memory.flush(vmId, 1000)).finalEpoch, (out.flushMs = 3))],
@@ -557,7 +557,7 @@ function withArmedResume(world: World, opts: { unimplemented?: boolean } = {}): 
       const poll = () => (off ? undefined : world.hosts.get(host)!.shadow?.loaded ? resolve() : setTimeout(poll, 1));
       poll();
     });
-    return { durationMs: await world.vms.resume(host, vmId), waitedMs: 0 };
+    return { durationMs: await world.vms.resume(host, vmId), waitedMs: 0, runningAtUnixMs: 1_042 };
   };
 }
 
@@ -593,6 +593,7 @@ test('armed resume: the destination is armed before the source pauses and runs t
   t.is(world.ipActive, 'b');
   t.deepEqual(world.resyncs, []);
   t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+  t.is(ev.guest_paused_ms, 42, "source pause to destination running, from the agents' instants");
 });
 
 test('armed resume, the source fails before its device state left: no device state can be on the destination, so the source resumes without asking it (reachable or not) and the reset calls the arm off', async (t) => {
