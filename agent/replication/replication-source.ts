@@ -227,23 +227,25 @@ export class ReplicationSource {
   }
 
   /**
-   * Right before the guest's pause: starts no further round, lets the round in flight finish and
-   * waits (up to `maxWaitMs`) until every streaming shadow has acknowledged it. Under a heavy
-   * writer the shadows are some MB behind what was sent, and a flush queued behind that backlog
-   * waits for all of it with the guest paused; drained first, it waits only for its own delta
-   * (the pages written meanwhile, which it sends anyway). The loop stays stopped: flush() or
-   * resume() follows.
+   * Right before the guest's pause: waits (up to `maxWaitMs`) for a moment when no round runs and
+   * every streaming shadow has acknowledged all it was sent, and stops the rounds right there.
+   * Under a heavy writer the shadows are some MB behind what was sent, and a flush queued behind
+   * that backlog waits for all of it with the guest paused; from a quiet moment it waits only for
+   * its own delta. The rounds go on while it waits (stopping them at once would let the guest's
+   * writes pile up for the flush when the shadows are far behind). The loop stays stopped either
+   * way: flush() or resume() follows.
    */
   async quiesce(maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }> {
     const t0 = performance.now();
-    this.stopLoop();
     const deadline = Date.now() + maxWaitMs;
-    await Promise.race([this.roundInFlight?.catch(() => undefined), new Promise((r) => setTimeout(r, maxWaitMs).unref())]);
     for (;;) {
+      // Checked right after each change (an ack, a round's end), before a round timer can fire.
       const behind = [...this.links.values()].some((l) => l.state === 'streaming' && l.unacknowledged());
-      if (!behind && !this.roundInFlight) return { waitedMs: performance.now() - t0, drained: true };
       const left = deadline - Date.now();
-      if (left <= 0) return { waitedMs: performance.now() - t0, drained: false };
+      if ((!behind && !this.roundInFlight) || left <= 0) {
+        this.stopLoop();
+        return { waitedMs: performance.now() - t0, drained: !behind && !this.roundInFlight };
+      }
       await this.waitForChange(left);
     }
   }

@@ -66,7 +66,7 @@ export interface SwitchOutMemory {
  * How long switchOut() lets the replication drain before pausing (the guest still runs meanwhile,
  * so this is not in its pause; what it writes meanwhile goes with the final flush).
  */
-export const QUIESCE_MAX_MS = 500;
+export const QUIESCE_MAX_MS = 150;
 
 function requireMigrationUri(uri: unknown): string {
   if (typeof uri !== 'string' || !/^tcp:[A-Za-z0-9.:[\]-]+:\d{1,5}$|^unix:\/[^,\0\n]+$/.test(uri)) {

@@ -6,8 +6,8 @@
 // `umbractl migrate` calls; trigger-migration-cli, connected beforehand) moves it while the UDP
 // prober pings the guest every millisecond from the client namespace.
 //
-// Figures: command to running (the call to the arrival of the destination's resume-ended update,
-// the client's view, so one coordinator-to-client hop above the truth), the SwitchoverEvent's step
+// Figures: command to running (the call to the destination agent's report of the guest running
+// there, else to the arrival of the resume-ended update, one hop later), the SwitchoverEvent's step
 // timings, the pause (from the source agent's pause to the guest running on the destination, the
 // two agents' instants in the SwitchoverEvent; the coordinator's steps where an agent lacks them),
 // the client's longest gap, the final flush's replication
@@ -133,7 +133,7 @@ export async function clusterSwitchover(opts: {
     if (opts.timeline) printTimeline(c, gap, log);
     return {
       ok: continued,
-      commandToRunningMs: runAtMs - report.calledAtMs,
+      commandToRunningMs: (guestRunningMonoMs(c) ?? runAtMs) - report.calledAtMs,
       acceptMs: report.acceptedAtMs - report.calledAtMs,
       pauseMs: guestPauseMs(sw)?.ms,
       totalMs: sw.total_ms,
@@ -186,4 +186,19 @@ function printTimeline(c: SwitchoverCluster, gap: ProbeReport, log: (s: string) 
   }
   log(`umbra-cluster timeline (ms from the longest gap's start; it ends at +${(gap.maxGapEndMs - gap.maxGapStartMs).toFixed(1)}):`);
   for (const [at, text] of rows.sort((a, b) => a[0] - b[0])) log(`  ${at >= 0 ? '+' : ''}${at.toFixed(0)} ${text}`);
+}
+
+/**
+ * When the guest ran on the destination, on the prober's and trigger CLI's monotonic clock: the
+ * destination agent's 'armed resume' line (its wall clock, converted with this process's offset;
+ * same machine). Undefined without it (then the resume-ended update stands in, a hop later).
+ */
+function guestRunningMonoMs(c: SwitchoverCluster): number | undefined {
+  const wallMinusMono = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  for (const p of Object.values(c.agents)) {
+    const line = p.log.filter((l) => l.includes('"armed resume: the guest runs here"')).at(-1);
+    const runningAt = line ? (JSON.parse(line) as { runningAtMs?: number }).runningAtMs : undefined;
+    if (runningAt) return runningAt - wallMinusMono;
+  }
+  return undefined;
 }

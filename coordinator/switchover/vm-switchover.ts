@@ -26,7 +26,7 @@ const SOURCE_QUERY_REUSE_MS = 1000;
 const SOURCE_STEPS = ['pause-source', 'flush-memory', 'migrate-device-state'] as const;
 /**
  * How long the source's removal of the address, sent together with its switch-out, waits for the
- * guest's pause (the switch-out drains the replication first, up to 500 ms, then pauses).
+ * guest's pause (the switch-out drains the replication first, up to 150 ms, then pauses).
  */
 const IP_AFTER_PAUSE_WAIT_MS = 5_000;
 /** An armed resume waits this much longer than the source's flush and device state may take. */
