@@ -39,6 +39,9 @@ export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;
 /** The destination's activation through a hand-over waits for its first announcement frame only. */
 const HANDOVER_DEADLINE_MS = 3000;
+/** A rehearsal the destination refuses (it is not prepared yet: both hosts are prepared at once) is tried again. */
+const REHEARSAL_ATTEMPTS = 8;
+const REHEARSAL_RETRY_MS = 25;
 /** A hand-over prepared but not called within this long is forgotten. */
 const HANDOVER_EXPECTED_FOR_MS = 60_000;
 
@@ -187,10 +190,22 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           // costs on both agents while no host holds the address. The rehearsal pays them here,
           // after the answer (it took 30-40 ms on a loaded host, all of it in the command's time
           // to running): the switch itself comes later, once the source guest is paused.
-          // Best effort: a destination that refuses it (e.g. an older agent) is still handed over.
-          void callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS).catch((err) =>
-            ctx.logger.info({ vmId: cfg.vm_id, destination: handoff.destinationHost, err: errorMessage(err) }, 'hand-over rehearsal refused'),
-          );
+          // The coordinator prepares both hosts at once: until the destination expects the hand-over
+          // it refuses the rehearsal, which is tried again a few times. Best effort: a destination
+          // that keeps refusing (e.g. an older agent) is still handed over.
+          void (async () => {
+            let lastErr: unknown;
+            for (let attempt = 0; attempt < REHEARSAL_ATTEMPTS; attempt++) {
+              if (attempt > 0) await new Promise((r) => setTimeout(r, REHEARSAL_RETRY_MS));
+              try {
+                await callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS);
+                return;
+              } catch (err) {
+                lastErr = err;
+              }
+            }
+            ctx.logger.info({ vmId: cfg.vm_id, destination: handoff.destinationHost, err: errorMessage(lastErr) }, 'hand-over rehearsal refused');
+          })();
         }
         return res;
       },

@@ -208,10 +208,14 @@ export class IpSwitchover {
     // With hand-over support, the source itself calls the destination right after its removal.
     const prepare = this.d.agents.prepare?.bind(this.d.agents);
     const handoff = this.d.agents.deactivateAndHandOver ? { source, destination } : undefined;
-    // The destination first: with a hand-over, the source's prepare ends by rehearsing it on the
-    // destination, which accepts that only once it expects the hand-over.
-    const destinationError = prepare ? await this.attempt(steps, 'prepare', destination, () => prepare(destination, config, token, handoff)) : new Error('not prepared');
-    const sourceError = prepare ? await this.attempt(steps, 'prepare', source, () => prepare(source, config, token, handoff)) : new Error('not prepared');
+    // Both at once (the destination's asked first): the source rehearses the hand-over after its
+    // answer and tries again until the destination expects it.
+    const [destinationError, sourceError] = prepare
+      ? await Promise.all([
+          this.attempt(steps, 'prepare', destination, () => prepare(destination, config, token, handoff)),
+          this.attempt(steps, 'prepare', source, () => prepare(source, config, token, handoff)),
+        ])
+      : [new Error('not prepared'), new Error('not prepared')];
     return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError };
   }
 

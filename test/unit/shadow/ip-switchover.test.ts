@@ -165,7 +165,7 @@ test('both agents admit the token before the address moves; the journal and the 
   const ev = await mk().trigger('vm1', 'b');
   t.is(ev.status, 'SUCCEEDED');
   const order = agents.calls.slice(before).filter((c) => /^(prepare|deactivate|activate)@/.test(c));
-  // The destination first: the source's prepare rehearses the hand-over on it.
+  // Both prepares at once, the destination's asked first (the source's rehearsal needs it to expect the hand-over).
   t.deepEqual(order.slice(0, 2), ['prepare@b', 'prepare@a']);
   t.deepEqual(order.slice(2), ['deactivate@a', 'activate@b']);
   t.is(agents.tokens.get('b/vm1'), ev.fencing_token, 'the destination held the token before its activation');
