@@ -145,7 +145,9 @@ export class VmAgentHost {
   private readonly locks = new KeyedMutex();
   /** Armed resumes waiting for their shadow's device state, by VM: pause() and removeShadow() abort them. */
   private readonly armed = new Map<string, AbortController>();
-  /** awaitGuestPaused() callers, by VM: settled by the next pause of the local guest or a switch-out that failed before it. */
+  /** VMs whose switch-out runs now (their pause waiters are settled when it ends). */
+  private readonly switchingOut = new Set<string>();
+  /** awaitGuestPaused() callers, by VM: settled by the next pause of the local guest, or by the end of a switch-out. */
   private readonly pauseWaiters = new Map<string, Set<{ resolve(): void; reject(err: Error): void }>>();
   private readonly vmDir: string;
   private timer?: NodeJS.Timeout;
@@ -319,10 +321,11 @@ export class VmAgentHost {
   }
 
   /**
-   * Resolves once this host's guest of `vmId` is paused (a switch-out's address hand-over waits
-   * for it: the address must leave only once the guest no longer answers). At once when the VM
-   * does not run here or is not running; rejects with FailedPreconditionError when a switch-out
-   * here fails before its pause, or after `timeoutMs`.
+   * Resolves once this host's guest of `vmId` is paused and, while a switch-out of it runs, once
+   * that is over (a switchover's address hand-over waits for it: the address must leave only once
+   * the guest no longer answers). At once when the VM does not run here or is not running and not
+   * being switched out; rejects with FailedPreconditionError when the switch-out fails, or after
+   * `timeoutMs`.
    */
   async awaitGuestPaused(vmId: string, timeoutMs: number): Promise<void> {
     this.requireVmId(vmId);
@@ -337,7 +340,7 @@ export class VmAgentHost {
     this.pauseWaiters.set(vmId, set);
     try {
       const st = await this.status(local.proc);
-      if (!st.running) return;
+      if (!st.running && !this.switchingOut.has(vmId)) return;
       await Promise.race([
         paused,
         new Promise<never>((_, reject) => {
@@ -370,7 +373,8 @@ export class VmAgentHost {
       // QMP stop without asking the status first (one QMP round trip less in the guest's pause):
       // stop of a guest that is not running keeps its state (paused, postmigrate, inmigrate).
       if (proc?.running) await proc.qmp.stop();
-      if (proc && proc === this.locals.get(vmId)?.proc) this.settlePauseWaiters(vmId);
+      // During a switch-out the waiters are settled when it is over (see switchOut()).
+      if (proc && proc === this.locals.get(vmId)?.proc && !this.switchingOut.has(vmId)) this.settlePauseWaiters(vmId);
       return performance.now() - t0;
     });
   }
@@ -486,6 +490,7 @@ export class VmAgentHost {
     requireMigrationUri(uri);
     this.local(vmId); // NOT_FOUND before anything is paused
     const out: SwitchOutResult = { pauseMs: 0 };
+    this.switchingOut.add(vmId);
     let step: SwitchOutStep = 'pause-source';
     let t = performance.now();
     try {
@@ -519,8 +524,14 @@ export class VmAgentHost {
       out.failedMs = performance.now() - t;
       out.error = errorMessage(err);
       // Whoever waits to move the address after the pause must not wait for one that will not come.
-      if (step === 'pause-source') this.settlePauseWaiters(vmId, new FailedPreconditionError(`vm '${vmId}': the switch-out failed before the pause: ${out.error}`));
+    } finally {
+      this.switchingOut.delete(vmId);
     }
+    // The address waits for the whole switch-out, not just the pause: removing and handing it over
+    // right at the pause ran on this agent alongside the final flush and the device state (the
+    // guest's pause), and the destination needs the load's end before the guest answers anyway.
+    // A switch-out that failed keeps it here: the rollback resumes the guest on this host.
+    this.settlePauseWaiters(vmId, out.error === undefined ? undefined : new FailedPreconditionError(`vm '${vmId}': the switch-out failed at ${out.failedStep}: ${out.error}`));
     return out;
   }
 

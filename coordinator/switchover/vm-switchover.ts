@@ -24,11 +24,6 @@ export const DEFAULT_DEVICE_STATE_TIMEOUT_MS = 10_000;
 const SOURCE_QUERY_REUSE_MS = 1000;
 /** The source's steps before the resume, in order. */
 const SOURCE_STEPS = ['pause-source', 'flush-memory', 'migrate-device-state'] as const;
-/**
- * How long the source's removal of the address, sent together with its switch-out, waits for the
- * guest's pause (the switch-out drains the replication first, up to 150 ms, then pauses).
- */
-const IP_AFTER_PAUSE_WAIT_MS = 5_000;
 /** An armed resume waits this much longer than the source's flush and device state may take. */
 const ARM_MARGIN_MS = 5_000;
 /** After a rollback paused the destination, how long its armed resume may take to say whether the guest ran there. */
@@ -300,10 +295,11 @@ export class VmSwitchover {
     // journal write and one resume call later.
     const arm = j.destination_may_run && this.d.vms.resumeWhenLoaded ? settle(this.d.vms.resumeWhenLoaded(destination, vmId, flushTimeoutMs + deviceStateTimeoutMs + ARM_MARGIN_MS)) : undefined;
     const ran = arm ? () => armedRan(arm) : undefined;
-    // The address switch goes out with the switch-out too: the source removes the address right
-    // after its guest's pause and hands it to the destination itself, so it is there by the time
-    // the guest runs there (the guest is paused: nothing is lost by moving it early).
-    const ipEarly = arm && preparedIp ? settle(this.switchIp(j, preparedIp, IP_AFTER_PAUSE_WAIT_MS)) : undefined;
+    // The address switch goes out with the switch-out too: the source removes the address as soon
+    // as its switch-out is over and hands it to the destination itself, so it gets there about when
+    // the guest runs there (the guest is paused: nothing is lost by moving it then).
+    // The source removes it once its switch-out is over: as long as the arm may wait.
+    const ipEarly = arm && preparedIp ? settle(this.switchIp(j, preparedIp, flushTimeoutMs + deviceStateTimeoutMs + ARM_MARGIN_MS)) : undefined;
     const rollback = { journal, ran, ipInFlight: ipEarly };
     // Until the resume, a restart rolls back the same way whichever of these phases it hit: only
     // the first entry is waited for.
