@@ -161,7 +161,7 @@ export async function clusterSwitchover(opts: {
  * converted with this process's offset between the two (same machine; ms resolution of pino).
  */
 function printTimeline(c: SwitchoverCluster, gap: ProbeReport, log: (s: string) => void): void {
-  const wallMinusMono = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  const wallMinusMono = wallMinusMonoMs();
   const rows: Array<[number, string]> = [];
   const daemons: Array<[string, string[]]> = [['coordinator', c.coordinator.log], ...Object.entries(c.agents).map(([h, p]) => [h, p.log] as [string, string[]])];
   for (const [who, lines] of daemons) {
@@ -194,11 +194,19 @@ function printTimeline(c: SwitchoverCluster, gap: ProbeReport, log: (s: string) 
  * same machine). Undefined without it (then the resume-ended update stands in, a hop later).
  */
 function guestRunningMonoMs(c: SwitchoverCluster): number | undefined {
-  const wallMinusMono = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  const wallMinusMono = wallMinusMonoMs();
   for (const p of Object.values(c.agents)) {
     const line = p.log.filter((l) => l.includes('"armed resume: the guest runs here"')).at(-1);
     const runningAt = line ? (JSON.parse(line) as { runningAtMs?: number }).runningAtMs : undefined;
     if (runningAt) return runningAt - wallMinusMono;
   }
   return undefined;
+}
+
+/**
+ * Wall clock minus the monotonic clock the prober and trigger CLI time with (hrtime, ms): what
+ * turns a daemon's wall-clock instant into their clock (same machine).
+ */
+function wallMinusMonoMs(): number {
+  return Date.now() - Number(process.hrtime.bigint()) / 1e6;
 }

@@ -388,7 +388,7 @@ export class VmSwitchover {
         deviceStateTimeoutMs: this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS,
       });
     } catch (err) {
-      if ((err as { reason?: string }).reason === 'UNIMPLEMENTED') return undefined;
+      if (reasonOf(err) === 'UNIMPLEMENTED') return undefined;
       // How far the agent got is unknown: a failed pause (the rollback resumes the source either way).
       unknown = true;
       out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedStep: 'pause-source', failedMs: this.clockMs() - t, error: errorMessage(err) };
