@@ -29,9 +29,12 @@ function freePort(): Promise<number> {
   });
 }
 
-function start(script: string, args: string[], readyPattern: RegExp): Promise<{ child: ChildProcess; output: string[] }> {
+/** UMBRA_BENCH_COORD_NODE_ARGS: node flags for the coordinator only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+const COORD_NODE_ARGS = (process.env.UMBRA_BENCH_COORD_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+function start(script: string, args: string[], readyPattern: RegExp, nodeArgs: string[] = []): Promise<{ child: ChildProcess; output: string[] }> {
   // Info level: the coordinator's readiness is its 'coordinator started' line; nothing is logged per call.
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UMBRA_LOG_LEVEL: 'info' } });
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UMBRA_LOG_LEVEL: 'info' } });
   const output: string[] = [];
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => {
@@ -122,7 +125,7 @@ async function main(): Promise<void> {
 
     const port = await freePort();
     writeFileSync(path.join(dir, 'coordinator.yaml'), JSON.stringify({ listen: `127.0.0.1:${port}`, data_dir: path.join(dir, 'data'), metrics_listen: '', tls: coordTls }));
-    const coord = await start(path.join(DIST, 'coordinator', 'main.js'), ['--config', path.join(dir, 'coordinator.yaml')], /coordinator started/);
+    const coord = await start(path.join(DIST, 'coordinator', 'main.js'), ['--config', path.join(dir, 'coordinator.yaml')], /coordinator started/, COORD_NODE_ARGS);
     children.push(coord.child);
     console.log(`umbra coordinator: ${AGENTS} agents + ${RATE} ListHosts/s for ${SECONDS} s...`);
     const ours = await measure(`127.0.0.1:${port}`, dir, operator);

@@ -6,7 +6,8 @@
 // TriggerMigration (agents deactivate on A, activate + GARP on B with a fencing token), after the
 // address was learned from DHCP and shadowed. `--only umbra,netlink` runs a subset, `--runs N`
 // sets the runs per method, `--trace DIR` keeps packet captures of the client and both hosts (and
-// the agents' logs) in DIR and prints the wall-clock edges of each switchover gap.
+// the agents' logs) in DIR and prints the wall-clock edges of each switchover gap (`--no-capture`:
+// without the packet captures).
 // The client is udp-prober.c (built with cc at set-up): it sleeps between sends and takes the
 // kernel's receive time of each answer, so it neither spins a core nor adds its own wake-ups.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,8 @@ class Bench {
   client = '';
   /** `--trace DIR`: packet captures in the client and both hosts, and wall-clock gap edges. */
   trace?: string;
+  /** `--no-capture` with `--trace`: the logs and gap edges without tcpdump's load on the 2 cores. */
+  capture = true;
   /** The prober binary, built from udp-prober.c at set-up. */
   proberPath = '';
 
@@ -76,7 +79,7 @@ class Bench {
       const r = this.lab.spawn(ns, process.execPath, [join(__dirname, 'udp-responder.js'), VIP, String(PORT), tag]);
       await lines(r).next();
     }
-    if (this.trace) {
+    if (this.trace && this.capture) {
       for (const [ns, name] of [[this.client, 'client'], [this.a, 'a'], [this.b, 'b']] as const) {
         const t = this.lab.spawn(ns, 'tcpdump', ['-i', 'eth0', '-n', '-U', '-s', '96', '-w', join(this.trace, `${name}.pcap`)]);
         // tcpdump says "listening on" on stderr once its capture is open.
@@ -240,6 +243,7 @@ async function main(): Promise<void> {
   }
   const ti = process.argv.indexOf('--trace');
   if (ti >= 0) bench.trace = process.argv[ti + 1];
+  bench.capture = !process.argv.includes('--no-capture');
   const runners: NetRunner[] = [];
   const cleanups: Array<() => Promise<void>> = [];
   const cleanUp = async () => {

@@ -27,7 +27,12 @@ export function memoryPortOf(memory: MemoryShadowApi, maxLagBytes: number): Memo
     },
     flush: (vmId, timeoutMs) => memory.flushMemoryShadow(vmId, timeoutMs),
     resume: (vmId) => memory.resumeMemoryShadow(vmId),
-    stop: (vmId) => memory.stopMemoryShadow(vmId),
+    async stop(vmId, sourceHost) {
+      // Already stopped, or replaced by a replication from the VM's new host: nothing of this source to stop.
+      const rec = memory.memoryShadow(vmId);
+      if (!rec || (sourceHost !== undefined && rec.source_host !== sourceHost)) return;
+      await memory.stopMemoryShadow(vmId);
+    },
     resyncShadow: (vmId, hostId, reason) => memory.resyncMemoryShadow(vmId, hostId, reason),
   };
 }

@@ -16,7 +16,7 @@ import { AutoSwitchover, DEFAULT_AUTO_COOLDOWN_MS, DEFAULT_AUTO_MAX_CONCURRENT }
 import { GrpcVmAgentPort } from './grpc-vm-agent-port';
 import { memoryPortOf } from './memory-shadow-port';
 import type { VmAgentPort } from './switchover-ports';
-import { VmSwitchover } from './vm-switchover';
+import { DEFAULT_SOURCE_CLEANUP_DELAY_MS, VmSwitchover } from './vm-switchover';
 
 export interface SwitchoverCoordinatorConfig {
   /** Memory lag (bytes not yet at the destination) above which a switchover is refused. */
@@ -29,6 +29,8 @@ export interface SwitchoverCoordinatorConfig {
   strayShadowVmSweepMs: number;
   /** How often unresolved journals are retried (they are also resolved at start). */
   recoverIntervalMs: number;
+  /** How long after a switchover the source's memory replication is stopped. */
+  sourceCleanupDelayMs: number;
   /** Automatic mode: a VM is switched over automatically at most once per this long. */
   autoCooldownMs: number;
   /** Automatic switchovers running at once, at most. */
@@ -50,6 +52,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     'shadow_vm_interval_ms',
     'shadow_vm_sweep_interval_ms',
     'recover_interval_ms',
+    'source_cleanup_delay_ms',
     'auto_cooldown_ms',
     'auto_max_concurrent',
     'rank_uses_host_load',
@@ -62,6 +65,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     shadowVmIntervalMs: r.integer(m, 'shadow_vm_interval_ms', path, { default: 3_000, min: 100 }),
     strayShadowVmSweepMs: r.integer(m, 'shadow_vm_sweep_interval_ms', path, { default: 30_000, min: 100 }),
     recoverIntervalMs: r.integer(m, 'recover_interval_ms', path, { default: 10_000, min: 100 }),
+    sourceCleanupDelayMs: r.integer(m, 'source_cleanup_delay_ms', path, { default: DEFAULT_SOURCE_CLEANUP_DELAY_MS, min: 0, max: 60_000 }),
     autoCooldownMs: r.integer(m, 'auto_cooldown_ms', path, { default: DEFAULT_AUTO_COOLDOWN_MS, min: 0 }),
     autoMaxConcurrent: r.integer(m, 'auto_max_concurrent', path, { default: DEFAULT_AUTO_MAX_CONCURRENT, min: 1 }),
     rankUsesHostLoad: r.boolean(m, 'rank_uses_host_load', path, { default: true }),
@@ -108,6 +112,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
       locks,
       flushTimeoutMs: config.flushTimeoutMs,
       deviceStateTimeoutMs: config.deviceStateTimeoutMs,
+      sourceCleanupDelayMs: config.sourceCleanupDelayMs,
     });
     binding.routes.installVmRoute(switchover);
 
@@ -191,6 +196,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         prediction?.setMigrationTrigger(undefined);
         clearInterval(shadowTimer);
         clearInterval(recoverTimer);
+        switchover.close();
       },
     };
   },

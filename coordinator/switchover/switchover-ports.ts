@@ -60,8 +60,8 @@ export interface MemoryPort {
   flush(vmId: string, timeoutMs: number): Promise<{ finalEpoch: number }>;
   /** Rounds again after a rolled-back switchover. */
   resume(vmId: string): Promise<void>;
-  /** The guest left the source: its replication stops. */
-  stop(vmId: string): Promise<void>;
+  /** The guest left the source: its replication stops (given `sourceHost`: only a replication from that host). */
+  stop(vmId: string, sourceHost?: string): Promise<void>;
   /** `hostId`'s memory shadow is invalid (the guest may have run on it): discarded and copied again in full. */
   resyncShadow(vmId: string, hostId: string, reason: string): Promise<void>;
 }

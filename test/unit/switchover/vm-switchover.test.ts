@@ -8,7 +8,7 @@ import { MemoryKvStore } from '../../fakes/memory-kv-store';
 import { until } from '../../helpers/until';
 import type { SwitchoverEvent } from '../../../coordinator/migrate/switchover-event';
 import type { IpPort, MemoryPort, VmAgentPort, VmInfo } from '../../../coordinator/switchover/switchover-ports';
-import { JOURNAL_PREFIX, VmSwitchover } from '../../../coordinator/switchover/vm-switchover';
+import { CLEANUP_PREFIX, JOURNAL_PREFIX, VmSwitchover } from '../../../coordinator/switchover/vm-switchover';
 import type { SwitchoverJournal } from '../../../coordinator/switchover/switchover-state';
 
 const VM = 'g1';
@@ -154,7 +154,8 @@ function setup() {
   const store = new MemoryKvStore();
   const world = new World(store);
   const events: Array<{ kind: string; message: string }> = [];
-  const mk = () => new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: world.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  // The source's replication stops right after the commit unless a test asks for a delay.
+  const mk = (sourceCleanupDelayMs = 0) => new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: world.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger(), sourceCleanupDelayMs });
   return { store, world, events, sw: mk(), mk };
 }
 
@@ -171,17 +172,51 @@ test('a switchover pauses, flushes, moves device state, then resumes on the dest
   t.true(order.indexOf(world.phases[2]) >= 0 && order.indexOf(world.phases[2]) <= 2, world.phases[2]);
   // Resume and IP switch start only once the journal says the guest may run there and the address may move.
   t.deepEqual(world.phases.slice(3), ['resume-destination', 'resume-destination']);
-  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
   t.true(ev.steps.every((s) => s.ok && s.duration_ms >= 0));
   t.deepEqual(world.runningHosts(), ['b']);
   t.is(world.hosts.get('a')!.local!.status, 'postmigrate', 'the source stays paused and intact');
   t.is(world.ipActive, 'b');
-  t.is(world.memoryStopped, 1);
+  await until(() => world.memoryStopped === 1, "the source's replication to stop after the commit");
+  t.is(await store.get(CLEANUP_PREFIX + VM), undefined, 'the cleanup entry goes once done');
   t.true(world.ipToken > 0);
   t.is(ev.fencing_token, world.ipToken, 'the event carries the token the IP switch gave the agents');
   t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
   t.is(events[0].kind, 'EVENT_KIND_SWITCHOVER');
   t.deepEqual((await sw.list(VM, 10)).map((e) => e.id), [ev.id]);
+});
+
+test("the source's replication stops only after the cleanup delay, from an entry written with the record; a coordinator stopped before it stops it at its next recovery", async (t) => {
+  const { world, store, mk } = setup();
+  const sw = mk(60_000);
+  const stoppedFrom: Array<string | undefined> = [];
+  world.memory.stop = async (_vmId, sourceHost) => void stoppedFrom.push(sourceHost);
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(stoppedFrom, [], 'not yet: the guest has just started on the destination');
+  t.like(await store.get(CLEANUP_PREFIX + VM), { vm_id: VM, source_host: 'a', switchover_id: ev.id });
+  sw.close(); // the coordinator stops before the delay is over
+  await mk(60_000).recover();
+  t.deepEqual(stoppedFrom, ['a'], 'only the replication from the old source');
+  t.is(await store.get(CLEANUP_PREFIX + VM), undefined);
+});
+
+test('a source cleanup that fails keeps its entry for the next recovery', async (t) => {
+  const { world, store, mk } = setup();
+  let fail = true;
+  world.memory.stop = async () => {
+    if (fail) throw new UnavailableError('a unreachable');
+    world.memoryStopped++;
+  };
+  const sw = mk(0);
+  await sw.trigger(VM, 'b');
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(world.memoryStopped, 0);
+  t.truthy(await store.get(CLEANUP_PREFIX + VM));
+  fail = false;
+  await sw.recover();
+  t.is(world.memoryStopped, 1);
+  t.is(await store.get(CLEANUP_PREFIX + VM), undefined);
 });
 
 const refusals: Array<[string, (w: World) => void, RegExp]> = [
@@ -479,7 +514,7 @@ test('chained source side: one agent call pauses, flushes and moves the device s
   t.deepEqual(world.calls, ['switchOut@a', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
   // Only the pause's entry is written before the call; the resume's entry before the resume.
   t.deepEqual(world.phases, ['pause-source', 'pause-source', 'pause-source', 'pause-source', 'resume-destination', 'resume-destination']);
-  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
   t.true(ev.steps.every((s) => s.ok));
   t.is(ev.steps[1].duration_ms, 3, "the flush's time is the agent's");
   t.true(ev.steps[0].duration_ms >= 1, 'the pause carries the agent time and the round trip');
@@ -587,7 +622,7 @@ test('armed resume: the destination is armed before the source pauses and runs t
   t.deepEqual(world.calls.slice(5).sort(), ['resume-destination@b', 'switch-ip@b']);
   // The first entry, durable before the arm, already allows the guest on b and the address to move.
   t.deepEqual(writes[0], { phase: 'pause-source', mayRun: true, ipMayMove: true });
-  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip', 'stop-source-replication']);
+  t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
   t.true(ev.steps.every((s) => s.ok));
   t.deepEqual(world.runningHosts(), ['b']);
   t.is(world.ipActive, 'b');
