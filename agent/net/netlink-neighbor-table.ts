@@ -1,6 +1,6 @@
 // NeighborTable over rtnetlink: proxy ARP/NDP entries (NTF_PROXY) and permanent neighbours.
 import { FlagsNew } from 'netlink';
-import { formatIp, formatMac } from '../../shared/ip-address';
+import { formatIp, formatMac, type ParsedIp } from '../../shared/ip-address';
 import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';
 import { AF_INET, AF_INET6, kernelFamily, requireIp, requireMac } from './netlink-family';
@@ -16,8 +16,7 @@ export class NetlinkNeighborTable implements NeighborTable {
   async ensureProxy(spec: ProxyNeighborSpec): Promise<boolean> {
     const ip = requireIp('address', spec.address);
     const link = await this.links.resolve(spec.interface);
-    const present = (await this.listProxies(spec.interface)).some((p) => p.address === formatIp(ip.bytes));
-    if (present) return false;
+    if (await this.proxyEntryExists(link.index, ip)) return false;
     await callNetlink(this.ctx, `add proxy neighbour ${spec.address} on ${spec.interface}`, (o) =>
       this.ctx.socket.newNeighbor(
         { family: kernelFamily(ip), ifindex: link.index, flags: { proxy: true } },
@@ -65,8 +64,7 @@ export class NetlinkNeighborTable implements NeighborTable {
     const ip = requireIp('address', spec.address);
     const mac = requireMac('mac', spec.mac);
     const link = await this.links.resolve(spec.interface);
-    const present = (await this.listPermanent(spec.interface)).some((p) => p.address === formatIp(ip.bytes) && p.mac === formatMac(mac));
-    if (present) return false;
+    if (await this.permanentEntryIs(link.index, ip, mac)) return false;
     await callNetlink(this.ctx, `set neighbour ${spec.address} -> ${spec.mac} on ${spec.interface}`, (o) =>
       this.ctx.socket.newNeighbor(
         { family: kernelFamily(ip), ifindex: link.index, state: { permanent: true } },
@@ -75,6 +73,32 @@ export class NetlinkNeighborTable implements NeighborTable {
       ),
     );
     return true;
+  }
+
+  // The presence checks ask for the one entry (RTM_GETNEIGH, NTF_PROXY for a proxy entry) where
+  // listing meant dumping every link and every neighbour of both families, inside a switchover's
+  // activation on a host with many VMs.
+
+  /** Whether the neighbour entry of `ip` on link `index` is permanent with `mac`. */
+  private async permanentEntryIs(index: number, ip: ParsedIp, mac: Buffer): Promise<boolean> {
+    const m = await this.getEntry(index, ip, false);
+    return !!m && !!m.data.state?.permanent && !!m.attrs.lladdr && formatMac(m.attrs.lladdr) === formatMac(mac);
+  }
+
+  private async proxyEntryExists(index: number, ip: ParsedIp): Promise<boolean> {
+    return (await this.getEntry(index, ip, true)) !== undefined;
+  }
+
+  private async getEntry(index: number, ip: ParsedIp, proxy: boolean) {
+    try {
+      const [m] = await callNetlink(this.ctx, `get ${proxy ? 'proxy ' : ''}neighbour ${formatIp(ip.bytes)}`, (o) =>
+        this.ctx.socket.getNeighbor({ family: kernelFamily(ip), ifindex: index, ...(proxy ? { flags: { proxy: true } } : {}) }, { dst: ip.bytes }, o),
+      );
+      return m;
+    } catch (err) {
+      if (isAbsent(err)) return undefined;
+      throw err;
+    }
   }
 
   async removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>): Promise<boolean> {

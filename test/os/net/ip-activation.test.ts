@@ -100,8 +100,8 @@ rootTest('routed mode: host route to the tap and proxy ARP entry, both withdrawn
   const routes = async () =>
     (await ipJson<Array<{ dst: string; dev: string }>>(hostA, ['route', 'show', 'table', 'main'])).filter((r) => r.dst === '10.77.1.5');
   const proxies = async () => (await ipJson<Array<{ dst: string }>>(hostA, ['neigh', 'show', 'proxy', 'dev', 'eth0'])).filter((p) => p.dst === '10.77.1.5');
-  await runnerA!.activate(routedSpec, 1);
-  await runnerA!.activate(routedSpec, 1);
+  t.true((await runnerA!.activate(routedSpec, 1)).changed);
+  t.false((await runnerA!.activate(routedSpec, 1)).changed, 'route and proxy entry found in place');
   t.deepEqual((await routes()).map((r) => r.dev), ['tapr']);
   t.is((await proxies()).length, 1);
   // The neighbour asks for the VM's address and host A answers with its own MAC (proxy ARP).
@@ -119,9 +119,25 @@ rootTest('bridged mode: static FDB entry on the tap and permanent neighbour, ann
   const fdb = async () =>
     (await ipJson<Array<{ mac: string; state?: string; flags?: string[] }>>(hostC, ['fdb', 'show', 'dev', 'tapb'], 'bridge')).filter((e) => e.mac === VM_MAC);
   const neigh = async () => (await ipJson<Array<{ dst: string; lladdr: string; state: string[] }>>(hostC, ['neigh', 'show', 'dev', 'br0'])).filter((n) => n.dst === '10.77.0.50');
+  // What a switchover finds on the destination: the bridge learned the VM MAC behind the uplink
+  // (the guest ran elsewhere) and the host's neighbour entry is a learned, stale one. Neither is
+  // the static state wanted, so the activation must replace both.
+  await lab.exec(hostC, 'bridge', ['fdb', 'replace', VM_MAC, 'dev', 'eth0', 'master', 'dynamic']);
+  await lab.exec(hostC, 'ip', ['neigh', 'replace', '10.77.0.50', 'lladdr', NBR_MAC_STALE, 'dev', 'br0', 'nud', 'stale']);
   const on = await runnerC!.activate(bridgedSpec, 1);
+  t.true(on.changed);
+  t.deepEqual(
+    on.steps.filter((st) => st.step === 'fdb' || st.step === 'neighbor').map((st) => [st.step, st.changed]),
+    [['fdb', true], ['neighbor', true]],
+  );
   t.is(on.frames, 3);
-  t.false((await runnerC!.activate(bridgedSpec, 1)).changed);
+  const again = await runnerC!.activate(bridgedSpec, 1);
+  t.false(again.changed);
+  t.deepEqual(
+    again.steps.filter((st) => st.step === 'fdb' || st.step === 'neighbor').map((st) => st.changed),
+    [false, false],
+    'found in place by the single-entry lookups',
+  );
   const entries = await fdb();
   t.is(entries.length, 1);
   t.is(entries[0].state, 'static');
