@@ -32,7 +32,7 @@ server.addService(serviceDefinition('umbra.coordinator.v1.CoordinatorService'), 
     call.on('end', () => cb(null, { accepted: '0' }));
   },
   ListHosts: (_call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
-    cb(null, { hosts: [...hosts.values()].map(hostToWire).map(basicView) });
+    cb(null, { hosts: [...hosts.values()].map((h) => basicView(hostToWire(h))) });
   },
 });
 server.bindAsync(listen, serverCredentials(loadTlsMaterial({ ca, cert, key })), (err, port) => {

@@ -51,9 +51,10 @@ export function coordinatorService(deps: {
 
     ListHosts: kit.unary<Msg, Msg>('ListHosts', readers, async (req) => hostList.get(parseHostStates(req.states), parseHostView(req.view))),
 
-    GetHost: kit.unary<Msg, Msg>('GetHost', readers, async (req) => ({
-      host: hostToWire(deps.registry.get(requireHostId('host_id', req.host_id))),
-    })),
+    GetHost: kit.unary<Msg, Msg>('GetHost', readers, async (req) => {
+      const hostId = requireHostId('host_id', req.host_id);
+      return { host: hostToWire(deps.registry.get(hostId), deps.registry.awaitingContact(hostId)) };
+    }),
 
     RemoveHost: kit.unary<Msg, Msg>('RemoveHost', ['operator'], async (req) => {
       await deps.registry.remove(requireHostId('host_id', req.host_id));

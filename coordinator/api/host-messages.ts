@@ -112,7 +112,8 @@ export function usageToWire(u: HostUsage) {
   return { cpu_load_ratio: u.cpu_load_ratio, memory_used_bytes: str(u.memory_used_bytes), memory_available_bytes: str(u.memory_available_bytes) };
 }
 
-export function hostToWire(h: HostRecord) {
+/** `awaitingContact`: HostRegistry.awaitingContact for the host (its state is the stored one, no verdict yet). */
+export function hostToWire(h: HostRecord, awaitingContact = false) {
   return {
     facts: factsToWire(h.facts),
     state: h.state,
@@ -120,6 +121,7 @@ export function hostToWire(h: HostRecord) {
     last_heartbeat_unix_ms: str(h.last_heartbeat_unix_ms),
     state_changed_at_unix_ms: str(h.state_changed_at_unix_ms),
     usage: usageToWire(h.usage),
+    awaiting_contact: awaitingContact,
   };
 }
 

@@ -13,12 +13,20 @@ function ago(ms: number, now: number): string {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
-export function hostsTable(hosts: HostRecord[], now = Date.now()): string {
+/** A host as umbractl shows it: the record, and whether the coordinator awaits its first contact since a restart. */
+export type ListedHost = HostRecord & { awaiting_contact: boolean };
+
+export function listedHostFromWire(w: ReturnType<typeof hostToWire>): ListedHost {
+  return { ...hostFromWire(w), awaiting_contact: w.awaiting_contact === true };
+}
+
+export function hostsTable(hosts: ListedHost[], now = Date.now()): string {
   return renderTable(
     ['HOST', 'STATE', 'DOMAIN', 'ENDPOINT', 'CPUS', 'MEMORY', 'LOAD', 'LAST SEEN', 'CPU MODEL'],
     hosts.map((h) => [
       h.facts.host_id,
-      h.state.replace('HOST_STATE_', '').toLowerCase(),
+      // The stored state of a host not heard from since the coordinator restarted is no verdict yet.
+      `${h.state.replace('HOST_STATE_', '').toLowerCase()}${h.awaiting_contact ? ' (awaiting contact)' : ''}`,
       h.facts.failure_domain,
       h.facts.agent_endpoint,
       String(h.facts.capacity.cpu_threads),
@@ -42,14 +50,14 @@ export async function runHostsCommand(client: GenericClient, opts: { json: boole
   // Scripts get every fact; the table needs only the basic view.
   const view = opts.json ? 'HOST_VIEW_FULL' : 'HOST_VIEW_BASIC';
   const res = await callUnary<{ hosts: Array<ReturnType<typeof hostToWire>> }>(client, 'ListHosts', { states, view });
-  const hosts = res.hosts.map(hostFromWire);
+  const hosts = res.hosts.map(listedHostFromWire);
   process.stdout.write(opts.json ? JSON.stringify(hosts, null, 2) + '\n' : hosts.length ? hostsTable(hosts) : 'no hosts registered\n');
   return 0;
 }
 
 export async function runHostCommand(client: GenericClient, hostId: string, opts: { json: boolean }): Promise<number> {
   const res = await callUnary<{ host: ReturnType<typeof hostToWire> }>(client, 'GetHost', { host_id: hostId });
-  const host = hostFromWire(res.host);
+  const host = listedHostFromWire(res.host);
   if (opts.json) {
     process.stdout.write(JSON.stringify(host, null, 2) + '\n');
   } else {

@@ -179,6 +179,15 @@ test.serial('a restarted coordinator gives no verdict on its known hosts during 
   await waitFor('h2 down', async () => ((await state('h2')) === 'HOST_STATE_DOWN' ? true : undefined), 20_000);
   t.is(await state('h1'), 'HOST_STATE_UP');
   t.deepEqual(await h1Changes(), [], 'no state-change event for a host during the restart grace');
+  // Operators see which states are stored ones, not verdicts: in GetHost and ListHosts.
+  const awaiting = async () => {
+    const one = (await call(COORDINATOR, port, pki.operator, 'GetHost', { host_id: 'h1' })).res?.host as { awaiting_contact?: boolean };
+    const all = (await call(COORDINATOR, port, pki.operator, 'ListHosts', {})).res?.hosts as Array<{ facts: { host_id: string }; awaiting_contact?: boolean }>;
+    return { get: one.awaiting_contact, list: Object.fromEntries(all.map((h) => [h.facts.host_id, h.awaiting_contact])) };
+  };
+  t.deepEqual(await awaiting(), { get: true, list: { h1: true, h2: false } });
+  t.is((await call(COORDINATOR, port, pki.agent('h1'), 'RegisterHost', { facts: factsToWire(hostFacts('h1')) })).code, status.OK);
+  await waitFor('h1 heard from', async () => ((await awaiting()).get === false ? true : undefined), 5_000);
   await second.close();
   daemons.pop();
 
