@@ -694,7 +694,9 @@ export class VmSwitchover {
     const t0 = this.clockMs();
     if (decision.kind === 'wait') return undefined;
     if (decision.kind === 'roll-back') {
-      return this.rollBack({ ...j, destination_may_run: j.destination_may_run || decision.pauseDestinationFirst }, j.error || `coordinator restarted during ${j.phase}`, t0);
+      return this.rollBack({ ...j, destination_may_run: j.destination_may_run || decision.pauseDestinationFirst }, j.error || `coordinator restarted during ${j.phase}`, t0, undefined, {
+        ran: () => this.ranOnDestinationPerAgent(j),
+      });
     }
     if (decision.from === 'switch-ip') {
       j = advance(j, 'switch-ip');
@@ -705,6 +707,22 @@ export class VmSwitchover {
       j = withIpToken(r.j, ipToken);
     }
     return this.commit(j, t0);
+  }
+
+  /**
+   * After a recovering rollback paused the destination: whether the guest ran there, from its
+   * agent, since the armed resume's answer died with the previous coordinator. The agent promotes
+   * a shadow VM to its local VM under the VM's lock right after running it, and the pause queues
+   * behind that lock: a VM still held as a shadow never ran (its image needs no new copy); a local
+   * one did; anything else (no answer, neither role) cannot be told.
+   */
+  private async ranOnDestinationPerAgent(j: SwitchoverJournal): Promise<boolean | undefined> {
+    try {
+      if (await this.d.vms.query(j.destination_host, j.vm_id, 'shadow')) return false;
+      return (await this.d.vms.query(j.destination_host, j.vm_id, 'local')) ? true : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async list(vmId: string | undefined, limit: number): Promise<SwitchoverEvent[]> {

@@ -357,7 +357,16 @@ test('restart while resume was in flight and the destination is not running: des
   const [ev] = await recovered();
   t.is(ev.status, 'ROLLED_BACK');
   t.deepEqual(world.runningHosts(), ['a']);
-  t.deepEqual(world.resyncs.map((r) => r.split(':')[0]), ['b'], 'it may have run there before the crash: image re-synced');
+  t.deepEqual(world.resyncs, [], 'b still holds it as a shadow once paused: it never ran there, its image stays valid');
+});
+
+test('restart after the guest ran on the destination and was paused there: rolled back, and its image on the destination copied again', async (t) => {
+  const { world, journal, recovered } = await crashAt('switch-ip', (w) => (w.hosts.get('b')!.local!.status = 'paused'));
+  t.is(journal?.phase, 'resume-destination');
+  const [ev] = await recovered();
+  t.is(ev.status, 'ROLLED_BACK');
+  t.deepEqual(world.runningHosts(), ['a']);
+  t.deepEqual(world.resyncs.map((r) => r.split(':')[0]), ['b'], 'b promoted it to its local VM: the guest ran there');
 });
 
 test('restart while resume was in flight and the destination is unreachable: wait (source stays paused), resolve later', async (t) => {
