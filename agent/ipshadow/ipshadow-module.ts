@@ -3,6 +3,7 @@
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError, errorMessage } from '../../shared/errors';
 import { callUnary, dial, type GenericClient } from '../../shared/grpc-client';
 import { channelCredentials } from '../../shared/tls';
+import { warmUpMessageCodecs } from '../../shared/proto';
 import { Gauge } from 'prom-client';
 import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import { DhcpSniffer } from '../dhcp/dhcp-sniffer';
@@ -49,6 +50,8 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
   name: AGENT_MODULE_NAMES.ipshadow,
   parseConfig: parseIpShadowAgentConfig,
   async start(config, ctx): Promise<RunningIpShadowModule> {
+    // The IP switch of a switchover and the lease report right after it: codecs built now, not then.
+    warmUpMessageCodecs([IP_SHADOW_SERVICE, COORDINATOR_SHADOW_SERVICE]);
     const tables = createNetlinkTables();
     // Taps of the QEMUs the vm module runs here (shadow QEMUs have their own), before static config.
     const vmTap = vmTapLookup(ctx.modules);

@@ -8,7 +8,8 @@ import type { ReplicationModuleApi } from '../replication/replication-module';
 import { uffdPreloadLibraryPath } from '../memory/native-binding';
 import { shadowImagePath } from '../replication/shadow-image';
 import { VmAgentHost } from './vm-agent-host';
-import { vmService } from './vm-agent-service';
+import { VM_SERVICE, vmService } from './vm-agent-service';
+import { warmUpMessageCodecs } from '../../shared/proto';
 import { parseVmAgentConfig, type VmAgentConfig } from './vm-module-config';
 
 export type RunningVmModule = RunningAgentModule & {
@@ -24,6 +25,8 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
   parseConfig: parseVmAgentConfig,
   async start(config, ctx): Promise<RunningVmModule> {
     const log = ctx.logger;
+    // A switchover's calls are the first use of their messages: their codecs are built now, not inside the guest's pause.
+    warmUpMessageCodecs([VM_SERVICE]);
     const preload = config.preloadUffd ? uffdPreloadLibraryPath() : undefined;
     const preloadOk = preload !== undefined && existsSync(preload);
     if (config.preloadUffd && !preloadOk) log.warn({ preload }, 'uffd preload library not built: launched QEMUs fall back to slower dirty tracking');

@@ -27,7 +27,9 @@ export interface ProcessHandle {
 
 /** Starts node with `args` inside `ns`, keeping its output for diagnostics. */
 export function startNode(lab: NetnsLab, ns: string, args: string[], env: Record<string, string> = {}): ProcessHandle {
-  const child = lab.spawn(ns, process.execPath, args, { env: { ...process.env, UMBRA_LOG_LEVEL: 'info', ...env } });
+  // UMBRA_DAEMON_NODE_ARGS: node flags for every daemon started here (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env.UMBRA_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = lab.spawn(ns, process.execPath, [...nodeArgs, ...args], { env: { ...process.env, UMBRA_LOG_LEVEL: 'info', ...env } });
   const log: string[] = [];
   const keep = (d: Buffer) => {
     log.push(...d.toString().split('\n').filter(Boolean));

@@ -204,13 +204,15 @@ test("the source's replication stops only after the cleanup delay, from an entry
 test('a source cleanup that fails keeps its entry for the next recovery', async (t) => {
   const { world, store, mk } = setup();
   let fail = true;
+  let attempts = 0;
   world.memory.stop = async () => {
+    attempts++;
     if (fail) throw new UnavailableError('a unreachable');
     world.memoryStopped++;
   };
   const sw = mk(0);
   await sw.trigger(VM, 'b');
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => attempts === 1, 'the delayed stop to be tried');
   t.is(world.memoryStopped, 0);
   t.truthy(await store.get(CLEANUP_PREFIX + VM));
   fail = false;
