@@ -23,7 +23,7 @@ import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
 import { ShadowStore, type ShadowRecord } from './shadow-store';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import { configFromLease } from './config-from-lease';
-import { guestPausedWait, vmTapLookup } from './vm-tap-source';
+import { armedResumeWait, guestPausedWait, vmTapLookup } from './vm-tap-source';
 
 export type RunningIpShadowModule = RunningAgentModule & {
   ipShadows(): ShadowRecord[];
@@ -43,6 +43,8 @@ const HANDOVER_DEADLINE_MS = 3000;
 /** A rehearsal the destination refuses (it is not prepared yet: both hosts are prepared at once) is tried again. */
 const REHEARSAL_ATTEMPTS = 8;
 const REHEARSAL_RETRY_MS = 25;
+/** How long a hand-over's activation waits for an armed resume of the VM here to run the guest (it normally takes some ms). */
+const HANDOVER_RESUME_WAIT_MS = 250;
 /** A hand-over prepared but not called within this long is forgotten. */
 const HANDOVER_EXPECTED_FOR_MS = 60_000;
 
@@ -56,6 +58,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     // Taps of the QEMUs the vm module runs here (shadow QEMUs have their own), before static config.
     const vmTap = vmTapLookup(ctx.modules);
     const guestPaused = guestPausedWait(ctx.modules);
+    const armedResume = armedResumeWait(ctx.modules);
     const specFor = (cfg: VmIpConfig) => activationSpecFor(cfg, config, vmTap);
     const fencing = new FencingGuard(ctx.store);
     const applier = new IpApplier(tables, new GarpSender(), { announceCount: config.announceCount, announceIntervalMs: config.announceIntervalMs, fencing });
@@ -226,6 +229,13 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         }
         if (!e || e.sourceHost !== fromHost || e.token !== token || e.untilMs < Date.now()) {
           throw new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' with fencing token ${token} was prepared here`);
+        }
+        // In a VM switchover the hand-over comes while this host's shadow QEMU loads the device
+        // state: the activation waits until the guest runs here (the address is then needed), so
+        // it does not slow the load inside the guest's pause.
+        await armedResume(cfg.vm_id, HANDOVER_RESUME_WAIT_MS);
+        if (expectedHandovers.get(cfg.vm_id) !== e) {
+          throw new FailedPreconditionError(`the hand-over of vm '${cfg.vm_id}' from '${fromHost}' was settled by another operation while the guest was starting here`);
         }
         return ops.activate(cfg, token, receivedAt);
       },

@@ -145,6 +145,8 @@ export class VmAgentHost {
   private readonly locks = new KeyedMutex();
   /** Armed resumes waiting for their shadow's device state, by VM: pause() and removeShadow() abort them. */
   private readonly armed = new Map<string, AbortController>();
+  /** Armed resumes in progress, by VM: settled once the guest runs here or the arm ended otherwise. */
+  private readonly armedRuns = new Map<string, Promise<unknown>>();
   /** VMs whose switch-out runs now (their pause waiters are settled when it ends). */
   private readonly switchingOut = new Set<string>();
   /** awaitGuestPaused() callers, by VM: settled by the next pause of the local guest, or by the end of a switch-out. */
@@ -395,8 +397,33 @@ export class VmAgentHost {
    * calls it off (ResumeCancelledError: the guest did not run). A VM already promoted here (a
    * retry) is resumed as by resume(). Resolves with the time from the call to the guest running.
    */
-  async resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
+  resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
     this.requireVmId(vmId);
+    const run = this.runWhenLoaded(vmId, timeoutMs);
+    const settled = run.catch(() => undefined);
+    this.armedRuns.set(vmId, settled);
+    void settled.then(() => {
+      if (this.armedRuns.get(vmId) === settled) this.armedRuns.delete(vmId);
+    });
+    return run;
+  }
+
+  /**
+   * Resolves once an armed resume of `vmId` in progress here has run the guest, failed or been
+   * called off, or after `timeoutMs`; at once when none is in progress. For the IP activation of a
+   * switchover's hand-over: the activation and its announcements wait until the guest runs, so
+   * they do not take the CPU from the shadow QEMU loading the device state inside the guest's
+   * pause (7-11 ms of it in the lab), and go out when the guest can answer.
+   */
+  async armedResumeSettled(vmId: string, timeoutMs: number): Promise<void> {
+    const run = this.armedRuns.get(vmId);
+    if (!run) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([run, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  private async runWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
     const t0 = performance.now();
     const s = this.shadows.get(vmId);
     if (!s?.proc?.running) {
