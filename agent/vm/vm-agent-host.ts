@@ -397,7 +397,7 @@ export class VmAgentHost {
    * calls it off (ResumeCancelledError: the guest did not run). A VM already promoted here (a
    * retry) is resumed as by resume(). Resolves with the time from the call to the guest running.
    */
-  resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
+  async resumeWhenLoaded(vmId: string, timeoutMs: number): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
     this.requireVmId(vmId);
     const run = this.runWhenLoaded(vmId, timeoutMs);
     const settled = run.catch(() => undefined);

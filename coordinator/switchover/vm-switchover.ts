@@ -525,10 +525,12 @@ export class VmSwitchover {
   }
 
   private scheduleCleanup(c: SourceCleanup, delayMs: number): void {
-    if (this.closed || this.cleanupTimers.has(c.vm_id)) return;
+    if (this.closed) return;
+    // A newer switchover of the VM replaces an older one's pending cleanup (its entry did already).
+    clearTimeout(this.cleanupTimers.get(c.vm_id));
     const timer = setTimeout(() => {
       this.cleanupTimers.delete(c.vm_id);
-      void this.cleanUp(c);
+      this.cleanUp(c).catch((err) => this.d.logger.warn({ vmId: c.vm_id, switchoverId: c.switchover_id, err: errorMessage(err) }, 'source cleanup after the switchover failed; retried by the next recovery'));
     }, delayMs);
     timer.unref();
     this.cleanupTimers.set(c.vm_id, timer);
