@@ -128,20 +128,27 @@ export async function queryFinishedMigration(qmp: QmpClient, settleMs = FIGURES_
  * Destination side: waits until the incoming stream has been loaded (guest paused, ready). The
  * MIGRATION event (the shadow has the events capability) ends the wait as soon as QEMU finishes
  * loading, which is some milliseconds after the source reports completion, with no question after
- * it; without the event, query-migrate is asked again every `pollMs`. `signal` ends the wait (at the next poll) with a
- * DeviceStateMigrationError.
+ * it; without the event, query-migrate is asked again every `pollMs`. `signal` ends the wait (at the
+ * next poll) with a DeviceStateMigrationError. Says how the end was seen and after how many questions.
  */
-export async function waitIncomingLoaded(destination: QmpClient, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS, pollMs = 5, signal?: AbortSignal): Promise<{ completedAtMs?: number }> {
+export async function waitIncomingLoaded(
+  destination: QmpClient,
+  timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS,
+  pollMs = 5,
+  signal?: AbortSignal,
+): Promise<{ completedAtMs?: number; seenBy: 'event' | 'query'; queries: number }> {
   const deadline = performance.now() + timeoutMs;
   let completedAtMs: number | undefined;
+  let queries = 0;
   for (;;) {
     if (signal?.aborted) throw new DeviceStateMigrationError('wait cancelled', String(signal.reason ?? ''));
     // Listening before asking, so an end between the answer and the wait is not missed.
     const ended = destination.waitForEvent('MIGRATION', Math.max(1, Math.min(pollMs, deadline - performance.now())), (ev) => TERMINAL_STATES.has(String(ev.data.status)));
     ended.then((ev) => (completedAtMs ??= ev.timestampMs), () => undefined);
     const info = await destination.queryMigrate();
+    queries++;
     // QEMU's own time of the end (the event's timestamp), when the event said so.
-    if (info.status === 'completed') return { completedAtMs };
+    if (info.status === 'completed') return { completedAtMs, seenBy: 'query', queries };
     if (info.status === 'failed' || info.status === 'cancelled') throw new DeviceStateMigrationError(info.status, info['error-desc']);
     if (performance.now() > deadline) throw new DeviceStateMigrationError('timed out', `destination still ${info.status ?? 'waiting'} after ${timeoutMs} ms`);
     const ev = await ended.catch((err) => {
@@ -150,7 +157,7 @@ export async function waitIncomingLoaded(destination: QmpClient, timeoutMs = DEF
     });
     // The event says completed: done, without asking again (one QMP round trip less inside the
     // guest's pause). A failure is asked about, for QEMU's error description.
-    if (ev?.data.status === 'completed') return { completedAtMs };
+    if (ev?.data.status === 'completed') return { completedAtMs: ev.timestampMs, seenBy: 'event', queries };
   }
 }
 

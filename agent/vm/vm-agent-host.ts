@@ -434,7 +434,7 @@ export class VmAgentHost {
     const arm = new AbortController();
     this.armed.set(vmId, arm);
     const proc = s.proc;
-    let loaded: { completedAtMs?: number };
+    let loaded: { completedAtMs?: number; seenBy?: string; queries?: number };
     try {
       loaded = await waitIncomingLoaded(proc.qmp, Math.min(timeoutMs, MAX_ARMED_RESUME_WAIT_MS), LOAD_POLL_MS, arm.signal);
     } catch (err) {
@@ -445,14 +445,17 @@ export class VmAgentHost {
     }
     const waitedMs = performance.now() - t0;
     const seenAtMs = Date.now();
+    let lockedAtMs = 0;
     await this.locks.run(vmId, () => {
+      lockedAtMs = Date.now();
       // A pause queued behind the load wins: it was asked after the arm.
       if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
       return this.resumeLocked(vmId, proc);
     });
     const runningAtMs = Date.now();
-    // QEMU's time of the load's end against when this agent saw it: the agent's own delay in the guest's pause.
-    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, seenAtMs, runningAtMs }, 'armed resume: the guest runs here');
+    // QEMU's time of the load's end against when this agent saw it, got the VM's lock and had the
+    // guest running: the agent's own delay in the guest's pause, in its parts.
+    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs }, 'armed resume: the guest runs here');
     return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
   }
 

@@ -57,7 +57,8 @@ test('the load end is taken from the MIGRATION event: one query before it, none 
   const srv = await fakeQmp(loadingDestination('completed'));
   const qmp = await connect(srv.path);
   // A poll interval far longer than the test: only the event can end the wait in time.
-  await waitIncomingLoaded(qmp, 60_000, 60_000);
+  const r = await waitIncomingLoaded(qmp, 60_000, 60_000);
+  t.like(r, { seenBy: 'event', queries: 1, completedAtMs: 0 }, "QEMU's event timestamp is the load's end");
   t.deepEqual(srv.received.filter((c) => c === 'query-migrate').length, 1);
 });
 
