@@ -9,6 +9,7 @@ export async function isActivated(tables: NetTables, spec: IpActivationSpec): Pr
     case 'routed':
       return (await tables.routes.listHostRoutes(spec.tap)).some((r) => r.destination === spec.address);
     case 'bridged':
-      return (await tables.neighbors.listPermanent(spec.interface)).some((n) => n.address === spec.address && n.mac === spec.mac);
+      // One neighbour entry asked for, not the whole table (reconciliation probes every VM).
+      return spec.mac !== undefined && (await tables.neighbors.hasPermanent({ interface: spec.interface, address: spec.address, mac: spec.mac }));
   }
 }

@@ -75,6 +75,13 @@ export class NetlinkNeighborTable implements NeighborTable {
     return true;
   }
 
+  async hasPermanent(spec: PermanentNeighborSpec): Promise<boolean> {
+    const ip = requireIp('address', spec.address);
+    const mac = requireMac('mac', spec.mac);
+    const link = await this.links.find(spec.interface);
+    return link !== undefined && (await this.permanentEntryIs(link.index, ip, mac));
+  }
+
   // The presence checks ask for the one entry (RTM_GETNEIGH, NTF_PROXY for a proxy entry) where
   // listing meant dumping every link and every neighbour of both families, inside a switchover's
   // activation on a host with many VMs.

@@ -55,6 +55,8 @@ export interface NeighborTable {
   ensurePermanent(spec: PermanentNeighborSpec): Promise<boolean>;
   removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>): Promise<boolean>;
   listPermanent(interfaceName?: string): Promise<PermanentNeighborSpec[]>;
+  /** Whether `spec.address` is a permanent neighbour with `spec.mac` on `spec.interface` (false when the interface is gone). */
+  hasPermanent(spec: PermanentNeighborSpec): Promise<boolean>;
 }
 
 /** A static bridge forwarding entry: frames for `mac` (on `vlan`) leave through bridge port `port`. */

@@ -82,6 +82,7 @@ export class MemoryNetTables implements NetTables {
       this.ensureIn('neighbors.ensurePermanent', this.permanentMap, `${s.interface}|${s.address}`, { ...s }, s.interface),
     removePermanent: async (s: Omit<PermanentNeighborSpec, 'mac'>) => this.removeFrom('neighbors.removePermanent', this.permanentMap, `${s.interface}|${s.address}`),
     listPermanent: async (i?: string) => [...this.permanentMap.values()].filter((p) => i === undefined || p.interface === i),
+    hasPermanent: async (s: PermanentNeighborSpec) => this.permanentMap.get(`${s.interface}|${s.address}`)?.mac === s.mac,
   };
 
   fdb = {
