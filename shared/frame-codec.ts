@@ -3,6 +3,7 @@
 // so this file stays free of OS bindings.
 import { brotliCompressSync, brotliDecompressSync, constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
+import { CompressionBackoff } from './compression-backoff';
 import { FrameError } from './frame-errors';
 
 export const FRAME_MAGIC = 0x46424d55; // "UMBF" read as little-endian u32
@@ -59,28 +60,38 @@ function bufferToIndexes(b: Buffer, field: string): Uint32Array {
   return out;
 }
 
+/** zlib's smallest output chunk. */
+const MIN_CHUNK_BYTES = 64;
+/** Room for a compressor's framing beyond the input (brotli and deflate add far less on 1 MiB). */
+const COMPRESS_SLACK_BYTES = 4096;
+
+// Output in one chunk of the size it can reach: zlib's default 16 KiB chunks meant some 64
+// allocations and a concatenated copy per 1 MiB frame, all of it garbage a moment later.
 function compress(codec: FrameCodecName, data: Buffer): Buffer {
+  const chunkSize = Math.max(MIN_CHUNK_BYTES, data.length + COMPRESS_SLACK_BYTES);
   switch (codec) {
     case 'none':
       return data;
     case 'brotli-0':
       // A 1 MiB window (a frame's payload at most): the shadow's decoder then allocates a 1 MiB ring
       // buffer per frame instead of 4 MiB; measured 2.5x faster decompression of compressible pages.
-      return brotliCompressSync(data, { params: { [zc.BROTLI_PARAM_QUALITY]: 0, [zc.BROTLI_PARAM_LGWIN]: 20, [zc.BROTLI_PARAM_SIZE_HINT]: data.length } });
+      return brotliCompressSync(data, { chunkSize, params: { [zc.BROTLI_PARAM_QUALITY]: 0, [zc.BROTLI_PARAM_LGWIN]: 20, [zc.BROTLI_PARAM_SIZE_HINT]: data.length } });
     case 'deflate-1':
-      return deflateRawSync(data, { level: 1 });
+      return deflateRawSync(data, { level: 1, chunkSize });
   }
 }
 
 function decompress(codec: FrameCodecName, data: Buffer, expectedBytes: number): Buffer {
+  // A chunk the output fills exactly makes zlib allocate another (empty) one: a little more room.
+  const limits = { maxOutputLength: Math.max(expectedBytes, 1), chunkSize: expectedBytes + MIN_CHUNK_BYTES };
   try {
     switch (codec) {
       case 'none':
         return data;
       case 'brotli-0':
-        return brotliDecompressSync(data, { maxOutputLength: Math.max(expectedBytes, 1) });
+        return brotliDecompressSync(data, limits);
       case 'deflate-1':
-        return inflateRawSync(data, { maxOutputLength: Math.max(expectedBytes, 1) });
+        return inflateRawSync(data, limits);
     }
   } catch (err) {
     throw new FrameError('MALFORMED', `payload does not decompress (${codec}): ${(err as Error).message}`);
@@ -196,10 +207,24 @@ function isZero(buf: Buffer, offset: number, size: number): boolean {
   return buf.compare(zeroPageBuf, 0, size, offset, offset + size) === 0;
 }
 
+/** Memory and policy of one encodeFrom() call. */
+export interface EncodeFromOptions {
+  /** At least pages.length * pageSizeBytes bytes, used by compressing codecs (else one is allocated). */
+  scratch?: Buffer;
+  /**
+   * Provides the frame's memory: a buffer of at least the given size, in its own ArrayBuffer (e.g.
+   * from a pool); by default a new one. The frame is a view into it.
+   */
+  alloc?: (bytes: number) => Buffer;
+  /** Which frames to try compressing; by default this codec's own (shared by its calls). */
+  backoff?: CompressionBackoff;
+}
+
 export class FrameCodec {
   readonly codec: FrameCodecName;
   readonly maxFrameBytes: number;
   private readonly checksum: Checksum64;
+  private readonly backoff = new CompressionBackoff();
 
   constructor(options: FrameCodecOptions) {
     this.checksum = options.checksum;
@@ -238,14 +263,16 @@ export class FrameCodec {
    * contents (pages.length * pageSizeBytes bytes) into the buffer it is given, zero pages are found
    * and squeezed out in place, and with codec `none` the payload is never copied again. Same wire
    * format as encode(buildFrame(...)) (msgpack maps are unordered; the payload comes first).
-   * `scratch` (at least pages.length * pageSizeBytes bytes) is used by compressing codecs.
-   * `alloc` provides the frame's memory (a buffer of at least the given size, in its own
-   * ArrayBuffer, e.g. from a pool); by default a new one. The frame is a view into it.
+   * With a compressing codec, a frame whose payload does not shrink by MIN_COMPRESSION_SAVING goes
+   * raw (codec `none`: the receiver reads each frame's own codec), and `backoff` decides which
+   * frames are tried at all. See EncodeFromOptions for the memory it uses.
    */
-  encodeFrom(h: FrameHeader, pages: Uint32Array, fill: (into: Buffer) => void, scratch?: Buffer, alloc: (bytes: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
+  encodeFrom(h: FrameHeader, pages: Uint32Array, fill: (into: Buffer) => void, options: EncodeFromOptions = {}): Buffer {
+    const { scratch, alloc = Buffer.allocUnsafeSlow, backoff = this.backoff } = options;
     const ps = h.pageSizeBytes;
     const rawBytes = pages.length * ps;
     const compressing = this.codec !== 'none';
+    let codec = this.codec;
     const tailMax = smallFieldsBytes(h, pages.length);
     let out: Buffer;
     let src: Buffer;
@@ -273,10 +300,12 @@ export class FrameCodec {
     }
     let payloadLen = w;
     if (compressing) {
-      const packed = compress(this.codec, src.subarray(0, w));
-      payloadLen = packed.length;
+      const packed = w > 0 && backoff.shouldTry() ? compress(this.codec, src.subarray(0, w)) : undefined;
+      const payload = packed && backoff.record(w, packed.length) ? packed : src.subarray(0, w);
+      if (payload !== packed) codec = 'none';
+      payloadLen = payload.length;
       out = alloc(PAYLOAD_OFFSET + payloadLen + tailMax);
-      packed.copy(out, PAYLOAD_OFFSET);
+      payload.copy(out, PAYLOAD_OFFSET);
     }
     const bodyStart = FRAME_HEADROOM_BYTES + FRAME_HEADER_BYTES;
     const b = new BodyWriter(out, bodyStart);
@@ -303,7 +332,7 @@ export class FrameCodec {
     b.str('d');
     b.indexes(data);
     b.str('c');
-    b.str(this.codec);
+    b.str(codec);
     const bodyLen = b.pos - bodyStart;
     if (bodyLen > this.maxFrameBytes) throw new FrameError('TOO_LARGE', `encoded body ${bodyLen} > ${this.maxFrameBytes} bytes`);
     const body = out.subarray(bodyStart, b.pos);

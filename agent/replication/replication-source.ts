@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { CompressionBackoff } from '../../shared/compression-backoff';
 import type { FrameMeta } from '../../shared/frame-builder';
 import { FrameCodec, frameBufferBytes, FRAME_MAX_PAGES, type FrameCodecName } from '../../shared/frame-codec';
 import { createLogger } from '../../shared/log';
@@ -119,6 +120,8 @@ export class ReplicationSource {
   private readonly links = new Map<string, ShadowLink>();
   private readonly codec: FrameCodec;
   private readonly flushCodec: FrameCodec;
+  /** Shared by both codecs: what the guest's pages were like in the rounds holds for its flush. */
+  private readonly compression = new CompressionBackoff();
   private flushing = false;
   private readonly pacer: RoundPacer;
   private readonly meta: Omit<FrameMeta, 'epoch'>;
@@ -444,8 +447,7 @@ export class ReplicationSource {
         }
         readMs += performance.now() - r0;
       },
-      this.chunk,
-      (bytes) => this.pool.alloc(bytes),
+      { scratch: this.chunk, alloc: (bytes) => this.pool.alloc(bytes), backoff: this.compression },
     );
     this.phase.readMs += readMs;
     this.phase.encodeMs += performance.now() - t0 - readMs;

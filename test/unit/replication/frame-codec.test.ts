@@ -1,6 +1,9 @@
 // Frame codec: round trip per codec, zero-page elision, corruption and size checks, gap detection.
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import { unpack } from 'msgpackr';
 import { FrameCodec, FRAME_CODECS, FRAME_HEADER_BYTES, type Frame } from '../../../shared/frame-codec';
+import { CompressionBackoff } from '../../../shared/compression-backoff';
 import { buildRoundFrames } from '../../../shared/frame-builder';
 import { FrameError, type FrameErrorCode } from '../../../shared/frame-errors';
 import { FrameSequence } from '../../../shared/frame-sequence';
@@ -131,7 +134,7 @@ for (const name of FRAME_CODECS) {
       const r = round(pages, fill);
       const [frame] = buildRoundFrames(r);
       const header = { vmId: r.vmId, generation: r.generation, epoch: 2 ** 33, index: 4, last: false, pageSizeBytes: PS, imagePageCount: r.imagePageCount };
-      const buf = c.encodeFrom(header, r.pages, (into) => r.contents.copy(into), Buffer.alloc(256 * PS));
+      const buf = c.encodeFrom(header, r.pages, (into) => r.contents.copy(into), { scratch: Buffer.alloc(256 * PS) });
       const back = c.decode(buf);
       t.deepEqual(Array.from(back.dataPages), Array.from(frame.dataPages));
       t.deepEqual(Array.from(back.zeroPages), Array.from(frame.zeroPages));
@@ -146,6 +149,47 @@ for (const name of FRAME_CODECS) {
     }
   });
 }
+
+/** The codec a frame was sent with (the body's `c`), as the receiver reads it. */
+function wireCodec(buf: Buffer): string {
+  return (unpack(buf.subarray(FRAME_HEADER_BYTES)) as { c: string }).c;
+}
+
+function randomPages(n: number): { pages: Uint32Array; contents: Buffer } {
+  return { pages: Uint32Array.from({ length: n }, (_, i) => 10 + i), contents: randomBytes(n * PS) };
+}
+
+for (const name of ['brotli-0', 'deflate-1'] as const) {
+  test(`${name}: pages that do not compress go raw in the same frame format, and the back-off skips the next attempts`, (t) => {
+    const c = codec(name);
+    const header = { vmId: 'vm-a', generation: 'g1', epoch: 1, index: 0, last: false, pageSizeBytes: PS, imagePageCount: 1000 };
+    const backoff = new CompressionBackoff();
+    const noisy = randomPages(16);
+    const first = c.encodeFrom(header, noisy.pages, (into) => noisy.contents.copy(into), { backoff });
+    t.is(wireCodec(first), 'none');
+    t.true(c.decode(first).data.equals(noisy.contents));
+    t.is(backoff.skipping, 1);
+    // Compressible pages right after a miss are not even tried (raw), the next ones are.
+    const r = round([1, 2, 3, 4], (p) => p);
+    const skipped = c.encodeFrom(header, r.pages, (into) => r.contents.copy(into), { backoff });
+    t.is(wireCodec(skipped), 'none');
+    t.true(c.decode(skipped).data.equals(r.contents));
+    const tried = c.encodeFrom(header, r.pages, (into) => r.contents.copy(into), { backoff });
+    t.is(wireCodec(tried), name);
+    t.true(tried.length < r.contents.length / 2);
+    t.true(c.decode(tried).data.equals(r.contents));
+  });
+}
+
+test('a frame of zero pages only is never compressed (nothing to compress) and leaves the back-off alone', (t) => {
+  const c = codec('brotli-0');
+  const backoff = new CompressionBackoff();
+  const r = round([3, 4], () => 0);
+  const buf = c.encodeFrom({ vmId: 'vm-a', generation: 'g1', epoch: 1, index: 0, last: true, pageSizeBytes: PS, imagePageCount: 1000 }, r.pages, (into) => r.contents.copy(into), { backoff });
+  t.is(wireCodec(buf), 'none');
+  t.deepEqual(Array.from(c.decode(buf).zeroPages), [3, 4]);
+  t.is(backoff.skipping, 0);
+});
 
 test('a frame request is serialized with its protobuf prefix in the frame headroom (no copy) and parses as the proto message', async (t) => {
   const { serializeFrameRequest } = await import('../../../agent/replication/grpc-shadow-channel');
