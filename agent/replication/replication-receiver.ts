@@ -1,6 +1,7 @@
 // Shadow side of replication: one session per VM stream. Verifies each frame (codec checks, then
 // stream identity and sequence), writes it into the shadow image and, when an epoch is complete,
-// makes it durable and persists the epoch before acknowledging it.
+// makes it durable and persists the epoch before acknowledging it (a flush's epoch: acknowledged
+// once applied, durable right after). Durability runs beside the frames that follow.
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors';
 import { FrameCodec, type Frame } from '../../shared/frame-codec';
@@ -161,10 +162,20 @@ export class ReceiverSession {
   private failed = false;
   private closed = false;
   private droppedAfterReject = 0;
-  /** An epoch acknowledged once applied, being made durable; the next frame waits for it. */
-  private persisting: Promise<void> = Promise.resolve();
-  /** The error reply of a deferred persist that failed (sent with the next frame). */
-  private deferredError: ReceiverReply | undefined;
+  /**
+   * Epochs are made durable (image synced, epoch persisted) beside the frames that follow, not
+   * before them: an fdatasync of a busy guest's epoch took 5-25 ms, and a switchover's flush
+   * arriving behind one waited for it inside the guest's pause. Completed epochs that queue up
+   * meanwhile share the next sync (the highest is persisted; acks are cumulative).
+   */
+  private durability: Promise<void> = Promise.resolve();
+  private durabilityRunning = false;
+  /** Highest completed epoch not yet durable (0: none). */
+  private durableWanted = 0;
+  /** Highest completed epoch to acknowledge once durable (0: none; flush epochs were acknowledged on apply). */
+  private ackWanted = 0;
+  /** Where replies decided after handleFrame() returned go (acks of epochs made durable, a failed sync). */
+  private lateReply: (r: ReceiverReply) => void = () => undefined;
 
   constructor(
     private readonly receiver: ReplicationReceiver,
@@ -180,14 +191,16 @@ export class ReceiverSession {
     this.ready = { kind: 'ready', resumeFromEpoch, fullResend: resumeFromEpoch === 0, reason };
   }
 
-  /** Handles one encoded frame; call sequentially. Returns the reply to send, if any. */
+  /** Sends the replies that come later than their frame (set it before the first frame). */
+  onLateReply(send: (r: ReceiverReply) => void): void {
+    this.lateReply = send;
+  }
+
+  /**
+   * Handles one encoded frame; call sequentially. Returns the reply to send now, if any; an
+   * ordinary epoch's ack comes through onLateReply() once the epoch is durable.
+   */
   async handleFrame(buf: Buffer): Promise<ReceiverReply | undefined> {
-    await this.persisting;
-    if (this.deferredError) {
-      const e = this.deferredError;
-      this.deferredError = undefined;
-      return e;
-    }
     if (this.closed || this.failed) return undefined;
     let frame: Frame;
     try {
@@ -209,19 +222,43 @@ export class ReceiverSession {
       this.stat.framesApplied++;
       this.stat.bytesApplied += frame.data.length;
       if (!frame.last) return undefined;
+      // Pages of later frames written while an epoch syncs are harmless: the image may hold pages
+      // newer than its persisted epoch, and they are sent again after a restart (FORMAT.md).
+      this.makeDurableSoon(frame.epoch, !frame.ackOnApply);
       if (frame.ackOnApply) {
         // The pages are in the image (the page cache a shadow QEMU maps): the ack goes now and the
-        // epoch becomes durable right after, before the next frame. Should this host go down in
-        // between, the shadow comes back at the epoch before, below what it acknowledged, and the
-        // source sends it everything again (ShadowLink), so nothing acknowledged is ever missing.
-        this.persisting = this.makeDurable(frame.epoch).catch((err) => void (this.deferredError = this.writeFailed(err)));
+        // epoch becomes durable right after. Should this host go down in between, the shadow comes
+        // back at the epoch before, below what it acknowledged, and the source sends it
+        // everything again (ShadowLink), so nothing acknowledged is ever missing.
         return { kind: 'ack', epoch: frame.epoch };
       }
-      await this.makeDurable(frame.epoch);
-      return { kind: 'ack', epoch: frame.epoch };
+      return undefined;
     } catch (err) {
       return this.writeFailed(err);
     }
+  }
+
+  private makeDurableSoon(epoch: number, ackWhenDurable: boolean): void {
+    this.durableWanted = Math.max(this.durableWanted, epoch);
+    if (ackWhenDurable) this.ackWanted = Math.max(this.ackWanted, epoch);
+    if (this.durabilityRunning) return;
+    this.durabilityRunning = true;
+    this.durability = (async () => {
+      try {
+        while (this.durableWanted > 0 && !this.failed) {
+          const epoch = this.durableWanted;
+          const ack = this.ackWanted;
+          this.durableWanted = 0;
+          this.ackWanted = 0;
+          await this.makeDurable(epoch);
+          if (ack > 0) this.lateReply({ kind: 'ack', epoch: ack });
+        }
+      } catch (err) {
+        this.lateReply(this.writeFailed(err));
+      } finally {
+        this.durabilityRunning = false;
+      }
+    })();
   }
 
   /** The image synced (unless configured off), then the epoch persisted. */
@@ -267,7 +304,7 @@ export class ReceiverSession {
     if (this.closed) return;
     this.closed = true;
     this.receiver.detach(this.req.vmId, this);
-    await this.persisting; // an epoch acknowledged once applied is made durable before the image closes
+    await this.durability; // an epoch acknowledged once applied is made durable before the image closes
     await this.image.close();
   }
 }

@@ -136,6 +136,7 @@ export function replicationServiceHandlers(receiver: ReplicationReceiver, option
                 sourceHostId: msg.open.source_host_id || undefined,
                 discardImage: msg.open.discard_image === true,
               });
+              session.onLateReply(send);
               send(session.ready);
             } else if (msg.kind === 'frame' && msg.frame) {
               if (!session) return refuse('frame before open');
