@@ -98,6 +98,13 @@ export async function clusterSwitchover(opts: {
     // The memory shadow's first full copy and the shadow QEMU take a while: sample the
     // background rate once replication has an acked epoch.
     await waitFor('replication streaming', async () => ((await replicationBytes(c))?.epoch ?? 0) > 1 || undefined, READY_TIMEOUT_MS, 500);
+    // A warm destination also has its shadow QEMU waiting for the device state. A call made while
+    // the coordinator still launches it waits for that launch (seconds, with 1 GiB to map) under
+    // the VM's lock, which is not the switchover's latency.
+    await waitFor('shadow QEMU prepared on the destination', async () => {
+      const r = await c.agentCall(HOSTS[1][0], 'VmService', 'QueryVm', { vm_id: VM, role: 'VM_ROLE_SHADOW' });
+      return r.code === 0 && (r.response?.vm as { status?: string } | undefined)?.status === 'inmigrate' ? true : undefined;
+    }, READY_TIMEOUT_MS, 250);
     const w0 = await replicationBytes(c);
     const tw0 = performance.now();
     await new Promise((r) => setTimeout(r, WARM_SAMPLE_MS));
