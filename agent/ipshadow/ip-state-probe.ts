@@ -7,7 +7,7 @@ export async function isActivated(tables: NetTables, spec: IpActivationSpec): Pr
     case 'address':
       return (await tables.addresses.list(spec.interface)).some((a) => a.address === spec.address);
     case 'routed':
-      return (await tables.routes.listHostRoutes(spec.tap)).some((r) => r.destination === spec.address);
+      return spec.tap !== undefined && (await tables.routes.hasHostRoute({ destination: spec.address, device: spec.tap }));
     case 'bridged':
       // One neighbour entry asked for, not the whole table (reconciliation probes every VM).
       return spec.mac !== undefined && (await tables.neighbors.hasPermanent({ interface: spec.interface, address: spec.address, mac: spec.mac }));

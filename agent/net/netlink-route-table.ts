@@ -2,10 +2,13 @@
 import { FlagsNew } from 'netlink';
 import { formatIp, hostPrefixLength, type ParsedIp } from '../../shared/ip-address';
 import { callNetlink, type NetlinkContext } from './netlink-call';
-import { isAbsent } from './netlink-errors';
+import { isAbsent, netlinkErrno } from './netlink-errors';
 import { AF_INET, AF_INET6, MAIN_TABLE, kernelFamily, requireIp } from './netlink-family';
 import type { NetlinkLinkInfo } from './netlink-link-info';
 import type { HostRouteSpec, RouteTable } from './ports';
+
+/** A route lookup's answers when nothing covers the address. */
+const UNROUTABLE_ERRNOS: ReadonlySet<string> = new Set(['ENETUNREACH', 'EHOSTUNREACH']);
 
 function hostRouteHeader(ip: ParsedIp) {
   return {
@@ -28,8 +31,7 @@ export class NetlinkRouteTable implements RouteTable {
   async ensureHostRoute(spec: HostRouteSpec): Promise<boolean> {
     const ip = requireIp('destination', spec.destination);
     const link = await this.links.resolve(spec.device);
-    const existing = await this.listHostRoutes();
-    if (existing.some((r) => r.destination === formatIp(ip.bytes) && r.device === link.name)) return false;
+    if (await this.routeThrough(ip, link.index)) return false;
     // REPLACE: a leftover route for the same address to another device (a previous tap) is taken over.
     await callNetlink(this.ctx, `add route ${spec.destination} dev ${spec.device}`, (o) =>
       this.ctx.socket.newRoute(hostRouteHeader(ip), { dst: ip.bytes, oif: link.index }, { ...o, flags: FlagsNew.CREATE | FlagsNew.REPLACE }),
@@ -50,6 +52,31 @@ export class NetlinkRouteTable implements RouteTable {
       if (isAbsent(err)) return false;
       throw err;
     }
+  }
+
+  async hasHostRoute(spec: HostRouteSpec): Promise<boolean> {
+    const ip = requireIp('destination', spec.destination);
+    const link = await this.links.find(spec.device);
+    return link !== undefined && (await this.routeThrough(ip, link.index));
+  }
+
+  /**
+   * Whether the main table's entry for `ip` is its host route straight to link `index`: one FIB
+   * lookup answered with the matching entry itself (RTM_F_FIB_MATCH), instead of dumping every
+   * route of both families, which an activation and every reconciliation probe did per VM.
+   */
+  private async routeThrough(ip: ParsedIp, index: number): Promise<boolean> {
+    let msgs;
+    try {
+      msgs = await callNetlink(this.ctx, `get route ${formatIp(ip.bytes)}`, (o) =>
+        this.ctx.socket.getRoute({ family: kernelFamily(ip), dstLen: hostPrefixLength(ip.family), flags: { fibMatch: true } }, { dst: ip.bytes }, o),
+      );
+    } catch (err) {
+      // No entry covers the address at all (no default route either).
+      if (isAbsent(err) || UNROUTABLE_ERRNOS.has(netlinkErrno(err) ?? '')) return false;
+      throw err;
+    }
+    return msgs.some((m) => (m.attrs.table ?? m.data.table) === MAIN_TABLE && m.data.dstLen === hostPrefixLength(ip.family) && !m.attrs.gateway && m.attrs.oif === index);
   }
 
   async listHostRoutes(device?: string): Promise<HostRouteSpec[]> {

@@ -31,6 +31,8 @@ export interface RouteTable {
   /** Adds or replaces the host route, so a stale route to another device is taken over. */
   ensureHostRoute(spec: HostRouteSpec): Promise<boolean>;
   removeHostRoute(spec: HostRouteSpec): Promise<boolean>;
+  /** Whether the main table routes `destination` (as a host route) straight to `device`. */
+  hasHostRoute(spec: HostRouteSpec): Promise<boolean>;
   /** Host routes of the main table, optionally only those through `device`. */
   listHostRoutes(device?: string): Promise<HostRouteSpec[]>;
 }

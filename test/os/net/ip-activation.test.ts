@@ -104,12 +104,21 @@ rootTest('routed mode: host route to the tap and proxy ARP entry, both withdrawn
   t.false((await runnerA!.activate(routedSpec, 1)).changed, 'route and proxy entry found in place');
   t.deepEqual((await routes()).map((r) => r.dev), ['tapr']);
   t.is((await proxies()).length, 1);
+  // The single-lookup presence check: this route through this device, not a covering one.
+  const has = (destination: string, device: string) => runnerA!.table<boolean>('routes', 'hasHostRoute', { destination, device });
+  t.true(await has('10.77.1.5', 'tapr'));
+  t.false(await has('10.77.1.5', 'eth0'), 'another device');
+  await lab.exec(hostA, 'ip', ['route', 'add', '10.77.9.0/24', 'dev', 'tapr']);
+  t.false(await has('10.77.9.7', 'tapr'), 'only a /24 covers it');
+  t.false(await has('198.51.100.7', 'tapr'), 'nothing covers it (no default route)');
+  t.false(await has('10.77.1.5', 'no-such-tap'));
   // The neighbour asks for the VM's address and host A answers with its own MAC (proxy ARP).
   await lab.exec(nbr, 'ip', ['route', 'add', '10.77.1.0/24', 'dev', 'eth0']);
   const reply = await lab.exec(nbr, 'arping', ['-c', '1', '-w', '3', '-I', 'eth0', '10.77.1.5']);
   t.regex(reply, new RegExp(`bytes from ${macA} \\(10\\.77\\.1\\.5\\)`, 'i'));
   await runnerA!.deactivate(routedSpec, 2);
   t.deepEqual(await routes(), []);
+  t.false(await has('10.77.1.5', 'tapr'));
   t.deepEqual(await proxies(), []);
   t.false((await runnerA!.deactivate(routedSpec, 2)).changed);
 });

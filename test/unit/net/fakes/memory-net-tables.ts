@@ -71,6 +71,7 @@ export class MemoryNetTables implements NetTables {
       if (this.routeMap.get(s.destination)?.device !== s.device) return false;
       return this.routeMap.delete(s.destination);
     },
+    hasHostRoute: async (r: HostRouteSpec) => [...this.routeMap.values()].some((x) => x.destination === r.destination && x.device === r.device),
     listHostRoutes: async (d?: string) => [...this.routeMap.values()].filter((r) => d === undefined || r.device === d),
   };
 
