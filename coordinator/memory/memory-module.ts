@@ -44,6 +44,8 @@ export interface MemoryShadowApi {
    * shadow acknowledged (UNAVAILABLE naming lagging shadows after timeoutMs). Rounds stay stopped.
    */
   flushMemoryShadow(vmId: string, timeoutMs?: number): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }>;
+  /** A flush the source agent ran itself (a switchover's chained switch-out): its final epoch is recorded. */
+  noteMemoryShadowFlushed(vmId: string, sourceHost: string, finalEpoch: number): Promise<void>;
   /** Restarts rounds after a flush (switchover rolled back). */
   resumeMemoryShadow(vmId: string): Promise<void>;
   /**
@@ -96,6 +98,7 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
       resyncMemoryShadow: (vmId, hostId, reason) => manager.resyncShadow(vmId, hostId, reason),
       stopMemoryShadow: (vmId) => manager.stop(vmId),
       flushMemoryShadow: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),
+      noteMemoryShadowFlushed: (vmId, sourceHost, finalEpoch) => manager.noteFlushed(vmId, sourceHost, finalEpoch),
       resumeMemoryShadow: (vmId) => manager.resume(vmId),
       memoryShadow: (vmId) => manager.get(vmId),
       listMemoryShadows: (vmId) => manager.list(vmId),

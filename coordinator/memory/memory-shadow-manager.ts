@@ -133,6 +133,19 @@ export class MemoryShadowManager {
     });
   }
 
+  /**
+   * A final flush the source agent ran on its own (inside a switchover's one-call switch-out): the
+   * record keeps its epoch, as after flush(). The switchover audits it; a record replaced meanwhile
+   * (another source) is left alone.
+   */
+  noteFlushed(vmId: string, sourceHost: string, finalEpoch: number): Promise<void> {
+    return this.locks.run(vmId, async () => {
+      const record = this.records.get(vmId);
+      if (!record || record.source_host !== sourceHost) return;
+      await this.save({ ...record, last_final_epoch: finalEpoch });
+    });
+  }
+
   /** Final delta of a paused guest (the caller paused it): the epoch every shadow acknowledged. */
   flush(vmId: string, timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<{ finalEpoch: number; flushMs: number; shadowHosts: string[] }> {
     return this.locks.run(vmId, async () => {

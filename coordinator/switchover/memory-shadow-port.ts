@@ -26,6 +26,7 @@ export function memoryPortOf(memory: MemoryShadowApi, maxLagBytes: number): Memo
       return undefined;
     },
     flush: (vmId, timeoutMs) => memory.flushMemoryShadow(vmId, timeoutMs),
+    flushed: (vmId, sourceHost, finalEpoch) => memory.noteMemoryShadowFlushed(vmId, sourceHost, finalEpoch),
     resume: (vmId) => memory.resumeMemoryShadow(vmId),
     async stop(vmId, sourceHost) {
       // Already stopped, or replaced by a replication from the VM's new host: nothing of this source to stop.

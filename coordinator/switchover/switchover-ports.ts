@@ -58,6 +58,8 @@ export interface MemoryPort {
   notReadyReason(vmId: string, sourceHost: string, hostId: string): Promise<string | undefined>;
   /** Guest paused: the last delta; resolves with the epoch every shadow acknowledged. */
   flush(vmId: string, timeoutMs: number): Promise<{ finalEpoch: number }>;
+  /** The source agent flushed on its own (a chained switch-out): noted on the memory shadow as flush() notes it. */
+  flushed(vmId: string, sourceHost: string, finalEpoch: number): Promise<void>;
   /** Rounds again after a rolled-back switchover. */
   resume(vmId: string): Promise<void>;
   /** The guest left the source: its replication stops (given `sourceHost`: only a replication from that host). */

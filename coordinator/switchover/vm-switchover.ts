@@ -633,6 +633,9 @@ export class VmSwitchover {
     const flushedEpoch = this.flushedEpochs.get(j.id);
     this.flushedEpochs.delete(j.id);
     if (flushedEpoch !== undefined) {
+      await this.d.memory.flushed(j.vm_id, j.source_host, flushedEpoch).catch((err) =>
+        this.d.logger.warn({ vmId: j.vm_id, switchoverId: j.id, err: errorMessage(err) }, 'final epoch not noted on the memory shadow'),
+      );
       await this.d.events.append({
         kind: 'EVENT_KIND_MEMORY_SHADOW_FLUSHED',
         host_id: j.source_host,

@@ -90,6 +90,18 @@ test('naming another source stops the old one first; flush records the final epo
   t.is(m.get('vm-1')?.last_final_epoch, 1);
 });
 
+test("a flush the source ran itself (a switchover's switch-out) is noted on the record, durably; a record of another source is left alone", async (t) => {
+  const { m, agents, store } = await setup();
+  await m.start('vm-1', 'hv-a', ['hv-b']);
+  await m.noteFlushed('vm-1', 'hv-a', 42);
+  t.is(m.get('vm-1')?.last_final_epoch, 42);
+  await m.noteFlushed('vm-1', 'hv-c', 50);
+  await m.noteFlushed('vm-unknown', 'hv-a', 50);
+  const reopened = await MemoryShadowManager.open({ store, hosts: { endpointOf: (h) => ENDPOINTS[h] }, agents, logger: silentLogger() });
+  t.is(reopened.get('vm-1')?.last_final_epoch, 42);
+  t.deepEqual(agents.calls, ['start hv-a vm-1 hv-b=10.0.0.2:7701'], 'no agent is asked anything');
+});
+
 test('bad requests and unknown names are refused before any agent call', async (t) => {
   const { m, agents } = await setup();
   const reason = async (p: Promise<unknown>) => {

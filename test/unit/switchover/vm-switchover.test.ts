@@ -122,6 +122,7 @@ class World {
       void vmId;
       return { finalEpoch: 7 };
     },
+    flushed: async (_vmId, host, epoch) => void this.notedFlushes.push(`${host}@${epoch}`),
     resume: async () => void this.memoryResumed++,
     stop: async () => void this.memoryStopped++,
     resyncShadow: async (_vmId, host, reason) => {
@@ -133,6 +134,8 @@ class World {
 
   /** Every IP switch asked for: [destination, token]. */
   ipSwitches: Array<[string, number]> = [];
+  /** Flushes the source ran on its own, noted on the memory shadow: host@epoch. */
+  notedFlushes: string[] = [];
 
   ip: IpPort = {
     activeHost: () => this.ipActive,
@@ -535,6 +538,7 @@ test('chained source side: one agent call pauses, flushes and moves the device s
   t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
   t.deepEqual(events.map((e) => e.kind), ['EVENT_KIND_MEMORY_SHADOW_FLUSHED', 'EVENT_KIND_SWITCHOVER']);
   t.regex(events[0].message, /epoch 7/);
+  t.deepEqual(world.notedFlushes, ['a@7'], "the final epoch is noted on the memory shadow's record");
 });
 
 for (const [op, failedStep, calls] of [
