@@ -271,8 +271,10 @@ export class FrameCodec {
     const { scratch, alloc = Buffer.allocUnsafeSlow, backoff = this.backoff } = options;
     const ps = h.pageSizeBytes;
     const rawBytes = pages.length * ps;
-    const compressing = this.codec !== 'none';
-    let codec = this.codec;
+    // Decided before the pages are read: a frame that is not tried is read straight into its place,
+    // like codec none (no copy of its payload).
+    const compressing = this.codec !== 'none' && backoff.shouldTry();
+    let codec = compressing ? this.codec : 'none';
     const tailMax = smallFieldsBytes(h, pages.length);
     let out: Buffer;
     let src: Buffer;
@@ -300,7 +302,7 @@ export class FrameCodec {
     }
     let payloadLen = w;
     if (compressing) {
-      const packed = w > 0 && backoff.shouldTry() ? compress(this.codec, src.subarray(0, w)) : undefined;
+      const packed = w > 0 ? compress(this.codec, src.subarray(0, w)) : undefined;
       const payload = packed && backoff.record(w, packed.length) ? packed : src.subarray(0, w);
       if (payload !== packed) codec = 'none';
       payloadLen = payload.length;
