@@ -82,6 +82,12 @@ export interface PreparedIpSwitch {
   complete(opts?: { afterSourceGuestPausedMs?: number }): Promise<SwitchoverEvent>;
   /** Nothing moves; the switch is recorded ROLLED_BACK with `why`. */
   abandon(why: string): Promise<SwitchoverEvent>;
+  /**
+   * Nothing moves and nothing is recorded: the switchover it was prepared for was refused before
+   * it began (prepared beside its checks). Its journal entry goes; the agents keep the admitted
+   * token, which orders nothing that was not already ordered (every later token is higher).
+   */
+  withdraw(why: string): Promise<void>;
 }
 
 export interface SwitchOptions {
@@ -143,18 +149,25 @@ export class IpSwitchover {
             return;
           }
           await new Promise<void>((release) => {
-            let settled: Promise<SwitchoverEvent> | undefined;
-            const once = (work: () => Promise<SwitchoverEvent>): Promise<SwitchoverEvent> => {
+            let settled: Promise<SwitchoverEvent | undefined> | undefined;
+            const once = (work: () => Promise<SwitchoverEvent | undefined>): Promise<SwitchoverEvent | undefined> => {
               settled ??= work().finally(() => {
                 clearTimeout(timer);
                 release();
               });
               return settled;
             };
+            // A withdrawn switch has no event: completing or abandoning it afterwards is a caller's bug.
+            const event = async (work: () => Promise<SwitchoverEvent | undefined>): Promise<SwitchoverEvent> => {
+              const ev = await once(work);
+              if (!ev) throw new Error(`the prepared IP switch of vm '${vmId}' was withdrawn`);
+              return ev;
+            };
             const handle: PreparedIpSwitch = {
               fencingToken: p.token,
-              complete: (opts) => once(() => this.completeLocked(p, { afterGuestPausedMs: opts?.afterSourceGuestPausedMs })),
-              abandon: (why) => once(() => this.abandonLocked(p, why)),
+              complete: (opts) => event(() => this.completeLocked(p, { afterGuestPausedMs: opts?.afterSourceGuestPausedMs })),
+              abandon: (why) => event(() => this.abandonLocked(p, why)),
+              withdraw: async (why) => void (await once(() => this.withdrawLocked(p, why))),
             };
             const timer = setTimeout(() => {
               handle.abandon(`prepared switch not completed within ${timeoutMs} ms`).catch((err) => this.d.logger.warn({ vmId, err: errorMessage(err) }, 'abandoning a stale prepared IP switch failed'));
@@ -273,6 +286,13 @@ export class IpSwitchover {
   /** A prepared switch that is not carried out: nothing moved, recorded ROLLED_BACK. */
   private abandonLocked(p: PreparedState, why: string): Promise<SwitchoverEvent> {
     return this.record(p, 'ROLLED_BACK', `not carried out: ${why}`);
+  }
+
+  /** A prepared switch whose switchover was refused: nothing moved, so nothing is recorded. */
+  private async withdrawLocked(p: PreparedState, why: string): Promise<undefined> {
+    await this.d.store.del(JOURNAL_PREFIX + p.vmId);
+    this.d.logger.debug({ vmId: p.vmId, destination: p.destination, token: p.token, why }, 'prepared IP switch withdrawn');
+    return undefined;
   }
 
   private async record(p: PreparedState, status: SwitchoverEvent['status'], error: string): Promise<SwitchoverEvent> {

@@ -317,6 +317,19 @@ test('prepared ahead and abandoned: nothing moves, the switch is recorded ROLLED
   t.true((await sw.list('vm1', 10)).some((e) => e.status === 'ROLLED_BACK' && e.error.includes('not carried out')));
 });
 
+test('prepared ahead and withdrawn (its switchover refused): nothing moves, nothing is recorded, the VM is free again', async (t) => {
+  const { agents, mk, store } = await setup();
+  const sw = mk();
+  const prepared = await sw.prepare('vm1', 'b');
+  await prepared.withdraw('the switchover was refused');
+  t.deepEqual(agents.holders('vm1'), ['a']);
+  t.false(agents.calls.some((c) => c.startsWith('deactivate') || c.startsWith('activate@b')));
+  t.is(await store.get('ipshadow/journal/vm1'), undefined);
+  t.deepEqual(await sw.list('vm1', 10), [], 'no switchover recorded');
+  await t.throwsAsync(prepared.complete(), { message: /withdrawn/ }, 'a withdrawn switch cannot be carried out after all');
+  t.is((await sw.trigger('vm1', 'b')).status, 'SUCCEEDED', 'the VM is not held any more');
+});
+
 test('a prepared switch neither completed nor abandoned is abandoned after its timeout, releasing the VM', async (t) => {
   const { agents, mk } = await setup();
   const sw = mk();

@@ -741,9 +741,10 @@ test('armed resume, coordinator restart before the device state moved: the desti
   t.deepEqual(s.world.runningHosts(), ['a']);
 });
 
-/** The world's IP port with prepareSwitch: prepared handles complete through switchIp, abandons are recorded. */
+/** The world's IP port with prepareSwitch: prepared handles complete through switchIp, abandons and withdrawals are recorded. */
 function withPreparedIp(world: World, opts: { failPrepare?: boolean } = {}) {
   const abandoned: string[] = [];
+  const withdrawn: string[] = [];
   const completed: number[] = [];
   /** The wait for the source guest's pause each complete() asked for (0: none). */
   const afterPause: number[] = [];
@@ -764,11 +765,61 @@ function withPreparedIp(world: World, opts: { failPrepare?: boolean } = {}) {
           return (settled ??= (o?.afterSourceGuestPausedMs ? sourcePaused() : Promise.resolve()).then(() => world.ip.switchIp(vmId, dest)).then((ev) => (completed.push(ev.fencing_token), ev)));
         },
         abandon: (why) => (settled ??= (abandoned.push(why), Promise.resolve({ id: 'ip', timestamp_unix_ms: 0, vm_id: vmId, source_host: 'a', destination_host: dest, status: 'ROLLED_BACK', fencing_token: 99, steps: [], total_ms: 0, error: why } as SwitchoverEvent))),
+        withdraw: async (why) => {
+          if (settled) throw new Error('settled already');
+          withdrawn.push(why);
+          settled = Promise.reject(new Error('withdrawn'));
+          settled.catch(() => undefined);
+        },
       };
     },
   };
-  return { ip, abandoned, completed, afterPause };
+  return { ip, abandoned, withdrawn, completed, afterPause };
 }
+
+for (const [name, arrange, reason] of refusals.filter(([n]) => ['no shadow VM', 'memory lag', 'guest not running'].includes(n))) {
+  test(`refused by the agents' answers with the IP prepared beside them: withdrawn, nothing recorded or moved: ${name}`, async (t) => {
+    const { world, store, events } = setup();
+    arrange(world);
+    const p = withPreparedIp(world);
+    const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+    const err = await t.throwsAsync(sw.trigger(VM, 'b'), { instanceOf: FailedPreconditionError });
+    t.regex(err!.message, reason);
+    t.deepEqual(world.calls, ['prepare-ip@b']);
+    t.is(p.withdrawn.length, 1);
+    t.regex(p.withdrawn[0], reason);
+    t.deepEqual(p.abandoned, []);
+    t.deepEqual(p.completed, []);
+    t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
+    t.deepEqual(events, []);
+    t.is(world.ipActive, 'a');
+  });
+}
+
+test("refused by the coordinator's own checks: the IP switch is not even prepared", async (t) => {
+  const { world, store, events } = setup();
+  world.ipReason = 'shadow holds config version 2, current is 3';
+  const p = withPreparedIp(world);
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip: p.ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  await t.throwsAsync(sw.trigger(VM, 'b'), { instanceOf: FailedPreconditionError, message: /version 2/ });
+  t.deepEqual(world.calls, []);
+});
+
+test("the IP switch is prepared while the agents are still answering the checks, and its token is above the journal's", async (t) => {
+  const { world, store, events } = setup();
+  const p = withPreparedIp(world);
+  const query = world.vms.query;
+  // The destination answers only once the IP preparation has started: in sequence this would hang.
+  world.vms = { ...world.vms, query: async (host, vmId, role) => (host === 'b' && (await until(() => world.calls.includes('prepare-ip@b'), 'the IP preparation to start')), query(host, vmId, role)) };
+  let tokens = 0;
+  const journalTokens: number[] = [];
+  const ip: IpPort = { ...p.ip, nextFencingToken: async () => (journalTokens.push(++tokens), tokens), prepareSwitch: async (vmId, dest) => (++tokens, p.ip.prepareSwitch!(vmId, dest)) };
+  const sw = new VmSwitchover({ store, vms: world.vms, memory: world.memory, ip, events: { append: async (e) => void events.push(e) as never }, logger: silentLogger() });
+  const ev = await sw.trigger(VM, 'b');
+  t.is(ev.status, 'SUCCEEDED', ev.error);
+  t.deepEqual(journalTokens, [1], 'the journal took the first token, the IP switch the next');
+  t.is(p.completed.length, 1);
+});
 
 test('IP prepared ahead: prepared before the pause, completed with the resume, never abandoned', async (t) => {
   const { world, store, events } = setup();
