@@ -24,6 +24,7 @@ import { ShadowStore, type ShadowRecord } from './shadow-store';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import { configFromLease } from './config-from-lease';
 import { armedResumeWait, guestPausedWait, vmTapLookup } from './vm-tap-source';
+import { handOverPeerSource, keepPeersConnected } from './handover-peers';
 
 export type RunningIpShadowModule = RunningAgentModule & {
   ipShadows(): ShadowRecord[];
@@ -45,6 +46,8 @@ const REHEARSAL_ATTEMPTS = 8;
 const REHEARSAL_RETRY_MS = 25;
 /** How long a hand-over's activation waits for an armed resume of the VM here to run the guest (it normally takes some ms). */
 const HANDOVER_RESUME_WAIT_MS = 250;
+/** How often the hand-over channels to the hosts this agent replicates memory to are checked (and redialed when down). */
+const PEER_WARM_INTERVAL_MS = 2000;
 /** A hand-over prepared but not called within this long is forgotten. */
 const HANDOVER_EXPECTED_FOR_MS = 60_000;
 
@@ -140,6 +143,8 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       peers.set(h.destinationHost, { endpoint: h.destinationEndpoint, client });
       return client;
     };
+    // Connecting (true) only when idle: a channel up stays as it is, a dropped one is dialed again.
+    const warmPeers = keepPeersConnected(handOverPeerSource(ctx.modules), (p) => void peerClient({ sourceHost: ctx.hostId, destinationHost: p.hostId, destinationEndpoint: p.endpoint }).getChannel().getConnectivityState(true), PEER_WARM_INTERVAL_MS);
     const handOverTo = async (h: IpHandoff, cfg: VmIpConfig, token: number): Promise<HandoffOutcome> => {
       try {
         const destination = await callUnary<WireApplyResult>(peerClient(h), 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: String(token), config: configToWire(cfg) }, HANDOVER_DEADLINE_MS);
@@ -324,6 +329,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         await applier.close();
         tables.close();
         client.close();
+        warmPeers.stop();
         for (const p of peers.values()) p.client.close();
         void malformed;
         void shadowGauge;
