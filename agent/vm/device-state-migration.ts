@@ -8,9 +8,17 @@ import { DEFAULT_QMP_READY_TIMEOUT_MS, launchQemu, type LaunchQemuOptions, type 
 import type { QmpMigrationInfo } from './qmp-types';
 
 export const DEFAULT_DEVICE_STATE_TIMEOUT_MS = 10000;
-/** Capabilities both sides must agree on before the stream starts. */
-export const DEVICE_STATE_CAPABILITIES = { 'x-ignore-shared': true, events: true } as const;
+/**
+ * Capabilities both sides must agree on before the stream starts. pause-before-switchover is the
+ * source's alone, off here: a source left with it on by a held migration would otherwise hold
+ * this one too.
+ */
+export const DEVICE_STATE_CAPABILITIES = { 'x-ignore-shared': true, events: true, 'pause-before-switchover': false } as const;
+/** The source's capabilities for a held migration (startHeldDeviceStateMigration). */
+export const HELD_DEVICE_STATE_CAPABILITIES = { ...DEVICE_STATE_CAPABILITIES, 'pause-before-switchover': true } as const;
 const TERMINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
+/** Where a held migration stops (or ends early). */
+const HELD_OR_ENDED = new Set(['pre-switchover', ...TERMINAL_STATES]);
 const GIB = 1024 * 1024 * 1024;
 /** Extra wait for a prefaulting shadow QEMU's QMP, per GiB of guest RAM. */
 export const PREFAULT_READY_MS_PER_GIB = 30000;
@@ -79,15 +87,11 @@ export async function migrateDeviceState(
   source: QmpClient,
   uri: string,
   timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS,
-  /** `prepared`: the caller set DEVICE_STATE_CAPABILITIES and paused the guest itself (no round trip for either here). */
-  prepared = false,
 ): Promise<DeviceStateMigrationResult> {
-  if (!prepared) {
-    // Both asked at once (one round trip less in the pause): setting capabilities touches no
-    // running migration, so doing it before the status check costs nothing when the check refuses.
-    const [status] = await Promise.all([source.queryStatus(), source.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES })]);
-    if (status.running) throw new FailedPreconditionError(`source guest is ${status.status}; stop it before a device-state migration`);
-  }
+  // Both asked at once (one round trip less in the pause): setting capabilities touches no
+  // running migration, so doing it before the status check costs nothing when the check refuses.
+  const [status] = await Promise.all([source.queryStatus(), source.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES })]);
+  if (status.running) throw new FailedPreconditionError(`source guest is ${status.status}; stop it before a device-state migration`);
   const started = performance.now();
   const done = source.waitForEvent('MIGRATION', timeoutMs, (ev) => TERMINAL_STATES.has(String(ev.data.status)));
   done.catch(() => undefined);
@@ -106,6 +110,61 @@ export async function migrateDeviceState(
   const elapsedMs = performance.now() - started;
   if (info.status !== 'completed') throw new DeviceStateMigrationError(info.status ?? 'unknown', info['error-desc']);
   return { elapsedMs, totalTimeMs: info['total-time'], downtimeMs: info.downtime, ramTransferredBytes: info.ram?.transferred ?? 0 };
+}
+
+/** A device-state migration connected and set up, held by QEMU before any device state leaves. */
+export interface HeldDeviceStateMigration {
+  /**
+   * Sends the device state (the guest's RAM must be complete at the destination by now) and
+   * resolves once QEMU reports completion; `elapsedMs` counts from this call. On failure the
+   * migration is cancelled and the source stays paused (postmigrate).
+   */
+  proceed(): Promise<DeviceStateMigrationResult>;
+  /** Gives up before any device state left: the source stays paused; the destination's stream ends. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Source side, guest paused by the caller, capabilities HELD_DEVICE_STATE_CAPABILITIES set: starts
+ * the device-state migration now, while the final memory flush still runs. QEMU connects, sends its
+ * header and the small non-shared RAM blocks (ROMs), then waits in `pre-switchover`
+ * (pause-before-switchover) until proceed(): that set-up (6-10 ms in the lab) is then not inside
+ * the guest's pause after the flush, and no device state reaches the destination before its RAM
+ * is complete (virtio's load reads the rings' indexes from guest RAM). The guest was paused before
+ * the migration began, so QEMU does not resume it on a failure or cancel: the caller decides.
+ * `timeoutMs` bounds the whole of it, the hold included.
+ */
+export async function startHeldDeviceStateMigration(source: QmpClient, uri: string, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS): Promise<HeldDeviceStateMigration> {
+  const held = source.waitForEvent('MIGRATION', timeoutMs, (ev) => HELD_OR_ENDED.has(String(ev.data.status)));
+  const done = source.waitForEvent('MIGRATION', timeoutMs, (ev) => TERMINAL_STATES.has(String(ev.data.status)));
+  held.catch(() => undefined);
+  done.catch(() => undefined);
+  await source.migrate(uri);
+  const cancel = () => source.migrateCancel().catch(() => undefined);
+  return {
+    cancel,
+    async proceed() {
+      const started = performance.now();
+      let info: QmpMigrationInfo;
+      try {
+        const ev = await held;
+        if (ev.data.status !== 'pre-switchover') {
+          const failed = await source.queryMigrate().catch(() => undefined);
+          throw new DeviceStateMigrationError(String(ev.data.status), failed?.['error-desc'] ?? 'before the device state was sent');
+        }
+        await source.migrateContinue('pre-switchover');
+        await done;
+        info = await source.queryMigrate();
+      } catch (err) {
+        await cancel();
+        if (err instanceof QmpTimeoutError) throw new DeviceStateMigrationError('timed out', `no completion within ${timeoutMs} ms`);
+        throw err;
+      }
+      const elapsedMs = performance.now() - started;
+      if (info.status !== 'completed') throw new DeviceStateMigrationError(info.status ?? 'unknown', info['error-desc']);
+      return { elapsedMs, totalTimeMs: info['total-time'], downtimeMs: info.downtime, ramTransferredBytes: info.ram?.transferred ?? 0 };
+    },
+  };
 }
 
 /** How long QEMU may take to fill in its figures after announcing completion. */

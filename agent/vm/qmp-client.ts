@@ -207,6 +207,11 @@ export class QmpClient {
     return this.execute<void>('migrate', { uri }).then(() => undefined);
   }
 
+  /** Lets a migration held in `state` (e.g. pre-switchover, with pause-before-switchover) go on. */
+  migrateContinue(state: string): Promise<void> {
+    return this.execute<void>('migrate-continue', { state }).then(() => undefined);
+  }
+
   migrateCancel(): Promise<void> {
     return this.execute<void>('migrate_cancel').then(() => undefined);
   }

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UmbraError, UnavailableError, errorMessage } from '../../shared/errors';
 import { KeyedMutex } from '../../shared/keyed-mutex';
-import { DEVICE_STATE_CAPABILITIES, launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded, type DeviceStateMigrationResult } from './device-state-migration';
+import { settle, unsettle } from '../../shared/settle';
+import { HELD_DEVICE_STATE_CAPABILITIES, launchShadowQemu, migrateDeviceState, resumeGuest, startHeldDeviceStateMigration, waitIncomingLoaded, type DeviceStateMigrationResult, type HeldDeviceStateMigration } from './device-state-migration';
 import { attachQemu, launchQemu, type QemuProcess } from './qemu-process';
 import { discoverQemuProcesses } from './qemu-discovery';
 import { parseVmDefinition, type VmDefinition } from './vm-definition';
@@ -499,12 +500,17 @@ export class VmAgentHost {
   }
 
   /** Source side, guest paused: device state only to `uri` (a shadow QEMU's incoming address). */
-  migrateDeviceState(vmId: string, uri: string, timeoutMs: number, prepared = false): Promise<DeviceStateMigrationResult> {
+  migrateDeviceState(vmId: string, uri: string, timeoutMs: number): Promise<DeviceStateMigrationResult> {
     requireMigrationUri(uri);
     return this.locks.run(this.requireVmId(vmId), async () => {
       const vm = this.local(vmId);
-      return migrateDeviceState(vm.proc.qmp, uri, timeoutMs || this.d.config.deviceStateTimeoutMs, prepared);
+      return migrateDeviceState(vm.proc.qmp, uri, timeoutMs || this.d.config.deviceStateTimeoutMs);
     });
+  }
+
+  /** Source side, guest paused: a device-state migration to `uri` started and held before its device state (see switchOut). */
+  private startHeldMigration(vmId: string, uri: string, timeoutMs: number): Promise<HeldDeviceStateMigration> {
+    return this.locks.run(vmId, () => startHeldDeviceStateMigration(this.local(vmId).proc.qmp, uri, timeoutMs));
   }
 
   /**
@@ -526,7 +532,7 @@ export class VmAgentHost {
     try {
       // The migration capabilities are set while the guest still runs (not a round trip inside
       // its pause); the device-state step then skips them and the status question.
-      const capabilities = this.local(vmId).proc.qmp.migrateSetCapabilities({ ...DEVICE_STATE_CAPABILITIES });
+      const capabilities = this.local(vmId).proc.qmp.migrateSetCapabilities({ ...HELD_DEVICE_STATE_CAPABILITIES });
       capabilities.catch(() => undefined);
       if (opts.quiesce) {
         // Best effort: a replication that cannot drain in time is flushed as it is.
@@ -541,13 +547,24 @@ export class VmAgentHost {
       out.pausedAtMs = pausedAtMs;
       step = 'flush-memory';
       t = performance.now();
-      const f = await opts.flush(vmId, opts.flushTimeoutMs);
+      // The device-state migration connects and sets up beside the flush, held by QEMU before any
+      // device state leaves until the flush is acknowledged (see startHeldDeviceStateMigration).
+      const held = settle(this.startHeldMigration(vmId, uri, opts.flushTimeoutMs + opts.deviceStateTimeoutMs));
+      let f: { finalEpoch: number };
+      try {
+        f = await opts.flush(vmId, opts.flushTimeoutMs);
+      } catch (err) {
+        const h = await held;
+        if (h.ok) await h.value.cancel();
+        throw err;
+      }
       out.flushMs = performance.now() - t;
       out.finalEpoch = f.finalEpoch;
       const flushedAtMs = Date.now();
       step = 'migrate-device-state';
       t = performance.now();
-      out.migration = await this.migrateDeviceState(vmId, uri, opts.deviceStateTimeoutMs, true);
+      const migration = await unsettle(held);
+      out.migration = await this.locks.run(vmId, () => migration.proceed());
       this.d.log.info({ vmId, pausedAtMs, flushedAtMs, deviceStateSentAtMs: Date.now() }, 'switched out');
     } catch (err) {
       out.failedStep = step;

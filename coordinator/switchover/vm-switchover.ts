@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { FailedPreconditionError, errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
 import { KeyedMutex } from '../../shared/keyed-mutex';
+import { settle, unsettle, type Settled } from '../../shared/settle';
 import type { EventLog } from '../core/event-log';
 import { type SwitchoverEvent, type SwitchoverStatus, formatSteps } from '../migrate/switchover-event';
 import type { PreparedIpSwitch } from '../migrate/ip-switchover';
@@ -60,22 +61,6 @@ interface RollbackContext {
   ran?: () => Promise<boolean | undefined>;
   /** The address switch sent with the switch-out, if any: awaited before the address is checked. */
   ipInFlight?: Promise<unknown>;
-}
-
-type Settled<T> = { ok: true; value: T } | { ok: false; err: unknown };
-
-function settle<T>(p: Promise<T>): Promise<Settled<T>> {
-  return p.then(
-    (value) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-}
-
-/** The settled value, or its error thrown again. */
-async function unsettle<T>(p: Promise<Settled<T>>): Promise<T> {
-  const s = await p;
-  if (!s.ok) throw s.err;
-  return s.value;
 }
 
 function refusal(vmId: string, destination: string, why: string): FailedPreconditionError {

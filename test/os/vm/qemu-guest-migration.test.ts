@@ -3,6 +3,7 @@
 // source's RAM (x-ignore-shared): the mechanism the switchover uses.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
+import * as net from 'node:net';
 import { promises as fs, mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,7 +16,7 @@ import { parseVmDefinition, type VmDefinition } from '../../../agent/vm/vm-defin
 import { copyGuestRam, findGuestRam } from '../../../agent/vm/qemu-guest-ram';
 import { QmpError } from '../../../agent/vm/qmp-errors';
 import { discoverQemuProcesses } from '../../../agent/vm/qemu-discovery';
-import { launchShadowQemu, migrateDeviceState, resumeGuest, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
+import { HELD_DEVICE_STATE_CAPABILITIES, launchShadowQemu, migrateDeviceState, resumeGuest, startHeldDeviceStateMigration, waitIncomingLoaded } from '../../../agent/vm/device-state-migration';
 import { FailedPreconditionError, UmbraError } from '../../../shared/errors';
 
 const GUEST_PORT = 7007;
@@ -47,6 +48,9 @@ if (reason) {
   const procs: QemuProcess[] = [];
   let def: VmDefinition;
   let src: QemuProcess;
+  /** Where the guest runs after the device-state migration test (the next test moves it on). */
+  let migrated: QemuProcess | undefined;
+  let migratedImage = '';
   let hv1 = '';
   let hv2 = '';
   let client = '';
@@ -143,6 +147,34 @@ if (reason) {
     t.truthy(await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000));
   });
 
+  test.serial('a held device-state migration connects and stops before its device state; cancelled there, the source stays paused and resumes', async (t) => {
+    // A sink stands in for the destination: the source sends no device state to it until proceed().
+    const sockPath = path.join(workDir, 'sink.sock');
+    let received = 0;
+    const sink = net.createServer((c) => c.on('data', (d: Buffer) => (received += d.length)).on('error', () => undefined));
+    await new Promise<void>((r) => sink.listen(sockPath, r));
+    try {
+      await src.qmp.migrateSetCapabilities({ ...HELD_DEVICE_STATE_CAPABILITIES });
+      await src.qmp.stop();
+      const held = await startHeldDeviceStateMigration(src.qmp, `unix:${sockPath}`, 10000);
+      await waitFor('the migration to hold before the device state', async () => ((await src.qmp.queryMigrate()).status === 'pre-switchover' ? true : undefined), 10000, 20);
+      const atHold = received;
+      t.true(atHold > 0, 'connected: header and the small non-shared RAM went out');
+      await new Promise((r) => setTimeout(r, 200));
+      t.is(received, atHold, 'nothing more while held');
+      await held.cancel();
+      await waitFor('the cancel to end the migration', async () => ((await src.qmp.queryMigrate()).status === 'cancelled' ? true : undefined), 10000, 20);
+      t.false((await src.qmp.queryStatus()).running, 'QEMU does not resume a guest that was paused before the migration began');
+      // The next device-state migration is not held: the capability is switched off with it.
+      await t.throwsAsync(migrateDeviceState(src.qmp, `unix:${path.join(workDir, 'nobody.sock')}`, 5000));
+      await resumeGuest(src.qmp);
+      t.true((await src.qmp.queryStatus()).running);
+      t.truthy(await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000));
+    } finally {
+      sink.close();
+    }
+  });
+
   test.serial('device-state-only migration to a shadow QEMU on a copy of the RAM: the guest continues on the destination', async (t) => {
     // As in production: the shadow QEMU is up first, on an image that is filled in afterwards
     // (QEMU maps it shared, so what is written to the file is what the guest will see).
@@ -190,5 +222,47 @@ if (reason) {
     t.true(later.memwritePasses >= before.memwritePasses);
     // The source stays paused and intact (rollback material) until it is retired.
     t.true(src.running);
+    migrated = dst;
+    migratedImage = shadowImage;
+  });
+
+  test.serial('held device-state migration as in a switch-out: RAM completed while the migration is held is what the destination runs on', async (t) => {
+    if (!migrated) return t.fail('the previous test did not move the guest');
+    const from = migrated;
+    await addTap(hv1, 'tap-g1b');
+    const image = path.join(workDir, 'g1-back.ram');
+    await fs.writeFile(image, '');
+    await fs.truncate(image, MEMORY_BYTES);
+    const uri = `unix:${path.join(workDir, 'g1-back.sock')}`;
+    const dst = await launchShadowQemu({
+      def,
+      ramFile: image,
+      tapNames: { net0: 'tap-g1b' },
+      qmpSocketPath: path.join(workDir, 'g1-back.qmp'),
+      serialLogPath: path.join(workDir, 'g1-back.serial'),
+      incomingUri: uri,
+      wrapper: ['ip', 'netns', 'exec', hv1],
+    });
+    procs.push(dst);
+    const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
+    await from.qmp.migrateSetCapabilities({ ...HELD_DEVICE_STATE_CAPABILITIES });
+    await from.qmp.stop();
+    const held = await startHeldDeviceStateMigration(from.qmp, uri, 20000);
+    // The final flush's part: the image gets the guest's RAM only now, after the migration began
+    // (the running guest's RAM is the previous shadow's image file).
+    await fs.copyFile(migratedImage, image);
+    const result = await held.proceed();
+    t.log(`held device-state migration: ${result.elapsedMs.toFixed(1)} ms from proceed() to completion`);
+    t.true(result.ramTransferredBytes < MEMORY_BYTES / 16);
+    await waitIncomingLoaded(dst.qmp);
+    await resumeGuest(dst.qmp);
+    t.is((await from.qmp.queryStatus()).status, 'postmigrate');
+    const after = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 20000);
+    t.is(after.boot, before.boot, 'same boot: the guest was not restarted');
+    const later = await waitFor('counter to advance on the destination', async () => {
+      const s = await queryGuestStat(lab, client, guestIp, GUEST_PORT);
+      return s && s.counter > after.counter ? s : undefined;
+    }, 10000, 200);
+    t.true(later.counter > before.counter);
   });
 }
