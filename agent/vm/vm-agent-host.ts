@@ -515,8 +515,9 @@ export class VmAgentHost {
 
   /**
    * The source half of a switchover in one call: pause, the final memory flush (`flush`, the
-   * replication module's), then the device state to `uri`; each step starts only when the one
-   * before succeeded, exactly as the coordinator would have called them one by one, but without a
+   * replication module's), then the device state to `uri` (its migration set up during the flush
+   * and held until it succeeded); each step starts only when the one before succeeded, exactly as
+   * the coordinator would have called them one by one, but without a
    * coordinator round trip between them while the guest is paused. A step that fails ends the
    * call with `failedStep` (the guest stays paused; the caller rolls back). Bad arguments are
    * refused before anything is paused.

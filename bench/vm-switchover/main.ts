@@ -2,7 +2,9 @@
 // lifted as libvirt does) against the switchover mechanism (pause, final memory flush, device-state
 // only migration with x-ignore-shared, resume on a pre-launched shadow), on the same TCG guest
 // with RAM filled to 3/4 and a memory writer running, while a client pings it every millisecond.
-// Guest RAM is compared page by page between source and destination before each resume.
+// Guest RAM is compared page by page between source and destination before each resume. As in the
+// agent, the device-state migration connects during the final flush and is held by QEMU
+// (pause-before-switchover) until the flush is done.
 //
 // The shadow is kept warm by the memory shadowing dirty tracker (uffd-wp through the preload
 // library every QEMU here gets) writing the dirtied pages straight into the shadow image: same
@@ -38,7 +40,7 @@ import { guestAddressFromSerial, type GuestStat } from '../../test/helpers/guest
 import { launchQemu, type QemuProcess } from '../../agent/vm/qemu-process';
 import { parseVmDefinition, type VmDefinition } from '../../agent/vm/vm-definition';
 import { copyGuestRam, findGuestRam } from '../../agent/vm/qemu-guest-ram';
-import { launchShadowQemu, migrateDeviceState, queryFinishedMigration, resumeGuest, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
+import { HELD_DEVICE_STATE_CAPABILITIES, launchShadowQemu, queryFinishedMigration, resumeGuest, startHeldDeviceStateMigration, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
 import { setRootLogger, silentLogger } from '../../shared/log';
 import { compareRam, syncDifferingPages } from './guest-ram-compare';
 import type { ProbeReport } from '../../test/helpers/udp-prober';
@@ -312,14 +314,19 @@ async function umbraSwitchover(b: Bench, def: VmDefinition, src: QemuProcess, ip
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   if (tracked) await tracked.round(); // the round a running tracker would have just done
 
+  // As the agent's switch-out: capabilities set while the guest runs, the device-state migration
+  // started with the flush and held by QEMU until the flush is done.
+  await src.qmp.migrateSetCapabilities({ ...HELD_DEVICE_STATE_CAPABILITIES });
   const t0 = performance.now();
   await src.qmp.stop();
   const tStopped = performance.now();
+  const held = startHeldDeviceStateMigration(src.qmp, uri);
+  held.catch(() => undefined);
   const flushedBytes = tracked ? (await tracked.round()).bytes : await syncDifferingPages(srcRam.procFdPath, image, def.memorySizeBytes);
   const tFlushed = performance.now();
   // Tracking stays armed through the device state and the resume, as in the agent.
   const cpu0 = [cpuMs(src.pid), cpuMs(shadow.pid)];
-  const mig = await migrateDeviceState(src.qmp, uri);
+  const mig = await (await held).proceed();
   await waitIncomingLoaded(shadow.qmp, 10000, 50);
   const tLoaded = performance.now();
   const cpuSrc = cpuMs(src.pid) - cpu0[0];
