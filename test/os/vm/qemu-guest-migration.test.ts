@@ -88,6 +88,25 @@ if (reason) {
     }
   });
 
+  /** A shadow QEMU of the guest in `ns` on a fresh (all holes) image `<tag>.ram`, listening on `<tag>.sock`. */
+  async function launchShadow(tag: string, ns: string, tap: string): Promise<{ proc: QemuProcess; image: string; uri: string }> {
+    const image = path.join(workDir, `${tag}.ram`);
+    await fs.writeFile(image, '');
+    await fs.truncate(image, MEMORY_BYTES);
+    const uri = `unix:${path.join(workDir, `${tag}.sock`)}`;
+    const proc = await launchShadowQemu({
+      def,
+      ramFile: image,
+      tapNames: { net0: tap },
+      qmpSocketPath: path.join(workDir, `${tag}.qmp`),
+      serialLogPath: path.join(workDir, `${tag}.serial`),
+      incomingUri: uri,
+      wrapper: ['ip', 'netns', 'exec', ns],
+    });
+    procs.push(proc);
+    return { proc, image, uri };
+  }
+
   test.after.always(async () => {
     for (const p of procs) await p.stop(1000).catch(() => undefined);
     await lab.cleanup();
@@ -178,20 +197,7 @@ if (reason) {
   test.serial('device-state-only migration to a shadow QEMU on a copy of the RAM: the guest continues on the destination', async (t) => {
     // As in production: the shadow QEMU is up first, on an image that is filled in afterwards
     // (QEMU maps it shared, so what is written to the file is what the guest will see).
-    const shadowImage = path.join(workDir, 'g1-shadow.ram');
-    await fs.writeFile(shadowImage, '');
-    await fs.truncate(shadowImage, MEMORY_BYTES);
-    const uri = `unix:${path.join(workDir, 'g1-mig.sock')}`;
-    const dst = await launchShadowQemu({
-      def,
-      ramFile: shadowImage,
-      tapNames: { net0: 'tap-g1s' },
-      qmpSocketPath: path.join(workDir, 'g1-shadow.qmp'),
-      serialLogPath: path.join(workDir, 'g1-shadow.serial'),
-      incomingUri: uri,
-      wrapper: ['ip', 'netns', 'exec', hv2],
-    });
-    procs.push(dst);
+    const { proc: dst, image: shadowImage, uri } = await launchShadow('g1-shadow', hv2, 'tap-g1s');
 
     const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
     await src.qmp.stop();
@@ -230,20 +236,7 @@ if (reason) {
     if (!migrated) return t.fail('the previous test did not move the guest');
     const from = migrated;
     await addTap(hv1, 'tap-g1b');
-    const image = path.join(workDir, 'g1-back.ram');
-    await fs.writeFile(image, '');
-    await fs.truncate(image, MEMORY_BYTES);
-    const uri = `unix:${path.join(workDir, 'g1-back.sock')}`;
-    const dst = await launchShadowQemu({
-      def,
-      ramFile: image,
-      tapNames: { net0: 'tap-g1b' },
-      qmpSocketPath: path.join(workDir, 'g1-back.qmp'),
-      serialLogPath: path.join(workDir, 'g1-back.serial'),
-      incomingUri: uri,
-      wrapper: ['ip', 'netns', 'exec', hv1],
-    });
-    procs.push(dst);
+    const { proc: dst, image, uri } = await launchShadow('g1-back', hv1, 'tap-g1b');
     const before = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 10000);
     await from.qmp.migrateSetCapabilities({ ...HELD_DEVICE_STATE_CAPABILITIES });
     await from.qmp.stop();
