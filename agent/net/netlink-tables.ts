@@ -1,5 +1,6 @@
 // createNetlinkTables(): one rtnetlink socket shared by every kernel-table adapter of IP activation.
 import { createRtNetlink } from 'netlink';
+import { SerialQueue } from '../../shared/serial-queue';
 import { DEFAULT_NETLINK_TIMEOUT_MS, type NetlinkContext } from './netlink-call';
 import { NetlinkAddressTable } from './netlink-address-table';
 import { NetlinkFdbTable } from './netlink-fdb-table';
@@ -22,7 +23,7 @@ export interface NetlinkTables extends NetTables {
 export function createNetlinkTables(options: NetlinkTablesOptions = {}): NetlinkTables {
   // Buffer sizes are required by the typings; 0 keeps the kernel defaults.
   const socket = createRtNetlink({ recvBufferSize: 0, sendBufferSize: 0 });
-  const ctx: NetlinkContext = { socket, timeoutMs: options.timeoutMs ?? DEFAULT_NETLINK_TIMEOUT_MS };
+  const ctx: NetlinkContext = { socket, timeoutMs: options.timeoutMs ?? DEFAULT_NETLINK_TIMEOUT_MS, queue: new SerialQueue() };
   const links = new NetlinkLinkInfo(ctx);
   return {
     links,
