@@ -183,7 +183,10 @@ if (!isRoot()) {
     const cpuFreeAfter = (d: Ranked) => Number(/(\d+)% CPU/.exec(headroomReason(d))?.[1]);
     t.log(`1. ${r.ranked[0].host_id}: ${r.ranked[0].reasons.join('; ')}`);
     t.log(`2. ${r.ranked[1].host_id}: ${r.ranked[1].reasons.join('; ')}`);
-    t.regex(r.ranked[0].reasons[0], /after placement at forecast peak: \d+% CPU .*free/, 'headroom is the first reason');
+    // Present, not necessarily first: reasons come by weighted contribution, and the lab's hosts
+    // share one machine's CPU, so under a loaded CI run every host's headroom shrinks and the
+    // (equal) migration-cost term can outweigh it on both.
+    t.regex(headroomReason(r.ranked[0]), /after placement at forecast peak: \d+% CPU .*free/, 'the first host gives its headroom as a reason');
     t.true(cpuFreeAfter(r.ranked[0]) > cpuFreeAfter(r.ranked[1]), 'the first host has more CPU free at the forecast peak');
     t.true(headroom(r.ranked[0]).value > headroom(r.ranked[1]).value);
     t.is(headroom(r.ranked[0]).reason, headroomReason(r.ranked[0]), 'the breakdown carries each sentence');
