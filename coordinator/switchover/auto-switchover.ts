@@ -26,7 +26,8 @@ export type AutoOutcome =
   /** retry: only the concurrency cap stood in the way, so the VM stays eligible next round. */
   | { outcome: 'SKIPPED'; reason: string; retry: boolean }
   | { outcome: 'REFUSED' | 'ERROR'; error: string }
-  | { outcome: 'SUCCEEDED' | 'ROLLED_BACK' | 'FAILED'; destinationHost: string; switchoverId: string; error: string };
+  /** setAside: why the recommended host gave way to `destinationHost` (empty when it took the VM). */
+  | { outcome: 'SUCCEEDED' | 'ROLLED_BACK' | 'FAILED'; destinationHost: string; switchoverId: string; error: string; setAside: string };
 
 export class AutoSwitchover {
   private readonly lastTriggerMs = new Map<string, number>();
@@ -73,12 +74,14 @@ export class AutoSwitchover {
       });
       let out: AutoOutcome;
       try {
-        const { event } = await this.d.routes.run(vmId, recommended, { orBest: true });
-        out = { outcome: event.status, destinationHost: event.destination_host, switchoverId: event.id, error: event.error };
+        const { event, destination } = await this.d.routes.run(vmId, recommended, { orBest: true });
+        // The routes put the reason a named host was passed over first among the destination's reasons.
+        const setAside = recommended && destination.hostId !== recommended ? (destination.reasons.find((r) => r.startsWith(`${recommended} set aside: `)) ?? '') : '';
+        out = { outcome: event.status, destinationHost: event.destination_host, switchoverId: event.id, error: event.error, setAside };
       } catch (err) {
         out = { outcome: isUmbraError(err) && (err.reason === 'FAILED_PRECONDITION' || err.reason === 'NOT_FOUND') ? 'REFUSED' : 'ERROR', error: errorMessage(err) };
       }
-      const detail = 'destinationHost' in out ? `${out.outcome} (${out.switchoverId} -> ${out.destinationHost})` : out.outcome;
+      const detail = 'destinationHost' in out ? `${out.outcome} (${out.switchoverId} -> ${out.destinationHost}${out.setAside ? `; ${out.setAside}` : ''})` : out.outcome;
       const error = 'error' in out ? out.error : '';
       await this.audit('destinationHost' in out && out.outcome === 'SUCCEEDED' ? out.destinationHost : source, vmId, `automatic switchover of ${vmId}: ${detail}${error ? `: ${error}` : ''}`, {
         outcome: out.outcome,
@@ -86,6 +89,7 @@ export class AutoSwitchover {
         recommended_host: recommended,
         destination_host: 'destinationHost' in out ? out.destinationHost : '',
         switchover_id: 'switchoverId' in out ? out.switchoverId : '',
+        set_aside: 'setAside' in out ? out.setAside : '',
         error,
       });
       this.d.logger.info({ vmId, source, recommended, ...out }, 'automatic switchover ended');

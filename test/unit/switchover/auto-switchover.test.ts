@@ -68,22 +68,25 @@ async function setup(opts: { cooldownMs?: number; maxConcurrent?: number } = {})
   let now = 1_000_000;
   const auto = new AutoSwitchover({ routes, events, logger: silentLogger(), cooldownMs: opts.cooldownMs ?? 60_000, maxConcurrent: opts.maxConcurrent ?? 1, now: () => now });
   const audit = async () => (await events.list(0, 100)).map((e: UmbraEvent) => `${e.kind === 'EVENT_KIND_MIGRATION_TRIGGERED' ? '' : e.kind + ' '}${e.vm_id} ${e.attributes.outcome}${e.attributes.destination_host ? ' ' + e.attributes.destination_host : ''}`);
-  return { ip, routes, auto, audit, advance: (ms: number) => (now += ms) };
+  return { ip, routes, auto, audit, events, advance: (ms: number) => (now += ms) };
 }
 
 test('a recommendation switches the VM over to the recommended host; trigger and outcome audited', async (t) => {
   const s = await setup();
   const out = await s.auto.trigger(request('g1', 'b'));
-  t.like(out, { outcome: 'SUCCEEDED', destinationHost: 'b' });
+  t.like(out, { outcome: 'SUCCEEDED', destinationHost: 'b', setAside: '' });
   t.deepEqual(s.ip.triggers, ['g1->b']);
   t.deepEqual(await s.audit(), ['g1 TRIGGERED', 'g1 SUCCEEDED b']);
 });
 
-test('a recommended host without a ready shadow gives way to the best ready one', async (t) => {
+test('a recommended host without a ready shadow gives way to the best ready one; the outcome says why', async (t) => {
   const s = await setup();
   s.ip.ready = new Set(['c']);
-  t.like(await s.auto.trigger(request('g1', 'b')), { outcome: 'SUCCEEDED', destinationHost: 'c' });
+  t.like(await s.auto.trigger(request('g1', 'b')), { outcome: 'SUCCEEDED', destinationHost: 'c', setAside: 'b set aside: no shadow there' });
   t.deepEqual(s.ip.triggers, ['g1->c']);
+  const outcome = (await s.events.list(0, 100)).find((e) => e.attributes.outcome === 'SUCCEEDED')!;
+  t.is(outcome.message, 'automatic switchover of g1: SUCCEEDED (sw1 -> c; b set aside: no shadow there)');
+  t.is(outcome.attributes.set_aside, 'b set aside: no shadow there');
 });
 
 test('no ready shadow anywhere: REFUSED with the reasons, audited, nothing switched', async (t) => {
