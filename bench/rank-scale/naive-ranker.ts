@@ -16,6 +16,7 @@ export function naiveRank(vm: VmView, hosts: readonly HostView[], context: RankC
   const w = DEFAULT_WEIGHTS;
   const sum = Object.values(w).reduce((a, b) => a + b, 0);
   const source = hosts.find((h) => h.id === vm.sourceHostId);
+  const warmHosts = new Set(context.warmShadowHosts?.(vm.id) ?? []);
   const all: Candidate[] = hosts.map((h) => {
     if (!h.up) return { hostId: h.id, ok: false, reason: 'HOST_DOWN', score: 0 };
     if (h.id === vm.sourceHostId) return { hostId: h.id, ok: false, reason: 'SOURCE_HOST', score: 0 };
@@ -29,7 +30,7 @@ export function naiveRank(vm: VmView, hosts: readonly HostView[], context: RankC
     if ((vm.keepApartGroups ?? []).some((g) => (h.groups ?? []).includes(g))) return { hostId: h.id, ok: false, reason: 'ANTI_AFFINITY', score: 0 };
     const headroom = Math.min(cpuLeft / h.cpuCapacityCores, memLeft / h.memoryCapacityBytes) / keep;
     const sim = h.cpuModel === vm.cpuModel ? 1 : h.cpuFamily === vm.cpuFamily ? 0.6 : 0.2;
-    const warm = context.hasWarmShadow?.(vm.id, h.id) ?? false;
+    const warm = warmHosts.has(h.id);
     const seconds = predictMigrationSeconds(vm.memorySizeBytes, vm.dirtyRateBytesPerSec, h.linkBandwidthBytesPerSec, warm);
     const rec = context.history?.(h.id);
     const hist = ((rec?.successes ?? 0) + 1) / ((rec?.successes ?? 0) + (rec?.failures ?? 0) + 2);

@@ -73,6 +73,7 @@ export class PredictionHub {
   private readonly hosts = new Map<string, HostInfo>();
   private policyValue: PredictionPolicy = defaultPolicy();
   private readonly now: () => number;
+  private warmShadowHosts?: (vmId: string) => Iterable<string>;
 
   constructor(private readonly o: HubOptions) {
     this.engine = o.engine;
@@ -201,11 +202,24 @@ export class PredictionHub {
     };
   }
 
+  /**
+   * Where warm shadows of a VM are (the module that keeps them installs this; undefined removes
+   * it): the ranker's warm-shadow term and migration cost then count them.
+   */
+  setWarmShadowHosts(fn: ((vmId: string) => Iterable<string>) | undefined): void {
+    this.warmShadowHosts = fn;
+  }
+
   rank(vmId: string, hosts: readonly HostRecord[], opts: { limit?: number; explainRejected?: boolean } = {}): RankResult {
     const v = this.vms.get(vmId);
     if (!v) throw new NotFoundError('VM', vmId);
     const source = hosts.find((h) => h.facts.host_id === v.hostId);
-    const context: RankContext = { history: this.history.lookup(this.now()), ...(opts.limit ? { limit: opts.limit } : {}), explainRejected: opts.explainRejected === true };
+    const context: RankContext = {
+      history: this.history.lookup(this.now()),
+      ...(this.warmShadowHosts ? { warmShadowHosts: this.warmShadowHosts } : {}),
+      ...(opts.limit ? { limit: opts.limit } : {}),
+      explainRejected: opts.explainRejected === true,
+    };
     return this.ranker.rank(this.vmView(v, source), this.hostViews(hosts, vmId), context);
   }
 

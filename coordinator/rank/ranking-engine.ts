@@ -122,8 +122,11 @@ export function rankPrepared(vm: VmView, p: Prepared, context: RankContext): Ran
   const model = t.modelIds.lookup(vm.cpuModel) ?? -2;
   const family = vm.cpuFamily === undefined ? -2 : (t.familyIds.lookup(vm.cpuFamily) ?? -2);
   const warm = new Set<number>();
-  if (context.hasWarmShadow && p.mode === 'predictive') {
-    for (let i = 0; i < n; i++) if (context.hasWarmShadow(vm.id, t.hosts[i].id)) warm.add(i);
+  if (context.warmShadowHosts && p.mode === 'predictive') {
+    for (const hostId of context.warmShadowHosts(vm.id)) {
+      const i = t.indexOf.get(hostId);
+      if (i !== undefined) warm.add(i);
+    }
   }
   const anyWarm = warm.size > 0;
   // Migration time depends only on the link bandwidth: its score is computed once per link speed.

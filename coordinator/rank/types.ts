@@ -74,8 +74,12 @@ export interface RankContext {
   /** Share of each host's capacity kept free after placement (0.1 = 10%). */
   headroomFraction?: number;
   weights?: Partial<ScoreWeights>;
-  /** Warm shadows that exist: is there one of this VM on this host? */
-  hasWarmShadow?: (vmId: string, hostId: string) => boolean;
+  /**
+   * The hosts already holding a warm shadow of the VM (its memory image, or its IP configuration
+   * for a VM whose memory is not replicated). Asked once per ranked VM, so ranking a fleet costs
+   * one lookup per VM rather than one per VM and host.
+   */
+  warmShadowHosts?: (vmId: string) => Iterable<string>;
   history?: (hostId: string) => DestinationRecord | undefined;
   /** How many destinations to return (the rest are counted, not listed). Default: all. */
   limit?: number;

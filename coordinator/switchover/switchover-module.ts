@@ -17,6 +17,7 @@ import { GrpcVmAgentPort } from './grpc-vm-agent-port';
 import { memoryPortOf } from './memory-shadow-port';
 import type { VmAgentPort } from './switchover-ports';
 import { DEFAULT_SOURCE_CLEANUP_DELAY_MS, VmSwitchover } from './vm-switchover';
+import { warmShadowHosts } from './warm-shadow-hosts';
 
 export interface SwitchoverCoordinatorConfig {
   /** Memory lag (bytes not yet at the destination) above which a switchover is refused. */
@@ -132,6 +133,24 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
     // Automatic mode (the prediction policy decides when it calls): recommendations switch over.
     const auto = new AutoSwitchover({ routes: binding.routes, events: ctx.events, logger: log, cooldownMs: config.autoCooldownMs, maxConcurrent: config.autoMaxConcurrent });
     prediction?.setMigrationTrigger(auto.trigger);
+    // The shadows this module switches to are the ones the ranker counts as warm.
+    prediction?.hub.setWarmShadowHosts((vmId) =>
+      warmShadowHosts(
+        {
+          activeHost: (id) => {
+            try {
+              return ipSwitch.activeHost(id);
+            } catch {
+              return undefined; // a VM without IP configuration
+            }
+          },
+          memoryShadow: (id) => memory.memoryShadow(id),
+          hostIds: () => ctx.hosts.list().map((h) => h.facts.host_id),
+          ipShadowCurrent: (id, hostId) => ipSwitch.notCurrentReason(id, hostId) === undefined,
+        },
+        vmId,
+      ),
+    );
 
     const recover = () =>
       switchover
@@ -194,6 +213,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
       switchover,
       async close() {
         prediction?.setMigrationTrigger(undefined);
+        prediction?.hub.setWarmShadowHosts(undefined);
         clearInterval(shadowTimer);
         clearInterval(recoverTimer);
         switchover.close();

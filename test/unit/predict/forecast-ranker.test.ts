@@ -46,3 +46,17 @@ test('an unprofiled VM keeps the placeholder demand the caller built', (t) => {
   t.is(r.eligible, 3);
   t.is(r.ranked[0].hostId, 'big');
 });
+
+test("the hub's own rank (advice, best destination, RankDestinations) counts the warm shadows installed, and not after removal", (t) => {
+  const twins = [rec('src', 16), rec('x', 16), rec('y', 16)];
+  const hub = hubWith([['vm1', 'src', 2, 50]]);
+  const plain = hub.rank('vm1', twins);
+  t.is(plain.ranked[0].score, plain.ranked[1].score);
+  hub.setWarmShadowHosts((vmId) => (vmId === 'vm1' ? ['y'] : []));
+  const warm = hub.rank('vm1', twins);
+  t.is(warm.ranked[0].hostId, 'y');
+  t.regex(warm.ranked[0].reasons.join('; '), /warm shadow/);
+  t.is(hub.vmPrediction('vm1', twins).advice.destinationHostId, 'y');
+  hub.setWarmShadowHosts(undefined);
+  t.is(hub.rank('vm1', twins).ranked[0].score, plain.ranked[0].score);
+});

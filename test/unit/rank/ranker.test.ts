@@ -100,7 +100,7 @@ test('a warm shadow, a good history and a faster link lift a destination; equal 
   const hosts = [host('src'), host('a'), host('b')];
   const plain = new PredictiveRanker().rank(vm, hosts);
   t.is(plain.ranked[0].score, plain.ranked[1].score);
-  const warm = new PredictiveRanker().rank(vm, hosts, { hasWarmShadow: (v, h) => v === 'vm1' && h === 'b' });
+  const warm = new PredictiveRanker().rank(vm, hosts, { warmShadowHosts: (v) => (v === 'vm1' ? ['b', 'not-a-host'] : []) });
   t.is(warm.ranked[0].hostId, 'b');
   t.regex(warm.ranked[0].breakdown.warmShadow.reason, /warm shadow is already there/);
   t.true(warm.ranked[0].predictedMigrationSeconds < warm.ranked[1].predictedMigrationSeconds);

@@ -158,9 +158,14 @@ test('wiring: the switchover module registers the migration trigger, which switc
   const binding = migrationService({ switchover: ip.api, logger: silentLogger() });
   let registered: MigrationTrigger | undefined;
   let registrations = 0;
+  let warmShadowHosts: ((vmId: string) => Iterable<string>) | undefined;
   const prediction = {
     ranker: new CapacityHeadroomRanker(),
-    hub: { vmHost: () => undefined, rank: () => t.fail('the hub does not profile g1') },
+    hub: {
+      vmHost: () => undefined,
+      rank: () => t.fail('the hub does not profile g1'),
+      setWarmShadowHosts: (fn: typeof warmShadowHosts) => (warmShadowHosts = fn),
+    },
     setMigrationTrigger: (fn: MigrationTrigger | undefined) => {
       registrations++;
       registered = fn;
@@ -193,6 +198,8 @@ test('wiring: the switchover module registers the migration trigger, which switc
   try {
     t.is(typeof registered, 'function', 'the switchover module registered a migration trigger');
     ip.ready = new Set(['c']);
+    // g1 has no memory shadow: its warm shadows for the ranker are its current IP shadows.
+    t.deepEqual([...warmShadowHosts!('g1')], ['c']);
     const out = await registered!(request('g1', 'b'));
     t.like(out, { outcome: 'SUCCEEDED', destinationHost: 'c' });
     t.deepEqual(ip.triggers, ['g1->c']);
@@ -205,5 +212,6 @@ test('wiring: the switchover module registers the migration trigger, which switc
     await running.close();
   }
   t.is(registered, undefined, 'close unregisters the trigger');
+  t.is(warmShadowHosts, undefined, 'close removes the warm-shadow lookup');
   t.is(registrations, 2);
 });
