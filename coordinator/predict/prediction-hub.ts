@@ -38,6 +38,8 @@ interface VmInfo {
   cpuCores: number;
   memoryBytes: number;
   lastSeenMs: number;
+  /** When a switchover recorded here moved it to hostId (the coordinator's clock). */
+  movedAtMs?: number;
 }
 
 interface HostInfo {
@@ -94,6 +96,13 @@ export class PredictionHub {
     let dropped = r.dropped;
     const now = this.now();
     for (const p of r.vms) {
+      const known = this.vms.get(p.vmId);
+      // A reading its old host took before the VM moved away (a batch sent after the switchover)
+      // must not put the VM back there: advice would then move it again from a host it has left.
+      if (known?.movedAtMs !== undefined && known.hostId !== r.hostId && p.timeMs <= known.movedAtMs) {
+        dropped++;
+        continue;
+      }
       if (!this.engine.recordVmSample(p.vmId, p.timeMs, p.cpuPercent, p.memoryPercent)) {
         dropped++;
         continue;
@@ -108,6 +117,7 @@ export class PredictionHub {
         cpuCores: p.cpuCores,
         memoryBytes: p.memoryBytes,
         lastSeenMs: now,
+        ...(known?.movedAtMs !== undefined ? { movedAtMs: known.movedAtMs } : {}),
       });
     }
     for (const h of r.health) {
@@ -149,7 +159,10 @@ export class PredictionHub {
   recordMigration(vmId: string, sourceHostId: string, destinationHostId: string, ok: boolean, error?: string): void {
     this.history.record({ vmId, sourceHostId, destinationHostId, ok, atMs: this.now(), ...(error ? { error } : {}) });
     const v = this.vms.get(vmId);
-    if (ok && v) v.hostId = destinationHostId;
+    if (ok && v) {
+      v.hostId = destinationHostId;
+      v.movedAtMs = this.now();
+    }
   }
 
   hostPrediction(h: HostRecord): HostPrediction {

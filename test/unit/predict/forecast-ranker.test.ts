@@ -60,3 +60,30 @@ test("the hub's own rank (advice, best destination, RankDestinations) counts the
   hub.setWarmShadowHosts(undefined);
   t.is(hub.rank('vm1', twins).ranked[0].score, plain.ranked[0].score);
 });
+
+test('after a switchover, a batch of readings its old host took before the move does not put the VM back there', (t) => {
+  let now = 1_700_000_000_000;
+  const hub = new PredictionHub({ engine: new PredictionEngine(), now: () => now });
+  const report = (hostId: string, timeMs: number) => ({
+    hostId,
+    host: [],
+    vms: [{ vmId: 'vm1', timeMs, cpuCores: 1, cpuPercent: 50, vcpus: 2, memoryBytes: GIB, memoryAllocationBytes: 2 * GIB, memoryPercent: 50, dirtyRateBytesPerSec: 0 }],
+    health: [],
+    cost: { samples: 0, meanCpuMs: 0, maxCpuMs: 0 },
+    dropped: 0,
+  });
+  hub.ingest(report('src', now - 1000));
+  t.is(hub.vmHost('vm1'), 'src');
+  hub.recordMigration('vm1', 'src', 'dst', true);
+  t.is(hub.vmHost('vm1'), 'dst');
+  now += 500;
+  // Sent after the switchover, taken before it.
+  t.like(hub.ingest(report('src', now - 800)), { accepted: 0, dropped: 1 });
+  t.is(hub.vmHost('vm1'), 'dst');
+  t.like(hub.ingest(report('dst', now)), { accepted: 1 });
+  t.is(hub.vmHost('vm1'), 'dst');
+  // A reading the old host takes after the move means the guest runs there again (e.g. moved back by hand).
+  now += 1000;
+  hub.ingest(report('src', now));
+  t.is(hub.vmHost('vm1'), 'src');
+});
