@@ -13,7 +13,7 @@ import type { LeaseBackend } from '../leases/lease-backend';
 import type { VmIpRegistry } from '../shadow/vm-ip-registry';
 import type { FencingCounter } from './fencing-counter';
 import type { DeactivateOptions, HandoverOutcome, IpAgentPort } from './ip-agent-port';
-import { type SwitchoverEvent, type SwitchoverStep, formatSteps } from './switchover-event';
+import { PART_OF_VM_SWITCHOVER, type SwitchoverEvent, type SwitchoverStep, formatSteps } from './switchover-event';
 
 const RECORD_PREFIX = 'ipshadow/switchover/';
 export const JOURNAL_PREFIX = 'ipshadow/journal/';
@@ -65,6 +65,7 @@ interface PreparedState {
   started: number;
   sourceError: unknown;
   destinationError: unknown;
+  partOfVmSwitchover: boolean;
 }
 
 /**
@@ -97,6 +98,11 @@ export interface SwitchOptions {
    * no shadow of it, and has none (shadows are placed on other hosts than the active one).
    */
   returning?: boolean;
+  /**
+   * The switch is one step of a VM switchover, whose own event records the outcome: this one's
+   * audit entry says so (part_of), so readers of the log count the switchover once.
+   */
+  partOfVmSwitchover?: boolean;
 }
 
 /** A prepared switch neither completed nor abandoned by then is abandoned (its lock released). */
@@ -137,13 +143,13 @@ export class IpSwitchover {
    * VM's IP lock until the handle completes or abandons it. Throws FailedPreconditionError before
    * touching anything when it cannot start.
    */
-  prepare(vmId: string, destination: string, timeoutMs = PREPARED_SWITCH_TIMEOUT_MS): Promise<PreparedIpSwitch> {
+  prepare(vmId: string, destination: string, timeoutMs = PREPARED_SWITCH_TIMEOUT_MS, opts: SwitchOptions = {}): Promise<PreparedIpSwitch> {
     return new Promise<PreparedIpSwitch>((resolveHandle, rejectHandle) => {
       this.d.locks
         .run(vmId, async () => {
           let p: PreparedState;
           try {
-            p = await this.prepareLocked(vmId, destination);
+            p = await this.prepareLocked(vmId, destination, opts);
           } catch (err) {
             rejectHandle(err);
             return;
@@ -229,7 +235,7 @@ export class IpSwitchover {
           this.attempt(steps, 'prepare', source, () => prepare(source, config, token, handoff)),
         ])
       : [new Error('not prepared'), new Error('not prepared')];
-    return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError };
+    return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError, partOfVmSwitchover: opts.partOfVmSwitchover === true };
   }
 
   private async completeLocked(p: PreparedState, sourceOpts: DeactivateOptions = {}): Promise<SwitchoverEvent> {
@@ -319,7 +325,15 @@ export class IpSwitchover {
       host_id: status === 'SUCCEEDED' ? destination : source,
       vm_id: vmId,
       message: `switchover of ${vmId} (${config.address}) ${source} -> ${destination}: ${status} in ${event.total_ms.toFixed(2)} ms${error ? ` (${error})` : ''}`,
-      attributes: { status, source_host: source, destination_host: destination, fencing_token: String(token), steps: formatSteps(steps), total_ms: event.total_ms.toFixed(3) },
+      attributes: {
+        status,
+        source_host: source,
+        destination_host: destination,
+        fencing_token: String(token),
+        steps: formatSteps(steps),
+        total_ms: event.total_ms.toFixed(3),
+        ...(p.partOfVmSwitchover ? { part_of: PART_OF_VM_SWITCHOVER } : {}),
+      },
     });
     this.d.logger.info({ vmId, source, destination, status, token, totalMs: event.total_ms }, 'switchover finished');
     return event;

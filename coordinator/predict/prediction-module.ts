@@ -5,6 +5,7 @@
 import { errorMessage } from '../../shared/errors';
 import { predictionService } from '../api/prediction-service';
 import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
+import { auditedMigration } from '../migrate/switchover-event';
 import { CapacityHeadroomRanker } from '../rank/capacity-headroom-ranker';
 import type { Ranker } from '../rank/types';
 import { AutoMigration, type MigrationTrigger } from './auto-migration';
@@ -68,10 +69,8 @@ export const predictionCoordinatorModule: CoordinatorModuleDefinition<Prediction
 
     // Outcomes of switchovers (manual or automatic) feed the ranker's history.
     const offEvents = ctx.events.subscribe((e) => {
-      if (e.kind !== 'EVENT_KIND_SWITCHOVER' && e.kind !== 'EVENT_KIND_ALERT') return;
-      const a = e.attributes;
-      if (!a.status || !a.source_host || !a.destination_host || !e.vm_id) return;
-      hub.recordMigration(e.vm_id, a.source_host, a.destination_host, a.status === 'SUCCEEDED', a.status === 'SUCCEEDED' ? undefined : e.message);
+      const m = auditedMigration(e);
+      if (m) hub.recordMigration(m.vmId, m.sourceHostId, m.destinationHostId, m.ok, m.error);
     });
 
     let trigger: MigrationTrigger | undefined;

@@ -105,7 +105,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         activeHost: (vmId) => ipSwitch.activeHost(vmId),
         notCurrentReason: (vmId, hostId) => ipSwitch.notCurrentReason(vmId, hostId),
         switchIp: (vmId, dest, opts) => ipSwitch.trigger(vmId, dest, opts),
-        prepareSwitch: (vmId, dest) => ipSwitch.prepare(vmId, dest),
+        prepareSwitch: (vmId, dest, opts) => ipSwitch.prepare(vmId, dest, undefined, opts),
         nextFencingToken: () => ipSwitch.nextFencingToken(),
       },
       events: ctx.events,

@@ -74,12 +74,12 @@ export interface IpPort {
   /** Why `hostId`'s IP shadow is not current, or undefined. */
   notCurrentReason(vmId: string, hostId: string): string | undefined;
   /** The fenced deactivate/activate + lease update; its own rollback keeps the address on one host. */
-  switchIp(vmId: string, destination: string, opts?: { returning?: boolean }): Promise<SwitchoverEvent>;
+  switchIp(vmId: string, destination: string, opts?: { returning?: boolean; partOfVmSwitchover?: boolean }): Promise<SwitchoverEvent>;
   /**
    * Optional: the same switch with its preparation done now (token admitted by both agents, the
    * source's channel to the destination up), holding the VM's address until the handle completes
    * or abandons it, so that work is not inside the guest's pause.
    */
-  prepareSwitch?(vmId: string, destination: string): Promise<PreparedIpSwitch>;
+  prepareSwitch?(vmId: string, destination: string, opts?: { partOfVmSwitchover?: boolean }): Promise<PreparedIpSwitch>;
   nextFencingToken(): Promise<number>;
 }

@@ -264,7 +264,7 @@ export class VmSwitchover {
     if (!this.d.ip.prepareSwitch) return undefined;
     const t = this.clockMs();
     try {
-      const handle = await this.d.ip.prepareSwitch(vmId, destination);
+      const handle = await this.d.ip.prepareSwitch(vmId, destination, { partOfVmSwitchover: true });
       return { handle, ms: Math.round((this.clockMs() - t) * 10) / 10 };
     } catch (err) {
       this.d.logger.warn({ vmId, destination, err: errorMessage(err) }, 'IP switch not prepared ahead: it prepares when it runs');
@@ -489,7 +489,7 @@ export class VmSwitchover {
       await prepared?.abandon('the address is already on the destination');
       return undefined;
     }
-    const ev = prepared ? await prepared.complete(afterSourceGuestPausedMs ? { afterSourceGuestPausedMs } : undefined) : await this.d.ip.switchIp(j.vm_id, j.destination_host);
+    const ev = prepared ? await prepared.complete(afterSourceGuestPausedMs ? { afterSourceGuestPausedMs } : undefined) : await this.d.ip.switchIp(j.vm_id, j.destination_host, { partOfVmSwitchover: true });
     if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch ${ev.status}: ${ev.error}`);
     return ev.fencing_token;
   }
@@ -513,7 +513,7 @@ export class VmSwitchover {
   /** Rollback: the address back on the source (a fresh switch, so a fresh token) when it moved. */
   private async switchIpBack(j: SwitchoverJournal): Promise<void> {
     if (this.d.ip.activeHost(j.vm_id) !== j.destination_host) return;
-    const ev = await this.d.ip.switchIp(j.vm_id, j.source_host, { returning: true });
+    const ev = await this.d.ip.switchIp(j.vm_id, j.source_host, { returning: true, partOfVmSwitchover: true });
     if (ev.status !== 'SUCCEEDED') throw new FailedPreconditionError(`IP switch back ${ev.status}: ${ev.error}`);
   }
 

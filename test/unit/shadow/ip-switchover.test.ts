@@ -68,6 +68,19 @@ test('a switchover moves the address, the lease and the active host, with step t
   const audit = events.events.find((e) => e.kind === 'EVENT_KIND_SWITCHOVER')!;
   t.is(audit.attributes!.status, 'SUCCEEDED');
   t.regex(audit.attributes!.steps, /deactivate@a=\d+\.\d\dms ok, activate@b=/);
+  t.false('part_of' in audit.attributes!, 'a switchover of its own');
+});
+
+test('an IP switch run as a step of a VM switchover says so in its audit entry, prepared ahead or not', async (t) => {
+  const { events, mk } = await setup();
+  const sw = mk();
+  await (await sw.prepare('vm1', 'b', undefined, { partOfVmSwitchover: true })).complete();
+  await sw.trigger('vm1', 'a', { returning: true, partOfVmSwitchover: true });
+  const audits = events.events.filter((e) => e.kind === 'EVENT_KIND_SWITCHOVER');
+  t.deepEqual(audits.map((e) => [e.attributes!.destination_host, e.attributes!.part_of]), [
+    ['b', 'vm_switchover'],
+    ['a', 'vm_switchover'],
+  ]);
 });
 
 test('tokens grow across switchovers and coordinator restarts', async (t) => {

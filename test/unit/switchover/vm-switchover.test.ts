@@ -134,6 +134,8 @@ class World {
 
   /** Every IP switch asked for: [destination, token]. */
   ipSwitches: Array<[string, number]> = [];
+  /** Whether each IP switch (and preparation) was marked as a step of the VM switchover. */
+  ipPartOf: boolean[] = [];
   /** Flushes the source ran on its own, noted on the memory shadow: host@epoch. */
   notedFlushes: string[] = [];
 
@@ -141,7 +143,8 @@ class World {
     activeHost: () => this.ipActive,
     notCurrentReason: () => this.ipReason,
     nextFencingToken: async () => ++this.token,
-    switchIp: async (vmId, dest): Promise<SwitchoverEvent> => {
+    switchIp: async (vmId, dest, opts): Promise<SwitchoverEvent> => {
+      this.ipPartOf.push(opts?.partOfVmSwitchover === true);
       await this.enter(dest === 'a' ? 'switch-ip-back' : 'switch-ip', dest);
       const ok = !this.fail.has(dest === 'a' ? 'ip-back-rolled-back' : 'ip-rolled-back');
       if (ok) this.ipActive = dest;
@@ -405,6 +408,7 @@ test('a rollback after the IP already moved puts the address back on the source 
   t.true(world.calls.indexOf('switch-ip-back@a') < world.calls.indexOf('resume-source@a'));
   t.is(world.ipActive, 'a');
   t.deepEqual(world.ipSwitches.map(([h]) => h), ['b', 'a']);
+  t.deepEqual(world.ipPartOf, [true, true], 'both IP switches are audited as steps of this switchover');
   t.true(world.ipSwitches[1][1] > world.ipSwitches[0][1], 'the move back is fenced with a newer token');
   t.deepEqual(world.runningHosts(), ['a']);
   t.is(await store.get(JOURNAL_PREFIX + VM), undefined);
@@ -754,7 +758,8 @@ function withPreparedIp(world: World, opts: { failPrepare?: boolean } = {}) {
   };
   const ip: IpPort = {
     ...world.ip,
-    prepareSwitch: async (vmId, dest) => {
+    prepareSwitch: async (vmId, dest, o) => {
+      world.ipPartOf.push(o?.partOfVmSwitchover === true);
       world.calls.push(`prepare-ip@${dest}`);
       if (opts.failPrepare) throw new UnavailableError('prepare failed (injected)');
       let settled: Promise<SwitchoverEvent> | undefined;
@@ -832,6 +837,7 @@ test('IP prepared ahead: prepared before the pause, completed with the resume, n
   t.deepEqual(p.abandoned, []);
   t.is(world.ipActive, 'b');
   t.is(ev.fencing_token, world.ipToken);
+  t.is(world.ipPartOf[0], true, 'the preparation marks the IP switch as a step of this switchover');
 });
 
 test('IP prepared ahead and a step before the resume fails: the prepared switch is abandoned, the address never moves', async (t) => {
