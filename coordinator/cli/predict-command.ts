@@ -90,7 +90,12 @@ export interface PolicyFlags {
   window?: string[];
   priority?: string[];
   clearWindows?: boolean;
+  /** NAME=keep-apart|keep-together:VM,VM...: defines (or replaces) a group. */
+  group?: string[];
+  removeGroup?: string[];
 }
+
+const GROUP_KINDS: Readonly<Record<string, string>> = { 'keep-apart': 'AFFINITY_KIND_KEEP_APART', 'keep-together': 'AFFINITY_KIND_KEEP_TOGETHER' };
 
 const flagNumber = (flag: string, v: string) => {
   const n = Number(v);
@@ -106,7 +111,7 @@ const minuteOf = (flag: string, hhmm: string) => {
 
 /** Applies `policy set` flags to the current policy (pure). Windows: HH:MM-HH:MM[@0,6] in UTC. */
 export function applyPolicyFlags(p: WirePolicy, f: PolicyFlags): WirePolicy {
-  const out: WirePolicy = { ...p, vm_priority: { ...p.vm_priority }, migration_windows: [...p.migration_windows] };
+  const out: WirePolicy = { ...p, vm_priority: { ...p.vm_priority }, migration_windows: [...p.migration_windows], affinity_groups: [...(p.affinity_groups ?? [])] };
   if (f.automatic !== undefined) {
     if (f.automatic !== 'true' && f.automatic !== 'false') throw new InvalidArgumentError('--automatic', 'must be true or false');
     out.automatic = f.automatic === 'true';
@@ -127,6 +132,19 @@ export function applyPolicyFlags(p: WirePolicy, f: PolicyFlags): WirePolicy {
     if (i <= 0) throw new InvalidArgumentError('--priority', `must be VM=N, got '${pr}'`);
     out.vm_priority[pr.slice(0, i)] = flagNumber('--priority', pr.slice(i + 1));
   }
+  for (const name of f.removeGroup ?? []) {
+    if (!out.affinity_groups.some((g) => g.name === name)) throw new InvalidArgumentError('--remove-group', `no group '${name}' in the policy`);
+    out.affinity_groups = out.affinity_groups.filter((g) => g.name !== name);
+  }
+  for (const g of f.group ?? []) {
+    const m = /^([^=]+)=([a-z-]+):(.+)$/.exec(g);
+    const kind = m ? GROUP_KINDS[m[2]] : undefined;
+    if (!m || !kind) throw new InvalidArgumentError('--group', `must be NAME=keep-apart:VM,VM or NAME=keep-together:VM,VM, got '${g}'`);
+    const group = { name: m[1], kind, vm_ids: m[3].split(',').filter(Boolean) };
+    const at = out.affinity_groups.findIndex((x) => x.name === group.name);
+    if (at >= 0) out.affinity_groups[at] = group;
+    else out.affinity_groups.push(group);
+  }
   return out;
 }
 
@@ -144,6 +162,7 @@ function formatPolicy(p: WirePolicy): string {
     `migration windows    ${windows.join(', ') || 'any time'} (UTC)`,
     `default priority     ${p.default_priority}`,
     `VM priorities        ${Object.entries(p.vm_priority).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}`,
+    `affinity groups      ${(p.affinity_groups ?? []).map((g) => `${g.name} (${g.kind === 'AFFINITY_KIND_KEEP_APART' ? 'keep-apart' : 'keep-together'}: ${g.vm_ids.join(', ')})`).join('; ') || 'none'}`,
   ].join('\n');
 }
 

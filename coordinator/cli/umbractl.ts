@@ -44,7 +44,10 @@ Usage:
   umbractl policy set [--automatic true|false] [--threshold X] [--shadowing-threshold X]
                       [--max-shadowed N] [--refresh-ms N] [--default-priority N]
                       [--clear-windows] [--window HH:MM-HH:MM[@DAYS]]... [--priority VM=N]...
-                                                      change it (windows in UTC, days 0=Sunday..6)
+                      [--group NAME=keep-apart|keep-together:VM,VM...]... [--remove-group NAME]...
+                                                      change it (windows in UTC, days 0=Sunday..6;
+                                                      a group keeps its VMs on separate hosts, or
+                                                      favours hosts holding the others)
   umbractl predict evaluate --traces DIR [--horizon MIN] [--folds N] [--json]
                                                       forecast accuracy on traces vs baselines (offline;
                                                       'umbractl predict evaluate --help' for all options)
@@ -91,6 +94,8 @@ const OPTIONS = {
   window: { type: 'string', multiple: true },
   priority: { type: 'string', multiple: true },
   'clear-windows': { type: 'boolean' },
+  group: { type: 'string', multiple: true },
+  'remove-group': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -195,6 +200,8 @@ async function main(): Promise<number> {
           window: v.window,
           priority: v.priority,
           clearWindows: v['clear-windows'] === true,
+          group: v.group,
+          removeGroup: v['remove-group'],
         },
         { json },
       );

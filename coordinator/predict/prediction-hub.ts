@@ -8,6 +8,7 @@ import type { HostRecord } from '../../shared/host-types';
 import { PredictiveRanker } from '../rank/predictive-ranker';
 import type { HostView, RankContext, Ranker, RankResult, VmView } from '../rank/types';
 import { hostViewOf } from '../shadow/host-views';
+import { AffinityGroups } from './affinity-groups';
 import { HostSaturation } from './host-saturation';
 import { adviseMigration, MigrationAdvice } from './migration-advisor';
 import { MigrationHistory } from './migration-history';
@@ -76,6 +77,8 @@ export class PredictionHub {
   private policyValue: PredictionPolicy = defaultPolicy();
   private readonly now: () => number;
   private warmShadowHosts?: (vmId: string) => Iterable<string>;
+  /** The policy's keep-together / keep-apart groups. */
+  private affinity = new AffinityGroups();
 
   constructor(private readonly o: HubOptions) {
     this.engine = o.engine;
@@ -87,7 +90,17 @@ export class PredictionHub {
   }
 
   setPolicy(p: PredictionPolicy): void {
+    const affinity = new AffinityGroups();
+    for (const g of p.groups ?? []) affinity.define(g.name, g.kind, g.vmIds);
     this.policyValue = p;
+    this.affinity = affinity;
+  }
+
+  /** The VM's keep-apart and keep-together groups, as the ranker's VmView carries them. */
+  private groupsOf(vmId: string): Pick<VmView, 'keepApartGroups' | 'keepTogetherGroups'> {
+    const apart = this.affinity.keepApartOf(vmId);
+    const together = this.affinity.keepTogetherOf(vmId);
+    return { ...(apart.length ? { keepApartGroups: apart } : {}), ...(together.length ? { keepTogetherGroups: together } : {}) };
   }
 
   /** Takes one agent report; returns how many readings were taken. */
@@ -189,13 +202,26 @@ export class PredictionHub {
     const base = withBase && this.o.useHostLoad !== false;
     let cpu = base ? (info?.baseCpuCores ?? 0) : 0;
     let mem = base ? (info?.baseMemoryBytes ?? 0) : 0;
-    for (const v of this.vmsOn(view.id)) {
+    const here = this.vmsOn(view.id);
+    for (const v of here) {
       if (v.vmId === excludeVmId) continue;
       const d = this.demandOf(v);
       cpu += d.cpuPeakCores;
       mem += d.memoryPeakBytes;
     }
-    return { ...view, cpuPeakCores: Math.max(view.cpuPeakCores, cpu), memoryPeakBytes: Math.max(view.memoryPeakBytes, mem), failureRisk: this.engine.hostFailureRisk(view.id).risk };
+    // The groups of the VMs it holds (not the VM being ranked): anti-affinity and togetherness.
+    const labels = this.affinity.hostLabels(
+      here.map((v) => v.vmId),
+      excludeVmId,
+    );
+    const groups = labels.length ? [...new Set([...(view.groups ?? []), ...labels])] : view.groups;
+    return {
+      ...view,
+      cpuPeakCores: Math.max(view.cpuPeakCores, cpu),
+      memoryPeakBytes: Math.max(view.memoryPeakBytes, mem),
+      failureRisk: this.engine.hostFailureRisk(view.id).risk,
+      ...(groups ? { groups } : {}),
+    };
   }
 
   private vmView(v: VmInfo, source: HostRecord | undefined): VmView {
@@ -212,6 +238,7 @@ export class PredictionHub {
       ...(c ? { cpuFamily: c.cpu_vendor } : {}),
       // A guest started with the source's CPU may rely on any of its flags.
       requiredCpuFlags: c?.cpu_flags ?? [],
+      ...this.groupsOf(v.vmId),
     };
   }
 
@@ -272,10 +299,10 @@ export class PredictionHub {
       name: 'predictive',
       rank: (vm, hosts, context) => {
         const v = this.vms.get(vm.id);
-        let view = vm;
+        let view: VmView = { ...vm, ...this.groupsOf(vm.id) };
         if (v) {
           const d = this.demandOf(v);
-          view = { ...vm, cpuPeakCores: d.cpuPeakCores, memoryPeakBytes: d.memoryPeakBytes, memorySizeBytes: v.memoryAllocationBytes, dirtyRateBytesPerSec: v.dirtyRateBytesPerSec };
+          view = { ...view, cpuPeakCores: d.cpuPeakCores, memoryPeakBytes: d.memoryPeakBytes, memorySizeBytes: v.memoryAllocationBytes, dirtyRateBytesPerSec: v.dirtyRateBytesPerSec };
         }
         // The caller's host views carry host load as its own config decides (placement_uses_host_load).
         return this.ranker.rank(view, hosts.map((h) => this.enrichHost(h, vm.id, false)), context);

@@ -3,6 +3,7 @@
 // Pure logic.
 
 import { InvalidArgumentError } from '../../shared/errors';
+import type { GroupKind } from './affinity-groups';
 import { DEFAULT_NET_BENEFIT_THRESHOLD, DEFAULT_PRIORITY, MAX_PRIORITY, MigrationPolicy, TimeWindow } from './migration-advisor';
 
 export const DEFAULT_SHADOWING_THRESHOLD = 0.3;
@@ -13,12 +14,26 @@ const MIN_REFRESH_INTERVAL_MS = 100;
 const MAX_WINDOWS = 64;
 const MAX_PRIORITIES = 100_000;
 const MINUTES_PER_DAY = 1440;
+const MAX_GROUPS = 1000;
+const MAX_GROUP_MEMBERS = 1000;
+const GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const KIND_FROM_WIRE: Readonly<Record<string, GroupKind>> = { AFFINITY_KIND_KEEP_TOGETHER: 'keep-together', AFFINITY_KIND_KEEP_APART: 'keep-apart', 1: 'keep-together', 2: 'keep-apart' };
+const KIND_TO_WIRE: Readonly<Record<GroupKind, string>> = { 'keep-together': 'AFFINITY_KIND_KEEP_TOGETHER', 'keep-apart': 'AFFINITY_KIND_KEEP_APART' };
+
+/** An application dependency label: which VMs stay apart, or together. */
+export interface AffinityGroupPolicy {
+  name: string;
+  kind: GroupKind;
+  vmIds: string[];
+}
 
 export interface PredictionPolicy {
   shadowingThreshold: number;
   maxShadowedVms: number;
   shadowingRefreshIntervalMs: number;
   migration: MigrationPolicy;
+  /** Absent in policies stored before groups existed: none. */
+  groups?: AffinityGroupPolicy[];
 }
 
 export function defaultPolicy(): PredictionPolicy {
@@ -27,7 +42,31 @@ export function defaultPolicy(): PredictionPolicy {
     maxShadowedVms: DEFAULT_MAX_SHADOWED_VMS,
     shadowingRefreshIntervalMs: DEFAULT_SHADOWING_REFRESH_INTERVAL_MS,
     migration: { automatic: false, netBenefitThreshold: DEFAULT_NET_BENEFIT_THRESHOLD, allowedWindows: [], priorities: {}, defaultPriority: DEFAULT_PRIORITY },
+    groups: [],
   };
+}
+
+function groupsFromWire(raw: unknown, field: string): AffinityGroupPolicy[] {
+  const list = (raw ?? []) as unknown[];
+  if (!Array.isArray(list) || list.length > MAX_GROUPS) throw new InvalidArgumentError(field, `at most ${MAX_GROUPS} groups`);
+  const names = new Set<string>();
+  return list.map((g, i) => {
+    const f = `${field}[${i}]`;
+    const m = (g ?? {}) as Msg;
+    const name = typeof m.name === 'string' ? m.name : '';
+    if (!GROUP_NAME.test(name)) throw new InvalidArgumentError(`${f}.name`, `must be 1-64 letters, digits, '.', '_' or '-', got '${name}'`);
+    if (names.has(name)) throw new InvalidArgumentError(`${f}.name`, `group '${name}' is defined twice`);
+    names.add(name);
+    const kind = KIND_FROM_WIRE[String(m.kind ?? '')];
+    if (!kind) throw new InvalidArgumentError(`${f}.kind`, 'must be AFFINITY_KIND_KEEP_TOGETHER or AFFINITY_KIND_KEEP_APART');
+    const members = (m.vm_ids ?? []) as unknown[];
+    if (!Array.isArray(members) || members.length === 0 || members.length > MAX_GROUP_MEMBERS) throw new InvalidArgumentError(`${f}.vm_ids`, `needs 1-${MAX_GROUP_MEMBERS} VM ids`);
+    const vmIds = members.map((v, k) => {
+      if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new InvalidArgumentError(`${f}.vm_ids[${k}]`, 'VM ids are 1-256 characters');
+      return v;
+    });
+    return { name, kind, vmIds: [...new Set(vmIds)] };
+  });
 }
 
 type Msg = Record<string, unknown>;
@@ -80,6 +119,7 @@ export function policyFromWire(raw: unknown, field = 'policy'): PredictionPolicy
       priorities,
       defaultPriority: defaultPriority === 0 ? DEFAULT_PRIORITY : defaultPriority,
     },
+    groups: groupsFromWire(p.affinity_groups, `${field}.affinity_groups`),
   };
 }
 
@@ -93,5 +133,6 @@ export function policyToWire(p: PredictionPolicy) {
     default_priority: p.migration.defaultPriority ?? DEFAULT_PRIORITY,
     automatic: p.migration.automatic,
     threshold: p.migration.netBenefitThreshold ?? DEFAULT_NET_BENEFIT_THRESHOLD,
+    affinity_groups: (p.groups ?? []).map((g) => ({ name: g.name, kind: KIND_TO_WIRE[g.kind], vm_ids: [...g.vmIds] })),
   };
 }

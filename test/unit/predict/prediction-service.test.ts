@@ -78,6 +78,22 @@ test('INVALID_ARGUMENT names the field', async (t) => {
     ['SetPolicy', { policy: { migration_windows: [{ start_minute: 60, end_minute: 120, days: [7] }] } }, /^policy\.migration_windows\[0\]\.days\[0\]/],
     ['SetPolicy', { policy: { vm_priority: { vm1: 11 } } }, /^policy\.vm_priority\[vm1\]/],
     ['SetPolicy', { policy: { threshold: Number.NaN } }, /^policy\.threshold/],
+    ['SetPolicy', { policy: { affinity_groups: [{ name: 'db tier', kind: 'AFFINITY_KIND_KEEP_APART', vm_ids: ['a'] }] } }, /^policy\.affinity_groups\[0\]\.name/],
+    ['SetPolicy', { policy: { affinity_groups: [{ name: 'db', kind: 'AFFINITY_KIND_UNSPECIFIED', vm_ids: ['a'] }] } }, /^policy\.affinity_groups\[0\]\.kind/],
+    ['SetPolicy', { policy: { affinity_groups: [{ name: 'db', kind: 'AFFINITY_KIND_KEEP_APART', vm_ids: [] }] } }, /^policy\.affinity_groups\[0\]\.vm_ids/],
+    ['SetPolicy', { policy: { affinity_groups: [{ name: 'db', kind: 'AFFINITY_KIND_KEEP_APART', vm_ids: ['a', ''] }] } }, /^policy\.affinity_groups\[0\]\.vm_ids\[1\]/],
+    [
+      'SetPolicy',
+      {
+        policy: {
+          affinity_groups: [
+            { name: 'db', kind: 'AFFINITY_KIND_KEEP_APART', vm_ids: ['a'] },
+            { name: 'db', kind: 'AFFINITY_KIND_KEEP_TOGETHER', vm_ids: ['b'] },
+          ],
+        },
+      },
+      /^policy\.affinity_groups\[1\]\.name: .*defined twice/,
+    ],
     ['ReportTelemetry', { host_id: '' }, /^host_id/, 'umbra://agent/hv-a'],
     ['ReportTelemetry', { host_id: 'hv-a', vms: [{ vm_id: 'ok', vcpus: 1 }, { vm_id: '' }] }, /^vms\[1\]\.vm_id/, 'umbra://agent/hv-a'],
     ['ReportTelemetry', { host_id: 'hv-a', host: new Array(2001).fill({}) }, /^host: at most 2000/, 'umbra://agent/hv-a'],
@@ -176,4 +192,33 @@ test('policy: defaults, a set is validated, applied and read back', async (t) =>
   t.deepEqual(p.migration_windows, [{ start_minute: 1320, end_minute: 360, days: [1, 2] }]);
   t.deepEqual(p.vm_priority, { db1: 9 });
   t.is(p.shadowing_refresh_interval_ms, 10_000, 'zero means the default');
+  t.deepEqual(p.affinity_groups, []);
+});
+
+test('affinity groups: a keep-apart peer rules a host out, a keep-together peer lifts one; read back as set', async (t) => {
+  const { call, advance, nowMs } = setup();
+  // db1 on hv-a; its keep-apart peer db2 on hv-b, its keep-together peer web1 on hv-c.
+  for (let i = 0; i < 3; i++) {
+    t.is((await call('ReportTelemetry', report('hv-a', 'db1', 30, nowMs()), 'umbra://agent/hv-a')).err, null);
+    t.is((await call('ReportTelemetry', report('hv-b', 'db2', 30, nowMs()), 'umbra://agent/hv-b')).err, null);
+    t.is((await call('ReportTelemetry', report('hv-c', 'web1', 30, nowMs()), 'umbra://agent/hv-c')).err, null);
+    advance(5 * 60_000);
+  }
+  const rank = async () => (await call('RankDestinations', { vm_id: 'db1', explain_rejected: true })).res!;
+  const before = await rank();
+  t.deepEqual((before.ranked as Msg[]).map((d) => d.host_id).sort(), ['hv-b', 'hv-c'], 'no groups: both hosts eligible');
+  const groups = [
+    { name: 'db', kind: 'AFFINITY_KIND_KEEP_APART', vm_ids: ['db1', 'db2'] },
+    { name: 'shop', kind: 'AFFINITY_KIND_KEEP_TOGETHER', vm_ids: ['db1', 'web1'] },
+  ];
+  t.is((await call('SetPolicy', { policy: { affinity_groups: groups } })).err, null);
+  const after = await rank();
+  t.deepEqual((after.ranked as Msg[]).map((d) => d.host_id), ['hv-c']);
+  t.deepEqual((after.rejected as Msg[]).map((x) => [x.host_id, x.reason]).sort(), [['hv-a', 'SOURCE_HOST'], ['hv-b', 'ANTI_AFFINITY']]);
+  const together = ((after.ranked as Msg[])[0].breakdown as Array<{ name: string; value: number }>).find((c) => c.name === 'togetherness')!;
+  t.is(together.value, 1);
+  t.deepEqual(((await call('GetPolicy', {})).res!.policy as Msg).affinity_groups, groups);
+  // db2 itself: hv-a holds its keep-apart peer db1.
+  const db2 = (await call('RankDestinations', { vm_id: 'db2', explain_rejected: true })).res!;
+  t.true((db2.rejected as Msg[]).some((x) => x.host_id === 'hv-a' && x.reason === 'ANTI_AFFINITY'));
 });
