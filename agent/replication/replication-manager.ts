@@ -23,6 +23,12 @@ export interface ReplicationManagerDeps {
   hostId: string;
   /** Finds and opens the VM's RAM now. */
   openGuest(vmId: string, locator: GuestMemoryLocator): GuestMemory;
+  /**
+   * Where the VM's guest runs here now, as the vm module knows it (launched, discovered, or a
+   * shadow promoted by a switchover); undefined leaves the registered locator. Asked at each start:
+   * a VM that moved away and back runs in another QEMU than the one its config names.
+   */
+  currentLocator?(vmId: string): Promise<GuestMemoryLocator | undefined>;
   /** Starts the best tracker in `order` that works, with why the others did not. */
   selectTracker(memory: GuestMemory, order: readonly TrackerName[]): Promise<{ tracker: DirtyTracker; attempts: TrackerAttempt[] }>;
   /** A channel factory to the shadow agent `hostId` at `endpoint` (pinned to its identity). */
@@ -93,7 +99,7 @@ export class ReplicationManager {
         return this.statusOf(vmId, existing);
       }
       if (this.closed) throw new FailedPreconditionError('replication is shutting down');
-      const locator = this.known.get(vmId);
+      const locator = (await this.deps.currentLocator?.(vmId)) ?? this.known.get(vmId);
       if (!locator) throw new NotFoundError('replicable vm', vmId);
       const memory = this.deps.openGuest(vmId, locator);
       let selection: { tracker: DirtyTracker; attempts: TrackerAttempt[] };

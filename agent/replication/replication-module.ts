@@ -5,7 +5,7 @@
 import { Gauge } from 'prom-client';
 import { errorMessage } from '../../shared/errors';
 import { channelCredentials } from '../../shared/tls';
-import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
+import { AGENT_MODULE_NAMES, moduleApi, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import type { CapabilityStatus } from '../os/capability-probe';
 import { type GuestMemoryLocator, describeLocator, locateGuestProcess } from '../memory/guest-process-locator';
 import { nativeAvailable } from '../memory/native-binding';
@@ -60,6 +60,13 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
           const region = locateGuestRam(pid, { sizeBytes: locator.memoryBytes, pathContains });
           log.info({ vmId, pid, start: region.startAddress.toString(16), backing: region.backingPath, how: describeLocator(locator) }, 'guest RAM located');
           return ProcGuestMemory.open(region);
+        },
+        currentLocator: async (vmId) => {
+          // The vm module's own QEMU of the VM, when it runs it here: its process holds the RAM.
+          const vms = moduleApi<{ host: { list(): Promise<Array<{ vmId: string; role: string; pid: number; memoryBytes: number }>> } }>(ctx.modules, AGENT_MODULE_NAMES.vm, 'host');
+          if (typeof vms?.host.list !== 'function') return undefined;
+          const local = (await vms.host.list()).find((v) => v.vmId === vmId && v.role === 'local' && v.pid > 0 && v.memoryBytes > 0);
+          return local ? { pid: local.pid, memoryBytes: local.memoryBytes } : undefined;
         },
         selectTracker: (memory, order) => selectDirtyTracker(memory, { order }),
         // Our own agent identity on the way out; the shadow must prove it is agent/<hostId>.

@@ -169,3 +169,38 @@ test.serial('errors: unknown VM, not replicating, this host or a duplicate as sh
   t.false(manager.isReplicating('vm-1'));
   await manager.close();
 });
+
+test.serial("a VM's current QEMU (as the vm module knows it) is opened instead of the registered locator; an unknown VM is refused", async (t) => {
+  const opened: unknown[] = [];
+  const memory = new BufferMemory();
+  const tracker = new ScriptedTracker();
+  const shadow = new FakeShadow();
+  let current: { pid: number; memoryBytes: number } | undefined = { pid: 4242, memoryBytes: PAGES * PS };
+  const manager = new ReplicationManager(
+    {
+      hostId: 'hv-a',
+      openGuest: (_vmId, locator) => (opened.push(locator), memory),
+      currentLocator: async (vmId) => (vmId === 'vm-1' || vmId === 'vm-new' ? current : undefined),
+      selectTracker: async () => ({ tracker, attempts: [{ name: 'hash', ok: true, reason: 'started' }] }),
+      channelFactory: () => shadow.factory(),
+      log: silentLogger(),
+    },
+    { bandwidthBudgetBytesPerSec: 0, minRoundIntervalMs: 5, maxRoundIntervalMs: 50, windowBytes: 64 << 20, codec: 'none', trackers: ['hash'] },
+  );
+  // Its config names the QEMU it ran in before it moved away and back.
+  manager.registerVm('vm-1', { qmpSocket: '/run/vm-1.qmp', memoryBytes: PAGES * PS });
+  await manager.start('vm-1', [{ hostId: 'hv-b', endpoint: '10.0.0.2:7701' }]);
+  t.deepEqual(opened.pop(), { pid: 4242, memoryBytes: PAGES * PS });
+  await manager.stop('vm-1');
+  current = undefined;
+  await manager.start('vm-1', [{ hostId: 'hv-b', endpoint: '10.0.0.2:7701' }]);
+  t.deepEqual(opened.pop(), { qmpSocket: '/run/vm-1.qmp', memoryBytes: PAGES * PS }, 'without a running QEMU here, the registered locator');
+  await manager.stop('vm-1');
+  const err = await t.throwsAsync(manager.start('vm-other', [{ hostId: 'hv-b', endpoint: '10.0.0.2:7701' }]));
+  t.true(isUmbraError(err) && err.reason === 'NOT_FOUND');
+  // A guest the vm module runs here needs no replication config.
+  current = { pid: 77, memoryBytes: PAGES * PS };
+  await manager.start('vm-new', [{ hostId: 'hv-b', endpoint: '10.0.0.2:7701' }]);
+  t.deepEqual(opened.pop(), { pid: 77, memoryBytes: PAGES * PS });
+  await manager.stop('vm-new');
+});
