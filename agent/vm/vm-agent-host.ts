@@ -18,6 +18,12 @@ import { deleteTap, ensureTap } from './vm-agent-tap';
 
 const STATUS_TIMEOUT_MS = 2000;
 const STOP_GRACE_MS = 1500;
+/**
+ * A promoted shadow replaces the paused copy the VM left here on an earlier switchover; that copy
+ * is stopped this much later: its teardown (~300 ms of QEMU exiting, measured in the lab) is kept
+ * out of the guest's first moments and out of the resume's answer.
+ */
+const REPLACED_COPY_STOP_DELAY_MS = 1000;
 /** A resume that finds the shadow still loading the device state waits this long for it. */
 const RESUME_LOAD_WAIT_MS = 5000;
 /** Fallback re-ask interval while waiting (the MIGRATION event normally ends the wait). */
@@ -142,6 +148,8 @@ function sameDefinition(a: VmDefinition, b: VmDefinition): boolean {
 
 export class VmAgentHost {
   private readonly locals = new Map<string, LocalVm>();
+  /** Paused copies replaced by a promoted shadow, stopped a moment later (or at close). */
+  private readonly replaced = new Set<QemuProcess>();
   private readonly shadows = new Map<string, ShadowVm>();
   private readonly locks = new KeyedMutex();
   /** Armed resumes waiting for their shadow's device state, by VM: pause() and removeShadow() abort them. */
@@ -460,6 +468,17 @@ export class VmAgentHost {
     return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
   }
 
+  private stopReplacedLater(vmId: string, proc: QemuProcess): void {
+    this.replaced.add(proc);
+    setTimeout(() => {
+      if (!this.replaced.delete(proc)) return; // stopped by close()
+      proc.stop(STOP_GRACE_MS).then(
+        () => this.d.log.info({ vmId, pid: proc.pid }, 'copy replaced by the promoted shadow stopped'),
+        (err) => this.d.log.warn({ vmId, pid: proc.pid, err: errorMessage(err) }, 'stopping the copy replaced by the promoted shadow failed'),
+      );
+    }, REPLACED_COPY_STOP_DELAY_MS).unref();
+  }
+
   private disarm(vmId: string, why: string): void {
     this.armed.get(vmId)?.abort(why);
     this.armed.delete(vmId);
@@ -485,7 +504,7 @@ export class VmAgentHost {
         const old = this.locals.get(vmId);
         this.locals.set(vmId, { vmId, def: { ...s.sourceDef, nics: s.sourceDef.nics.map((n) => ({ ...n, tapName: s.tapNames[n.netdevId] ?? n.tapName })), qmpSocketPath: s.qmpSocketPath, serialLogPath: s.serialLogPath }, proc: s.proc });
         this.shadows.delete(vmId);
-        if (old && old.proc !== s.proc) await old.proc.stop(STOP_GRACE_MS).catch(() => undefined);
+        if (old && old.proc !== s.proc) this.stopReplacedLater(vmId, old.proc);
         this.d.log.info({ vmId, pid: s.proc.pid }, 'shadow VM promoted: the guest runs here');
         return performance.now() - t0;
       }
@@ -674,5 +693,9 @@ export class VmAgentHost {
     if (this.timer) clearInterval(this.timer);
     for (const s of this.shadows.values()) await this.dropShadow(s, false);
     for (const l of this.locals.values()) l.proc.close();
+    // Not left behind: a restarted agent would find two QEMUs of the VM.
+    const replaced = [...this.replaced];
+    this.replaced.clear();
+    await Promise.all(replaced.map((p) => p.stop(STOP_GRACE_MS).catch(() => undefined)));
   }
 }
