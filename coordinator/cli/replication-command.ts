@@ -19,6 +19,7 @@ interface WireMemoryShadow {
   status: AgentSourceStatus | null;
   status_error: string;
   last_final_epoch: string;
+  automatic?: boolean;
 }
 
 export interface ReplicationCommandArgs {
@@ -38,12 +39,13 @@ function bytes(n: number): string {
 
 /** Rows of the table: one per (VM, shadow host), VM columns repeated for readability in grep. */
 export function replicationRows(shadows: WireMemoryShadow[]): string[][] {
-  const rows = [['VM', 'SOURCE', 'TRACKER', 'EPOCH', 'RATE', 'INTERVAL', 'SHADOW', 'STATE', 'ACKED', 'LAG', 'ERROR']];
+  const rows = [['VM', 'SOURCE', 'HOW', 'TRACKER', 'EPOCH', 'RATE', 'INTERVAL', 'SHADOW', 'STATE', 'ACKED', 'LAG', 'ERROR']];
   for (const s of shadows) {
     const st = s.status;
     const vmCols = [
       s.vm_id,
       s.source_host,
+      s.automatic ? 'auto' : 'operator',
       st?.tracker ?? '-',
       st ? `${st.epoch}${st.running ? '' : ' (flushed)'}` : '-',
       st ? `${bytes(st.dirty_rate_bytes_per_s)}/s` : '-',

@@ -37,7 +37,7 @@ export interface SwitchoverMemoryPort {
 /** What a switchover (or any module) calls on the running `memory` module. */
 export interface MemoryShadowApi {
   /** Starts or reshapes replication of `vmId` from `sourceHost` to `shadowHosts`. */
-  startMemoryShadow(vmId: string, sourceHost: string, shadowHosts: string[]): Promise<MemoryShadowView>;
+  startMemoryShadow(vmId: string, sourceHost: string, shadowHosts: string[], opts?: { auto?: boolean }): Promise<MemoryShadowView>;
   stopMemoryShadow(vmId: string): Promise<void>;
   /**
    * With the guest paused by the caller: sends the last delta and resolves with the epoch every
@@ -53,6 +53,8 @@ export interface MemoryShadowApi {
    * again in full while the other shadows keep streaming; not ready until the source accepted it.
    */
   resyncMemoryShadow(vmId: string, hostId: string, reason: string): Promise<void>;
+  /** Every memory shadow record (no agent call). */
+  memoryShadowRecords(): MemoryShadowRecord[];
   /** The memory shadow record of a VM (undefined when not shadowed). */
   memoryShadow(vmId: string): MemoryShadowRecord | undefined;
   /** Records with live status from the source agents. */
@@ -94,7 +96,8 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
     log.info({ shadows: manager.listRecords().length }, 'memory started');
     return {
       services: [memoryService({ manager, logger: log })],
-      startMemoryShadow: (vmId, source, shadows) => manager.start(vmId, source, shadows),
+      startMemoryShadow: (vmId, source, shadows, opts) => manager.start(vmId, source, shadows, opts),
+      memoryShadowRecords: () => manager.listRecords(),
       resyncMemoryShadow: (vmId, hostId, reason) => manager.resyncShadow(vmId, hostId, reason),
       stopMemoryShadow: (vmId) => manager.stop(vmId),
       flushMemoryShadow: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),

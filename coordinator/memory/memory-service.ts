@@ -24,6 +24,7 @@ export function memoryShadowToWire(v: MemoryShadowView): Msg {
     status: v.status ?? null,
     status_error: v.statusError,
     last_final_epoch: String(v.record.last_final_epoch),
+    automatic: v.record.auto === true,
   };
 }
 

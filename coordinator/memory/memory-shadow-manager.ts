@@ -26,6 +26,11 @@ export interface MemoryShadowRecord {
    * has not yet accepted the re-sync: not ready for a switchover; resync() retries them.
    */
   resync_pending?: string[];
+  /**
+   * Started by the coordinator because the VM's IP shadows are on these hosts (absent: by an
+   * operator). Only such a replication is reshaped or stopped when the placement changes.
+   */
+  auto?: boolean;
 }
 
 export interface MemoryShadowView {
@@ -78,8 +83,11 @@ export class MemoryShadowManager {
     return [...this.records.values()].sort((a, b) => a.vm_id.localeCompare(b.vm_id));
   }
 
-  /** Starts (or reshapes) replication of `vmId` from `sourceHost` to `shadowHosts`. */
-  start(vmId: string, sourceHost: string, shadowHosts: string[]): Promise<MemoryShadowView> {
+  /**
+   * Starts (or reshapes) replication of `vmId` from `sourceHost` to `shadowHosts`; `auto` marks one
+   * the coordinator started to follow IP shadow placement (an operator's call makes it manual).
+   */
+  start(vmId: string, sourceHost: string, shadowHosts: string[], opts: { auto?: boolean } = {}): Promise<MemoryShadowView> {
     return this.locks.run(vmId, async () => {
       if (shadowHosts.length === 0) throw new InvalidArgumentError('shadow_hosts', 'needs at least one shadow host');
       const seen = new Set<string>();
@@ -103,11 +111,12 @@ export class MemoryShadowManager {
         shadow_hosts: [...shadowHosts],
         started_at_unix_ms: prior && prior.source_host === sourceHost ? prior.started_at_unix_ms : this.now(),
         last_final_epoch: prior && prior.source_host === sourceHost ? prior.last_final_epoch : 0,
+        ...(opts.auto ? { auto: true } : {}),
       };
       const pending = prior && prior.source_host === sourceHost ? (prior.resync_pending ?? []).filter((h) => shadowHosts.includes(h)) : [];
       if (pending.length > 0) record.resync_pending = pending;
       await this.save(record);
-      this.deps.logger.info({ vmId, source: sourceHost, shadows: shadowHosts, tracker: status.tracker }, 'memory shadow started');
+      this.deps.logger.info({ vmId, source: sourceHost, shadows: shadowHosts, tracker: status.tracker, auto: opts.auto === true }, 'memory shadow started');
       await this.audit('EVENT_KIND_MEMORY_SHADOW_STARTED', sourceHost, vmId, `memory of ${vmId} replicating from ${sourceHost} to ${shadowHosts.join(', ')} (${status.tracker})`, {
         shadows: shadowHosts.join(','),
         tracker: status.tracker,
@@ -242,7 +251,7 @@ export class MemoryShadowManager {
       const vmId = v.record.vm_id;
       if (!v.status && v.statusError.startsWith('not replicating')) {
         try {
-          await this.start(vmId, v.record.source_host, v.record.shadow_hosts);
+          await this.start(vmId, v.record.source_host, v.record.shadow_hosts, { auto: v.record.auto === true });
           // A new source session has no acknowledged epochs: every shadow gets a full copy anyway.
           await this.locks.run(vmId, async () => {
             const r = this.records.get(vmId);

@@ -118,6 +118,11 @@ export class IpSwitchover {
     this.clockMs = d.clockMs ?? (() => performance.now());
   }
 
+  /** Every VM with IP configuration: the host its address is active on and the hosts holding its shadows. */
+  placements(): Array<{ vmId: string; activeHost: string; shadowHosts: string[] }> {
+    return this.d.vms.list().map((v) => ({ vmId: v.vm_id, activeHost: v.active_host, shadowHosts: this.d.shadows.list(v.vm_id).map((s) => s.host_id) }));
+  }
+
   /** Host the VM's address is active on (NotFoundError for a VM without IP config). */
   activeHost(vmId: string): string {
     return this.d.vms.get(vmId).active_host;

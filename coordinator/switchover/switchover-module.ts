@@ -17,6 +17,7 @@ import { GrpcVmAgentPort } from './grpc-vm-agent-port';
 import { memoryPortOf } from './memory-shadow-port';
 import type { VmAgentPort } from './switchover-ports';
 import { DEFAULT_SOURCE_CLEANUP_DELAY_MS, VmSwitchover } from './vm-switchover';
+import { planMemoryFollow } from './memory-follow';
 import { warmShadowHosts } from './warm-shadow-hosts';
 
 export interface SwitchoverCoordinatorConfig {
@@ -39,6 +40,12 @@ export interface SwitchoverCoordinatorConfig {
   /** "Best destination" for a VM without telemetry ranks on hosts' reported load too (false: capacity). */
   rankUsesHostLoad: boolean;
   /**
+   * A QEMU VM's RAM is replicated to the hosts holding its IP shadows, from the host it runs on,
+   * started and reshaped by the coordinator (after a switchover too); an operator's replication
+   * (umbractl replication start) is left alone.
+   */
+  memoryFollowsShadows: boolean;
+  /**
    * The source's pause, flush and device state in one agent call (SwitchOutVm; agents without it
    * get the three calls). false: always three calls (for comparison).
    */
@@ -58,6 +65,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     'auto_max_concurrent',
     'rank_uses_host_load',
     'chain_source_steps',
+    'memory_follows_shadows',
   ]);
   return {
     maxLagBytes: r.integer(m, 'max_lag_bytes', path, { default: 64 * 1024 * 1024, min: 0 }),
@@ -71,6 +79,7 @@ export function parseSwitchoverConfig(r: ConfigReader, raw: unknown, path: strin
     autoMaxConcurrent: r.integer(m, 'auto_max_concurrent', path, { default: DEFAULT_AUTO_MAX_CONCURRENT, min: 1 }),
     rankUsesHostLoad: r.boolean(m, 'rank_uses_host_load', path, { default: true }),
     chainSourceSteps: r.boolean(m, 'chain_source_steps', path, { default: true }),
+    memoryFollowsShadows: r.boolean(m, 'memory_follows_shadows', path, { default: true }),
   };
 }
 
@@ -85,6 +94,15 @@ function withoutSwitchOut(vms: GrpcVmAgentPort): VmAgentPort {
     migrateDeviceState: (h, v, uri, t) => vms.migrateDeviceState(h, v, uri, t),
   };
 }
+
+/** A VM whose memory could not follow its IP shadows (no QEMU guest there, or an error) is tried again after this. */
+const MEMORY_FOLLOW_RETRY_MS = 30_000;
+/**
+ * After a switchover of a VM its memory follows only this much later: the new source's first
+ * replication round reads all of RAM (a full copy to a host without an image), which must not
+ * compete with the guest's first moments on its new host (nor with the old source's cleanup).
+ */
+const MEMORY_FOLLOW_AFTER_SWITCHOVER_MS = 5_000;
 
 export const switchoverCoordinatorModule: CoordinatorModuleDefinition<SwitchoverCoordinatorConfig> = {
   name: 'switchover',
@@ -161,8 +179,47 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
 
     // The first sweep waits a full interval: right after a start it would dial every host at once.
     let lastStraySweep = Date.now();
+    /** VMs the memory follow found not to be QEMU guests on their host (or failing), asked again after this. */
+    const followRetryAt = new Map<string, number>();
+    const offSwitchovers = ctx.events.subscribe((e) => {
+      if (e.kind === 'EVENT_KIND_SWITCHOVER' && e.vm_id) followRetryAt.set(e.vm_id, Date.now() + MEMORY_FOLLOW_AFTER_SWITCHOVER_MS);
+    });
+    /** Memory shadows where the IP shadows are (memory_follows_shadows), for the QEMU guests among the VMs. */
+    const followIpShadows = async (): Promise<void> => {
+      for (const action of planMemoryFollow(ipSwitch.placements(), memory.memoryShadowRecords())) {
+        if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) continue;
+        await locks.run(action.vmId, async () => {
+          // Planned before the lock: a switchover or an operator may have changed it meanwhile.
+          const again = planMemoryFollow(
+            ipSwitch.placements().filter((p) => p.vmId === action.vmId),
+            memory.memoryShadowRecords().filter((r) => r.vm_id === action.vmId),
+          )[0];
+          if (!again) return;
+          try {
+            if (again.kind === 'stop') {
+              await memory.stopMemoryShadow(again.vmId);
+              log.info({ vmId: again.vmId, why: again.why }, 'memory shadow stopped: it followed the IP shadows');
+              return;
+            }
+            // Only a QEMU guest running on that host has RAM to replicate (other VMs move their address only).
+            const src = await vms.query(again.source, again.vmId, 'local').catch(() => undefined);
+            if (!src?.running) {
+              followRetryAt.set(again.vmId, Date.now() + MEMORY_FOLLOW_RETRY_MS);
+              return;
+            }
+            await memory.startMemoryShadow(again.vmId, again.source, again.shadows, { auto: true });
+            followRetryAt.delete(again.vmId);
+            log.info({ vmId: again.vmId, source: again.source, shadows: again.shadows }, 'memory shadow follows the IP shadows');
+          } catch (err) {
+            followRetryAt.set(again.vmId, Date.now() + MEMORY_FOLLOW_RETRY_MS);
+            log.warn({ vmId: again.vmId, err: errorMessage(err) }, 'memory shadow not moved with the IP shadows');
+          }
+        });
+      }
+    };
     /** Shadow VMs where the VM's RAM is shadowed, none elsewhere. */
     const reconcileShadowVms = async (): Promise<void> => {
+      if (config.memoryFollowsShadows) await followIpShadows();
       const records = (await memory.listMemoryShadows()).map((v) => v.record);
       const wanted = new Map(records.map((r) => [r.vm_id, r]));
       for (const rec of records) {
@@ -216,6 +273,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         prediction?.hub.setWarmShadowHosts(undefined);
         clearInterval(shadowTimer);
         clearInterval(recoverTimer);
+        offSwitchovers();
         switchover.close();
       },
     };

@@ -55,7 +55,9 @@ interface ShadowsJson {
 
 interface ReplicationJson {
   vm_id: string;
+  source_host: string;
   shadow_hosts: string[];
+  automatic: boolean;
   status: { epoch: string; shadows: Array<{ host_id: string; state: string; acked_epoch: string; lag_bytes: string }> } | null;
 }
 
@@ -134,24 +136,29 @@ async function shadowsWarm(ctx: StoryContext): Promise<string[]> {
   return hosts;
 }
 
-/** Starts memory replication to the shadow hosts and waits until each has a shadow QEMU waiting and a full copy. */
-async function memoryShadowsReady(ctx: StoryContext, from: string, hosts: string[]): Promise<void> {
+/**
+ * Waits until the coordinator, by itself, replicates the guest's memory from `from` to the hosts
+ * holding its IP shadows (switchover.memory_follows_shadows) and each has a full copy and a shadow
+ * QEMU waiting; resolves with those hosts.
+ */
+async function memoryShadowsReady(ctx: StoryContext, from: string): Promise<string[]> {
   const vm = ctx.guest.id;
-  ctx.say(`replicating ${vm}'s memory from ${from} to ${hosts.join(' and ')}; the coordinator then pre-launches a paused shadow QEMU on each (incoming, RAM on the shadow image)`);
-  show(ctx, ['replication', 'start', vm, '--from', from, '--to', hosts.join(',')]);
-  await waitFor(
-    'memory shadows streaming with a full copy and shadow QEMUs waiting',
+  ctx.say(`waiting for the coordinator to replicate ${vm}'s memory from ${from} to the hosts holding its IP shadows, and to pre-launch a paused shadow QEMU on each (incoming, RAM on the shadow image); no operator step`);
+  const hosts = await waitFor(
+    'memory shadows on the IP shadow hosts, streaming with a full copy, and shadow QEMUs waiting',
     async () => {
       const [r] = JSON.parse(ctx.umbractl(['replication', '--vm', vm, '--json'])) as ReplicationJson[];
-      const links = r?.status?.shadows ?? [];
-      const copied = hosts.every((h) => links.some((l) => l.host_id === h && l.state === 'streaming' && Number(l.acked_epoch) > 0));
-      return copied && hosts.every((h) => new RegExp(`\\b${vm} inmigrate\\b`).test(capability(ctx, h, 'shadow-vms')));
+      if (!r || r.source_host !== from || !r.automatic || r.shadow_hosts.length === 0) return undefined;
+      const links = r.status?.shadows ?? [];
+      const copied = r.shadow_hosts.every((h) => links.some((l) => l.host_id === h && l.state === 'streaming' && Number(l.acked_epoch) > 0));
+      return copied && r.shadow_hosts.every((h) => new RegExp(`\\b${vm} inmigrate\\b`).test(capability(ctx, h, 'shadow-vms'))) ? [...r.shadow_hosts].sort() : undefined;
     },
     READY_TIMEOUT_MS,
     1000,
   );
   show(ctx, ['replication']);
   for (const h of hosts) process.stdout.write(`\n$ umbra-agent health   (on ${h}: the shadow QEMU)\n  shadow-vms: ${capability(ctx, h, 'shadow-vms')}\n`);
+  return hosts;
 }
 
 /** umbractl migrate, retried while the destination is refused as not ready yet; its output shown. */
@@ -213,8 +220,8 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
   const address = await guestBoots(ctx);
   const first = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 60_000);
   ctx.say(`the guest answers the client: counter ${first.counter}, boot id ${first.boot}, a loop writing ${first.memwriteMb} MiB at ${guest.workload.memwriteRateMbps} MB/s`);
-  const hosts = await shadowsWarm(ctx);
-  await memoryShadowsReady(ctx, ctx.sourceHost, hosts);
+  await shadowsWarm(ctx);
+  const hosts = await memoryShadowsReady(ctx, ctx.sourceHost);
   const destination = hosts.includes(ctx.predictHost) ? ctx.predictHost : hosts[0];
 
   ctx.say(`the client in ${clientNs} now sends a UDP probe to ${address} every ${PROBE_PERIOD_MS} ms; the guest echoes each`);
@@ -243,20 +250,19 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
 }
 
 /**
- * Act 2: the guest runs on predictHost; its memory replicates on to a third host; automatic mode
+ * Act 2: the guest runs on predictHost; the coordinator replicates its memory on to its IP shadow hosts by itself; automatic mode
  * is switched on and a load generator (profiled as a VM of that host) saturates predictHost; the
  * coordinator forecasts the saturation and switches the guest over by itself.
  */
 async function switchoverByPrediction(ctx: StoryContext, address: string, previous: WireSwitchover): Promise<void> {
   const { guest, clientNs } = ctx;
   const from = ctx.predictHost;
-  const to = Object.keys(ctx.hostNs).filter((h) => h !== from && h !== ctx.sourceHost);
   const qemu = (await qemusUnder(path.join(LAB_DIR, from))).find((q) => q.qmpSocketPath.endsWith(`${encodeURIComponent(guest.id)}.shadow.qmp`));
   if (!qemu) throw new Error(`no QEMU of ${guest.id} on ${from} after the switchover`);
   // The profiler finds the guest's QEMU (and the load generator) by pid file.
   writeFileSync(path.join(LAB_DIR, from, `${guest.id}.pid`), `${qemu.pid}\n`);
   process.stdout.write(`\n--- by prediction: a load generator saturates ${from}; the coordinator moves ${guest.id} away by itself ---\n`);
-  await memoryShadowsReady(ctx, from, to);
+  await memoryShadowsReady(ctx, from);
   show(ctx, ['policy', 'set', '--automatic', 'true', '--threshold', '0.5']);
   const prober = await startProber(clientNs, address, guest.workload.port);
   let report: ProbeReport | undefined;

@@ -157,7 +157,7 @@ if (why) {
       '--coordinator', `${COORD_IP}:${COORDINATOR_PORT}`, '--ca', pki.operator.ca, '--cert', pki.operator.cert, '--key', pki.operator.key,
       'replication',
     ]);
-    t.regex(table, /vm-mem-1\s+hv-a\s+uffd-wp\s+\d+ \(flushed\).*hv-b\s+streaming/);
+    t.regex(table, /vm-mem-1\s+hv-a\s+operator\s+uffd-wp\s+\d+ \(flushed\).*hv-b\s+streaming/);
   });
 
   test.serial('the source agent health names the tracker in use, and the shadow agents their images', async (t) => {

@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
 import { buildGuestImage } from '../../helpers/guest-image';
 import { HOST_VM_BRIDGE, addHypervisorHost, addTap, queryGuestStat, startDnsmasq } from '../../helpers/guest/guest-network';
@@ -30,6 +31,7 @@ import {
   startNode,
   umbractlJson,
   waitForLog,
+  writeYaml,
 } from '../../helpers/umbra-cluster';
 import { type ClusterGuest, addVmSwitchoverSections, guestSerialPath, killQemusUnder, pidExists, qemusUnder, vmAgentSections } from '../../helpers/vm-cluster';
 
@@ -130,7 +132,9 @@ export class SwitchoverCluster {
     await addTap(this.ns['hv-a'], this.guest.tap);
 
     this.coordCfg = coordinatorConfig(path.join(pki.dir, 'coord'), pki.coordinator);
-    addVmSwitchoverSections(this.coordCfg, { maxShadowedVms: 1, shadowVmIntervalMs: this.opts.shadowVmIntervalMs, switchover: this.opts.switchover });
+    // These tests drive replication as an operator does (umbractl replication start), unless a test
+    // turns the coordinator's own placement of memory shadows on.
+    addVmSwitchoverSections(this.coordCfg, { maxShadowedVms: 1, shadowVmIntervalMs: this.opts.shadowVmIntervalMs, switchover: { memory_follows_shadows: false, ...this.opts.switchover } });
     await this.startCoordinator();
     for (const [id, ip] of HOSTS) {
       this.agents[id] = startNode(lab, this.ns[id], [AGENT_MAIN, '--config', agentConfig(this.agentDir(id), id, ip, COORD_IP, pki.agent(id), vmAgentSections(id, ip, 'hv-a', this.guest, { roundIntervalMs: this.opts.roundIntervalMs }))]);
@@ -150,6 +154,13 @@ export class SwitchoverCluster {
 
   agentDir(hostId: string): string {
     return path.join(this.pki.dir, hostId);
+  }
+
+  /** Sets keys of the coordinator's `switchover` section for its next start. */
+  setSwitchoverConfig(keys: Record<string, unknown>): void {
+    const cfg = parse(readFileSync(this.coordCfg, 'utf8')) as { switchover?: Record<string, unknown> };
+    cfg.switchover = { ...cfg.switchover, ...keys };
+    writeYaml(this.coordCfg, cfg);
   }
 
   async startCoordinator(): Promise<void> {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { waitFor } from '../../helpers/netns';
 import { queryGuestStat, waitForGuestStat } from '../../helpers/guest/guest-network';
 import { AGENT_MAIN } from '../../helpers/umbra-cluster';
-import type { WireSwitchover } from '../../helpers/vm-cluster';
+import { type WireSwitchover, pidExists } from '../../helpers/vm-cluster';
 import { PORT, SwitchoverCluster, VM, skipReason } from './switchover-fixture';
 
 const why = skipReason();
@@ -73,5 +73,57 @@ if (why) {
       report: { capabilities: Array<{ name: string; detail: string }> };
     };
     t.regex(healthB.report.capabilities.find((c) => c.name === 'vms')!.detail, /g1 running/);
+  });
+
+  test.serial("with memory following the IP shadows, the coordinator re-shadows the guest's RAM after the switchover by itself, and the guest can go back", async (t) => {
+    // The operator's replication from hv-a ended with the switchover; the coordinator restarts with
+    // memory_follows_shadows on (the product's default).
+    await cluster.killCoordinator();
+    cluster.setSwitchoverConfig({ memory_follows_shadows: true });
+    await cluster.startCoordinator();
+    await cluster.waitHostsUp();
+    interface Replication {
+      source_host: string;
+      shadow_hosts: string[];
+      automatic: boolean;
+      status: { shadows: Array<{ host_id: string; state: string; acked_epoch: string }> } | null;
+    }
+    const streamingFrom = (source: string, shadow: string) =>
+      waitFor(`replication from ${source} to ${shadow}, started by the coordinator, with a full copy acknowledged`, async () => {
+        const [r] = await ctl<Replication[]>(['replication', '--vm', VM]);
+        const l = r?.status?.shadows.find((x) => x.host_id === shadow);
+        return r && r.source_host === source && r.automatic && l?.state === 'streaming' && Number(l.acked_epoch) > 0 ? r : undefined;
+      }, 60000, 500);
+    // g1 runs on hv-b; its one IP shadow is on hv-a, which still holds the paused source QEMU.
+    const r = await streamingFrom('hv-b', 'hv-a');
+    t.deepEqual(r.shadow_hosts, ['hv-a']);
+    const before = await waitForGuestStat(cluster.lab, cluster.ns.cli, cluster.guestIp, PORT, 20000);
+    const vmsOnA = async () => {
+      const h = JSON.parse(await cluster.lab.exec(cluster.ns['hv-a'], process.execPath, [AGENT_MAIN, 'health', '--json', '--config', path.join(cluster.agentDir('hv-a'), 'agent.yaml')])) as {
+        report: { capabilities: Array<{ name: string; detail: string }> };
+      };
+      return h.report.capabilities.find((c) => c.name === 'vms')!.detail;
+    };
+    const stalePid = Number(/g1 postmigrate pid (\d+)/.exec(await vmsOnA())?.[1]);
+    t.true(stalePid > 0, 'hv-a holds the paused copy the guest left');
+    const back = await waitFor('switchover back to hv-a accepted', async () => {
+      try {
+        return await ctl<{ switchover?: WireSwitchover } & WireSwitchover>(['migrate', VM, '--to', 'hv-a']);
+      } catch {
+        return undefined;
+      }
+    }, 90000, 2000);
+    const sw = (back.switchover ?? back) as WireSwitchover;
+    t.is(sw.status, 'SUCCEEDED', sw.error);
+    const after = await waitFor('counter advancing on hv-a', async () => {
+      const s = await queryGuestStat(cluster.lab, cluster.ns.cli, cluster.guestIp, PORT);
+      return s && s.counter > before.counter ? s : undefined;
+    }, 20000, 300);
+    t.is(after.boot, before.boot, 'same boot: no reboot');
+    t.regex(await vmsOnA(), /g1 running/);
+    await waitFor('the paused copy the promoted shadow replaced is stopped', async () => !pidExists(stalePid), 10000, 200);
+    // Back on the host whose config names its first QEMU, the guest now runs in the promoted
+    // shadow QEMU, and its RAM is found there: replication follows from hv-a.
+    await streamingFrom('hv-a', 'hv-b');
   });
 }

@@ -192,7 +192,7 @@ test('wiring: the switchover module registers the migration trigger, which switc
     modules,
   } as unknown as CoordinatorModuleContext;
   const running = await switchoverCoordinatorModule.start(
-    { maxLagBytes: 1, flushTimeoutMs: 1000, deviceStateTimeoutMs: 1000, shadowVmIntervalMs: 60_000, strayShadowVmSweepMs: 60_000, recoverIntervalMs: 60_000, sourceCleanupDelayMs: 0, autoCooldownMs: 60_000, autoMaxConcurrent: 1, rankUsesHostLoad: false, chainSourceSteps: true },
+    { maxLagBytes: 1, flushTimeoutMs: 1000, deviceStateTimeoutMs: 1000, shadowVmIntervalMs: 60_000, strayShadowVmSweepMs: 60_000, recoverIntervalMs: 60_000, sourceCleanupDelayMs: 0, autoCooldownMs: 60_000, autoMaxConcurrent: 1, rankUsesHostLoad: false, chainSourceSteps: true, memoryFollowsShadows: true },
     ctx,
   );
   try {
