@@ -189,7 +189,8 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
       for (const action of planMemoryFollow(ipSwitch.placements(), memory.memoryShadowRecords())) {
         if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) continue;
         await locks.run(action.vmId, async () => {
-          // Planned before the lock: a switchover or an operator may have changed it meanwhile.
+          // Planned before the lock: a switchover (which holds it) or an operator may have changed it meanwhile.
+          if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) return;
           const again = planMemoryFollow(
             ipSwitch.placements().filter((p) => p.vmId === action.vmId),
             memory.memoryShadowRecords().filter((r) => r.vm_id === action.vmId),
