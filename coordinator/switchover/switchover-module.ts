@@ -4,7 +4,7 @@
 // the ranker behind "best destination", and automatic mode's migration trigger (the prediction
 // module's MIGRATION_RECOMMENDED decisions start switchovers through the same routes).
 import type { ConfigReader } from '../../shared/config-reader';
-import { errorMessage } from '../../shared/errors';
+import { errorMessage, isUmbraError } from '../../shared/errors';
 import { KeyedMutex } from '../../shared/keyed-mutex';
 import { MIGRATION_SERVICE, type MigrationServiceBinding } from '../api/migration-service';
 import type { CoordinatorModuleDefinition, RunningCoordinatorModule } from '../coordinator-module';
@@ -95,8 +95,13 @@ function withoutSwitchOut(vms: GrpcVmAgentPort): VmAgentPort {
   };
 }
 
-/** A VM whose memory could not follow its IP shadows (no QEMU guest there, or an error) is tried again after this. */
+/** A VM whose memory could not follow its IP shadows (an error) is tried again after this. */
 const MEMORY_FOLLOW_RETRY_MS = 30_000;
+/**
+ * A VM whose host runs no QEMU guest of it (its address moves alone) is asked about again after
+ * this, or at once when it is active on another host: one agent call per such VM and period.
+ */
+const MEMORY_FOLLOW_NOT_A_GUEST_MS = 10 * 60_000;
 /**
  * After a switchover of a VM its memory follows only this much later: the new source's first
  * replication round reads all of RAM (a full copy to a host without an image), which must not
@@ -179,8 +184,10 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
 
     // The first sweep waits a full interval: right after a start it would dial every host at once.
     let lastStraySweep = Date.now();
-    /** VMs the memory follow found not to be QEMU guests on their host (or failing), asked again after this. */
+    /** VMs whose memory follow failed or waits after a switchover: not before this time. */
     const followRetryAt = new Map<string, number>();
+    /** VMs found not to run as a QEMU guest on their host ("vm@host"): asked again after this time. */
+    const notAGuestUntil = new Map<string, number>();
     const offSwitchovers = ctx.events.subscribe((e) => {
       if (e.kind === 'EVENT_KIND_SWITCHOVER' && e.vm_id) followRetryAt.set(e.vm_id, Date.now() + MEMORY_FOLLOW_AFTER_SWITCHOVER_MS);
     });
@@ -188,6 +195,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
     const followIpShadows = async (): Promise<void> => {
       for (const action of planMemoryFollow(ipSwitch.placements(), memory.memoryShadowRecords())) {
         if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) continue;
+        if (action.kind === 'start' && (notAGuestUntil.get(`${action.vmId}@${action.source}`) ?? 0) > Date.now()) continue;
         await locks.run(action.vmId, async () => {
           // Planned before the lock: a switchover (which holds it) or an operator may have changed it meanwhile.
           if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) return;
@@ -203,9 +211,14 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
               return;
             }
             // Only a QEMU guest running on that host has RAM to replicate (other VMs move their address only).
-            const src = await vms.query(again.source, again.vmId, 'local').catch(() => undefined);
+            // undefined: no such guest there (or no vm module at all); null: no answer.
+            const src = await vms.query(again.source, again.vmId, 'local').catch((err) => (isUmbraError(err) && err.reason === 'UNIMPLEMENTED' ? undefined : null));
+            if (src === null) {
+              followRetryAt.set(again.vmId, Date.now() + MEMORY_FOLLOW_RETRY_MS); // the agent did not answer
+              return;
+            }
             if (!src?.running) {
-              followRetryAt.set(again.vmId, Date.now() + MEMORY_FOLLOW_RETRY_MS);
+              notAGuestUntil.set(`${again.vmId}@${again.source}`, Date.now() + MEMORY_FOLLOW_NOT_A_GUEST_MS);
               return;
             }
             await memory.startMemoryShadow(again.vmId, again.source, again.shadows, { auto: true });
