@@ -180,7 +180,6 @@ export class ShadowManager {
     for (const vm of this.d.vms.list()) {
       await this.mutex.run(vm.vm_id, async () => {
         const source = hosts.find((h) => h.facts.host_id === vm.active_host);
-        const result = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views);
         // An entry where the VM is active (a switchover committed and promoted() has not run yet,
         // or the coordinator stopped in between) is the running copy now: dropped like promoted(),
         // not retired with a RemoveShadow to the host the VM runs on.
@@ -190,6 +189,11 @@ export class ShadowManager {
           this.entries.delete(onActive);
         }
         const existing = this.list(vm.vm_id);
+        // The hosts already holding a shadow rank as warm (a forecast-aware ranker lifts them): a
+        // shadow moves only for a clearly better host, since the VM's memory image follows it and
+        // a move costs a full copy of its RAM.
+        const warm = existing.map((e) => e.host_id);
+        const result = this.d.ranker.rank(vmViewOf(vm.vm_id, source, vm.active_host), views, { warmShadowHosts: () => warm });
         const policy = this.policyValue;
         // A shadow on a host of unknown liveness stays until there is a verdict on that host.
         const held = new Set(existing.filter((e) => liveness.get(e.host_id) === 'unknown').map((e) => e.host_id));

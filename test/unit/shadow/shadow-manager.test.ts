@@ -4,6 +4,7 @@ import test from 'ava';
 import { silentLogger } from '../../../shared/log';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
 import { CapacityHeadroomRanker } from '../../../coordinator/rank/capacity-headroom-ranker';
+import { PredictiveRanker } from '../../../coordinator/rank/predictive-ranker';
 import { ShadowManager } from '../../../coordinator/shadow/shadow-manager';
 import { VmIpRegistry } from '../../../coordinator/shadow/vm-ip-registry';
 import { EventSink, FakeAgents, host, vmConfig } from './fixtures';
@@ -102,4 +103,26 @@ test('a shadow whose host fills up is retired; manual shadows stay and survive a
   t.deepEqual(again.list('vm1').map((s) => s.host_id), ['c', 'e']);
   await t.throwsAsync(() => again.place('vm1', 'a'), { message: /is active on 'a'/ });
   await t.throwsAsync(() => again.place('vm1', 'zz'), { message: /zz/ });
+});
+
+test('with a forecast-aware ranker, a shadow stays on its host for a slightly better one and moves for a clearly better one', async (t) => {
+  const store = new MemoryKvStore();
+  const vms = await VmIpRegistry.open(store);
+  const agents = new FakeAgents();
+  const list = { hosts: [host('a'), host('b', { usedGib: 8 }), host('c', { usedGib: 12 })] };
+  const manager = await ShadowManager.open({
+    store, vms, hosts: { list: () => list.hosts }, ranker: new PredictiveRanker(), agents, events: new EventSink(),
+    policy: { shadowingThreshold: 0.05, maxShadowedVms: 1 }, logger: silentLogger(),
+  });
+  await vms.report('a', vmConfig());
+  await manager.refresh();
+  t.deepEqual(manager.list('vm1').map((s) => s.host_id), ['b']);
+  // c now has a little more room than b: the shadow (and the memory image following it) stays.
+  list.hosts = [host('a'), host('b', { usedGib: 8 }), host('c', { usedGib: 6 })];
+  t.like(await manager.refresh(), { placed: 0, retired: 0 });
+  t.deepEqual(manager.list('vm1').map((s) => s.host_id), ['b']);
+  // b nearly full: the shadow moves.
+  list.hosts = [host('a'), host('b', { usedGib: 60 }), host('c', { usedGib: 6 })];
+  t.like(await manager.refresh(), { placed: 1, retired: 1 });
+  t.deepEqual(manager.list('vm1').map((s) => s.host_id), ['c']);
 });
