@@ -13,7 +13,7 @@ export const DEFAULT_AUTO_COOLDOWN_MS = 10 * 60_000;
 export const DEFAULT_AUTO_MAX_CONCURRENT = 1;
 
 export interface AutoSwitchoverDeps {
-  routes: Pick<MigrationRoutes, 'run' | 'isRunning'>;
+  routes: Pick<MigrationRoutes, 'run' | 'isRunning' | 'knows'>;
   events: Pick<EventLog, 'append'>;
   logger: Logger;
   /** After an automatic trigger, the VM is not triggered again for this long. */
@@ -46,6 +46,8 @@ export class AutoSwitchover {
   readonly trigger = (req: MigrationRequest): Promise<AutoOutcome> => this.run(req);
 
   private skipReason(vmId: string, now: number): { reason: string; retry: boolean } | undefined {
+    // A profiled workload that is no VM of ours (e.g. a process watched by pid file): advice only.
+    if (!this.d.routes.knows(vmId)) return { reason: 'the coordinator has no IP configuration of it: nothing to switch over', retry: false };
     if (this.d.routes.isRunning(vmId)) return { reason: 'a switchover of it is running', retry: false };
     const last = this.lastTriggerMs.get(vmId);
     if (last !== undefined && now - last < this.cooldownMs) return { reason: `triggered ${Math.round((now - last) / 1000)} s ago (cooldown ${Math.round(this.cooldownMs / 1000)} s)`, retry: false };

@@ -63,6 +63,16 @@ export class MigrationRoutes {
     this.ranker = ranker;
   }
 
+  /** Whether the coordinator knows where `vmId`'s address is active (a VM it can switch over). */
+  knows(vmId: string): boolean {
+    try {
+      this.ip.activeHost(vmId);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** True while a switchover of `vmId` started through these routes runs. */
   isRunning(vmId: string): boolean {
     return this.running.has(vmId);

@@ -14,6 +14,7 @@ import { AutoSwitchover } from '../../../coordinator/switchover/auto-switchover'
 import { MigrationRoutes } from '../../../coordinator/switchover/migration-routes';
 import { switchoverCoordinatorModule } from '../../../coordinator/switchover/switchover-module';
 import { EMPTY_USAGE, type HostRecord, type UmbraEvent } from '../../../shared/host-types';
+import { NotFoundError } from '../../../shared/errors';
 import { silentLogger } from '../../../shared/log';
 import { hostFacts } from '../../fakes/host-facts';
 import { MemoryKvStore } from '../../fakes/memory-kv-store';
@@ -41,7 +42,11 @@ class FakeIp {
   status: SwitchoverEvent['status'] = 'SUCCEEDED';
   gate?: Promise<void>;
   api = {
-    activeHost: (vmId: string) => this.active.get(vmId)!,
+    activeHost: (vmId: string) => {
+      const h = this.active.get(vmId);
+      if (!h) throw new NotFoundError('vm', vmId);
+      return h;
+    },
     notCurrentReason: (_vm: string, h: string) => (this.ready.has(h) ? undefined : 'no shadow there'),
     trigger: async (vmId: string, dest: string): Promise<SwitchoverEvent> => {
       this.triggers.push(`${vmId}->${dest}`);
@@ -97,6 +102,13 @@ test('no ready shadow anywhere: REFUSED with the reasons, audited, nothing switc
   t.regex((out as { error: string }).error, /no host holds a ready shadow/);
   t.deepEqual(s.ip.triggers, []);
   t.deepEqual(await s.audit(), ['g1 TRIGGERED', 'g1 REFUSED']);
+});
+
+test('a profiled workload the coordinator has no IP configuration of is not triggered (advice only): nothing audited', async (t) => {
+  const s = await setup();
+  t.like(await s.auto.trigger(request('load-1', 'b')), { outcome: 'SKIPPED', retry: false });
+  t.deepEqual(s.ip.triggers, []);
+  t.deepEqual(await s.audit(), []);
 });
 
 test('rolled-back outcome is recorded as such', async (t) => {
