@@ -55,6 +55,8 @@ export interface MemoryShadowApi {
   resyncMemoryShadow(vmId: string, hostId: string, reason: string): Promise<void>;
   /** Every memory shadow record (no agent call). */
   memoryShadowRecords(): MemoryShadowRecord[];
+  /** VMs whose replication an operator stopped (not restarted by the coordinator). */
+  memoryStoppedByOperator(): ReadonlySet<string>;
   /** The memory shadow record of a VM (undefined when not shadowed). */
   memoryShadow(vmId: string): MemoryShadowRecord | undefined;
   /** Records with live status from the source agents. */
@@ -98,6 +100,7 @@ export const memoryCoordinatorModule: CoordinatorModuleDefinition<MemoryCoordina
       services: [memoryService({ manager, logger: log })],
       startMemoryShadow: (vmId, source, shadows, opts) => manager.start(vmId, source, shadows, opts),
       memoryShadowRecords: () => manager.listRecords(),
+      memoryStoppedByOperator: () => manager.stoppedByOperator(),
       resyncMemoryShadow: (vmId, hostId, reason) => manager.resyncShadow(vmId, hostId, reason),
       stopMemoryShadow: (vmId) => manager.stop(vmId),
       flushMemoryShadow: (vmId, timeoutMs) => manager.flush(vmId, timeoutMs),

@@ -45,7 +45,8 @@ export function memoryService(deps: { manager: MemoryShadowManager; logger: Logg
       return { shadow: memoryShadowToWire(await m.start(vmId, source, shadowHosts(req.shadow_hosts))) };
     }),
     StopMemoryShadow: kit.unary<Msg, Msg>('StopMemoryShadow', callers, async (req) => {
-      await m.stop(requireVmId('vm_id', req.vm_id));
+      // An explicit stop: the coordinator will not start this VM's replication again by itself.
+      await m.stop(requireVmId('vm_id', req.vm_id), { byOperator: true });
       return {};
     }),
     FlushMemoryShadow: kit.unary<Msg, Msg>('FlushMemoryShadow', callers, async (req) => {

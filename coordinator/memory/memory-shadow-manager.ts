@@ -9,6 +9,8 @@ import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { AgentSourceStatus, MemoryAgentPort } from './memory-agent-port';
 
 const KEY_PREFIX = 'memory/shadow/';
+/** VMs whose replication an operator stopped: the coordinator does not start it again by itself. */
+const OPERATOR_STOPPED_PREFIX = 'memory/operator-stopped/';
 const RECORD_VERSION = 1;
 export const DEFAULT_FLUSH_TIMEOUT_MS = 30_000;
 /** A shadow lagging more than this is not ready for a switchover. */
@@ -60,6 +62,7 @@ export interface MemoryShadowManagerDeps {
 
 export class MemoryShadowManager {
   private readonly records = new Map<string, MemoryShadowRecord>();
+  private readonly operatorStopped = new Set<string>();
   private readonly locks = new KeyedMutex();
   private readonly now: () => number;
 
@@ -72,11 +75,17 @@ export class MemoryShadowManager {
     for (const { value } of await deps.store.list<MemoryShadowRecord>(KEY_PREFIX)) {
       if (value.version === RECORD_VERSION) m.records.set(value.vm_id, value);
     }
+    for (const { value } of await deps.store.list<{ vm_id: string }>(OPERATOR_STOPPED_PREFIX)) m.operatorStopped.add(value.vm_id);
     return m;
   }
 
   get(vmId: string): MemoryShadowRecord | undefined {
     return this.records.get(vmId);
+  }
+
+  /** VMs whose replication an operator stopped and has not started again (left alone by the coordinator). */
+  stoppedByOperator(): ReadonlySet<string> {
+    return this.operatorStopped;
   }
 
   listRecords(): MemoryShadowRecord[] {
@@ -116,6 +125,7 @@ export class MemoryShadowManager {
       const pending = prior && prior.source_host === sourceHost ? (prior.resync_pending ?? []).filter((h) => shadowHosts.includes(h)) : [];
       if (pending.length > 0) record.resync_pending = pending;
       await this.save(record);
+      if (!opts.auto && this.operatorStopped.delete(vmId)) await this.deps.store.del(OPERATOR_STOPPED_PREFIX + vmId);
       this.deps.logger.info({ vmId, source: sourceHost, shadows: shadowHosts, tracker: status.tracker, auto: opts.auto === true }, 'memory shadow started');
       await this.audit('EVENT_KIND_MEMORY_SHADOW_STARTED', sourceHost, vmId, `memory of ${vmId} replicating from ${sourceHost} to ${shadowHosts.join(', ')} (${status.tracker})`, {
         shadows: shadowHosts.join(','),
@@ -125,8 +135,12 @@ export class MemoryShadowManager {
     });
   }
 
-  /** Stops replication; the record goes even when the source agent cannot be reached (it keeps nothing across restarts). */
-  stop(vmId: string): Promise<void> {
+  /**
+   * Stops replication; the record goes even when the source agent cannot be reached (it keeps
+   * nothing across restarts). `byOperator`: the coordinator does not start it again by itself
+   * (memory following the IP shadows) until an operator starts it.
+   */
+  stop(vmId: string, opts: { byOperator?: boolean } = {}): Promise<void> {
     return this.locks.run(vmId, async () => {
       const record = this.require(vmId);
       try {
@@ -134,6 +148,10 @@ export class MemoryShadowManager {
       } catch (err) {
         if (!(isUmbraError(err) && (err.reason === 'UNAVAILABLE' || err.reason === 'NOT_FOUND' || err.reason === 'DEADLINE_EXCEEDED'))) throw err;
         this.deps.logger.warn({ vmId, host: record.source_host, err: errorMessage(err) }, 'source agent not reached; forgetting the memory shadow anyway');
+      }
+      if (opts.byOperator && !this.operatorStopped.has(vmId)) {
+        await this.deps.store.put(OPERATOR_STOPPED_PREFIX + vmId, { vm_id: vmId, at_unix_ms: this.now() });
+        this.operatorStopped.add(vmId);
       }
       await this.deps.store.del(KEY_PREFIX + vmId);
       this.records.delete(vmId);

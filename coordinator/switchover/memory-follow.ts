@@ -24,7 +24,8 @@ export type FollowAction = { kind: 'start'; vmId: string; source: string; shadow
 
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
-export function planMemoryFollow(placements: readonly IpPlacement[], records: readonly FollowedRecord[]): FollowAction[] {
+/** `stoppedByOperator`: VMs whose replication an operator stopped; none is started again here. */
+export function planMemoryFollow(placements: readonly IpPlacement[], records: readonly FollowedRecord[], stoppedByOperator: ReadonlySet<string> = new Set()): FollowAction[] {
   const byVm = new Map(records.map((r) => [r.vm_id, r]));
   const actions: FollowAction[] = [];
   const placed = new Set<string>();
@@ -34,6 +35,7 @@ export function planMemoryFollow(placements: readonly IpPlacement[], records: re
     placed.add(p.vmId);
     const rec = byVm.get(p.vmId);
     if (rec && !rec.auto) continue;
+    if (!rec && stoppedByOperator.has(p.vmId)) continue;
     if (rec && rec.source_host === p.activeHost && sameSet(rec.shadow_hosts, shadows)) continue;
     actions.push({ kind: 'start', vmId: p.vmId, source: p.activeHost, shadows });
   }

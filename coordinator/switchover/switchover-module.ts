@@ -193,7 +193,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
     });
     /** Memory shadows where the IP shadows are (memory_follows_shadows), for the QEMU guests among the VMs. */
     const followIpShadows = async (): Promise<void> => {
-      for (const action of planMemoryFollow(ipSwitch.placements(), memory.memoryShadowRecords())) {
+      for (const action of planMemoryFollow(ipSwitch.placements(), memory.memoryShadowRecords(), memory.memoryStoppedByOperator())) {
         if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) continue;
         if (action.kind === 'start' && (notAGuestUntil.get(`${action.vmId}@${action.source}`) ?? 0) > Date.now()) continue;
         await locks.run(action.vmId, async () => {
@@ -202,6 +202,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
           const again = planMemoryFollow(
             ipSwitch.placements().filter((p) => p.vmId === action.vmId),
             memory.memoryShadowRecords().filter((r) => r.vm_id === action.vmId),
+            memory.memoryStoppedByOperator(),
           )[0];
           if (!again) return;
           try {

@@ -102,6 +102,25 @@ test("a flush the source ran itself (a switchover's switch-out) is noted on the 
   t.deepEqual(agents.calls, ['start hv-a vm-1 hv-b=10.0.0.2:7701'], 'no agent is asked anything');
 });
 
+test("an operator's stop is remembered across a restart until an operator starts it again; the coordinator's own stop and start leave no mark", async (t) => {
+  const { m, agents, store } = await setup();
+  await m.start('vm-1', 'hv-a', ['hv-b'], { auto: true });
+  t.true(m.get('vm-1')?.auto);
+  await m.stop('vm-1');
+  t.deepEqual([...m.stoppedByOperator()], [], 'a stop by the coordinator (e.g. after a switchover)');
+  await m.start('vm-1', 'hv-a', ['hv-b'], { auto: true });
+  await m.stop('vm-1', { byOperator: true });
+  const reopened = await MemoryShadowManager.open({ store, hosts: { endpointOf: (h) => ENDPOINTS[h] }, agents, logger: silentLogger() });
+  t.deepEqual([...reopened.stoppedByOperator()], ['vm-1']);
+  await reopened.start('vm-1', 'hv-a', ['hv-b'], { auto: true });
+  t.deepEqual([...reopened.stoppedByOperator()], ['vm-1'], "the coordinator's start does not lift it");
+  await reopened.start('vm-1', 'hv-a', ['hv-b']);
+  t.falsy(reopened.get('vm-1')?.auto, "an operator's start makes the replication the operator's");
+  t.deepEqual([...reopened.stoppedByOperator()], []);
+  const again = await MemoryShadowManager.open({ store, hosts: { endpointOf: (h) => ENDPOINTS[h] }, agents, logger: silentLogger() });
+  t.deepEqual([...again.stoppedByOperator()], []);
+});
+
 test('bad requests and unknown names are refused before any agent call', async (t) => {
   const { m, agents } = await setup();
   const reason = async (p: Promise<unknown>) => {

@@ -30,3 +30,9 @@ test('its own replication stops when the VM has no IP shadow placed any more', (
   t.deepEqual(planMemoryFollow([{ vmId: 'vm1', activeHost: 'a', shadowHosts: [] }], [rec]), [{ kind: 'stop', vmId: 'vm1', why: 'no IP shadow of it is placed any more' }]);
   t.deepEqual(planMemoryFollow([], [rec]), [{ kind: 'stop', vmId: 'vm1', why: 'no IP shadow of it is placed any more' }]);
 });
+
+test('a VM whose replication an operator stopped is not started again', (t) => {
+  const p = [{ vmId: 'vm1', activeHost: 'a', shadowHosts: ['b'] }];
+  t.deepEqual(planMemoryFollow(p, [], new Set(['vm1'])), []);
+  t.deepEqual(planMemoryFollow(p, [], new Set(['vm2'])), [{ kind: 'start', vmId: 'vm1', source: 'a', shadows: ['b'] }]);
+});
