@@ -76,7 +76,8 @@ export function replicationControlService(deps: { manager: ReplicationManager; i
     FlushReplication: kit.unary<Msg, Msg>('FlushReplication', coordinatorOnly, async (req) => {
       const vmId = requireVmId('vm_id', req.vm_id);
       const t = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_FLUSH_TIMEOUT_MS });
-      const r = await m.flush(vmId, t === 0 ? DEFAULT_FLUSH_TIMEOUT_MS : t);
+      const destination = req.destination_host ? requireHostId('destination_host', req.destination_host) : '';
+      const r = await m.flush(vmId, t === 0 ? DEFAULT_FLUSH_TIMEOUT_MS : t, destination ? [destination] : undefined);
       return { final_epoch: String(r.finalEpoch), flush_ms: r.flushMs };
     }),
     ResumeReplication: kit.unary<Msg, Msg>('ResumeReplication', coordinatorOnly, async (req) => {

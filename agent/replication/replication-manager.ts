@@ -162,12 +162,14 @@ export class ReplicationManager {
    * Final delta of a paused guest: resolves with the epoch every shadow acknowledged and how long
    * it took. The round loop stays stopped until resume().
    */
-  flush(vmId: string, timeoutMs: number): Promise<{ finalEpoch: number; flushMs: number }> {
+  /** `waitFor`: the shadow hosts whose acknowledgement the flush waits for (all when absent or empty). */
+  flush(vmId: string, timeoutMs: number, waitFor?: readonly string[]): Promise<{ finalEpoch: number; flushMs: number }> {
     return this.locks.run(vmId, async () => {
       const run = this.requireRunning(vmId);
       if (run.shadows.size === 0) throw new FailedPreconditionError(`vm '${vmId}' has no shadows to flush to`);
+      const only = this.shadowSubset(vmId, run, waitFor);
       const t0 = performance.now();
-      const finalEpoch = await run.source.flush(timeoutMs);
+      const finalEpoch = await run.source.flush(timeoutMs, only);
       const flushMs = performance.now() - t0;
       this.deps.log.info({ vmId, finalEpoch, flushMs: Math.round(flushMs * 100) / 100 }, 'replication flushed');
       return { finalEpoch, flushMs };
@@ -175,8 +177,18 @@ export class ReplicationManager {
   }
 
   /** Before the guest's pause: no new round, and what was sent acknowledged (bounded); see ReplicationSource.quiesce. */
-  quiesce(vmId: string, maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }> {
-    return this.locks.run(vmId, async () => this.requireRunning(vmId).source.quiesce(maxWaitMs));
+  quiesce(vmId: string, maxWaitMs: number, waitFor?: readonly string[]): Promise<{ waitedMs: number; drained: boolean }> {
+    return this.locks.run(vmId, async () => {
+      const run = this.requireRunning(vmId);
+      return run.source.quiesce(maxWaitMs, this.shadowSubset(vmId, run, waitFor));
+    });
+  }
+
+  /** The named shadows as a set (undefined: all); a host that is no shadow of the VM is refused. */
+  private shadowSubset(vmId: string, run: RunningSource, hosts?: readonly string[]): ReadonlySet<string> | undefined {
+    if (!hosts || hosts.length === 0) return undefined;
+    for (const h of hosts) if (!run.shadows.has(h)) throw new FailedPreconditionError(`'${h}' is no shadow of vm '${vmId}' here (shadows: ${[...run.shadows.keys()].join(', ')})`);
+    return new Set(hosts);
   }
 
   /** Restarts the round loop after a flush (e.g. a rolled-back switchover). */

@@ -29,9 +29,10 @@ export interface ReplicationModuleApi {
   startSource(vmId: string, shadows: ShadowEndpoint[]): Promise<SourceStatus>;
   stopSource(vmId: string): Promise<boolean>;
   /** Guest paused by the caller: final delta; resolves with the epoch every shadow acknowledged. */
-  flush(vmId: string, timeoutMs?: number): Promise<{ finalEpoch: number; flushMs: number }>;
+  /** `waitFor`: the shadow hosts whose acknowledgement it waits for (all when absent). */
+  flush(vmId: string, timeoutMs?: number, waitFor?: readonly string[]): Promise<{ finalEpoch: number; flushMs: number }>;
   /** Before the guest's pause: rounds stopped and the shadows caught up with what was sent (up to maxWaitMs). */
-  quiesce(vmId: string, maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }>;
+  quiesce(vmId: string, maxWaitMs: number, waitFor?: readonly string[]): Promise<{ waitedMs: number; drained: boolean }>;
   resume(vmId: string): Promise<void>;
   sources(): SourceStatus[];
   /** Shadow images held here (live sessions and those persisted from before a restart). */
@@ -180,8 +181,8 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
       unregisterVm: (vmId) => manager.unregisterVm(vmId),
       startSource: (vmId, shadows) => manager.start(vmId, shadows),
       stopSource: (vmId) => manager.stop(vmId),
-      flush: (vmId, timeoutMs = 30_000) => manager.flush(vmId, timeoutMs),
-      quiesce: (vmId, maxWaitMs) => manager.quiesce(vmId, maxWaitMs),
+      flush: (vmId, timeoutMs = 30_000, waitFor) => manager.flush(vmId, timeoutMs, waitFor),
+      quiesce: (vmId, maxWaitMs, waitFor) => manager.quiesce(vmId, maxWaitMs, waitFor),
       resume: (vmId) => manager.resume(vmId),
       sources: () => manager.status(),
       images,

@@ -131,6 +131,8 @@ export class ReplicationSource {
   private running = false;
   private closed = false;
   private roundInFlight: Promise<RoundReport> | undefined;
+  /** During a flush for a switchover: the shadows it waits for (the others do not pace its rounds). */
+  private flushWaitFor: ReadonlySet<string> | undefined;
   /** Set by flush() to end the background round in flight at its next frame (see round()). */
   private roundCut: { requested: boolean } | undefined;
   private lastRoundAt = Date.now();
@@ -238,12 +240,12 @@ export class ReplicationSource {
    * writes pile up for the flush when the shadows are far behind). The loop stays stopped either
    * way: flush() or resume() follows.
    */
-  async quiesce(maxWaitMs: number): Promise<{ waitedMs: number; drained: boolean }> {
+  async quiesce(maxWaitMs: number, waitFor?: ReadonlySet<string>): Promise<{ waitedMs: number; drained: boolean }> {
     const t0 = performance.now();
     const deadline = Date.now() + maxWaitMs;
     for (;;) {
       // Checked right after each change (an ack, a round's end), before a round timer can fire.
-      const behind = [...this.links.values()].some((l) => l.state === 'streaming' && l.unacknowledged());
+      const behind = this.linksFor(waitFor).some((l) => l.state === 'streaming' && l.unacknowledged());
       const left = deadline - Date.now();
       if ((!behind && !this.roundInFlight) || left <= 0) {
         this.stopLoop();
@@ -257,21 +259,31 @@ export class ReplicationSource {
    * Final delta, with the guest paused: stops the loop, sends what is still dirty or owed, and
    * resolves with the epoch every shadow acknowledged. Throws FlushIncompleteError (naming the
    * shadows) if that does not happen within `timeoutMs`. resume() restarts the loop.
+   * `waitFor`: only these shadows' acknowledgements are waited for (a switchover's destination);
+   * the others get the same frames without holding the guest's pause.
    */
-  async flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<number> {
+  async flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS, waitFor?: ReadonlySet<string>): Promise<number> {
     this.stopLoop();
     // The guest is paused: a background round still sending pages it scanned earlier only delays
     // the flush, which sends them (and whatever else is dirty) anyway.
     if (this.roundCut) this.roundCut.requested = true;
     this.flushing = true;
+    this.flushWaitFor = waitFor;
     try {
-      return await this.flushRounds(timeoutMs);
+      return await this.flushRounds(timeoutMs, waitFor);
     } finally {
       this.flushing = false;
+      this.flushWaitFor = undefined;
     }
   }
 
-  private async flushRounds(timeoutMs: number): Promise<number> {
+  /** The shadow links `waitFor` names (all when undefined). */
+  private linksFor(waitFor?: ReadonlySet<string>): ShadowLink[] {
+    const all = [...this.links.values()];
+    return waitFor ? all.filter((l) => waitFor.has(l.id)) : all;
+  }
+
+  private async flushRounds(timeoutMs: number, waitFor?: ReadonlySet<string>): Promise<number> {
     const t0 = performance.now();
     const deadline = Date.now() + timeoutMs;
     const f: FlushReport = { epoch: 0, rounds: 0, dirtyPages: 0, wireBytes: 0, scanMs: 0, readMs: 0, encodeMs: 0, sendMs: 0, ackMs: 0, totalMs: 0 };
@@ -290,7 +302,7 @@ export class ReplicationSource {
       let sentAt: number | undefined;
       // Wait until every shadow acknowledged this epoch, or one that sat it out can take a new round.
       for (;;) {
-        const links = [...this.links.values()];
+        const links = this.linksFor(waitFor);
         if (sentAt === undefined && links.every((l) => l.idle())) sentAt = performance.now();
         if (links.every((l) => l.ackedEpoch >= epoch)) {
           const now = performance.now();
@@ -411,7 +423,10 @@ export class ReplicationSource {
         this.pool.retain(buf, g.links.length);
         for (const l of g.links) l.enqueue(epoch, f, f === frames - 1, pages, buf);
         const w0 = performance.now();
-        await Promise.all(g.links.map((l) => l.queueBelow(QUEUE_AHEAD_FRAMES)));
+        // A flush for a switchover paces itself on its destination only: another shadow's slow
+        // transport queues the (small) final delta instead of holding the guest's pause.
+        const waitFor = this.flushWaitFor;
+        await Promise.all(g.links.filter((l) => !waitFor || waitFor.has(l.id)).map((l) => l.queueBelow(QUEUE_AHEAD_FRAMES)));
         sendWaitMs += performance.now() - w0;
         if (performance.now() - yieldedAt >= ROUND_YIELD_AFTER_MS) {
           await new Promise<void>((r) => setImmediate(r));

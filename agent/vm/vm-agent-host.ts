@@ -61,12 +61,12 @@ export interface SwitchOutResult {
 }
 
 /** The replication module's final flush of a paused guest (the acked epoch), as switchOut() calls it. */
-export type FlushMemory = (vmId: string, timeoutMs: number) => Promise<{ finalEpoch: number; flushMs: number }>;
+export type FlushMemory = (vmId: string, timeoutMs: number, waitFor?: readonly string[]) => Promise<{ finalEpoch: number; flushMs: number }>;
 
 /** The replication module as switchOut() uses it: quiesce before the pause (optional), flush after. */
 export interface SwitchOutMemory {
   flush: FlushMemory;
-  quiesce?: (vmId: string, maxWaitMs: number) => Promise<{ waitedMs: number; drained: boolean }>;
+  quiesce?: (vmId: string, maxWaitMs: number, waitFor?: readonly string[]) => Promise<{ waitedMs: number; drained: boolean }>;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { FailedPreconditionError, InvalidArgumentError } from '../../shared/errors';
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
-import { toSafeInteger } from '../../shared/validate';
+import { requireHostId, toSafeInteger } from '../../shared/validate';
 import { MAX_ARMED_RESUME_WAIT_MS, type SwitchOutMemory, type VmAgentHost, type VmRole, type VmView } from './vm-agent-host';
 
 export const VM_SERVICE = 'umbra.agent.v1.VmService';
@@ -77,9 +77,15 @@ export function vmService(host: VmAgentHost, logger: Logger, memory?: () => Swit
       const vmId = vmIdOf(req);
       const deviceStateTimeoutMs = toSafeInteger('timeout_ms', req.timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
       const flushTimeoutMs = toSafeInteger('flush_timeout_ms', req.flush_timeout_ms ?? 0, { min: 0, max: MAX_MIGRATE_TIMEOUT_MS });
+      const destination = req.destination_host ? requireHostId('destination_host', req.destination_host) : '';
       const mem = memory?.();
       if (!mem) throw new FailedPreconditionError(`vm '${vmId}': no replication module runs here to flush its memory`);
-      const r = await host.switchOut(vmId, req.destination_uri as string, { ...mem, flushTimeoutMs: flushTimeoutMs || DEFAULT_FLUSH_TIMEOUT_MS, deviceStateTimeoutMs });
+      // Only the destination's copy must be complete before the device state goes: the other
+      // shadows' acknowledgements would only lengthen the pause.
+      const waitFor = destination ? [destination] : undefined;
+      const quiesce = mem.quiesce;
+      const scoped: SwitchOutMemory = { flush: (v, t) => mem.flush(v, t, waitFor), ...(quiesce ? { quiesce: (v: string, w: number) => quiesce(v, w, waitFor) } : {}) };
+      const r = await host.switchOut(vmId, req.destination_uri as string, { ...scoped, flushTimeoutMs: flushTimeoutMs || DEFAULT_FLUSH_TIMEOUT_MS, deviceStateTimeoutMs });
       const m = r.migration;
       return {
         pause_ms: r.pauseMs,

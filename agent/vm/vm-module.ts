@@ -69,14 +69,14 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
       const replication = moduleApi<ReplicationModuleApi>(ctx.modules, AGENT_MODULE_NAMES.replication, 'flush');
       if (!replication) return undefined;
       return {
-        flush: async (vmId, timeoutMs) => {
-          const r = await replication.flush(vmId, timeoutMs);
+        flush: async (vmId, timeoutMs, waitFor) => {
+          const r = await replication.flush(vmId, timeoutMs, waitFor);
           // Where the flush's time went (scan, read, encode, send, ack), for the switchover's figures.
           const f = replication.sources().find((s) => s.vmId === vmId)?.lastFlush;
           if (f) log.info({ vmId, flush: f }, 'switch-out flush');
           return r;
         },
-        quiesce: (vmId, maxWaitMs) => replication.quiesce(vmId, maxWaitMs),
+        quiesce: (vmId, maxWaitMs, waitFor) => replication.quiesce(vmId, maxWaitMs, waitFor),
       };
     })], health, close: () => host.close() };
   },

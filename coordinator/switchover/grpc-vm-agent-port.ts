@@ -71,7 +71,7 @@ export class GrpcVmAgentPort implements VmAgentPort {
     return { durationMs: res.duration_ms, downtimeMs: res.qemu_downtime_ms, ramTransferredBytes: Number(res.ram_transferred_bytes) };
   }
 
-  async switchOut(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutOutcome> {
+  async switchOut(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number; destinationHost?: string }): Promise<SwitchOutOutcome> {
     const res = await callUnary<{
       pause_ms: number;
       flush_ms: number;
@@ -87,7 +87,7 @@ export class GrpcVmAgentPort implements VmAgentPort {
     }>(
       this.client(hostId),
       'SwitchOutVm',
-      { vm_id: vmId, destination_uri: destinationUri, timeout_ms: opts.deviceStateTimeoutMs, flush_timeout_ms: opts.flushTimeoutMs },
+      { vm_id: vmId, destination_uri: destinationUri, timeout_ms: opts.deviceStateTimeoutMs, flush_timeout_ms: opts.flushTimeoutMs, destination_host: opts.destinationHost ?? '' },
       opts.flushTimeoutMs + opts.deviceStateTimeoutMs + CALL_DEADLINE_MS + MIGRATE_DEADLINE_MARGIN_MS,
     );
     const failed = res.failed_step;

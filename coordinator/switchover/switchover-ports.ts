@@ -26,7 +26,8 @@ export interface VmAgentPort {
    * round trip between them while the guest is paused). Resolves with what ran (a failed step in
    * `failedStep`); UnimplementedError from an agent without it (nothing was paused then).
    */
-  switchOut?(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number }): Promise<SwitchOutOutcome>;
+  /** `destinationHost`: the shadow whose acknowledgement the flush waits for (the others do not hold the pause). */
+  switchOut?(hostId: string, vmId: string, destinationUri: string, opts: { flushTimeoutMs: number; deviceStateTimeoutMs: number; destinationHost?: string }): Promise<SwitchOutOutcome>;
   /**
    * Armed resume of the destination's shadow: resolves once the guest runs there, which it does
    * as soon as the device state has loaded (the agent's time; of it, waiting for the load).

@@ -443,6 +443,7 @@ export class VmSwitchover {
       out = await this.d.vms.switchOut!(source, j.vm_id, incomingUri, {
         flushTimeoutMs: this.d.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS,
         deviceStateTimeoutMs: this.d.deviceStateTimeoutMs ?? DEFAULT_DEVICE_STATE_TIMEOUT_MS,
+        destinationHost: j.destination_host,
       });
     } catch (err) {
       if (reasonOf(err) === 'UNIMPLEMENTED') return undefined;

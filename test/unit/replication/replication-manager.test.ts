@@ -59,6 +59,8 @@ class FakeShadow {
   readonly image = Buffer.alloc(PAGES * PS);
   opens = 0;
   closes = 0;
+  /** False: applies frames but acknowledges nothing (a shadow that has fallen behind). */
+  acking = true;
   private readonly codec = new FrameCodec({ checksum: native.xxh64 });
   factory(): ShadowChannelFactory & { close(): void } {
     const f = (_open: unknown, onEvent: (e: ShadowChannelEvent) => void) => {
@@ -71,7 +73,7 @@ class FakeShadow {
           const fr = this.codec.decode(b);
           for (let i = 0; i < fr.dataPages.length; i++) fr.data.copy(this.image, fr.dataPages[i] * PS, i * PS, (i + 1) * PS);
           for (const z of fr.zeroPages) this.image.fill(0, z * PS, (z + 1) * PS);
-          if (fr.last) queueMicrotask(() => open && onEvent({ kind: 'ack', epoch: fr.epoch }));
+          if (fr.last && this.acking) queueMicrotask(() => open && onEvent({ kind: 'ack', epoch: fr.epoch }));
           return true;
         },
         drained: async () => undefined,
@@ -203,4 +205,31 @@ test.serial("a VM's current QEMU (as the vm module knows it) is opened instead o
   await manager.start('vm-new', [{ hostId: 'hv-b', endpoint: '10.0.0.2:7701' }]);
   t.deepEqual(opened.pop(), { pid: 77, memoryBytes: PAGES * PS });
   await manager.stop('vm-new');
+});
+
+test.serial("a switchover's flush waits for its destination only: a shadow that lags does not hold it; a host that is no shadow is refused", async (t) => {
+  const { memory, shadows, manager } = setup();
+  memory.write(3, 7);
+  await manager.start('vm-1', [{ hostId: 'hv-b', endpoint: '10.0.0.2:7701' }, { hostId: 'hv-c', endpoint: '10.0.0.3:7701' }]);
+  await manager.flush('vm-1', 5000);
+  await manager.resume('vm-1');
+  shadows['hv-c'].acking = false;
+  memory.write(9, 4);
+  // The source's timers do not hold the process open (a daemon has its own handles): this does.
+  const alive = setInterval(() => undefined, 50);
+  const lagging = await t.throwsAsync(manager.flush('vm-1', 200));
+  t.regex(String(lagging?.message), /hv-c/, 'waiting for every shadow, the lagging one holds the flush');
+  await manager.resume('vm-1');
+  memory.write(10, 5);
+  const { finalEpoch } = await manager.flush('vm-1', 5000, ['hv-b']);
+  t.true(finalEpoch > 0);
+  t.true(shadows['hv-b'].image.equals(memory.buf), 'the destination holds the final RAM');
+  const [st] = manager.status('vm-1');
+  t.true(st.shadows.find((s) => s.id === 'hv-b')!.ackedEpoch >= finalEpoch);
+  t.true(st.shadows.find((s) => s.id === 'hv-c')!.ackedEpoch < finalEpoch, 'the other shadow had not acknowledged it');
+  await manager.resume('vm-1');
+  const notShadow = await t.throwsAsync(manager.flush('vm-1', 1000, ['hv-x']));
+  t.true(isUmbraError(notShadow) && notShadow.reason === 'FAILED_PRECONDITION' && /hv-x/.test(notShadow.message));
+  clearInterval(alive);
+  await manager.close();
 });

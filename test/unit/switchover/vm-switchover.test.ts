@@ -502,11 +502,11 @@ test('recovery that listed a journal while its switchover was running leaves the
  * The source agent's one-call side (switchOut) over the world's own pause, flush and device state,
  * as the agent runs them: each only after the one before succeeded, a failure reported as the step.
  */
-function withSwitchOut(world: World, opts: { callFails?: UmbraError } = {}): void {
+function withSwitchOut(world: World, opts: { callFails?: UmbraError; waitedFor?: string[] } = {}): void {
   world.vms.switchOut = async (host, vmId, uri, timeouts) => {
     await world.enterCall('switchOut', host);
     if (opts.callFails) throw opts.callFails;
-    void timeouts;
+    opts.waitedFor?.push(timeouts.destinationHost ?? '');
     const out = { pauseMs: 0, flushMs: 0, finalEpoch: 0, migrateMs: 0, qemuDowntimeMs: 0, ramTransferredBytes: 0, failedMs: 2, error: '', pausedAtUnixMs: 1_000 };
     const steps: Array<['pause-source' | 'flush-memory' | 'migrate-device-state', () => Promise<void>]> = [
       ['pause-source', async () => void (out.pauseMs = await world.vms.pause(host, vmId))],
@@ -526,10 +526,12 @@ function withSwitchOut(world: World, opts: { callFails?: UmbraError } = {}): voi
 
 test('chained source side: one agent call pauses, flushes and moves the device state; recorded as the three steps, the call round trip in the pause; no journal write between them', async (t) => {
   const { world, sw, store, events } = setup();
-  withSwitchOut(world);
+  const waitedFor: string[] = [];
+  withSwitchOut(world, { waitedFor });
   const ev = await sw.trigger(VM, 'b');
   t.is(ev.status, 'SUCCEEDED', ev.error);
   t.deepEqual(world.calls, ['switchOut@a', 'pause@a', 'flush@a', 'migrate@a', 'resume-destination@b', 'switch-ip@b']);
+  t.deepEqual(waitedFor, ['b'], "the flush is told to wait for the destination's shadow only");
   // Only the pause's entry is written before the call; the resume's entry before the resume.
   t.deepEqual(world.phases, ['pause-source', 'pause-source', 'pause-source', 'pause-source', 'resume-destination', 'resume-destination']);
   t.deepEqual(ev.steps.map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
