@@ -23,7 +23,8 @@ export interface ShadowCheck {
   notCurrentReason(vmId: string, hostId: string): string | undefined;
   /** The VM now runs on `hostId`. */
   promoted(vmId: string, hostId: string): Promise<void>;
-  list(vmId: string): Array<{ host_id: string }>;
+  /** The shadows of `vmId`, or of every VM. */
+  list(vmId?: string): Array<{ vm_id: string; host_id: string }>;
 }
 
 export interface IpSwitchoverDeps {
@@ -120,7 +121,16 @@ export class IpSwitchover {
 
   /** Every VM with IP configuration: the host its address is active on and the hosts holding its shadows. */
   placements(): Array<{ vmId: string; activeHost: string; shadowHosts: string[] }> {
-    return this.d.vms.list().map((v) => ({ vmId: v.vm_id, activeHost: v.active_host, shadowHosts: this.d.shadows.list(v.vm_id).map((s) => s.host_id) }));
+    // One pass over every shadow (list(vmId) scans them all: per VM it would be quadratic).
+    const byVm = new Map<string, string[]>();
+    for (const s of this.d.shadows.list()) byVm.set(s.vm_id, [...(byVm.get(s.vm_id) ?? []), s.host_id]);
+    return this.d.vms.list().map((v) => ({ vmId: v.vm_id, activeHost: v.active_host, shadowHosts: byVm.get(v.vm_id) ?? [] }));
+  }
+
+  /** One VM's placement (undefined for a VM without IP configuration). */
+  placementOf(vmId: string): { vmId: string; activeHost: string; shadowHosts: string[] } | undefined {
+    const vm = this.d.vms.find(vmId);
+    return vm ? { vmId, activeHost: vm.active_host, shadowHosts: this.d.shadows.list(vmId).map((s) => s.host_id) } : undefined;
   }
 
   /** Host the VM's address is active on (NotFoundError for a VM without IP config). */

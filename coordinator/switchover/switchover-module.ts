@@ -199,8 +199,9 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
         await locks.run(action.vmId, async () => {
           // Planned before the lock: a switchover (which holds it) or an operator may have changed it meanwhile.
           if ((followRetryAt.get(action.vmId) ?? 0) > Date.now()) return;
+          const placement = ipSwitch.placementOf(action.vmId);
           const again = planMemoryFollow(
-            ipSwitch.placements().filter((p) => p.vmId === action.vmId),
+            placement ? [placement] : [],
             memory.memoryShadowRecords().filter((r) => r.vm_id === action.vmId),
             memory.memoryStoppedByOperator(),
           )[0];

@@ -24,7 +24,7 @@ async function setup() {
   const shadows = {
     notCurrentReason: (vmId: string, h: string) => (current.has(h) ? (current.get(h)! >= vms.get(vmId).version ? undefined : `behind on ${h}`) : `no shadow on ${h}`),
     promoted: async (_vm: string, h: string) => void current.delete(h),
-    list: () => [...current.keys()].map((host_id) => ({ host_id })),
+    list: () => [...current.keys()].map((host_id) => ({ vm_id: 'vm1', host_id })),
   };
   const leases = new BuiltinLeaseBackend(store);
   const locks = new KeyedMutex();
@@ -81,6 +81,13 @@ test('an IP switch run as a step of a VM switchover says so in its audit entry, 
     ['b', 'vm_switchover'],
     ['a', 'vm_switchover'],
   ]);
+});
+
+test('placements: each VM with its active host and its shadow hosts', async (t) => {
+  const { mk } = await setup();
+  t.deepEqual(mk().placements(), [{ vmId: 'vm1', activeHost: 'a', shadowHosts: ['b', 'c'] }]);
+  t.deepEqual(mk().placementOf('vm1'), { vmId: 'vm1', activeHost: 'a', shadowHosts: ['b', 'c'] });
+  t.is(mk().placementOf('vm-unknown'), undefined);
 });
 
 test('tokens grow across switchovers and coordinator restarts', async (t) => {
