@@ -77,9 +77,7 @@ export class AutoSwitchover {
       let out: AutoOutcome;
       try {
         const { event, destination } = await this.d.routes.run(vmId, recommended, { orBest: true });
-        // The routes put the reason a named host was passed over first among the destination's reasons.
-        const setAside = recommended && destination.hostId !== recommended ? (destination.reasons.find((r) => r.startsWith(`${recommended} set aside: `)) ?? '') : '';
-        out = { outcome: event.status, destinationHost: event.destination_host, switchoverId: event.id, error: event.error, setAside };
+        out = { outcome: event.status, destinationHost: event.destination_host, switchoverId: event.id, error: event.error, setAside: destination.setAside ?? '' };
       } catch (err) {
         out = { outcome: isUmbraError(err) && (err.reason === 'FAILED_PRECONDITION' || err.reason === 'NOT_FOUND') ? 'REFUSED' : 'ERROR', error: errorMessage(err) };
       }

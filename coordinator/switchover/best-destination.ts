@@ -12,6 +12,8 @@ export interface ChosenDestination {
   score: number;
   /** Why: the ranker's strongest reasons, or why a recommended host was set aside. */
   reasons: string[];
+  /** Why the named host gave way to this one ("HOST set aside: ..."), when it did. */
+  setAside?: string;
 }
 
 export interface BestDestinationInput {

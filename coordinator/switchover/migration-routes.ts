@@ -104,7 +104,7 @@ export class MigrationRoutes {
     const ranker = this.ranker;
     if (!ranker) throw new FailedPreconditionError(`no destination ranker runs here (the 'switchover' module): name the destination of vm '${vmId}'`);
     const best = await chooseBestDestination({ vmId, sourceHost, hostIds: ranker.hostIds(), notReadyReason, rank: () => ranker.rank(vmId, sourceHost) });
-    return { destination: setAside ? { ...best, reasons: [setAside, ...best.reasons] } : best, sourceHost };
+    return { destination: setAside ? { ...best, reasons: [setAside, ...best.reasons], setAside } : best, sourceHost };
   }
 
   /** Chooses the destination and runs the switchover the VM takes; refuses a second one of the same VM. */
