@@ -32,6 +32,8 @@ interface VmSeries {
   cpu: number[];
   mem: number[];
   open?: Bucket;
+  /** Bumped by every reading taken: a cached forecast of an older version is stale. */
+  version: number;
 }
 
 export interface VmForecast {
@@ -48,6 +50,12 @@ export class PredictionEngine {
   private forecaster: Forecaster;
   private readonly vms = new Map<string, VmSeries>();
   private readonly health = new Map<string, HealthSnapshot[]>();
+  /**
+   * The last forecast per VM, until its next reading or another forecaster. Ranking one VM reads
+   * every other VM's demand (what each host holds), so an advice round over the fleet asked for
+   * each forecast once per VM ranked.
+   */
+  private readonly forecasts = new Map<string, { version: number; forecaster: Forecaster; value: VmForecast }>();
 
   constructor(options: EngineOptions = {}) {
     this.horizonMinutes = options.horizonMinutes ?? DEFAULT_HORIZON_MINUTES;
@@ -66,7 +74,7 @@ export class PredictionEngine {
     if (![timeMs, cpuPercent, memoryPercent].every(Number.isFinite) || cpuPercent < 0 || memoryPercent < 0) return false;
     let s = this.vms.get(vmId);
     if (!s) {
-      s = { cpu: [], mem: [] };
+      s = { cpu: [], mem: [], version: 0 };
       this.vms.set(vmId, s);
     }
     const index = Math.floor(timeMs / this.intervalMs);
@@ -76,6 +84,7 @@ export class PredictionEngine {
     s.open.cpuSum += cpuPercent;
     s.open.memSum += memoryPercent;
     s.open.n++;
+    s.version++;
     return true;
   }
 
@@ -92,6 +101,7 @@ export class PredictionEngine {
 
   forgetVm(vmId: string): void {
     this.vms.delete(vmId);
+    this.forecasts.delete(vmId);
   }
 
   /** The VM's series including the interval still open (so a new VM is forecast at once). */
@@ -102,13 +112,19 @@ export class PredictionEngine {
     return { cpu: [...s.cpu, s.open.cpuSum / s.open.n], mem: [...s.mem, s.open.memSum / s.open.n] };
   }
 
+  /** The VM's forecast (the same object until its next reading: callers must not change it). */
   forecastVm(vmId: string): VmForecast | undefined {
+    const version = this.vms.get(vmId)?.version;
+    const hit = this.forecasts.get(vmId);
+    if (hit && hit.version === version && hit.forecaster === this.forecaster) return hit.value;
     const s = this.series(vmId);
-    if (!s || s.cpu.length === 0) return undefined;
+    if (version === undefined || !s || s.cpu.length === 0) return undefined;
     const cpu = this.forecaster.forecast(s.cpu, this.steps, { memory: s.mem });
     // Memory moves slowly and was not the evaluated target: the local model serves it.
     const memory = new WindowQuantileForecaster().forecast(s.mem, this.steps);
-    return { vmId, samples: s.cpu.length, cpu, memory };
+    const value = { vmId, samples: s.cpu.length, cpu, memory };
+    this.forecasts.set(vmId, { version, forecaster: this.forecaster, value });
+    return value;
   }
 
   anomaly(vmId: string): AnomalyScore {

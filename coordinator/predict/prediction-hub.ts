@@ -151,6 +151,19 @@ export class PredictionHub {
     return { accepted, dropped };
   }
 
+  /** The VMs reported recently, by host: one pass, for views of every host (vmsOn per host scans them all). */
+  private vmsByHost(): Map<string, VmInfo[]> {
+    const cutoff = this.now() - (this.o.vmStaleMs ?? DEFAULT_VM_STALE_MS);
+    const byHost = new Map<string, VmInfo[]>();
+    for (const v of this.vms.values()) {
+      if (v.lastSeenMs < cutoff) continue;
+      const list = byHost.get(v.hostId);
+      if (list) list.push(v);
+      else byHost.set(v.hostId, [v]);
+    }
+    return byHost;
+  }
+
   private vmsOn(hostId: string): VmInfo[] {
     const cutoff = this.now() - (this.o.vmStaleMs ?? DEFAULT_VM_STALE_MS);
     return [...this.vms.values()].filter((v) => v.hostId === hostId && v.lastSeenMs >= cutoff);
@@ -193,16 +206,16 @@ export class PredictionHub {
 
   /** What the ranker sees of the registry's hosts: capacity, forecast peaks, failure risk. */
   hostViews(hosts: readonly HostRecord[], excludeVmId?: string): HostView[] {
-    return hosts.map((h) => this.enrichHost(hostViewOf(h, false), excludeVmId));
+    const byHost = this.vmsByHost();
+    return hosts.map((h) => this.enrichHost(hostViewOf(h, false), byHost.get(h.facts.host_id) ?? [], excludeVmId));
   }
 
   /** `withBase`: add the host's load outside its VMs (callers whose view already holds host load pass false). */
-  private enrichHost(view: HostView, excludeVmId?: string, withBase = true): HostView {
+  private enrichHost(view: HostView, here: readonly VmInfo[], excludeVmId?: string, withBase = true): HostView {
     const info = this.hosts.get(view.id);
     const base = withBase && this.o.useHostLoad !== false;
     let cpu = base ? (info?.baseCpuCores ?? 0) : 0;
     let mem = base ? (info?.baseMemoryBytes ?? 0) : 0;
-    const here = this.vmsOn(view.id);
     for (const v of here) {
       if (v.vmId === excludeVmId) continue;
       const d = this.demandOf(v);
@@ -305,7 +318,8 @@ export class PredictionHub {
           view = { ...view, cpuPeakCores: d.cpuPeakCores, memoryPeakBytes: d.memoryPeakBytes, memorySizeBytes: v.memoryAllocationBytes, dirtyRateBytesPerSec: v.dirtyRateBytesPerSec };
         }
         // The caller's host views carry host load as its own config decides (placement_uses_host_load).
-        return this.ranker.rank(view, hosts.map((h) => this.enrichHost(h, vm.id, false)), context);
+        const byHost = this.vmsByHost();
+        return this.ranker.rank(view, hosts.map((h) => this.enrichHost(h, byHost.get(h.id) ?? [], vm.id, false)), context);
       },
     };
   }

@@ -4,6 +4,7 @@
 import test from 'ava';
 import { PredictionEngine } from '../../../coordinator/predict/prediction-engine';
 import { PredictionHub } from '../../../coordinator/predict/prediction-hub';
+import { WindowQuantileForecaster } from '../../../coordinator/predict/window-quantile-forecaster';
 import { hostViewOf, vmViewOf } from '../../../coordinator/shadow/host-views';
 import { EMPTY_USAGE, type HostRecord } from '../../../shared/host-types';
 import { hostFacts } from '../../fakes/host-facts';
@@ -86,4 +87,28 @@ test('after a switchover, a batch of readings its old host took before the move 
   now += 1000;
   hub.ingest(report('src', now));
   t.is(hub.vmHost('vm1'), 'src');
+});
+
+test('a VM is forecast once per reading: ranking every VM reads each forecast from the cache', (t) => {
+  let calls = 0;
+  const engine = new PredictionEngine();
+  const counting = { name: 'counting', forecast: (xs: ArrayLike<number>, steps: number) => (calls++, new WindowQuantileForecaster().forecast(xs, steps)) };
+  engine.setForecaster(counting);
+  let now = 1_700_000_000_000;
+  const hub = new PredictionHub({ engine, now: () => now });
+  const vmIds = ['v1', 'v2', 'v3', 'v4'];
+  for (let i = 0; i < 3; i++) {
+    vmIds.forEach((vmId, k) => hub.ingest({ hostId: hosts[k % hosts.length].facts.host_id, host: [], vms: [{ vmId, timeMs: now, cpuCores: 1, cpuPercent: 40, vcpus: 2, memoryBytes: GIB, memoryAllocationBytes: 2 * GIB, memoryPercent: 50, dirtyRateBytesPerSec: 0 }], health: [], cost: { samples: 0, meanCpuMs: 0, maxCpuMs: 0 }, dropped: 0 }));
+    now += 5 * 60_000;
+  }
+  for (const vmId of vmIds) hub.vmPrediction(vmId, hosts);
+  t.is(calls, vmIds.length, 'each VM forecast once, though each ranking read all of them');
+  const first = engine.forecastVm('v1');
+  t.is(engine.forecastVm('v1'), first);
+  engine.recordVmSample('v1', now, 90, 50);
+  t.not(engine.forecastVm('v1'), first, 'a new reading makes a new forecast');
+  engine.setForecaster({ ...counting });
+  const before = calls;
+  engine.forecastVm('v2');
+  t.is(calls, before + 1, 'another forecaster forecasts again');
 });
