@@ -160,9 +160,9 @@ export class ReplicationManager {
 
   /**
    * Final delta of a paused guest: resolves with the epoch every shadow acknowledged and how long
-   * it took. The round loop stays stopped until resume().
+   * it took. The round loop stays stopped until resume(). `waitFor`: the shadow hosts whose
+   * acknowledgement it waits for (all when absent or empty).
    */
-  /** `waitFor`: the shadow hosts whose acknowledgement the flush waits for (all when absent or empty). */
   flush(vmId: string, timeoutMs: number, waitFor?: readonly string[]): Promise<{ finalEpoch: number; flushMs: number }> {
     return this.locks.run(vmId, async () => {
       const run = this.requireRunning(vmId);

@@ -270,7 +270,7 @@ export class ReplicationSource {
     this.flushing = true;
     this.flushWaitFor = waitFor;
     try {
-      return await this.flushRounds(timeoutMs, waitFor);
+      return await this.flushRounds(timeoutMs);
     } finally {
       this.flushing = false;
       this.flushWaitFor = undefined;
@@ -283,7 +283,7 @@ export class ReplicationSource {
     return waitFor ? all.filter((l) => waitFor.has(l.id)) : all;
   }
 
-  private async flushRounds(timeoutMs: number, waitFor?: ReadonlySet<string>): Promise<number> {
+  private async flushRounds(timeoutMs: number): Promise<number> {
     const t0 = performance.now();
     const deadline = Date.now() + timeoutMs;
     const f: FlushReport = { epoch: 0, rounds: 0, dirtyPages: 0, wireBytes: 0, scanMs: 0, readMs: 0, encodeMs: 0, sendMs: 0, ackMs: 0, totalMs: 0 };
@@ -302,7 +302,7 @@ export class ReplicationSource {
       let sentAt: number | undefined;
       // Wait until every shadow acknowledged this epoch, or one that sat it out can take a new round.
       for (;;) {
-        const links = this.linksFor(waitFor);
+        const links = this.linksFor(this.flushWaitFor);
         if (sentAt === undefined && links.every((l) => l.idle())) sentAt = performance.now();
         if (links.every((l) => l.ackedEpoch >= epoch)) {
           const now = performance.now();

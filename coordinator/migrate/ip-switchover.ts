@@ -129,8 +129,13 @@ export class IpSwitchover {
 
   /** One VM's placement (undefined for a VM without IP configuration). */
   placementOf(vmId: string): { vmId: string; activeHost: string; shadowHosts: string[] } | undefined {
-    const vm = this.d.vms.find(vmId);
-    return vm ? { vmId, activeHost: vm.active_host, shadowHosts: this.d.shadows.list(vmId).map((s) => s.host_id) } : undefined;
+    const activeHost = this.activeHostOf(vmId);
+    return activeHost === undefined ? undefined : { vmId, activeHost, shadowHosts: this.d.shadows.list(vmId).map((s) => s.host_id) };
+  }
+
+  /** Host the VM's address is active on; undefined for a VM without IP config. */
+  activeHostOf(vmId: string): string | undefined {
+    return this.d.vms.find(vmId)?.active_host;
   }
 
   /** Host the VM's address is active on (NotFoundError for a VM without IP config). */

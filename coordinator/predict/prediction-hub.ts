@@ -165,8 +165,7 @@ export class PredictionHub {
   }
 
   private vmsOn(hostId: string): VmInfo[] {
-    const cutoff = this.now() - (this.o.vmStaleMs ?? DEFAULT_VM_STALE_MS);
-    return [...this.vms.values()].filter((v) => v.hostId === hostId && v.lastSeenMs >= cutoff);
+    return this.vmsByHost().get(hostId) ?? [];
   }
 
   private demandOf(v: VmInfo) {
@@ -223,10 +222,7 @@ export class PredictionHub {
       mem += d.memoryPeakBytes;
     }
     // The groups of the VMs it holds (not the VM being ranked): anti-affinity and togetherness.
-    const labels = this.affinity.hostLabels(
-      here.map((v) => v.vmId),
-      excludeVmId,
-    );
+    const labels = this.affinity.hostLabels(here.map((v) => v.vmId), excludeVmId);
     const groups = labels.length ? [...new Set([...(view.groups ?? []), ...labels])] : view.groups;
     return {
       ...view,

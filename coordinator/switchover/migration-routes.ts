@@ -65,12 +65,7 @@ export class MigrationRoutes {
 
   /** Whether the coordinator knows where `vmId`'s address is active (a VM it can switch over). */
   knows(vmId: string): boolean {
-    try {
-      this.ip.activeHost(vmId);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.ip.activeHostOf(vmId) !== undefined;
   }
 
   /** True while a switchover of `vmId` started through these routes runs. */

@@ -160,13 +160,7 @@ export const switchoverCoordinatorModule: CoordinatorModuleDefinition<Switchover
     prediction?.hub.setWarmShadowHosts((vmId) =>
       warmShadowHosts(
         {
-          activeHost: (id) => {
-            try {
-              return ipSwitch.activeHost(id);
-            } catch {
-              return undefined; // a VM without IP configuration
-            }
-          },
+          activeHost: (id) => ipSwitch.activeHostOf(id),
           memoryShadow: (id) => memory.memoryShadow(id),
           hostIds: () => ctx.hosts.list().map((h) => h.facts.host_id),
           ipShadowCurrent: (id, hostId) => ipSwitch.notCurrentReason(id, hostId) === undefined,

@@ -47,6 +47,7 @@ class FakeIp {
       if (!h) throw new NotFoundError('vm', vmId);
       return h;
     },
+    activeHostOf: (vmId: string) => this.active.get(vmId),
     notCurrentReason: (_vm: string, h: string) => (this.ready.has(h) ? undefined : 'no shadow there'),
     trigger: async (vmId: string, dest: string): Promise<SwitchoverEvent> => {
       this.triggers.push(`${vmId}->${dest}`);
