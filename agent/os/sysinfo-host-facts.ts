@@ -5,7 +5,23 @@
 import os from 'node:os';
 import si from 'systeminformation';
 import type { HostCapacity } from '../../shared/host-types';
+import { normalizePciAddress } from './pci-address';
 import { probeNics } from './nic-facts';
+
+interface GraphicsController {
+  vendor: string;
+  model: string;
+  busAddress?: string;
+}
+
+/** How facts name a GPU; a guest's passed-through GPU is named the same way (hostGpusByAddress). */
+function gpuModelName(c: GraphicsController): string {
+  return [c.vendor, c.model].filter(Boolean).join(' ');
+}
+
+async function graphicsControllers(): Promise<GraphicsController[]> {
+  return (await si.graphics().catch(() => ({ controllers: [] as GraphicsController[] }))).controllers;
+}
 
 export async function probeHostCapacity(): Promise<HostCapacity> {
   const [cpu, flags, mem, nics, graphics] = await Promise.all([
@@ -13,7 +29,7 @@ export async function probeHostCapacity(): Promise<HostCapacity> {
     si.cpuFlags(),
     si.mem(),
     probeNics(),
-    si.graphics().catch(() => ({ controllers: [] as Array<{ model: string; vendor: string }> })),
+    graphicsControllers(),
   ]);
   return {
     cpu_cores: cpu.physicalCores || cpu.cores,
@@ -22,10 +38,21 @@ export async function probeHostCapacity(): Promise<HostCapacity> {
     cpu_model: [cpu.manufacturer, cpu.brand].filter(Boolean).join(' ').trim(),
     cpu_flags: flags.split(/\s+/).filter(Boolean).sort(),
     memory_bytes: mem.total,
-    gpu_models: graphics.controllers.map((c) => [c.vendor, c.model].filter(Boolean).join(' ')).filter(Boolean),
+    gpu_models: graphics.map(gpuModelName).filter(Boolean),
     nics,
     kernel: os.release(),
     arch: os.arch() === 'x64' ? 'x86_64' : os.arch(),
   };
 }
 
+
+/** The host's GPUs by PCI address (sysfs form), named as in its facts. */
+export async function hostGpusByAddress(): Promise<Map<string, string>> {
+  const byAddress = new Map<string, string>();
+  for (const c of await graphicsControllers()) {
+    const addr = c.busAddress ? normalizePciAddress(c.busAddress) : undefined;
+    const name = gpuModelName(c);
+    if (addr && name) byAddress.set(addr, name);
+  }
+  return byAddress;
+}

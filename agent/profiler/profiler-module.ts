@@ -16,6 +16,7 @@ import { SysfsHealthSource } from './sysfs-health-source';
 import { batchToWire } from './telemetry-wire';
 import { TelemetrySender } from './telemetry-sender';
 import type { ProfileBatch, VmTarget } from './types';
+import { VmGpuReader } from './vm-gpus';
 
 export const PREDICTION_SERVICE = 'umbra.coordinator.v1.PredictionService';
 const REPORT_DEADLINE_MS = 5_000;
@@ -67,6 +68,7 @@ export const profilerAgentModule: AgentModuleDefinition<ProfilerConfig> = {
     });
 
     const watchedPid = new Map<string, number>();
+    const gpus = new VmGpuReader();
     const watch = (vm: ProfiledVmConfig) => {
       const pid = vm.pid ?? (vm.pidFile ? readPidFile(vm.pidFile) : undefined);
       if (pid === undefined || watchedPid.get(vm.vmId) === pid) return;
@@ -75,6 +77,15 @@ export const profilerAgentModule: AgentModuleDefinition<ProfilerConfig> = {
       watchedPid.set(vm.vmId, pid);
       sampler.watch(target);
       ctx.logger.info({ vmId: vm.vmId, pid }, 'profiling VM');
+      // Reports carry the guest's GPUs from then on: the coordinator ranks only hosts with them free.
+      gpus
+        .of(pid)
+        .then((models) => {
+          if (models.length === 0 || targets.get(vm.vmId) !== target) return;
+          target.gpuModels = models;
+          ctx.logger.info({ vmId: vm.vmId, gpus: models }, 'VM holds GPUs');
+        })
+        .catch((err: unknown) => ctx.logger.warn({ vmId: vm.vmId, pid, err: errorMessage(err) }, 'could not read the VM\'s devices'));
     };
     const watchAll = () => config.vms.forEach(watch);
     watchAll();

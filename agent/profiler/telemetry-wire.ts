@@ -2,8 +2,8 @@
 
 import { ProfileBatch, VmTarget } from './types';
 
-/** `targetOf` supplies what the profile itself does not carry: vCPUs and configured memory. */
-export function batchToWire(batch: ProfileBatch, targetOf: (vmId: string) => Pick<VmTarget, 'vcpus' | 'memoryBytes'> | undefined) {
+/** `targetOf` supplies what the profile itself does not carry: vCPUs, configured memory, GPUs. */
+export function batchToWire(batch: ProfileBatch, targetOf: (vmId: string) => Pick<VmTarget, 'vcpus' | 'memoryBytes' | 'gpuModels'> | undefined) {
   return {
     host_id: batch.hostId,
     host: batch.host.map((s) => ({
@@ -34,6 +34,7 @@ export function batchToWire(batch: ProfileBatch, targetOf: (vmId: string) => Pic
         net_tx_bytes_per_sec: p.netTxBytesPerSec ?? 0,
         dirty_rate_bytes_per_sec: p.dirtyRateBytesPerSec ?? 0,
         cpu_source: p.cpuSource,
+        gpu_models: t?.gpuModels ?? [],
       };
     }),
     health: batch.health.map((h) => ({

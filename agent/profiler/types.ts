@@ -78,4 +78,6 @@ export interface VmTarget {
   memoryBytes?: number;
   /** Tap interface of the guest NIC, if any. */
   tap?: string;
+  /** GPU models passed through to the guest (vfio-pci), once read from its command line. */
+  gpuModels?: string[];
 }

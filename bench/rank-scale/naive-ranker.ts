@@ -25,7 +25,13 @@ export function naiveRank(vm: VmView, hosts: readonly HostView[], context: RankC
     if (cpuLeft < 0) return { hostId: h.id, ok: false, reason: 'CPU_CAPACITY', score: 0 };
     if (memLeft < 0) return { hostId: h.id, ok: false, reason: 'MEMORY_CAPACITY', score: 0 };
     if (!vm.requiredCpuFlags.every((f) => h.cpuFlags.includes(f))) return { hostId: h.id, ok: false, reason: 'CPU_FLAGS', score: 0 };
-    if (vm.gpuModel && !(h.freeGpuModels ?? []).includes(vm.gpuModel)) return { hostId: h.id, ok: false, reason: 'GPU_MODEL', score: 0 };
+    const free = [...(h.freeGpuModels ?? [])];
+    const gpusFit = (vm.gpuModels ?? []).every((m) => {
+      const at = free.indexOf(m);
+      if (at >= 0) free.splice(at, 1);
+      return at >= 0;
+    });
+    if (!gpusFit) return { hostId: h.id, ok: false, reason: 'GPU_MODEL', score: 0 };
     if (vm.requireOtherFailureDomain && source && source.failureDomain === h.failureDomain) return { hostId: h.id, ok: false, reason: 'FAILURE_DOMAIN', score: 0 };
     if ((vm.keepApartGroups ?? []).some((g) => (h.groups ?? []).includes(g))) return { hostId: h.id, ok: false, reason: 'ANTI_AFFINITY', score: 0 };
     const headroom = Math.min(cpuLeft / h.cpuCapacityCores, memLeft / h.memoryCapacityBytes) / keep;

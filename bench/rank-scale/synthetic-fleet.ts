@@ -59,7 +59,7 @@ export function syntheticFleet(hostCount: number, vmCount: number, seed = 42): {
       cpuModel: g.model,
       cpuFamily: g.family,
       requiredCpuFlags: r() < 0.3 ? [...BASE_FLAGS, ...g.extra] : BASE_FLAGS.slice(0, 6),
-      gpuModel: i % 200 === 0 ? 'A100' : undefined,
+      gpuModels: i % 200 === 0 ? ['A100'] : [],
       keepApartGroups: [`app-${Math.floor(r() * 500)}`],
       keepTogetherGroups: r() < 0.2 ? [`app-${Math.floor(r() * 500)}`] : [],
       requireOtherFailureDomain: r() < 0.5,

@@ -93,6 +93,8 @@ export interface PolicyFlags {
   /** NAME=keep-apart|keep-together:VM,VM...: defines (or replaces) a group. */
   group?: string[];
   removeGroup?: string[];
+  /** all | none | VM,VM...: whose destinations must be outside their source's failure domain. */
+  otherFailureDomain?: string;
 }
 
 const GROUP_KINDS: Readonly<Record<string, string>> = { 'keep-apart': 'AFFINITY_KIND_KEEP_APART', 'keep-together': 'AFFINITY_KIND_KEEP_TOGETHER' };
@@ -111,7 +113,13 @@ const minuteOf = (flag: string, hhmm: string) => {
 
 /** Applies `policy set` flags to the current policy (pure). Windows: HH:MM-HH:MM[@0,6] in UTC. */
 export function applyPolicyFlags(p: WirePolicy, f: PolicyFlags): WirePolicy {
-  const out: WirePolicy = { ...p, vm_priority: { ...p.vm_priority }, migration_windows: [...p.migration_windows], affinity_groups: [...(p.affinity_groups ?? [])] };
+  const out: WirePolicy = {
+    ...p,
+    vm_priority: { ...p.vm_priority },
+    migration_windows: [...p.migration_windows],
+    affinity_groups: [...(p.affinity_groups ?? [])],
+    other_failure_domain: { all_vms: p.other_failure_domain?.all_vms ?? false, vm_ids: [...(p.other_failure_domain?.vm_ids ?? [])] },
+  };
   if (f.automatic !== undefined) {
     if (f.automatic !== 'true' && f.automatic !== 'false') throw new InvalidArgumentError('--automatic', 'must be true or false');
     out.automatic = f.automatic === 'true';
@@ -145,7 +153,18 @@ export function applyPolicyFlags(p: WirePolicy, f: PolicyFlags): WirePolicy {
     if (at >= 0) out.affinity_groups[at] = group;
     else out.affinity_groups.push(group);
   }
+  const spread = f.otherFailureDomain?.trim();
+  if (spread !== undefined) {
+    const vmIds = spread.split(',').map((x) => x.trim()).filter(Boolean);
+    if (vmIds.length === 0) throw new InvalidArgumentError('--other-failure-domain', `must be all, none or VM,VM..., got '${f.otherFailureDomain}'`);
+    out.other_failure_domain = spread === 'all' ? { all_vms: true, vm_ids: [] } : spread === 'none' ? { all_vms: false, vm_ids: [] } : { all_vms: false, vm_ids: vmIds };
+  }
   return out;
+}
+
+function formatOtherFailureDomain(rule: WirePolicy['other_failure_domain'] | undefined): string {
+  if (rule?.all_vms) return 'every VM';
+  return rule?.vm_ids.length ? rule.vm_ids.join(', ') : 'none';
 }
 
 function formatPolicy(p: WirePolicy): string {
@@ -162,6 +181,7 @@ function formatPolicy(p: WirePolicy): string {
     `migration windows    ${windows.join(', ') || 'any time'} (UTC)`,
     `default priority     ${p.default_priority}`,
     `VM priorities        ${Object.entries(p.vm_priority).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}`,
+    `other failure domain ${formatOtherFailureDomain(p.other_failure_domain)}`,
     `affinity groups      ${(p.affinity_groups ?? []).map((g) => `${g.name} (${g.kind === 'AFFINITY_KIND_KEEP_APART' ? 'keep-apart' : 'keep-together'}: ${g.vm_ids.join(', ')})`).join('; ') || 'none'}`,
   ].join('\n');
 }

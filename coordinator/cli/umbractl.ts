@@ -45,9 +45,12 @@ Usage:
                       [--max-shadowed N] [--refresh-ms N] [--default-priority N]
                       [--clear-windows] [--window HH:MM-HH:MM[@DAYS]]... [--priority VM=N]...
                       [--group NAME=keep-apart|keep-together:VM,VM...]... [--remove-group NAME]...
+                      [--other-failure-domain all|none|VM,VM...]
                                                       change it (windows in UTC, days 0=Sunday..6;
                                                       a group keeps its VMs on separate hosts, or
-                                                      favours hosts holding the others)
+                                                      favours hosts holding the others; VMs of
+                                                      --other-failure-domain only go to hosts outside
+                                                      their source's failure domain)
   umbractl predict evaluate --traces DIR [--horizon MIN] [--folds N] [--json]
                                                       forecast accuracy on traces vs baselines (offline;
                                                       'umbractl predict evaluate --help' for all options)
@@ -96,6 +99,7 @@ const OPTIONS = {
   'clear-windows': { type: 'boolean' },
   group: { type: 'string', multiple: true },
   'remove-group': { type: 'string', multiple: true },
+  'other-failure-domain': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -202,6 +206,7 @@ async function main(): Promise<number> {
           clearWindows: v['clear-windows'] === true,
           group: v.group,
           removeGroup: v['remove-group'],
+          otherFailureDomain: v['other-failure-domain'],
         },
         { json },
       );

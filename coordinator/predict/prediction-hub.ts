@@ -39,6 +39,8 @@ interface VmInfo {
   cpuCores: number;
   memoryBytes: number;
   lastSeenMs: number;
+  /** GPU models passed through to the guest (absent: none). */
+  gpuModels?: readonly string[];
   /** When a switchover recorded here moved it to hostId (the coordinator's clock). */
   movedAtMs?: number;
 }
@@ -79,6 +81,8 @@ export class PredictionHub {
   private warmShadowHosts?: (vmId: string) => Iterable<string>;
   /** The policy's keep-together / keep-apart groups. */
   private affinity = new AffinityGroups();
+  /** The policy's VMs that must leave their source's failure domain (all: every VM). */
+  private otherDomain: { all: boolean; vmIds: ReadonlySet<string> } = { all: false, vmIds: new Set() };
 
   constructor(private readonly o: HubOptions) {
     this.engine = o.engine;
@@ -94,13 +98,23 @@ export class PredictionHub {
     for (const g of p.groups ?? []) affinity.define(g.name, g.kind, g.vmIds);
     this.policyValue = p;
     this.affinity = affinity;
+    this.otherDomain = { all: p.otherFailureDomain?.allVms === true, vmIds: new Set(p.otherFailureDomain?.vmIds ?? []) };
   }
 
-  /** The VM's keep-apart and keep-together groups, as the ranker's VmView carries them. */
-  private groupsOf(vmId: string): Pick<VmView, 'keepApartGroups' | 'keepTogetherGroups'> {
+  /**
+   * The VM's hard placement needs beyond capacity and CPU, as the ranker's VmView carries them:
+   * its keep-apart and keep-together groups, the GPUs it holds, and the policy's failure-domain rule.
+   */
+  private constraintsOf(vmId: string): Pick<VmView, 'keepApartGroups' | 'keepTogetherGroups' | 'gpuModels' | 'requireOtherFailureDomain'> {
     const apart = this.affinity.keepApartOf(vmId);
     const together = this.affinity.keepTogetherOf(vmId);
-    return { ...(apart.length ? { keepApartGroups: apart } : {}), ...(together.length ? { keepTogetherGroups: together } : {}) };
+    const gpus = this.vms.get(vmId)?.gpuModels;
+    return {
+      ...(apart.length ? { keepApartGroups: apart } : {}),
+      ...(together.length ? { keepTogetherGroups: together } : {}),
+      ...(gpus?.length ? { gpuModels: gpus } : {}),
+      ...(this.otherDomain.all || this.otherDomain.vmIds.has(vmId) ? { requireOtherFailureDomain: true } : {}),
+    };
   }
 
   /** Takes one agent report; returns how many readings were taken. */
@@ -130,6 +144,7 @@ export class PredictionHub {
         cpuCores: p.cpuCores,
         memoryBytes: p.memoryBytes,
         lastSeenMs: now,
+        ...(p.gpuModels?.length ? { gpuModels: p.gpuModels } : {}),
         ...(known?.movedAtMs !== undefined ? { movedAtMs: known.movedAtMs } : {}),
       });
     }
@@ -224,12 +239,14 @@ export class PredictionHub {
     // The groups of the VMs it holds (not the VM being ranked): anti-affinity and togetherness.
     const labels = this.affinity.hostLabels(here.map((v) => v.vmId), excludeVmId);
     const groups = labels.length ? [...new Set([...(view.groups ?? []), ...labels])] : view.groups;
+    const freeGpus = withoutHeldGpus(view.freeGpuModels, here);
     return {
       ...view,
       cpuPeakCores: Math.max(view.cpuPeakCores, cpu),
       memoryPeakBytes: Math.max(view.memoryPeakBytes, mem),
       failureRisk: this.engine.hostFailureRisk(view.id).risk,
       ...(groups ? { groups } : {}),
+      ...(freeGpus ? { freeGpuModels: freeGpus } : {}),
     };
   }
 
@@ -247,7 +264,7 @@ export class PredictionHub {
       ...(c ? { cpuFamily: c.cpu_vendor } : {}),
       // A guest started with the source's CPU may rely on any of its flags.
       requiredCpuFlags: c?.cpu_flags ?? [],
-      ...this.groupsOf(v.vmId),
+      ...this.constraintsOf(v.vmId),
     };
   }
 
@@ -308,7 +325,7 @@ export class PredictionHub {
       name: 'predictive',
       rank: (vm, hosts, context) => {
         const v = this.vms.get(vm.id);
-        let view: VmView = { ...vm, ...this.groupsOf(vm.id) };
+        let view: VmView = { ...vm, ...this.constraintsOf(vm.id) };
         if (v) {
           const d = this.demandOf(v);
           view = { ...view, cpuPeakCores: d.cpuPeakCores, memoryPeakBytes: d.memoryPeakBytes, memorySizeBytes: v.memoryAllocationBytes, dirtyRateBytesPerSec: v.dirtyRateBytesPerSec };
@@ -319,4 +336,20 @@ export class PredictionHub {
       },
     };
   }
+}
+
+/**
+ * A host's GPUs minus those its VMs hold, device by device (facts list every GPU, passed through
+ * or not). Every VM here counts, the ranked one too: on its source it is rejected anyway.
+ */
+function withoutHeldGpus(hostGpus: readonly string[] | undefined, here: readonly VmInfo[]): readonly string[] | undefined {
+  if (!hostGpus || hostGpus.length === 0) return hostGpus;
+  const free = [...hostGpus];
+  for (const v of here) {
+    for (const model of v.gpuModels ?? []) {
+      const at = free.indexOf(model);
+      if (at >= 0) free.splice(at, 1);
+    }
+  }
+  return free;
 }

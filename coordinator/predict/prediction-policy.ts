@@ -12,7 +12,7 @@ export const DEFAULT_SHADOWING_REFRESH_INTERVAL_MS = 10_000;
 const MAX_SHADOWED_VMS = 64;
 const MIN_REFRESH_INTERVAL_MS = 100;
 const MAX_WINDOWS = 64;
-const MAX_PRIORITIES = 100_000;
+const MAX_VM_ENTRIES = 100_000;
 const MINUTES_PER_DAY = 1440;
 const MAX_GROUPS = 1000;
 const MAX_GROUP_MEMBERS = 1000;
@@ -34,7 +34,15 @@ export interface PredictionPolicy {
   migration: MigrationPolicy;
   /** Absent in policies stored before groups existed: none. */
   groups?: AffinityGroupPolicy[];
+  /** VMs whose destinations must lie outside their source's failure domain (absent: none). */
+  otherFailureDomain?: OtherFailureDomainPolicy;
 }
+
+export interface OtherFailureDomainPolicy {
+  allVms: boolean;
+  vmIds: string[];
+}
+
 
 export function defaultPolicy(): PredictionPolicy {
   return {
@@ -43,6 +51,7 @@ export function defaultPolicy(): PredictionPolicy {
     shadowingRefreshIntervalMs: DEFAULT_SHADOWING_REFRESH_INTERVAL_MS,
     migration: { automatic: false, netBenefitThreshold: DEFAULT_NET_BENEFIT_THRESHOLD, allowedWindows: [], priorities: {}, defaultPriority: DEFAULT_PRIORITY },
     groups: [],
+    otherFailureDomain: { allVms: false, vmIds: [] },
   };
 }
 
@@ -71,6 +80,18 @@ function groupsFromWire(raw: unknown, field: string): AffinityGroupPolicy[] {
 
 type Msg = Record<string, unknown>;
 
+function otherFailureDomainFromWire(raw: unknown, field: string): OtherFailureDomainPolicy {
+  const m = (raw ?? {}) as Msg;
+  if (typeof m !== 'object') throw new InvalidArgumentError(field, 'must be a message');
+  const list = (m.vm_ids ?? []) as unknown[];
+  if (!Array.isArray(list) || list.length > MAX_VM_ENTRIES) throw new InvalidArgumentError(`${field}.vm_ids`, `at most ${MAX_VM_ENTRIES} VM ids`);
+  const vmIds = list.map((v, k) => {
+    if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new InvalidArgumentError(`${field}.vm_ids[${k}]`, 'VM ids are 1-256 characters');
+    return v;
+  });
+  return { allVms: m.all_vms === true, vmIds: [...new Set(vmIds)] };
+}
+
 /** proto3 numbers arrive as numbers (uint32, double) or decimal strings (64-bit). */
 function num(field: string, v: unknown, opts: { min: number; max: number; integer?: boolean }): number {
   const n = typeof v === 'string' && v !== '' ? Number(v) : v;
@@ -98,7 +119,7 @@ export function policyFromWire(raw: unknown, field = 'policy'): PredictionPolicy
   });
   const prioRaw = (p.vm_priority ?? {}) as Msg;
   const entries = Object.entries(prioRaw);
-  if (entries.length > MAX_PRIORITIES) throw new InvalidArgumentError(`${field}.vm_priority`, `at most ${MAX_PRIORITIES} entries`);
+  if (entries.length > MAX_VM_ENTRIES) throw new InvalidArgumentError(`${field}.vm_priority`, `at most ${MAX_VM_ENTRIES} entries`);
   const priorities: Record<string, number> = {};
   for (const [vm, v] of entries) {
     if (vm.length === 0 || vm.length > 256) throw new InvalidArgumentError(`${field}.vm_priority`, 'VM ids are 1-256 characters');
@@ -120,6 +141,7 @@ export function policyFromWire(raw: unknown, field = 'policy'): PredictionPolicy
       defaultPriority: defaultPriority === 0 ? DEFAULT_PRIORITY : defaultPriority,
     },
     groups: groupsFromWire(p.affinity_groups, `${field}.affinity_groups`),
+    otherFailureDomain: otherFailureDomainFromWire(p.other_failure_domain, `${field}.other_failure_domain`),
   };
 }
 
@@ -134,5 +156,6 @@ export function policyToWire(p: PredictionPolicy) {
     automatic: p.migration.automatic,
     threshold: p.migration.netBenefitThreshold ?? DEFAULT_NET_BENEFIT_THRESHOLD,
     affinity_groups: (p.groups ?? []).map((g) => ({ name: g.name, kind: KIND_TO_WIRE[g.kind], vm_ids: [...g.vmIds] })),
+    other_failure_domain: { all_vms: p.otherFailureDomain?.allVms ?? false, vm_ids: [...(p.otherFailureDomain?.vmIds ?? [])] },
   };
 }

@@ -9,6 +9,8 @@ export const MAX_HOST_SAMPLES = 2_000;
 export const MAX_VM_PROFILES = 50_000;
 export const MAX_HEALTH_SAMPLES = 500;
 const MAX_VM_ID_LENGTH = 256;
+export const MAX_VM_GPUS = 16;
+const MAX_GPU_MODEL_LENGTH = 256;
 
 export interface HostReading {
   timeMs: number;
@@ -29,6 +31,8 @@ export interface VmReport {
   memoryAllocationBytes: number;
   memoryPercent: number;
   dirtyRateBytesPerSec: number;
+  /** GPU models passed through to the guest, one per device (absent: none). */
+  gpuModels?: string[];
 }
 
 export interface SamplerCost {
@@ -59,6 +63,16 @@ function list(field: string, v: unknown, max: number): Msg[] {
   return v as Msg[];
 }
 
+function gpuModels(field: string, v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new InvalidArgumentError(field, 'must be a list');
+  if (v.length > MAX_VM_GPUS) throw new InvalidArgumentError(field, `at most ${MAX_VM_GPUS} devices per VM, got ${v.length}`);
+  return v.map((m, k) => {
+    if (typeof m !== 'string' || m.length === 0 || m.length > MAX_GPU_MODEL_LENGTH) throw new InvalidArgumentError(`${field}[${k}]`, `must be a string of 1-${MAX_GPU_MODEL_LENGTH} characters`);
+    return m;
+  });
+}
+
 export function parseTelemetryReport(hostId: string, req: Msg): TelemetryReport {
   let dropped = Number.isFinite(n(req.malformed)) ? Math.max(0, n(req.malformed)) : 0;
   const host: HostReading[] = [];
@@ -81,12 +95,13 @@ export function parseTelemetryReport(hostId: string, req: Msg): TelemetryReport 
     const memoryBytes = n(p.memory_bytes ?? 0);
     const alloc = n(p.memory_allocation_bytes ?? 0);
     const dirty = n(p.dirty_rate_bytes_per_sec ?? 0);
+    const gpus = gpuModels(`vms[${i}].gpu_models`, p.gpu_models);
     if (!okNonNeg(timeMs, cpuCores, cpuPercent, memoryBytes, alloc, dirty) || !(vcpus >= 1)) {
       dropped++;
       return;
     }
     const allocation = alloc > 0 ? alloc : memoryBytes;
-    vms.push({ vmId, timeMs, cpuCores, cpuPercent, vcpus, memoryBytes, memoryAllocationBytes: allocation, memoryPercent: allocation > 0 ? (100 * memoryBytes) / allocation : 0, dirtyRateBytesPerSec: dirty });
+    vms.push({ vmId, timeMs, cpuCores, cpuPercent, vcpus, memoryBytes, memoryAllocationBytes: allocation, memoryPercent: allocation > 0 ? (100 * memoryBytes) / allocation : 0, dirtyRateBytesPerSec: dirty, ...(gpus.length ? { gpuModels: gpus } : {}) });
   });
   const health: HealthSnapshot[] = [];
   for (const h of list('health', req.health, MAX_HEALTH_SAMPLES)) {

@@ -45,8 +45,8 @@ export interface HostTable {
   modelIds: Interner;
   familyIds: Interner;
   domainIds: Interner;
-  /** Free GPU models per host (usually empty). */
-  gpus: ReadonlyArray<ReadonlySet<string>>;
+  /** Free GPU devices per host by model (usually empty). */
+  gpus: ReadonlyArray<ReadonlyMap<string, number>>;
   /** group label -> hosts (by index) holding a member. */
   groupHosts: Map<string, Uint8Array>;
   indexOf: Map<string, number>;
@@ -79,7 +79,7 @@ export function compileHosts(hosts: readonly HostView[]): HostTable {
     modelIds: new Interner(),
     familyIds: new Interner(),
     domainIds: new Interner(),
-    gpus: hosts.map((h) => new Set(h.freeGpuModels ?? [])),
+    gpus: hosts.map((h) => countModels(h.freeGpuModels ?? [])),
     groupHosts: new Map(),
     indexOf: new Map(),
   };
@@ -132,6 +132,23 @@ export function missingFlags(t: HostTable, i: number, flags: readonly string[]):
   for (const f of flags) {
     const b = t.flagIds.lookup(f);
     if (b === undefined || (t.flags[i * t.flagWords + (b >>> 5)] & (1 << (b & 31))) === 0) out.push(f);
+  }
+  return out;
+}
+
+/** Devices per model: a VM holding two A100s needs a host with two free. */
+export function countModels(models: readonly string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const x of models) m.set(x, (m.get(x) ?? 0) + 1);
+  return m;
+}
+
+/** The VM's GPU models the host cannot supply, e.g. "A100 (2 needed, 1 free)". */
+export function missingGpus(needed: ReadonlyMap<string, number>, free: ReadonlyMap<string, number>): string[] {
+  const out: string[] = [];
+  for (const [model, n] of needed) {
+    const have = free.get(model) ?? 0;
+    if (have < n) out.push(n === 1 ? model : `${model} (${n} needed, ${have} free)`);
   }
   return out;
 }

@@ -2,7 +2,7 @@
 // then a weighted score of the survivors, a top-k selection, and the score breakdown of the ones
 // returned. Pure logic; hosts are compiled once (host-table.ts).
 
-import { compileHosts, HostTable, missingFlags, vmFlagMask } from './host-table';
+import { compileHosts, countModels, HostTable, missingFlags, missingGpus, vmFlagMask } from './host-table';
 import { migrationCostScore, predictMigrationSeconds } from './migration-cost';
 import {
   DEFAULT_WEIGHTS,
@@ -90,7 +90,7 @@ function rejectDetail(reason: RejectReason, vm: VmView, t: HostTable, i: number,
     case 'CPU_FLAGS':
       return `CPU ${h.cpuModel} lacks flags ${missingFlags(t, i, vm.requiredCpuFlags).join(',')}`;
     case 'GPU_MODEL':
-      return `no free GPU ${vm.gpuModel}`;
+      return `no free GPU ${missingGpus(countModels(vm.gpuModels ?? []), t.gpus[i]).join(', ')}`;
     case 'FAILURE_DOMAIN':
       return `same failure domain ${h.failureDomain} as the source`;
     case 'ANTI_AFFINITY':
@@ -115,7 +115,7 @@ export function rankPrepared(vm: VmView, p: Prepared, context: RankContext): Ran
   const apart = (vm.keepApartGroups ?? []).map((g) => t.groupHosts.get(g)).filter((m): m is Uint8Array => m !== undefined);
   const together = (vm.keepTogetherGroups ?? []).map((g) => t.groupHosts.get(g)).filter((m): m is Uint8Array => m !== undefined);
   const hasTogether = (vm.keepTogetherGroups ?? []).length > 0;
-  const gpu = vm.gpuModel;
+  const gpus = vm.gpuModels && vm.gpuModels.length > 0 ? countModels(vm.gpuModels) : undefined;
   const keep = 1 - p.headroom;
   const needCpu = vm.cpuPeakCores;
   const needMem = vm.memoryPeakBytes;
@@ -161,7 +161,7 @@ export function rankPrepared(vm: VmView, p: Prepared, context: RankContext): Ran
     for (let k = 0; k < words; k++) {
       if ((mask[k] & ~flags[base + k]) !== 0) { reject(i, 4); continue hosts; }
     }
-    if (gpu !== undefined && !t.gpus[i].has(gpu)) { reject(i, 5); continue; }
+    if (gpus !== undefined && missingGpus(gpus, t.gpus[i]).length > 0) { reject(i, 5); continue; }
     if (otherDomain && domains[i] === srcDomain) { reject(i, 6); continue; }
     if (hasApart) for (const m of apart) if (m[i] === 1) { reject(i, 7); continue hosts; }
     eligible++;

@@ -37,7 +37,8 @@ export interface VmView {
   cpuModel: string;
   cpuFamily?: string;
   requiredCpuFlags: readonly string[];
-  gpuModel?: string;
+  /** GPU models the guest holds (one entry per device): the destination needs each free. */
+  gpuModels?: readonly string[];
   keepApartGroups?: readonly string[];
   keepTogetherGroups?: readonly string[];
   /** Destination must be outside the source's failure domain. */

@@ -26,6 +26,7 @@ export function hostViewOf(h: HostRecord, useHostLoad = true): HostView {
     cpuModel: c.cpu_model,
     cpuFamily: c.cpu_vendor,
     cpuFlags: c.cpu_flags,
+    freeGpuModels: c.gpu_models,
     failureDomain: h.facts.failure_domain,
     linkBandwidthBytesPerSec: fastestMbps > 0 ? fastestMbps * BYTES_PER_MBIT : DEFAULT_LINK_BYTES_PER_SEC,
   };

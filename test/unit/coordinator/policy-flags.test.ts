@@ -1,5 +1,5 @@
 // `umbractl policy set` flags applied to the current policy: groups defined, replaced, removed;
-// bad flags refused with the flag named.
+// the failure-domain rule set; bad flags refused with the flag named.
 import test from 'ava';
 import { applyPolicyFlags, type PolicyFlags } from '../../../coordinator/cli/predict-command';
 import { defaultPolicy, policyFromWire, policyToWire } from '../../../coordinator/predict/prediction-policy';
@@ -25,9 +25,21 @@ test('malformed --group and an unknown --remove-group are refused, naming the fl
     [{ group: ['db=apart:db1'] }, '--group'],
     [{ group: ['db=keep-apart:'] }, '--group'],
     [{ removeGroup: ['nope'] }, '--remove-group'],
+    [{ otherFailureDomain: ' , ' }, '--other-failure-domain'],
   ];
   for (const [flags, field] of cases) {
     const err = t.throws(() => applyPolicyFlags(current(), flags));
     t.true(isUmbraError(err) && err.reason === 'INVALID_ARGUMENT' && err.message.startsWith(field), err?.message);
   }
+});
+
+test('--other-failure-domain: all, a VM list (replacing the last), none; the coordinator accepts each', (t) => {
+  let p = applyPolicyFlags(current(), { otherFailureDomain: 'all' });
+  t.deepEqual(p.other_failure_domain, { all_vms: true, vm_ids: [] });
+  t.deepEqual(policyFromWire(p).otherFailureDomain, { allVms: true, vmIds: [] });
+  p = applyPolicyFlags(p, { otherFailureDomain: 'db1, db2' });
+  t.deepEqual(p.other_failure_domain, { all_vms: false, vm_ids: ['db1', 'db2'] });
+  t.deepEqual(policyFromWire(p).otherFailureDomain, { allVms: false, vmIds: ['db1', 'db2'] });
+  t.deepEqual(applyPolicyFlags(p, { automatic: 'true' }).other_failure_domain, p.other_failure_domain, 'other flags leave it alone');
+  t.deepEqual(applyPolicyFlags(p, { otherFailureDomain: 'none' }).other_failure_domain, { all_vms: false, vm_ids: [] });
 });

@@ -94,7 +94,11 @@ test('INVALID_ARGUMENT names the field', async (t) => {
       },
       /^policy\.affinity_groups\[1\]\.name: .*defined twice/,
     ],
+    ['SetPolicy', { policy: { other_failure_domain: { vm_ids: ['vm1', ''] } } }, /^policy\.other_failure_domain\.vm_ids\[1\]/],
+    ['SetPolicy', { policy: { other_failure_domain: 'all' } }, /^policy\.other_failure_domain: must be a message/],
     ['ReportTelemetry', { host_id: '' }, /^host_id/, 'umbra://agent/hv-a'],
+    ['ReportTelemetry', { host_id: 'hv-a', vms: [{ vm_id: 'ok', vcpus: 1, gpu_models: ['A100', ''] }] }, /^vms\[0\]\.gpu_models\[1\]/, 'umbra://agent/hv-a'],
+    ['ReportTelemetry', { host_id: 'hv-a', vms: [{ vm_id: 'ok', vcpus: 1, gpu_models: new Array(17).fill('A100') }] }, /^vms\[0\]\.gpu_models: at most 16 devices/, 'umbra://agent/hv-a'],
     ['ReportTelemetry', { host_id: 'hv-a', vms: [{ vm_id: 'ok', vcpus: 1 }, { vm_id: '' }] }, /^vms\[1\]\.vm_id/, 'umbra://agent/hv-a'],
     ['ReportTelemetry', { host_id: 'hv-a', host: new Array(2001).fill({}) }, /^host: at most 2000/, 'umbra://agent/hv-a'],
   ];
@@ -221,4 +225,51 @@ test('affinity groups: a keep-apart peer rules a host out, a keep-together peer 
   // db2 itself: hv-a holds its keep-apart peer db1.
   const db2 = (await call('RankDestinations', { vm_id: 'db2', explain_rejected: true })).res!;
   t.true((db2.rejected as Msg[]).some((x) => x.host_id === 'hv-a' && x.reason === 'ANTI_AFFINITY'));
+});
+
+test('GPUs: a host whose GPUs its VMs hold is no destination for a GPU guest; other hosts are', async (t) => {
+  const { call, hosts, advance, nowMs } = setup();
+  const [hvA, hvB, hvC] = hosts;
+  hvA.facts.capacity.gpu_models = ['NVIDIA A100'];
+  hvB.facts.capacity.gpu_models = ['NVIDIA A100'];
+  hvC.facts.capacity.gpu_models = ['NVIDIA A100', 'NVIDIA T4'];
+  const withGpus = (req: Msg, gpus: string[]) => {
+    (req.vms as Msg[])[0].gpu_models = gpus;
+    return req;
+  };
+  for (let i = 0; i < 3; i++) {
+    t.is((await call('ReportTelemetry', withGpus(report('hv-a', 'train1', 30, nowMs()), ['NVIDIA A100']), 'umbra://agent/hv-a')).err, null);
+    t.is((await call('ReportTelemetry', withGpus(report('hv-b', 'train2', 30, nowMs()), ['NVIDIA A100']), 'umbra://agent/hv-b')).err, null);
+    advance(5 * 60_000);
+  }
+  const r = (await call('RankDestinations', { vm_id: 'train1', explain_rejected: true })).res!;
+  t.deepEqual((r.ranked as Msg[]).map((d) => d.host_id), ['hv-c']);
+  t.deepEqual((r.rejected as Msg[]).map((x) => [x.host_id, x.reason, x.detail]).sort(), [
+    ['hv-a', 'SOURCE_HOST', "host is the VM's source"],
+    ['hv-b', 'GPU_MODEL', 'no free GPU NVIDIA A100'],
+  ]);
+  // train2 may go to hv-a only once train1 has left it: hv-a's one A100 is held.
+  const r2 = (await call('RankDestinations', { vm_id: 'train2', explain_rejected: true })).res!;
+  t.deepEqual((r2.ranked as Msg[]).map((d) => d.host_id), ['hv-c']);
+});
+
+test('other failure domain: the policy rules out hosts of the source domain, for listed VMs or all', async (t) => {
+  const { call, hosts, advance, nowMs } = setup();
+  hosts[2].facts.failure_domain = hosts[0].facts.failure_domain;
+  for (let i = 0; i < 3; i++) {
+    t.is((await call('ReportTelemetry', report('hv-a', 'vm1', 30, nowMs()), 'umbra://agent/hv-a')).err, null);
+    t.is((await call('ReportTelemetry', report('hv-a', 'vm2', 30, nowMs()), 'umbra://agent/hv-a')).err, null);
+    advance(5 * 60_000);
+  }
+  const ranked = async (vm: string) => {
+    const r = (await call('RankDestinations', { vm_id: vm, explain_rejected: true })).res!;
+    return { to: (r.ranked as Msg[]).map((d) => d.host_id).sort(), rejected: (r.rejected as Msg[]).filter((x) => x.reason === 'FAILURE_DOMAIN').map((x) => [x.host_id, x.detail]) };
+  };
+  t.deepEqual((await ranked('vm1')).to, ['hv-b', 'hv-c'], 'no rule: both');
+  t.is((await call('SetPolicy', { policy: { other_failure_domain: { vm_ids: ['vm1'] } } })).err, null);
+  t.deepEqual(await ranked('vm1'), { to: ['hv-b'], rejected: [['hv-c', 'same failure domain rack-hv-a as the source']] });
+  t.deepEqual((await ranked('vm2')).to, ['hv-b', 'hv-c'], 'vm2 is not listed');
+  t.deepEqual(((await call('GetPolicy', {})).res!.policy as Msg).other_failure_domain, { all_vms: false, vm_ids: ['vm1'] });
+  t.is((await call('SetPolicy', { policy: { other_failure_domain: { all_vms: true } } })).err, null);
+  t.deepEqual((await ranked('vm2')).to, ['hv-b']);
 });

@@ -46,6 +46,9 @@ test("the agent's batch wire is read back by the coordinator", (t) => {
   t.deepEqual(r.vms, [{ vmId: 'vm1', timeMs: 1000, cpuCores: 1.5, cpuPercent: 75, vcpus: 2, memoryBytes: 1e9, memoryAllocationBytes: 2e9, memoryPercent: 50, dirtyRateBytesPerSec: 5e6 }]);
   t.deepEqual(r.health, [{ timeMs: 1000, maxTemperatureC: 61 }]);
   t.deepEqual(r.cost, { samples: 2, meanCpuMs: 0.5, maxCpuMs: 0.7 });
+  // A guest's GPUs travel with its readings.
+  const withGpus = parseTelemetryReport('hv-a', JSON.parse(JSON.stringify(batchToWire(batch, () => ({ vcpus: 2, gpuModels: ['NVIDIA A100', 'NVIDIA A100'] })))));
+  t.deepEqual(withGpus.vms[0].gpuModels, ['NVIDIA A100', 'NVIDIA A100']);
 });
 
 test('profiler config: VMs by pid or pid file, each mistake named', (t) => {

@@ -72,10 +72,21 @@ test('GPU model, failure domain and keep-apart groups are hard constraints', (t)
     host('apart', { failureDomain: 'rack-3', freeGpuModels: ['A100'], groups: ['db'] }),
     host('good', { failureDomain: 'rack-4', freeGpuModels: ['A100'] }),
   ];
-  const r = new PredictiveRanker().rank({ ...vm, gpuModel: 'A100', requireOtherFailureDomain: true, keepApartGroups: ['db'] }, hosts, { explainRejected: true });
+  const r = new PredictiveRanker().rank({ ...vm, gpuModels: ['A100'], requireOtherFailureDomain: true, keepApartGroups: ['db'] }, hosts, { explainRejected: true });
   t.deepEqual(r.ranked.map((d) => d.hostId), ['good']);
   const reasons = Object.fromEntries(r.rejected.map((x) => [x.hostId, x.reason]));
   t.deepEqual(reasons, { src: 'SOURCE_HOST', samerack: 'FAILURE_DOMAIN', nogpu: 'GPU_MODEL', apart: 'ANTI_AFFINITY' });
+});
+
+test('a guest with two GPUs needs two free devices of each model; the rejection names what is short', (t) => {
+  const hosts = [host('src'), host('one', { freeGpuModels: ['A100', 'T4'] }), host('two', { freeGpuModels: ['A100', 'T4', 'A100'] })];
+  const r = new PredictiveRanker().rank({ ...vm, gpuModels: ['A100', 'A100'] }, hosts, { explainRejected: true });
+  t.deepEqual(r.ranked.map((d) => d.hostId), ['two']);
+  const one = r.rejected.find((x) => x.hostId === 'one')!;
+  t.is(one.reason, 'GPU_MODEL');
+  t.is(one.detail, 'no free GPU A100 (2 needed, 1 free)');
+  // No GPU asked for: GPU-less hosts are fine.
+  t.deepEqual(new PredictiveRanker().rank({ ...vm, gpuModels: [] }, hosts).ranked.length, 2);
 });
 
 test('the idle host ranks first and its breakdown says why; the breakdown adds up to the score', (t) => {

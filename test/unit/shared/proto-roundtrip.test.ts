@@ -2,6 +2,8 @@ import test from 'ava';
 import { serviceDefinition } from '../../../shared/proto';
 import { factsToWire, hostFromWire, hostToWire, parseHostFacts } from '../../../coordinator/api/host-messages';
 import { InvalidArgumentError } from '../../../shared/errors';
+import { defaultPolicy, policyFromWire, policyToWire } from '../../../coordinator/predict/prediction-policy';
+import { parseTelemetryReport } from '../../../coordinator/predict/telemetry-report';
 import { hostFacts } from '../../fakes/host-facts';
 
 test('RegisterHost request survives the wire with 64-bit fields intact', (t) => {
@@ -42,3 +44,16 @@ for (const [name, mutate, field] of invalid) {
     t.is(err!.field, field);
   });
 }
+
+test('the policy and a VM profile survive the wire with the failure-domain rule and GPUs', (t) => {
+  const svc = serviceDefinition('umbra.coordinator.v1.PredictionService');
+  const policy = { ...defaultPolicy(), otherFailureDomain: { allVms: false, vmIds: ['db1', 'db2'] } };
+  const back = svc.SetPolicy.requestDeserialize(svc.SetPolicy.requestSerialize({ policy: policyToWire(policy) })) as { policy: unknown };
+  t.deepEqual(policyFromWire(back.policy).otherFailureDomain, { allVms: false, vmIds: ['db1', 'db2'] });
+  // A policy written before the rule existed reads as none.
+  const old = svc.SetPolicy.requestDeserialize(svc.SetPolicy.requestSerialize({ policy: { max_shadowed_vms: 2 } })) as { policy: unknown };
+  t.deepEqual(policyFromWire(old.policy).otherFailureDomain, { allVms: false, vmIds: [] });
+  const report = { host_id: 'hv-a', vms: [{ vm_id: 'train1', time_unix_ms: '1000', cpu_cores: 1, cpu_percent_of_allocation: 50, vcpus: 2, gpu_models: ['NVIDIA A100', 'NVIDIA A100'] }] };
+  const got = svc.ReportTelemetry.requestDeserialize(svc.ReportTelemetry.requestSerialize(report)) as Record<string, unknown>;
+  t.deepEqual(parseTelemetryReport('hv-a', got).vms[0].gpuModels, ['NVIDIA A100', 'NVIDIA A100']);
+});
