@@ -65,8 +65,15 @@ export class PredictionEngine {
     this.forecaster = options.forecaster ?? new WindowQuantileForecaster();
   }
 
+  /** Changes whenever a forecast, a host's health or the VM set may have changed (for callers' caches). */
+  get generation(): number {
+    return this.generationValue;
+  }
+  private generationValue = 0;
+
   setForecaster(f: Forecaster): void {
     this.forecaster = f;
+    this.generationValue++;
   }
 
   /** One profile reading (percent of the VM's allocation); readings are averaged per interval. */
@@ -85,6 +92,7 @@ export class PredictionEngine {
     s.open.memSum += memoryPercent;
     s.open.n++;
     s.version++;
+    this.generationValue++;
     return true;
   }
 
@@ -102,6 +110,7 @@ export class PredictionEngine {
   forgetVm(vmId: string): void {
     this.vms.delete(vmId);
     this.forecasts.delete(vmId);
+    this.generationValue++;
   }
 
   /** The VM's series including the interval still open (so a new VM is forecast at once). */
@@ -148,6 +157,7 @@ export class PredictionEngine {
     list.push(snapshot);
     if (list.length > MAX_HEALTH_SNAPSHOTS) list.splice(0, list.length - MAX_HEALTH_SNAPSHOTS);
     this.health.set(hostId, list);
+    this.generationValue++;
   }
 
   hostFailureRisk(hostId: string): FailureRisk {

@@ -81,6 +81,12 @@ export class PredictionHub {
   private warmShadowHosts?: (vmId: string) => Iterable<string>;
   /** The policy's keep-together / keep-apart groups. */
   private affinity = new AffinityGroups();
+  /** Bumped by every change host views depend on, besides the engine's own (its generation). */
+  private generation = 0;
+  /** The last grouping of VMs by host: see vmsByHost. */
+  private grouping?: { generation: number; validUntilMs: number; byHost: ReadonlyMap<string, VmInfo[]> };
+  /** The last ranking's host views: see sharedHostViews. */
+  private lastViews?: { hosts: readonly HostRecord[]; byHost: ReadonlyMap<string, VmInfo[]>; generation: number; engineGeneration: number; views: HostView[] };
   /** The policy's VMs that must leave their source's failure domain (all: every VM). */
   private otherDomain: { all: boolean; vmIds: ReadonlySet<string> } = { all: false, vmIds: new Set() };
 
@@ -98,6 +104,7 @@ export class PredictionHub {
     for (const g of p.groups ?? []) affinity.define(g.name, g.kind, g.vmIds);
     this.policyValue = p;
     this.affinity = affinity;
+    this.generation++;
     this.otherDomain = { all: p.otherFailureDomain?.allVms === true, vmIds: new Set(p.otherFailureDomain?.vmIds ?? []) };
   }
 
@@ -152,6 +159,7 @@ export class PredictionHub {
       this.engine.recordHealth(r.hostId, h);
       accepted++;
     }
+    this.generation++;
     const info = this.hosts.get(r.hostId) ?? { baseCpuCores: 0, baseMemoryBytes: 0, cost: r.cost, lastReportMs: now };
     const last = r.host[r.host.length - 1];
     if (last) {
@@ -163,19 +171,30 @@ export class PredictionHub {
     if (r.cost.samples > 0) info.cost = r.cost;
     info.lastReportMs = now;
     this.hosts.set(r.hostId, info);
+    this.generation++;
     return { accepted, dropped };
   }
 
-  /** The VMs reported recently, by host: one pass, for views of every host (vmsOn per host scans them all). */
-  private vmsByHost(): Map<string, VmInfo[]> {
-    const cutoff = this.now() - (this.o.vmStaleMs ?? DEFAULT_VM_STALE_MS);
+  /**
+   * The VMs reported recently, by host (callers must not change it). Built in one pass over the VMs
+   * and kept until the hub changes or the first of them goes stale: advice for each VM reads its
+   * host's VMs, so a scan per call made an advice round quadratic in the fleet.
+   */
+  private vmsByHost(): ReadonlyMap<string, VmInfo[]> {
+    const now = this.now();
+    const g = this.grouping;
+    if (g && g.generation === this.generation && now <= g.validUntilMs) return g.byHost;
+    const staleMs = this.o.vmStaleMs ?? DEFAULT_VM_STALE_MS;
     const byHost = new Map<string, VmInfo[]>();
+    let validUntilMs = Infinity;
     for (const v of this.vms.values()) {
-      if (v.lastSeenMs < cutoff) continue;
+      if (v.lastSeenMs < now - staleMs) continue;
+      validUntilMs = Math.min(validUntilMs, v.lastSeenMs + staleMs);
       const list = byHost.get(v.hostId);
       if (list) list.push(v);
       else byHost.set(v.hostId, [v]);
     }
+    this.grouping = { generation: this.generation, validUntilMs, byHost };
     return byHost;
   }
 
@@ -203,6 +222,7 @@ export class PredictionHub {
       v.hostId = destinationHostId;
       v.movedAtMs = this.now();
     }
+    this.generation++;
   }
 
   hostPrediction(h: HostRecord): HostPrediction {
@@ -218,10 +238,21 @@ export class PredictionHub {
     return { hostId, saturation, failure: this.engine.hostFailureRisk(hostId), vmIds: vms.map((v) => v.vmId), ...(info ? { cost: info.cost } : {}), lastReportMs: info?.lastReportMs ?? 0 };
   }
 
-  /** What the ranker sees of the registry's hosts: capacity, forecast peaks, failure risk. */
-  hostViews(hosts: readonly HostRecord[], excludeVmId?: string): HostView[] {
+  /**
+   * What the ranker sees of the registry's hosts (capacity, forecast peaks, failure risk, groups,
+   * free GPUs) for ranking any VM against `hosts`, every VM counted where it runs, and the same
+   * array while neither the host list nor anything views depend on changed: the ranker compiles a
+   * host table once per array, so an advice round over the fleet builds views and table once, not
+   * once per VM ranked. The ranked VM weighs only on its own host, the source, which the ranker
+   * rejects before reading its load, groups or GPUs.
+   */
+  private sharedHostViews(hosts: readonly HostRecord[]): HostView[] {
     const byHost = this.vmsByHost();
-    return hosts.map((h) => this.enrichHost(hostViewOf(h, false), byHost.get(h.facts.host_id) ?? [], excludeVmId));
+    const c = this.lastViews;
+    if (c && c.hosts === hosts && c.byHost === byHost && c.generation === this.generation && c.engineGeneration === this.engine.generation) return c.views;
+    const views = hosts.map((h) => this.enrichHost(hostViewOf(h, false), byHost.get(h.facts.host_id) ?? []));
+    this.lastViews = { hosts, byHost, generation: this.generation, engineGeneration: this.engine.generation, views };
+    return views;
   }
 
   /** `withBase`: add the host's load outside its VMs (callers whose view already holds host load pass false). */
@@ -286,7 +317,7 @@ export class PredictionHub {
       ...(opts.limit ? { limit: opts.limit } : {}),
       explainRejected: opts.explainRejected === true,
     };
-    return this.ranker.rank(this.vmView(v, source), this.hostViews(hosts, vmId), context);
+    return this.ranker.rank(this.vmView(v, source), this.sharedHostViews(hosts), context);
   }
 
   vmPrediction(vmId: string, hosts: readonly HostRecord[]): VmPrediction {

@@ -112,3 +112,42 @@ test('a VM is forecast once per reading: ranking every VM reads each forecast fr
   engine.forecastVm('v2');
   t.is(calls, before + 1, 'another forecaster forecasts again');
 });
+
+test('an advice round builds the host views once; a reading, a policy or a VM going stale shows in the next ranking', (t) => {
+  const engine = new PredictionEngine();
+  let demands = 0;
+  const demand = engine.demand.bind(engine);
+  engine.demand = (vm) => (demands++, demand(vm));
+  let now = 1_700_000_000_000;
+  const hub = new PredictionHub({ engine, now: () => now, vmStaleMs: 20 * 60_000 });
+  const report = (hostId: string, vmId: string, cpuPercent: number) =>
+    hub.ingest({ hostId, host: [], vms: [{ vmId, timeMs: now, cpuCores: 1, cpuPercent, vcpus: 2, memoryBytes: GIB, memoryAllocationBytes: 2 * GIB, memoryPercent: 50, dirtyRateBytesPerSec: 0 }], health: [], cost: { samples: 0, meanCpuMs: 0, maxCpuMs: 0 }, dropped: 0 });
+  // 8 threads: CPU, not memory, binds the headroom.
+  const list = [rec('h0', 8), rec('h1', 8), rec('h2', 8)];
+  const ids = list.map((h) => h.facts.host_id);
+  const vmIds = Array.from({ length: 12 }, (_, k) => `v${k}`);
+  for (let i = 0; i < 3; i++) {
+    vmIds.forEach((vmId, k) => report(ids[k % 2], vmId, 40));
+    now += 5 * 60_000;
+  }
+  const cpuHeadroom = (vmId: string, hostId: string) => hub.rank(vmId, list, { limit: 0, explainRejected: true }).ranked.find((d) => d.hostId === hostId)?.breakdown.headroom.value;
+  demands = 0;
+  for (const vmId of vmIds) hub.rank(vmId, list, { limit: 1 });
+  t.is(demands, 2 * vmIds.length, 'per VM: its own demand, plus every VM once for the views (not once per VM ranked)');
+  // A new reading: the views count it.
+  const before = cpuHeadroom('v0', ids[1])!;
+  report(ids[1], 'v1', 100);
+  t.true(cpuHeadroom('v0', ids[1])! < before);
+  // The odd VMs (all on the second host) stop reporting and go stale: their host frees up.
+  const busy = cpuHeadroom('v0', ids[1])!;
+  now += 15 * 60_000;
+  vmIds.filter((_, k) => k % 2 === 0).forEach((vmId) => report(ids[0], vmId, 40));
+  t.is(cpuHeadroom('v0', ids[1]), busy, 'not stale yet');
+  now += 6 * 60_000;
+  t.true(cpuHeadroom('v0', ids[1])! > busy, 'stale VMs no longer weigh on their host');
+  // A policy: keep-apart with a VM on the third host rules it out at once.
+  report(ids[2], 'v-db', 40);
+  t.truthy(cpuHeadroom('v0', ids[2]));
+  hub.setPolicy({ ...hub.policy, groups: [{ name: 'db', kind: 'keep-apart', vmIds: ['v0', 'v-db'] }] });
+  t.is(cpuHeadroom('v0', ids[2]), undefined);
+});
