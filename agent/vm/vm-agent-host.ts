@@ -117,6 +117,8 @@ interface ShadowVm {
   lastError: string;
   /** A migration stream arrived: relaunching would lose the guest, so supervision leaves it. */
   loaded: boolean;
+  /** Its QEMU is being started (taps, image, process, QMP): no process yet, and none missing. */
+  launching: boolean;
 }
 
 export interface VmAgentHostDeps {
@@ -254,6 +256,7 @@ export class VmAgentHost {
         relaunches: existing ? existing.relaunches : 0,
         lastError: '',
         loaded: false,
+        launching: false,
       };
       this.shadows.set(vmId, shadow);
       await this.launchShadow(shadow);
@@ -287,14 +290,16 @@ export class VmAgentHost {
   }
 
   private async launchShadow(s: ShadowVm): Promise<void> {
-    for (const tap of Object.values(s.tapNames)) await ensureTap(tap, this.d.config.vmBridge);
-    mkdirSync(path.dirname(s.ramPath), { recursive: true });
-    if (!existsSync(s.ramPath)) {
-      // QEMU would create it too; creating it here keeps ownership and sparseness predictable.
-      await fs.writeFile(s.ramPath, '');
-      await fs.truncate(s.ramPath, s.sourceDef.memorySizeBytes);
-    }
+    // Seconds on a loaded host: health shows it as launching, not as a shadow that died.
+    s.launching = true;
     try {
+      for (const tap of Object.values(s.tapNames)) await ensureTap(tap, this.d.config.vmBridge);
+      mkdirSync(path.dirname(s.ramPath), { recursive: true });
+      if (!existsSync(s.ramPath)) {
+        // QEMU would create it too; creating it here keeps ownership and sparseness predictable.
+        await fs.writeFile(s.ramPath, '');
+        await fs.truncate(s.ramPath, s.sourceDef.memorySizeBytes);
+      }
       s.proc = await launchShadowQemu({
         def: s.sourceDef,
         ramFile: s.ramPath,
@@ -310,6 +315,8 @@ export class VmAgentHost {
     } catch (err) {
       s.lastError = errorMessage(err);
       throw err;
+    } finally {
+      s.launching = false;
     }
   }
 
@@ -652,7 +659,7 @@ export class VmAgentHost {
   }
 
   private async viewShadow(s: ShadowVm): Promise<VmView> {
-    const st = await this.status(s.proc);
+    const st = !s.proc && s.launching ? { status: 'launching', running: false } : await this.status(s.proc);
     return {
       vmId: s.vmId,
       role: 'shadow',
