@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../../shared/proto';
 import type { FrameErrorCode } from '../../shared/frame-errors';
 import { frameHeadroom } from '../../shared/frame-codec';
+import { digestFromWire } from './image-digest';
 import { GRPC_MESSAGE_PREFIX_BYTES, installPreframedMessages, markPreframed } from './grpc-preframed-messages';
 import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from './shadow-channel';
 import type { OpenReplication, ShadowErrorCode } from './replication-receiver';
@@ -20,16 +21,21 @@ const ERROR_CODES: Record<string, ShadowErrorCode> = {
 
 interface WireResponse {
   kind?: 'ready' | 'ack' | 'reject' | 'error';
-  ready?: { resume_from_epoch: string; full_resend: boolean; reason: string };
+  ready?: { resume_from_epoch: string; full_resend: boolean; reason: string; digest_block_bytes?: number; digest?: Uint8Array };
   ack?: { epoch: string };
   reject?: { epoch: string; index: number; code: string; detail: string };
   error?: { code: string; detail: string };
 }
 
-function fromWire(m: WireResponse): ShadowChannelEvent | undefined {
+/** `imageBytes`: of the stream, to check a digest against (one that does not fit is ignored: every page is sent). */
+function fromWire(m: WireResponse, imageBytes: number): ShadowChannelEvent | undefined {
   switch (m.kind) {
-    case 'ready':
-      return m.ready && { kind: 'ready', resumeFromEpoch: Number(m.ready.resume_from_epoch), fullResend: m.ready.full_resend, reason: m.ready.reason };
+    case 'ready': {
+      if (!m.ready) return undefined;
+      const r = m.ready;
+      const digest = r.full_resend && r.digest && r.digest.length > 0 ? digestFromWire(r.digest_block_bytes ?? 0, r.digest, imageBytes) : undefined;
+      return { kind: 'ready', resumeFromEpoch: Number(r.resume_from_epoch), fullResend: r.full_resend, reason: r.reason, ...(digest ? { digest } : {}) };
+    }
     case 'ack':
       return m.ack && { kind: 'ack', epoch: Number(m.ack.epoch) };
     case 'reject':
@@ -103,7 +109,7 @@ export function grpcShadowChannelFactory(endpoint: string, credentials: grpc.Cha
       onEvent({ kind: 'closed', reason });
     };
     call.on('data', (m: WireResponse) => {
-      const e = fromWire(m);
+      const e = fromWire(m, open.imageSizeBytes);
       if (e) onEvent(e);
     });
     call.on('drain', () => {

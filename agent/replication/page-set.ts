@@ -31,6 +31,11 @@ export class PageSet {
     this.count = this.pageCount;
   }
 
+  clear(): void {
+    this.bits.fill(0);
+    this.count = 0;
+  }
+
   /** Removes and returns every member, sorted. */
   take(): Uint32Array {
     const out = new Uint32Array(this.count);

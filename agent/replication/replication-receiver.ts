@@ -7,10 +7,12 @@ import { errorMessage } from '../../shared/errors';
 import { FrameCodec, type Frame } from '../../shared/frame-codec';
 import { FrameError, type FrameErrorCode } from '../../shared/frame-errors';
 import { FrameSequence } from '../../shared/frame-sequence';
+import { KeyedMutex } from '../../shared/keyed-mutex';
 import type { KvStore } from '../../shared/kv-store';
 import { createLogger } from '../../shared/log';
 import { native } from '../memory/native-binding';
 import { ShadowDiskFullError } from './errors';
+import { digestBlockBytes, type ImageDigest } from './image-digest';
 import { existingImageSize, ShadowImage, shadowImagePath } from './shadow-image';
 import { ShadowStateStore } from './shadow-state-store';
 
@@ -30,7 +32,8 @@ export interface OpenReplication {
 export type ShadowErrorCode = 'DISK_FULL' | 'IO' | 'REFUSED';
 
 export type ReceiverReply =
-  | { kind: 'ready'; resumeFromEpoch: number; fullResend: boolean; reason: string }
+  /** `digest`: of the image this shadow already holds, with a full resend (the source sends what differs). */
+  | { kind: 'ready'; resumeFromEpoch: number; fullResend: boolean; reason: string; digest?: ImageDigest }
   | { kind: 'ack'; epoch: number }
   /** Resend from this frame on; frames after it were dropped. */
   | { kind: 'reject'; epoch: number; index: number; code: FrameErrorCode; detail: string }
@@ -54,6 +57,12 @@ export interface ReplicationReceiverOptions {
   maxFrameBytes?: number;
   /** fdatasync the image before persisting each epoch (default true). */
   syncEachEpoch?: boolean;
+  /**
+   * With a full resend, send the digest of the image already here (default true): the source then
+   * sends only the blocks that differ (a VM that comes back to a host it left, a shadow of the
+   * VM's previous source session).
+   */
+  digestOnFullResend?: boolean;
   /** At the first stream, tune this process's malloc to reuse freed memory (retainFreedMemory(); default true). */
   retainFreedMemory?: boolean;
   log?: Logger;
@@ -82,6 +91,7 @@ export function retainFreedMemory(): boolean {
 
 export class ReplicationReceiver {
   private readonly sessions = new Map<string, ReceiverSession>();
+  private readonly opening = new KeyedMutex();
   private readonly stats = new Map<string, ShadowStatus>();
   readonly states: ShadowStateStore;
   readonly codec: FrameCodec;
@@ -93,8 +103,16 @@ export class ReplicationReceiver {
     this.log = options.log ?? createLogger('replication-receiver');
   }
 
-  /** Starts a session for a source stream; a previous session of the same VM is closed first. */
-  async open(req: OpenReplication): Promise<ReceiverSession> {
+  /**
+   * Starts a session for a source stream; a previous session of the same VM is closed first.
+   * Opens of one VM run one at a time: a digest can take seconds, and a source that reconnected
+   * meanwhile must not have its newer session (and persisted epoch) overwritten by the older open.
+   */
+  open(req: OpenReplication): Promise<ReceiverSession> {
+    return this.opening.run(req.vmId ?? '', () => this.openNow(req));
+  }
+
+  private async openNow(req: OpenReplication): Promise<ReceiverSession> {
     if (!req.vmId || !req.generation) throw new FrameError('WRONG_STREAM', 'open without vm id or generation');
     if (!(req.pageSizeBytes >= 512) || req.imageSizeBytes <= 0 || req.imageSizeBytes % req.pageSizeBytes !== 0 || req.imageSizeBytes > MAX_IMAGE_BYTES) {
       throw new FrameError('MALFORMED', `image ${req.imageSizeBytes} bytes / page ${req.pageSizeBytes} bytes`);
@@ -116,6 +134,7 @@ export class ReplicationReceiver {
       reason = `resuming from persisted epoch ${resume}`;
     }
     const image = await ShadowImage.open(this.options.dataDir, req.vmId, req.imageSizeBytes);
+    const digest = resume === 0 ? await this.digestOf(image, req, size) : undefined;
     if (resume === 0) {
       await this.states.put({ vmId: req.vmId, generation: req.generation, epoch: 0, imageSizeBytes: req.imageSizeBytes, pageSizeBytes: req.pageSizeBytes });
     }
@@ -131,10 +150,25 @@ export class ReplicationReceiver {
     };
     Object.assign(stat, { generation: req.generation, epoch: resume, connected: true });
     this.stats.set(req.vmId, stat);
-    const session = new ReceiverSession(this, req, image, resume, reason, stat, this.options.syncEachEpoch ?? true, this.log);
+    const session = new ReceiverSession(this, req, image, resume, reason, stat, this.options.syncEachEpoch ?? true, this.log, digest);
     this.sessions.set(req.vmId, session);
-    this.log.info({ vmId: req.vmId, generation: req.generation, resumeFromEpoch: resume, reason }, 'replication stream opened');
+    this.log.info({ vmId: req.vmId, generation: req.generation, resumeFromEpoch: resume, reason, ...(digest ? { digestBlocks: digest.hashes.length, digestBlockBytes: digest.blockBytes } : {}) }, 'replication stream opened');
     return session;
+  }
+
+  /**
+   * The digest of an image that was here before this stream with the stream's size (content of
+   * an earlier session, e.g. the VM's RAM when it left this host), unless the source asked to
+   * discard it or it would be too large to send.
+   */
+  private async digestOf(image: ShadowImage, req: OpenReplication, sizeBefore: number | undefined): Promise<ImageDigest | undefined> {
+    if (this.options.digestOnFullResend === false || req.discardImage || sizeBefore !== req.imageSizeBytes) return undefined;
+    const blockBytes = digestBlockBytes(req.imageSizeBytes);
+    if (blockBytes === undefined) return undefined;
+    const t0 = performance.now();
+    const digest = await image.digest(blockBytes);
+    this.log.info({ vmId: req.vmId, blocks: digest.hashes.length, blockBytes, ms: Math.round(performance.now() - t0) }, 'digest of the image already here');
+    return digest;
   }
 
   /** @internal */
@@ -186,9 +220,10 @@ export class ReceiverSession {
     private readonly stat: ShadowStatus,
     private readonly syncEachEpoch: boolean,
     private readonly log: Logger,
+    digest?: ImageDigest,
   ) {
     this.sequence = new FrameSequence(resumeFromEpoch);
-    this.ready = { kind: 'ready', resumeFromEpoch, fullResend: resumeFromEpoch === 0, reason };
+    this.ready = { kind: 'ready', resumeFromEpoch, fullResend: resumeFromEpoch === 0, reason, ...(digest ? { digest } : {}) };
   }
 
   /** Sends the replies that come later than their frame (set it before the first frame). */

@@ -10,6 +10,7 @@ import { toServiceError } from '../../shared/grpc-status';
 import { createLogger } from '../../shared/log';
 import { formatIdentity, identityFromSubjectAltName } from '../../shared/peer-identity';
 import { ReceiveBufferPool, usePooledReceive } from './grpc-pooled-receive';
+import { digestHashesToBytes } from './image-digest';
 import type { ReceiverReply, ReceiverSession, ReplicationReceiver, ShadowStatus } from './replication-receiver';
 
 export const REPLICATION_SERVICE_NAME = 'umbra.agent.v1.ReplicationService';
@@ -26,7 +27,14 @@ interface WireRequest {
 export function replyToWire(r: ReceiverReply): Record<string, unknown> {
   switch (r.kind) {
     case 'ready':
-      return { ready: { resume_from_epoch: String(r.resumeFromEpoch), full_resend: r.fullResend, reason: r.reason } };
+      return {
+        ready: {
+          resume_from_epoch: String(r.resumeFromEpoch),
+          full_resend: r.fullResend,
+          reason: r.reason,
+          ...(r.digest ? { digest_block_bytes: r.digest.blockBytes, digest: digestHashesToBytes(r.digest.hashes) } : {}),
+        },
+      };
     case 'ack':
       return { ack: { epoch: String(r.epoch) } };
     case 'reject':

@@ -14,6 +14,7 @@ import type { GuestMemory } from '../memory/guest-memory';
 import { native } from '../memory/native-binding';
 import { FlushIncompleteError } from './errors';
 import { FrameBufferPool } from './frame-buffer-pool';
+import { computeDigest, differingPages, type ImageDigest } from './image-digest';
 import { samePages } from './page-set';
 import { RoundPacer } from './round-pacer';
 import type { ShadowChannelFactory } from './shadow-channel';
@@ -196,10 +197,19 @@ export class ReplicationSource {
       },
       written: (frame) => this.pool.release(frame),
       notify: () => this.wake(),
+      compareImage: (theirs) => this.differingFromRam(theirs),
       log: this.log,
     });
     this.links.set(target.id, link);
     if (connect) link.connect();
+  }
+
+  /** The pages of guest RAM whose blocks differ from a shadow's digest of its image (read in place, in slices). */
+  private async differingFromRam(theirs: ImageDigest): Promise<Uint32Array> {
+    const m = this.o.memory;
+    const ps = m.region.pageSizeBytes;
+    const ours = await computeDigest(m.pageCount * ps, theirs.blockBytes, (offset, count, block, out, at) => native.hashFdPages(m.fd, m.region.fileOffsetBytes + offset, count, block, out, at));
+    return differingPages(ours, theirs, ps, m.pageCount);
   }
 
   removeShadow(id: string): void {

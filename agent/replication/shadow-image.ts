@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Frame } from '../../shared/frame-codec';
 import { native } from '../memory/native-binding';
 import { ShadowDiskFullError, ShadowImageError } from './errors';
+import { computeDigest, type ImageDigest } from './image-digest';
 
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -74,6 +75,15 @@ export class ShadowImage {
       for (const [first, count] of runs(frame.zeroPages)) native.punchHole(this.handle.fd, first * ps, count * ps);
     } catch (err) {
       throw mapIoError(this.vmId, this.path, 'write', err);
+    }
+  }
+
+  /** The image's block digest (see image-digest.ts), read from the page cache or the disk. */
+  async digest(blockBytes: number): Promise<ImageDigest> {
+    try {
+      return await computeDigest(this.sizeBytes, blockBytes, (offset, count, block, out, at) => native.hashFdPages(this.handle.fd, offset, count, block, out, at));
+    } catch (err) {
+      throw mapIoError(this.vmId, this.path, 'digest', err);
     }
   }
 

@@ -2,6 +2,7 @@
 // (sent, not acknowledged), its acknowledged epoch, and the ordered send queue with back-pressure.
 // Reconnects with backoff; on reconnect it resumes from the epoch the shadow reports.
 import type { Logger } from 'pino';
+import type { ImageDigest } from './image-digest';
 import { PageSet } from './page-set';
 import type { ShadowChannel, ShadowChannelEvent, ShadowChannelFactory } from './shadow-channel';
 import type { OpenReplication, ShadowErrorCode } from './replication-receiver';
@@ -19,7 +20,8 @@ const TRANSPORT_AHEAD_FRAMES = 4;
 /** After a disk-full or I/O error on the shadow, wait this long before trying again. */
 const SHADOW_ERROR_RETRY_MS = 10000;
 
-export type ShadowLinkState = 'connecting' | 'streaming' | 'backoff' | 'shadow-error' | 'closed';
+/** `comparing`: the shadow sent the digest of the image it holds; the source compares its RAM. */
+export type ShadowLinkState = 'connecting' | 'comparing' | 'streaming' | 'backoff' | 'shadow-error' | 'closed';
 
 /** A frame sent or queued: kept (without its bytes once sent) until its epoch is acknowledged. */
 interface Pending {
@@ -47,6 +49,9 @@ export interface ShadowLinkStatus {
   fullResends: number;
   /** Times this shadow's image was declared invalid (resync()). */
   resyncs: number;
+  /** Full resends served from the shadow's digest (only differing blocks owed), and the pages they spared. */
+  digestResends: number;
+  digestSparedPages: number;
   /** A discard was asked for and the shadow has not confirmed it yet. */
   resyncPending: boolean;
   lastError?: string;
@@ -64,6 +69,11 @@ export interface ShadowLinkOptions {
   written?: (frame: Buffer) => void;
   /** Called on every state change or acknowledgement (the source re-evaluates flush and pacing). */
   notify: () => void;
+  /**
+   * The pages of the source's RAM whose blocks differ from the shadow's digest. Without it a
+   * digest is ignored (every page is owed).
+   */
+  compareImage?: (theirs: ImageDigest) => Promise<Uint32Array>;
   log: Logger;
 }
 
@@ -82,7 +92,7 @@ export class ShadowLink {
   private backoffMs = BACKOFF_MIN_MS;
   private readonly windowBytes: number;
   private readonly queueWaiters: Array<() => void> = [];
-  private readonly stats = { framesSent: 0, framesResent: 0, bytesSent: 0, reconnects: 0, fullResends: 0, resyncs: 0 };
+  private readonly stats = { framesSent: 0, framesResent: 0, bytesSent: 0, reconnects: 0, fullResends: 0, resyncs: 0, digestResends: 0, digestSparedPages: 0 };
   /** The next open asks the shadow to discard its image state (until it answers full_resend). */
   private discardPending = false;
   private lastError: string | undefined;
@@ -175,6 +185,8 @@ export class ShadowLink {
   }
 
   lagBytes(): number {
+    // While comparing, what the shadow lacks is not known yet: all of it, for readiness checks.
+    if (this.state === 'comparing') return this.o.pageCount * this.o.open.pageSizeBytes;
     return (this.owed.size + this.unackedPages()) * this.o.open.pageSizeBytes;
   }
 
@@ -208,7 +220,7 @@ export class ShadowLink {
   private onEvent(e: ShadowChannelEvent): void {
     switch (e.kind) {
       case 'ready':
-        this.onReady(e.resumeFromEpoch, e.fullResend);
+        this.onReady(e.resumeFromEpoch, e.fullResend, e.digest);
         break;
       case 'ack':
         if (e.epoch > this.ackedEpoch) this.ackedEpoch = e.epoch;
@@ -233,10 +245,14 @@ export class ShadowLink {
     this.o.notify();
   }
 
-  private onReady(resume: number, full: boolean): void {
+  private onReady(resume: number, full: boolean, digest?: ImageDigest): void {
     const discarding = this.discardPending;
     if (discarding && full) this.discardPending = false; // the shadow forgot its epoch: confirmed
     if (discarding) resume = 0; // whatever it says, its image is not trusted until a full copy is acknowledged
+    if (full && digest && !discarding && this.o.compareImage) {
+      this.compare(digest);
+      return;
+    }
     if (full || discarding || resume < this.ackedEpoch) {
       // The shadow lost (or never had) the image, or went back before what it acknowledged.
       if (this.ackedEpoch > 0 || this.stats.reconnects > 0) this.stats.fullResends++;
@@ -249,6 +265,44 @@ export class ShadowLink {
     this.queue = [];
     this.state = 'streaming';
     this.shadowError = undefined;
+  }
+
+  /**
+   * A full resend to a shadow that holds an image already: it owes only the blocks that differ
+   * from the source's RAM. What was owed is dropped first: every write before now is in the RAM
+   * the comparison reads, and every write after it is reported by the tracker in a later round
+   * (addDirty, which adds in any state). The link sends nothing until the comparison is in, so
+   * no epoch is acknowledged as complete without those blocks; a comparison that fails owes every
+   * page, one overtaken by a reconnect is dropped.
+   */
+  private compare(digest: ImageDigest): void {
+    if (this.ackedEpoch > 0 || this.stats.reconnects > 0) this.stats.fullResends++;
+    this.ackedEpoch = 0;
+    this.pending = [];
+    this.queue = [];
+    this.owed.clear();
+    this.state = 'comparing';
+    this.shadowError = undefined;
+    const channel = this.channel;
+    const t0 = performance.now();
+    const settle = (pages: Uint32Array | undefined, err?: unknown) => {
+      if (this.channel !== channel || this.state !== 'comparing') return;
+      if (pages) {
+        this.owed.add(pages);
+        this.stats.digestResends++;
+        this.stats.digestSparedPages += this.o.pageCount - pages.length;
+        this.o.log.info({ shadow: this.id, owedPages: pages.length, sparedPages: this.o.pageCount - pages.length, ms: Math.round(performance.now() - t0) }, 'shadow image compared: owes only the blocks that differ');
+      } else {
+        this.owed.addAll();
+        this.o.log.warn({ shadow: this.id, err: err instanceof Error ? err.message : String(err) }, 'comparing the shadow image failed; sending a full copy');
+      }
+      this.state = 'streaming';
+      this.o.notify();
+    };
+    this.o.compareImage!(digest).then(
+      (pages) => settle(pages),
+      (err: unknown) => settle(undefined, err),
+    );
   }
 
   private onReject(epoch: number, index: number, detail: string): void {

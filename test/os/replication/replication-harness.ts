@@ -11,7 +11,7 @@ import type { TrackerName } from '../../../agent/memory/dirty-tracker';
 import { locateGuestRam, ProcGuestMemory } from '../../../agent/memory/proc-guest-memory';
 import { createTracker } from '../../../agent/memory/tracker-selector';
 import { grpcShadowChannelFactory } from '../../../agent/replication/grpc-shadow-channel';
-import { ReplicationReceiver } from '../../../agent/replication/replication-receiver';
+import { ReplicationReceiver, type ReplicationReceiverOptions } from '../../../agent/replication/replication-receiver';
 import { REPLICATION_SERVICE_NAME, replicationServiceHandlers } from '../../../agent/replication/replication-service';
 import { ReplicationSource } from '../../../agent/replication/replication-source';
 import type { ShadowChannelFactory } from '../../../agent/replication/shadow-channel';
@@ -26,9 +26,9 @@ export class ShadowHost {
 
   constructor(readonly id: string, readonly dataDir: string) {}
 
-  async start(port = 0): Promise<void> {
+  async start(port = 0, options: Pick<ReplicationReceiverOptions, 'digestOnFullResend'> = {}): Promise<void> {
     this.store = await LevelStore.open(path.join(this.dataDir, 'db'));
-    this.receiver = new ReplicationReceiver({ dataDir: this.dataDir, store: this.store, log: silentLogger() });
+    this.receiver = new ReplicationReceiver({ dataDir: this.dataDir, store: this.store, log: silentLogger(), ...options });
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20 });
     this.server.addService(serviceDefinition(REPLICATION_SERVICE_NAME), replicationServiceHandlers(this.receiver));
     this.port = await new Promise<number>((resolve, reject) =>

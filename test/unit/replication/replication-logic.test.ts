@@ -7,7 +7,8 @@ import { findRamMapping, parseProcMaps } from '../../../agent/memory/proc-maps';
 import { PageSet } from '../../../agent/replication/page-set';
 import { RoundPacer } from '../../../agent/replication/round-pacer';
 import type { ShadowChannelEvent } from '../../../agent/replication/shadow-channel';
-import { ShadowLink } from '../../../agent/replication/shadow-link';
+import { ShadowLink, type ShadowLinkOptions } from '../../../agent/replication/shadow-link';
+import type { ImageDigest } from '../../../agent/replication/image-digest';
 import type { OpenReplication } from '../../../agent/replication/replication-receiver';
 
 test('PageSet merges rounds and returns sorted unique pages', (t) => {
@@ -48,7 +49,7 @@ test('findRamMapping picks the shared writable mapping of the guest size, mergin
   t.is(findRamMapping(entries, { sizeBytes: 0x100000 }), undefined);
 });
 
-function fakeLink(pageCount = 64) {
+function fakeLink(pageCount = 64, compareImage?: ShadowLinkOptions['compareImage']) {
   const sent: Buffer[] = [];
   let emit: (e: ShadowChannelEvent) => void = () => undefined;
   let opens = 0;
@@ -65,6 +66,7 @@ function fakeLink(pageCount = 64) {
     pageCount,
     encode: (epoch, index, _last, pages) => Buffer.from(`re:${epoch}:${index}:${pages.length}`),
     notify: () => undefined,
+    ...(compareImage ? { compareImage } : {}),
     log: silentLogger(),
   });
   link.connect();
@@ -151,4 +153,60 @@ test('ShadowLink: resync discards what the shadow acknowledged, reopens asking i
   await until(() => openRequests.length === 4, 'the reconnect after the last cut');
   t.falsy(openRequests.at(-1)!.discardImage, 'a later reconnect resumes normally');
   link.close();
+});
+
+test('ShadowLink: with a digest it owes only what the comparison finds plus what is written meanwhile, and sends nothing before', async (t) => {
+  const theirs: ImageDigest = { blockBytes: 65536, hashes: new BigUint64Array(4) };
+  let finish: (pages: Uint32Array) => void = () => undefined;
+  const asked: ImageDigest[] = [];
+  const { link, emit } = fakeLink(64, (d) => {
+    asked.push(d);
+    return new Promise((r) => (finish = r));
+  });
+  link.addDirty(Uint32Array.from([60])); // written before the ready: the comparison reads it
+  emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'new generation', digest: theirs });
+  t.is(asked[0], theirs);
+  t.is(link.state, 'comparing');
+  t.false(link.canSend(true), 'no frame (and no acknowledged epoch) before the comparison is in');
+  t.is(link.lagBytes(), 64 * 4096, 'lag unknown while comparing: all of it');
+  link.addDirty(Uint32Array.from([2, 40])); // written during the comparison
+  finish(Uint32Array.from([16, 17, 40]));
+  await tick();
+  t.is(link.state, 'streaming');
+  t.deepEqual(Array.from(link.takeOwed()), [2, 16, 17, 40]);
+  t.is(link.status().digestResends, 1);
+  t.is(link.status().digestSparedPages, 61);
+  link.close();
+});
+
+test('ShadowLink: a failed comparison owes every page; one overtaken by a reconnect is dropped; a resync ignores digests', async (t) => {
+  const digest: ImageDigest = { blockBytes: 65536, hashes: new BigUint64Array(4) };
+  const failing = fakeLink(64, async () => {
+    throw new Error('pread failed');
+  });
+  failing.emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'x', digest });
+  await tick();
+  t.is(failing.link.state, 'streaming');
+  t.is(failing.link.takeOwed().length, 64);
+  failing.link.close();
+
+  const finishes: Array<(p: Uint32Array) => void> = [];
+  const slow = fakeLink(64, () => new Promise((r) => finishes.push(r)));
+  slow.emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'x', digest });
+  slow.emit({ kind: 'closed', reason: 'cut' });
+  await until(() => slow.opens() === 2, 'the reopen');
+  slow.emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'x', digest });
+  finishes[0](Uint32Array.from([1])); // the first stream's comparison: stale
+  await tick();
+  t.is(slow.link.state, 'comparing');
+  finishes[1](Uint32Array.from([5]));
+  await tick();
+  t.deepEqual(Array.from(slow.link.takeOwed()), [5]);
+  slow.link.resync('guest ran on it');
+  await until(() => slow.opens() === 3, 'the reopen asking for a discard');
+  slow.emit({ kind: 'ready', resumeFromEpoch: 0, fullResend: true, reason: 'discarded', digest });
+  t.is(slow.link.state, 'streaming');
+  t.is(slow.link.takeOwed().length, 64, 'an image declared invalid gets every page');
+  t.is(finishes.length, 2);
+  slow.link.close();
 });
