@@ -14,7 +14,8 @@ export interface RoundPages {
 
 let zeroPage = Buffer.alloc(0);
 
-function isZeroPage(buf: Buffer, offset: number, size: number): boolean {
+/** Whether `size` bytes of `buf` at `offset` are all zero (one memcmp against a zero page). */
+export function isZeroPage(buf: Buffer, offset: number, size: number): boolean {
   if (zeroPage.length !== size) zeroPage = Buffer.alloc(size);
   return buf.compare(zeroPage, 0, size, offset, offset + size) === 0; // memcmp
 }

@@ -52,7 +52,20 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
   parseConfig: parseReplicationAgentConfig,
   async start(config, ctx): Promise<RunningReplicationModule> {
     const log = ctx.logger;
-    const receiver = new ReplicationReceiver({ dataDir: ctx.dataDir, store: ctx.store, log: log.child({ side: 'shadow' }) });
+    type VmListing = { vmId: string; role: string; status: string; pid: number; memoryBytes: number };
+    const vmModule = () => moduleApi<{ host: { list(): Promise<VmListing[]> } }>(ctx.modules, AGENT_MODULE_NAMES.vm, 'host');
+    const receiver = new ReplicationReceiver({
+      dataDir: ctx.dataDir,
+      store: ctx.store,
+      log: log.child({ side: 'shadow' }),
+      // The paused QEMU a VM left here when it switched over away (not one that runs: that would be its source).
+      seedFrom: async (vmId, sizeBytes) => {
+        const vms = vmModule();
+        if (typeof vms?.host.list !== 'function') return undefined;
+        const copy = (await vms.host.list()).find((v) => v.vmId === vmId && v.role === 'local' && v.pid > 0 && v.memoryBytes === sizeBytes && v.status !== 'running');
+        return copy ? ProcGuestMemory.open(locateGuestRam(copy.pid, { sizeBytes })) : undefined;
+      },
+    });
     const manager = new ReplicationManager(
       {
         hostId: ctx.hostId,
@@ -64,7 +77,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
         },
         currentLocator: async (vmId) => {
           // The vm module's own QEMU of the VM, when it runs it here: its process holds the RAM.
-          const vms = moduleApi<{ host: { list(): Promise<Array<{ vmId: string; role: string; pid: number; memoryBytes: number }>> } }>(ctx.modules, AGENT_MODULE_NAMES.vm, 'host');
+          const vms = vmModule();
           if (typeof vms?.host.list !== 'function') return undefined;
           const local = (await vms.host.list()).find((v) => v.vmId === vmId && v.role === 'local' && v.pid > 0 && v.memoryBytes > 0);
           return local ? { pid: local.pid, memoryBytes: local.memoryBytes } : undefined;

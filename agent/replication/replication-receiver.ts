@@ -12,6 +12,7 @@ import type { KvStore } from '../../shared/kv-store';
 import { createLogger } from '../../shared/log';
 import { native } from '../memory/native-binding';
 import { ShadowDiskFullError } from './errors';
+import type { GuestMemory } from '../memory/guest-memory';
 import { digestBlockBytes, type ImageDigest } from './image-digest';
 import { existingImageSize, ShadowImage, shadowImagePath } from './shadow-image';
 import { ShadowStateStore } from './shadow-state-store';
@@ -63,6 +64,12 @@ export interface ReplicationReceiverOptions {
    * VM's previous source session).
    */
   digestOnFullResend?: boolean;
+  /**
+   * A local copy of the VM's RAM to start a missing image from (the paused QEMU the VM left on
+   * this host when it switched over): the image is seeded from it and its digest sent, so that a
+   * VM coming back to a host it left is not copied over the network in full. Closed after use.
+   */
+  seedFrom?: (vmId: string, sizeBytes: number) => Promise<GuestMemory | undefined>;
   /** At the first stream, tune this process's malloc to reuse freed memory (retainFreedMemory(); default true). */
   retainFreedMemory?: boolean;
   log?: Logger;
@@ -134,7 +141,8 @@ export class ReplicationReceiver {
       reason = `resuming from persisted epoch ${resume}`;
     }
     const image = await ShadowImage.open(this.options.dataDir, req.vmId, req.imageSizeBytes);
-    const digest = resume === 0 ? await this.digestOf(image, req, size) : undefined;
+    const seeded = size === undefined && resume === 0 ? await this.seed(image, req) : false;
+    const digest = resume === 0 ? await this.digestOf(image, req, seeded ? req.imageSizeBytes : size) : undefined;
     if (resume === 0) {
       await this.states.put({ vmId: req.vmId, generation: req.generation, epoch: 0, imageSizeBytes: req.imageSizeBytes, pageSizeBytes: req.pageSizeBytes });
     }
@@ -154,6 +162,26 @@ export class ReplicationReceiver {
     this.sessions.set(req.vmId, session);
     this.log.info({ vmId: req.vmId, generation: req.generation, resumeFromEpoch: resume, reason, ...(digest ? { digestBlocks: digest.hashes.length, digestBlockBytes: digest.blockBytes } : {}) }, 'replication stream opened');
     return session;
+  }
+
+  /** Seeds a new image from a local copy of the VM's RAM (see seedFrom); whether it was. */
+  private async seed(image: ShadowImage, req: OpenReplication): Promise<boolean> {
+    if (!this.options.seedFrom || this.options.digestOnFullResend === false || req.discardImage) return false;
+    let memory: GuestMemory | undefined;
+    try {
+      memory = await this.options.seedFrom(req.vmId, req.imageSizeBytes);
+      if (!memory || memory.pageCount * memory.region.pageSizeBytes !== req.imageSizeBytes) return false;
+      const t0 = performance.now();
+      const pages = await image.seedFrom(memory);
+      this.log.info({ vmId: req.vmId, pid: memory.region.pid, dataPages: pages, ms: Math.round(performance.now() - t0) }, 'shadow image seeded from the local copy of the VM');
+      return true;
+    } catch (err) {
+      // A partly seeded image is harmless: without a digest every page is sent again.
+      this.log.warn({ vmId: req.vmId, err: errorMessage(err) }, 'seeding the shadow image from the local copy failed');
+      return false;
+    } finally {
+      memory?.close();
+    }
   }
 
   /**

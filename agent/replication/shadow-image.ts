@@ -2,12 +2,16 @@
 // page by page from verified frames. Zero pages become holes, so an idle guest costs little disk.
 import { mkdirSync, promises as fsp, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { isZeroPage } from '../../shared/frame-builder';
 import type { Frame } from '../../shared/frame-codec';
 import { native } from '../memory/native-binding';
 import { ShadowDiskFullError, ShadowImageError } from './errors';
+import type { GuestMemory } from '../memory/guest-memory';
 import { computeDigest, type ImageDigest } from './image-digest';
 
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+const SEED_SLICE_BYTES = 32 * 1024 * 1024;
+
 
 export function shadowImagePath(dataDir: string, vmId: string): string {
   return path.join(dataDir, 'shadow', `${encodeURIComponent(vmId)}.ram`);
@@ -76,6 +80,41 @@ export class ShadowImage {
     } catch (err) {
       throw mapIoError(this.vmId, this.path, 'write', err);
     }
+  }
+
+  /**
+   * Copies guest RAM into the image (a new one, all holes), leaving zero pages as holes; returns
+   * the data pages written. In 32 MiB slices with a yield between them.
+   */
+  async seedFrom(memory: GuestMemory): Promise<number> {
+    const ps = memory.region.pageSizeBytes;
+    const perSlice = Math.max(1, Math.floor(SEED_SLICE_BYTES / ps));
+    const buf = Buffer.alloc(perSlice * ps);
+    let written = 0;
+    try {
+      for (let first = 0; first < memory.pageCount; first += perSlice) {
+        const count = Math.min(perSlice, memory.pageCount - first);
+        memory.readPages(first, count, buf);
+        // Runs of data pages go in one write each.
+        for (let k = 0; k < count; ) {
+          if (isZeroPage(buf, k * ps, ps)) {
+            k++;
+            continue;
+          }
+          let end = k + 1;
+          while (end < count && !isZeroPage(buf, end * ps, ps)) end++;
+          const run = buf.subarray(k * ps, end * ps);
+          let done = 0;
+          while (done < run.length) done += writeSync(this.handle.fd, run, done, run.length - done, (first + k) * ps + done);
+          written += end - k;
+          k = end;
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (err) {
+      throw mapIoError(this.vmId, this.path, 'seed', err);
+    }
+    return written;
   }
 
   /** The image's block digest (see image-digest.ts), read from the page cache or the disk. */

@@ -1,21 +1,28 @@
 // A new source session (the VM switched over and back, the source agent restarted) to a shadow
-// that still holds an image: the shadow sends its image's digest and the source sends only the
-// blocks that differ from its RAM, not a full copy; the image ends byte for byte equal all the same.
+// that still holds an image, or that seeds one from the paused copy the VM left on its host: the
+// shadow sends its image's digest and the source sends only the blocks that differ from its RAM,
+// not a full copy; the image ends byte for byte equal all the same.
 import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
+import { locateGuestRam, ProcGuestMemory } from '../../../agent/memory/proc-guest-memory';
 import { createTracker } from '../../../agent/memory/tracker-selector';
+import { grpcShadowChannelFactory } from '../../../agent/replication/grpc-shadow-channel';
 import { ReplicationSource } from '../../../agent/replication/replication-source';
 import { silentLogger } from '../../../shared/log';
 import { isRoot } from '../../helpers/netns';
-import { firstDifferentPage, ReplicationHarness } from './replication-harness';
+import { firstDifferentPage, ReplicationHarness, ShadowHost } from './replication-harness';
+import { ShmWriterProcess } from './shm-writer-process';
 
 const PAGES = 2048; // 8 MiB
 const PS = 4096;
 const VM = 'vm-test';
 const harnesses: ReplicationHarness[] = [];
 const sources: ReplicationSource[] = [];
+const writers: ShmWriterProcess[] = [];
 test.after.always(async () => {
   for (const s of sources) await s.close().catch(() => undefined);
+  for (const w of writers) w.close();
   for (const h of harnesses) await h.close();
 });
 
@@ -78,4 +85,35 @@ rootTest('a shadow whose digest is turned off, or that has no image, gets every 
   const st = s.status().shadows[0];
   t.is(st.digestResends, 0);
   t.true(st.bytesSent >= PAGES * PS, `sent ${st.bytesSent} bytes`);
+});
+
+rootTest('a shadow with no image seeds it from the paused copy the VM left on its host, then gets only what differs', async (t) => {
+  // The copy the VM left here (paused since): the same RAM the new source had at its switchover.
+  const left = await ShmWriterProcess.start(PAGES, false);
+  writers.push(left);
+  await left.cmd('pattern 0 1800 4');
+  const h = new ReplicationHarness();
+  harnesses.push(h);
+  await h.start({ pageCount: PAGES, tracker: 'uffd-wp', shadows: [], vmId: VM });
+  await h.writer.cmd('pattern 0 1800 4');
+  await h.writer.cmd('pattern 300 10 8'); // what the guest wrote since on its new host: blocks 18 and 19
+  await h.source.close();
+  const host = new ShadowHost('shadow-a', h.tempDir());
+  let asked = 0;
+  await host.start(0, {
+    seedFrom: async (vmId, sizeBytes) => {
+      asked++;
+      t.is(vmId, VM);
+      return ProcGuestMemory.open(locateGuestRam(left.pid, { sizeBytes, pathContains: 'memfd:umbra-test-ram' }));
+    },
+  });
+  h.shadows.push(host);
+  h.factories.push(grpcShadowChannelFactory(`127.0.0.1:${host.port}`, grpc.credentials.createInsecure()));
+  const s = await newSession(h);
+  await s.flush(20000);
+  t.is(asked, 1);
+  t.is(firstDifferentPage(host.image(VM), h.sourceRam(), PS), -1, 'equal to the new source');
+  const st = s.status().shadows[0];
+  t.is(st.digestResends, 1);
+  t.is(st.digestSparedPages, PAGES - 32);
 });

@@ -26,7 +26,7 @@ export class ShadowHost {
 
   constructor(readonly id: string, readonly dataDir: string) {}
 
-  async start(port = 0, options: Pick<ReplicationReceiverOptions, 'digestOnFullResend'> = {}): Promise<void> {
+  async start(port = 0, options: Pick<ReplicationReceiverOptions, 'digestOnFullResend' | 'seedFrom'> = {}): Promise<void> {
     this.store = await LevelStore.open(path.join(this.dataDir, 'db'));
     this.receiver = new ReplicationReceiver({ dataDir: this.dataDir, store: this.store, log: silentLogger(), ...options });
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20 });
