@@ -97,6 +97,10 @@ if (why) {
     // g1 runs on hv-b; its one IP shadow is on hv-a, which still holds the paused source QEMU.
     const r = await streamingFrom('hv-b', 'hv-a');
     t.deepEqual(r.shadow_hosts, ['hv-a']);
+    // hv-a had no image (it was the source): it seeded one from the paused copy, and hv-b sent only what differed.
+    const logged = (host: 'hv-a' | 'hv-b', re: RegExp) => cluster.agents[host].log.some((l) => re.test(l));
+    t.true(logged('hv-a', /shadow image seeded from the local copy of the VM/), 'hv-a seeded its image from the paused copy');
+    t.true(logged('hv-b', /shadow image compared: owes only the blocks that differ/), 'hv-b compared its RAM with the digest');
     const before = await waitForGuestStat(cluster.lab, cluster.ns.cli, cluster.guestIp, PORT, 20000);
     const vmsOnA = async () => {
       // The report, healthy or not (health exits 1 while, e.g., the agent reconnects to the restarted coordinator).
@@ -127,5 +131,7 @@ if (why) {
     // Back on the host whose config names its first QEMU, the guest now runs in the promoted
     // shadow QEMU, and its RAM is found there: replication follows from hv-a.
     await streamingFrom('hv-a', 'hv-b');
+    // hv-b kept the image the guest ran on there: its digest spared the full copy again.
+    t.true(logged('hv-b', /digest of the image already here/), 'hv-b sent the digest of the image it holds');
   });
 }
