@@ -186,11 +186,12 @@ export class ReplicationReceiver {
 
   /**
    * The digest of an image that was here before this stream with the stream's size (content of
-   * an earlier session, e.g. the VM's RAM when it left this host), unless the source asked to
-   * discard it or it would be too large to send.
+   * an earlier session, e.g. the VM's RAM when it left this host), unless it would be too large to
+   * send. Also for an image the source declared invalid (a guest ran on it): the digest is of what
+   * the image holds now, scribbles included, so the source re-sends exactly the blocks they touched.
    */
   private async digestOf(image: ShadowImage, req: OpenReplication, sizeBefore: number | undefined): Promise<ImageDigest | undefined> {
-    if (this.options.digestOnFullResend === false || req.discardImage || sizeBefore !== req.imageSizeBytes) return undefined;
+    if (this.options.digestOnFullResend === false || sizeBefore !== req.imageSizeBytes) return undefined;
     const blockBytes = digestBlockBytes(req.imageSizeBytes);
     if (blockBytes === undefined) return undefined;
     const t0 = performance.now();

@@ -127,7 +127,7 @@ export class ShadowLink {
     this.stats.resyncs++;
     this.discardPending = true;
     this.lastError = `image declared invalid: ${reason}`;
-    this.o.log.warn({ shadow: this.id, reason }, 'shadow image declared invalid; discarding it and sending a full copy');
+    this.o.log.warn({ shadow: this.id, reason }, 'shadow image declared invalid; discarding its state and sending what differs from the source');
     this.ackedEpoch = 0;
     this.pending = [];
     this.owed.addAll();
@@ -249,7 +249,8 @@ export class ShadowLink {
     const discarding = this.discardPending;
     if (discarding && full) this.discardPending = false; // the shadow forgot its epoch: confirmed
     if (discarding) resume = 0; // whatever it says, its image is not trusted until a full copy is acknowledged
-    if (full && digest && !discarding && this.o.compareImage) {
+    // A discarded image too: the digest describes what it holds now, whatever wrote it.
+    if (full && digest && this.o.compareImage) {
       this.compare(digest);
       return;
     }

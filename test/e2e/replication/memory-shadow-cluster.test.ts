@@ -222,7 +222,7 @@ if (why) {
     t.is(unknownOnAgent.code, 5, JSON.stringify(unknownOnAgent));
   });
 
-  test.serial('ResyncShadow (coordinator identity): a shadow image written behind replication is discarded and copied again in full; the other shadow keeps streaming', async (t) => {
+  test.serial('ResyncShadow (coordinator identity): a shadow image written behind replication is discarded and its differing blocks sent again; the other shadow keeps streaming', async (t) => {
     const hvA = `${MGMT_PREFIX}.11:${AGENT_PORT}`;
     const control = (method: string, req: unknown) => grpcCall(ns.coord, pki.coordinator, 'umbra.agent.v1.ReplicationControlService', method, hvA, 'agent', req);
     const noHost = await control('ResyncShadow', { vm_id: VM });
@@ -251,7 +251,7 @@ if (why) {
     t.is(firstDifferentPage(image('hv-b'), ram, 4096), -1, 'hv-b too');
     const [after] = await ctl<WireShadow[]>(['replication', '--vm', VM]);
     const c = after.status!.shadows.find((l) => l.host_id === 'hv-c')!;
-    t.is(c.full_resends, 1, 'exactly one full copy, to hv-c');
+    t.is(c.full_resends, 1, 'exactly one resend from scratch (by digest), to hv-c');
     t.is(after.status!.shadows.find((l) => l.host_id === 'hv-b')!.full_resends, 0);
   });
 
