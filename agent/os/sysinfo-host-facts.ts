@@ -45,7 +45,6 @@ export async function probeHostCapacity(): Promise<HostCapacity> {
   };
 }
 
-
 /** The host's GPUs by PCI address (sysfs form), named as in its facts. */
 export async function hostGpusByAddress(): Promise<Map<string, string>> {
   const byAddress = new Map<string, string>();

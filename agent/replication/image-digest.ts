@@ -1,7 +1,8 @@
 // A digest of a memory image: one xxh64 per fixed-size block. A shadow that already holds an image
 // (the copy of an earlier replication, e.g. of the VM before a switchover moved it) sends its
 // digest when a new source session starts; the source compares it with its own RAM and owes only
-// the blocks that differ, instead of a full copy. Pure, but for the hasher it is given.
+// the blocks that differ, instead of a full copy. Pure, but for fdHasher: the one way both sides read.
+import { native } from '../memory/native-binding';
 
 /** Blocks of at least 64 KiB: 16 B of digest per MiB of guest RAM. */
 export const DIGEST_MIN_BLOCK_BYTES = 64 * 1024;
@@ -20,6 +21,11 @@ export interface ImageDigest {
 
 /** Hashes `count` blocks of `blockBytes` from `offsetBytes` into `out[outOffset..]`; returns blocks hashed. */
 export type BlockHasher = (offsetBytes: number, count: number, blockBytes: number, out: BigUint64Array, outOffset: number) => number;
+
+/** Reads blocks of a file (an image, or guest RAM's backing object from `baseOffset`) with the addon's pread and xxh64. */
+export function fdHasher(fd: number, baseOffset = 0): BlockHasher {
+  return (offset, count, blockBytes, out, outOffset) => native.hashFdPages(fd, baseOffset + offset, count, blockBytes, out, outOffset);
+}
 
 /** The block size for an image of `imageBytes`, or undefined when its digest would be too large. */
 export function digestBlockBytes(imageBytes: number): number | undefined {

@@ -14,7 +14,7 @@ import type { GuestMemory } from '../memory/guest-memory';
 import { native } from '../memory/native-binding';
 import { FlushIncompleteError } from './errors';
 import { FrameBufferPool } from './frame-buffer-pool';
-import { computeDigest, differingPages, type ImageDigest } from './image-digest';
+import { computeDigest, differingPages, fdHasher, type ImageDigest } from './image-digest';
 import { samePages } from './page-set';
 import { RoundPacer } from './round-pacer';
 import type { ShadowChannelFactory } from './shadow-channel';
@@ -208,7 +208,7 @@ export class ReplicationSource {
   private async differingFromRam(theirs: ImageDigest): Promise<Uint32Array> {
     const m = this.o.memory;
     const ps = m.region.pageSizeBytes;
-    const ours = await computeDigest(m.pageCount * ps, theirs.blockBytes, (offset, count, block, out, at) => native.hashFdPages(m.fd, m.region.fileOffsetBytes + offset, count, block, out, at));
+    const ours = await computeDigest(m.pageCount * ps, theirs.blockBytes, fdHasher(m.fd, m.region.fileOffsetBytes));
     return differingPages(ours, theirs, ps, m.pageCount);
   }
 

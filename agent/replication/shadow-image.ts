@@ -7,11 +7,10 @@ import type { Frame } from '../../shared/frame-codec';
 import { native } from '../memory/native-binding';
 import { ShadowDiskFullError, ShadowImageError } from './errors';
 import type { GuestMemory } from '../memory/guest-memory';
-import { computeDigest, type ImageDigest } from './image-digest';
+import { computeDigest, fdHasher, type ImageDigest } from './image-digest';
 
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 const SEED_SLICE_BYTES = 32 * 1024 * 1024;
-
 
 export function shadowImagePath(dataDir: string, vmId: string): string {
   return path.join(dataDir, 'shadow', `${encodeURIComponent(vmId)}.ram`);
@@ -120,7 +119,7 @@ export class ShadowImage {
   /** The image's block digest (see image-digest.ts), read from the page cache or the disk. */
   async digest(blockBytes: number): Promise<ImageDigest> {
     try {
-      return await computeDigest(this.sizeBytes, blockBytes, (offset, count, block, out, at) => native.hashFdPages(this.handle.fd, offset, count, block, out, at));
+      return await computeDigest(this.sizeBytes, blockBytes, fdHasher(this.handle.fd));
     } catch (err) {
       throw mapIoError(this.vmId, this.path, 'digest', err);
     }

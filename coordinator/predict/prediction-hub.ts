@@ -159,6 +159,7 @@ export class PredictionHub {
       this.engine.recordHealth(r.hostId, h);
       accepted++;
     }
+    // Before the grouping is read below (its VMs just changed); it also covers the host's base load set after.
     this.generation++;
     const info = this.hosts.get(r.hostId) ?? { baseCpuCores: 0, baseMemoryBytes: 0, cost: r.cost, lastReportMs: now };
     const last = r.host[r.host.length - 1];
@@ -171,7 +172,6 @@ export class PredictionHub {
     if (r.cost.samples > 0) info.cost = r.cost;
     info.lastReportMs = now;
     this.hosts.set(r.hostId, info);
-    this.generation++;
     return { accepted, dropped };
   }
 

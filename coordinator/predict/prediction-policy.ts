@@ -43,7 +43,6 @@ export interface OtherFailureDomainPolicy {
   vmIds: string[];
 }
 
-
 export function defaultPolicy(): PredictionPolicy {
   return {
     shadowingThreshold: DEFAULT_SHADOWING_THRESHOLD,
