@@ -43,6 +43,8 @@ export function sourceStatusToWire(s: SourceStatus): Msg {
       full_resends: l.fullResends,
       resyncs: l.resyncs,
       resync_pending: l.resyncPending,
+      digest_resends: l.digestResends,
+      digest_spared_pages: String(l.digestSparedPages),
       last_error: l.shadowError ? `${l.shadowError}: ${l.lastError ?? ''}` : l.lastError ?? '',
     })),
   };

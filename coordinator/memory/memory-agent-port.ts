@@ -16,6 +16,9 @@ export interface AgentShadowLinkStatus {
   /** Absent from agents older than ResyncShadow. */
   resyncs?: number;
   resync_pending?: boolean;
+  /** Absent from agents older than image digests. */
+  digest_resends?: number;
+  digest_spared_pages?: string;
 }
 
 /** umbra.agent.v1.SourceReplicationStatus as it arrives. */

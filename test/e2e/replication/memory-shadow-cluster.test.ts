@@ -48,7 +48,7 @@ interface Status {
   epoch: string;
   running: boolean;
   tracker_attempts: Array<{ tracker: string; ok: boolean; reason: string }>;
-  shadows: Array<{ host_id: string; state: string; acked_epoch: string; lag_bytes: string; full_resends: number; resyncs: number }>;
+  shadows: Array<{ host_id: string; state: string; acked_epoch: string; lag_bytes: string; full_resends: number; resyncs: number; digest_resends: number; digest_spared_pages: string }>;
 }
 interface WireShadow {
   vm_id: string;
@@ -252,6 +252,8 @@ if (why) {
     const [after] = await ctl<WireShadow[]>(['replication', '--vm', VM]);
     const c = after.status!.shadows.find((l) => l.host_id === 'hv-c')!;
     t.is(c.full_resends, 1, 'exactly one resend from scratch (by digest), to hv-c');
+    t.is(c.digest_resends, 1, 'served from hv-c\'s digest');
+    t.true(Number(c.digest_spared_pages) > 0, `spared ${c.digest_spared_pages} pages`);
     t.is(after.status!.shadows.find((l) => l.host_id === 'hv-b')!.full_resends, 0);
   });
 
