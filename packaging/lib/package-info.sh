@@ -49,7 +49,8 @@ deb_depends() {
     umbra-coordinator) echo "nodejs (>= 20), libpcap0.8, passwd" ;;
   esac
 }
-deb_recommends() { case "$1" in umbra-agent) echo "qemu-system-x86" ;; esac; }
+# pciutils: lspci names the host's GPUs (facts, and which GPUs a guest holds through vfio-pci).
+deb_recommends() { case "$1" in umbra-agent) echo "qemu-system-x86, pciutils" ;; esac; }
 deb_section() { echo admin; }
 
 # RPM relations. Fedora's and RHEL's nodejs carry epoch 1 (NodeSource's a higher one), so the
@@ -61,5 +62,5 @@ rpm_requires() {
   esac
 }
 # RHEL calls the package qemu-kvm, Fedora qemu-system-x86.
-rpm_recommends() { case "$1" in umbra-agent) echo "(qemu-kvm or qemu-system-x86)" ;; esac; }
+rpm_recommends() { case "$1" in umbra-agent) echo "(qemu-kvm or qemu-system-x86), pciutils" ;; esac; }
 rpm_group() { echo "System Environment/Daemons"; }
