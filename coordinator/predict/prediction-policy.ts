@@ -67,28 +67,29 @@ function groupsFromWire(raw: unknown, field: string): AffinityGroupPolicy[] {
     names.add(name);
     const kind = KIND_FROM_WIRE[String(m.kind ?? '')];
     if (!kind) throw new InvalidArgumentError(`${f}.kind`, 'must be AFFINITY_KIND_KEEP_TOGETHER or AFFINITY_KIND_KEEP_APART');
-    const members = (m.vm_ids ?? []) as unknown[];
-    if (!Array.isArray(members) || members.length === 0 || members.length > MAX_GROUP_MEMBERS) throw new InvalidArgumentError(`${f}.vm_ids`, `needs 1-${MAX_GROUP_MEMBERS} VM ids`);
-    const vmIds = members.map((v, k) => {
-      if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new InvalidArgumentError(`${f}.vm_ids[${k}]`, 'VM ids are 1-256 characters');
-      return v;
-    });
-    return { name, kind, vmIds: [...new Set(vmIds)] };
+    return { name, kind, vmIds: vmIdList(`${f}.vm_ids`, m.vm_ids, { min: 1, max: MAX_GROUP_MEMBERS }) };
   });
 }
 
 type Msg = Record<string, unknown>;
 
+/** A repeated VM id field: its count within bounds, each id 1-256 characters; duplicates dropped. */
+function vmIdList(field: string, raw: unknown, count: { min: number; max: number }): string[] {
+  const list = (raw ?? []) as unknown[];
+  if (!Array.isArray(list) || list.length < count.min || list.length > count.max) {
+    throw new InvalidArgumentError(field, count.min > 0 ? `needs ${count.min}-${count.max} VM ids` : `at most ${count.max} VM ids`);
+  }
+  const ids = list.map((v, k) => {
+    if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new InvalidArgumentError(`${field}[${k}]`, 'VM ids are 1-256 characters');
+    return v;
+  });
+  return [...new Set(ids)];
+}
+
 function otherFailureDomainFromWire(raw: unknown, field: string): OtherFailureDomainPolicy {
   const m = (raw ?? {}) as Msg;
   if (typeof m !== 'object') throw new InvalidArgumentError(field, 'must be a message');
-  const list = (m.vm_ids ?? []) as unknown[];
-  if (!Array.isArray(list) || list.length > MAX_VM_ENTRIES) throw new InvalidArgumentError(`${field}.vm_ids`, `at most ${MAX_VM_ENTRIES} VM ids`);
-  const vmIds = list.map((v, k) => {
-    if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new InvalidArgumentError(`${field}.vm_ids[${k}]`, 'VM ids are 1-256 characters');
-    return v;
-  });
-  return { allVms: m.all_vms === true, vmIds: [...new Set(vmIds)] };
+  return { allVms: m.all_vms === true, vmIds: vmIdList(`${field}.vm_ids`, m.vm_ids, { min: 0, max: MAX_VM_ENTRIES }) };
 }
 
 /** proto3 numbers arrive as numbers (uint32, double) or decimal strings (64-bit). */

@@ -39,12 +39,18 @@ async function newSession(h: ReplicationHarness): Promise<ReplicationSource> {
   return s;
 }
 
-rootTest('a shadow holding an earlier session image gets only the blocks that differ, and ends equal', async (t) => {
+/** A first session that copies the guest (written with `pattern`) to one shadow; returned still running. */
+async function firstSession(pattern: string, shadows = [{ id: 'shadow-a' }]): Promise<ReplicationHarness> {
   const h = new ReplicationHarness();
   harnesses.push(h);
-  await h.start({ pageCount: PAGES, tracker: 'uffd-wp', shadows: [{ id: 'shadow-a' }], vmId: VM });
-  await h.writer.cmd('pattern 0 2048 1');
+  await h.start({ pageCount: PAGES, tracker: 'uffd-wp', shadows, vmId: VM });
+  await h.writer.cmd(pattern);
   await h.source.flush(20000);
+  return h;
+}
+
+rootTest('a shadow holding an earlier session image gets only the blocks that differ, and ends equal', async (t) => {
+  const h = await firstSession('pattern 0 2048 1');
   t.is(firstDifferentPage(h.shadows[0].image(VM), h.sourceRam(), PS), -1, 'first session: full copy');
   t.is(h.source.status().shadows[0].digestResends, 0, 'no image before the first session: no digest');
   await h.source.close();
@@ -69,11 +75,7 @@ rootTest('a shadow holding an earlier session image gets only the blocks that di
 });
 
 rootTest('a shadow whose digest is turned off, or that has no image, gets every page', async (t) => {
-  const h = new ReplicationHarness();
-  harnesses.push(h);
-  await h.start({ pageCount: PAGES, tracker: 'uffd-wp', shadows: [{ id: 'shadow-a' }], vmId: VM });
-  await h.writer.cmd('pattern 0 2048 2');
-  await h.source.flush(20000);
+  const h = await firstSession('pattern 0 2048 2');
   await h.source.close();
   // The same shadow agent, restarted with digests off.
   const host = h.shadows[0];
