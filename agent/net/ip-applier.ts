@@ -213,9 +213,15 @@ export class IpApplier {
         await step('fdb', () => t.fdb.remove({ port: tap, mac, ...(spec.vlan !== undefined ? { vlan: spec.vlan } : {}) }));
         return;
       }
-      case 'address':
-        await step('address', () => t.addresses.remove({ interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength }));
+      case 'address': {
+        const address = { interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength };
+        // Through the interface admit() resolved: no lookup between the switch's start and the
+        // address leaving (the destination takes it only then). Nothing found that way may be an
+        // interface replaced since, so the removal is tried again with a fresh lookup.
+        const admitted = this.admittedLink(spec.interface);
+        await step('address', async () => (await t.addresses.remove(address, admitted)) || (admitted !== undefined && (await t.addresses.remove(address))));
         return;
+      }
     }
   }
 

@@ -42,9 +42,9 @@ export class NetlinkAddressTable implements AddressTable {
     }
   }
 
-  async remove(spec: AddressSpec): Promise<boolean> {
+  async remove(spec: AddressSpec, known?: LinkDetails): Promise<boolean> {
     const ip = this.target(spec);
-    const link = await this.links.find(spec.interface);
+    const link = known && known.name === spec.interface ? known : await this.links.find(spec.interface);
     if (!link) return false;
     const op = `delete address ${spec.address}/${spec.prefixLength} on ${spec.interface}`;
     try {

@@ -16,7 +16,11 @@ export interface AddressSpec {
 export interface AddressTable {
   /** `link`: `spec.interface` as the caller resolved it moments ago, so the add needs no lookup. */
   ensure(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
-  remove(spec: AddressSpec): Promise<boolean>;
+  /**
+   * `link` as for ensure(). Through a `link` resolved earlier, false may also mean the interface
+   * was replaced since (its index is another's now): the caller then looks it up again.
+   */
+  remove(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
   /** Addresses on `interfaceName` (all interfaces when omitted), both families. */
   list(interfaceName?: string): Promise<AddressSpec[]>;
 }

@@ -7,6 +7,7 @@ import { StaleFencingTokenError } from '../../../agent/net/net-errors';
 import { MemoryKvStore } from './fakes/memory-kv-store';
 import { MemoryNetTables } from './fakes/memory-net-tables';
 import { RecordingAnnouncer } from './fakes/recording-announcer';
+import type { AddressSpec, LinkDetails } from '../../../agent/net/ports';
 
 const HOST_MAC = '02:00:00:00:00:0a';
 const VM_MAC = '52:54:00:00:00:01';
@@ -192,4 +193,32 @@ test('after admit, the activation uses the interface admit resolved (no lookup);
   await applier.deactivate(specs.address, { fencingToken: 3 });
 
   await t.throwsAsync(applier.admit({ ...specs.address, interface: 'eth9' }, { fencingToken: 3 }), { message: /eth9/ });
+});
+
+test('after admit, the removal goes through the interface admit resolved, and looks it up again when that finds nothing', async (t) => {
+  const { applier, tables } = setup({ fencing: true });
+  const remove = tables.addresses.remove.bind(tables.addresses);
+  const calls: Array<LinkDetails | undefined> = [];
+  let staleLink = false;
+  tables.addresses.remove = async (s: AddressSpec, link?: LinkDetails) => {
+    calls.push(link);
+    // An index that belongs to another interface now: the kernel finds no such address there.
+    if (link && staleLink) return false;
+    return remove(s);
+  };
+  await applier.admit(specs.address, { fencingToken: 3 });
+  await applier.activate(specs.address, { fencingToken: 3 });
+  const r = await applier.deactivate(specs.address, { fencingToken: 3 });
+  t.deepEqual(calls.map((l) => l?.name), ['eth0']);
+  t.true(r.changed);
+  t.deepEqual(tables.snapshot(), empty);
+
+  await applier.admit(specs.address, { fencingToken: 4 });
+  await applier.activate(specs.address, { fencingToken: 4 });
+  staleLink = true;
+  calls.length = 0;
+  const again = await applier.deactivate(specs.address, { fencingToken: 4 });
+  t.deepEqual(calls.map((l) => l?.name), ['eth0', undefined], 'tried through the admitted link, then with a lookup');
+  t.true(again.changed);
+  t.deepEqual(tables.snapshot(), empty, 'the address is gone all the same');
 });
