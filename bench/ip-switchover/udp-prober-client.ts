@@ -1,16 +1,27 @@
-// Builds udp-prober.c and reads its report (shared by the ip-switchover bench and the ipshadow OS test).
+// Builds udp-prober.c and udp-responder.c and reads the prober's report (shared by the
+// ip-switchover bench and the ipshadow OS test).
 import { join } from 'node:path';
 import { run } from '../../test/helpers/netns';
 import { REPO_ROOT } from '../../test/helpers/umbra-cluster';
 import { longestGap, type Answer, type GapStats } from './gap-stats';
 
 export const PROBER_SOURCE = join(REPO_ROOT, 'bench', 'ip-switchover', 'udp-prober.c');
+export const RESPONDER_SOURCE = join(REPO_ROOT, 'bench', 'ip-switchover', 'udp-responder.c');
+
+async function build(dir: string, name: string, source: string): Promise<string> {
+  const out = join(dir, name);
+  await run('cc', ['-O2', '-Wall', '-Werror', '-o', out, source]);
+  return out;
+}
 
 /** Compiles the prober into `dir`; returns the binary's path. */
-export async function buildProber(dir: string): Promise<string> {
-  const out = join(dir, 'udp-prober');
-  await run('cc', ['-O2', '-Wall', '-Werror', '-o', out, PROBER_SOURCE]);
-  return out;
+export function buildProber(dir: string): Promise<string> {
+  return build(dir, 'udp-prober', PROBER_SOURCE);
+}
+
+/** Compiles the responder (`udp-responder BIND_IPV4 PORT TAG`, prints "ready") into `dir`; returns its path. */
+export function buildResponder(dir: string): Promise<string> {
+  return build(dir, 'udp-responder', RESPONDER_SOURCE);
 }
 
 export interface ProberReport extends GapStats {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { UmbraEvent } from '../../../shared/host-types';
-import { buildProber, readProberReport } from '../../../bench/ip-switchover/udp-prober-client';
+import { buildProber, buildResponder, readProberReport } from '../../../bench/ip-switchover/udp-prober-client';
 import { NetnsLab, isRoot, run, waitFor } from '../../helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
 import {
@@ -23,7 +23,6 @@ const GUEST_MAC = '52:54:00:79:00:01';
 const UDP_PORT = 7777;
 const HOSTS = ['hv-a', 'hv-b', 'hv-c', 'hv-d'];
 const UDHCPC_SCRIPT = path.join(REPO_ROOT, 'test', 'os', 'ipshadow', 'udhcpc-record.sh');
-const RESPONDER = path.join(DIST, 'bench', 'ip-switchover', 'udp-responder.js');
 
 interface WireConfig { vm_id: string; mac: string; address: string; prefix_length: number; dns_servers: string[]; gateway: string; domain_name: string; lease_start_unix_ms: string }
 interface ShadowsJson {
@@ -107,7 +106,6 @@ if (!isRoot()) {
       ns[h] = await lab.addHost(h);
       await lab.link(ns[h], { bridge: MGMT_BRIDGE, ifname: 'eth0', address: `${mgmtIp(h)}/24` });
       await lab.link(ns[h], { bridge: 'vmnet', ifname: 'vm0' });
-      await lab.exec(ns[h], 'sysctl', ['-qw', 'net.ipv4.ip_nonlocal_bind=1']);
       const cfg = agentConfig(path.join(pki.dir, h), h, mgmtIp(h), COORD_IP, pki.agent(h), {
         ipshadow: {
           capture_interfaces: ['vm0'],
@@ -194,8 +192,9 @@ if (!isRoot()) {
     // Nobody held the address: the reconciliation sweep activates it on the host the VM runs on.
     await waitFor('address active on hv-a', () => holds('hv-a', address), 20000).catch((err) => (dump(t), Promise.reject(err)));
     const dest = s.shadows.find((x) => x.vm_id === 'vm1')!.host_id;
+    const responder = await buildResponder(tmp);
     for (const h of HOSTS) {
-      const r = lab.spawn(ns[h], process.execPath, [RESPONDER, address, String(UDP_PORT), h]);
+      const r = lab.spawn(ns[h], responder, [address, String(UDP_PORT), h]);
       await createInterface({ input: r.stdout! })[Symbol.asyncIterator]().next();
     }
     const prober = lab.spawn(ns.cli, await buildProber(tmp), [address, String(UDP_PORT), '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
