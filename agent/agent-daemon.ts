@@ -81,6 +81,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     const coordinatorCredentials = channelCredentials(tls, { role: 'coordinator' });
     const moduleContext: AgentModuleContext = {
       hostId: config.hostId,
+      listen: config.listen,
       dataDir: config.dataDir,
       store,
       logger,

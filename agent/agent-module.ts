@@ -12,6 +12,8 @@ import type { CapabilityStatus } from './os/capability-probe';
 
 export interface AgentModuleContext {
   hostId: string;
+  /** The agent's gRPC listen address ("host:port"): where peers reach it. */
+  listen: string;
   /** The agent's data dir; modules keep files under `<dataDir>/<module name>/`. */
   dataDir: string;
   /** The agent's store; each module uses keys under `<module name>/`. */

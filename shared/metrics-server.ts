@@ -2,6 +2,7 @@
 import http from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { UmbraError } from './errors';
+import { splitHostPort } from './host-port';
 
 const EVENT_LOOP_MONITOR_MS = 100;
 
@@ -20,9 +21,7 @@ export interface MetricsServer {
 }
 
 export async function startMetricsServer(listen: string, registry: Registry): Promise<MetricsServer> {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '');
-  const port = Number(listen.slice(idx + 1));
+  const { host, port } = splitHostPort(listen);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
       res.writeHead(404).end('not found\n');

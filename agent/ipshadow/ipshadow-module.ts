@@ -25,6 +25,7 @@ import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import { configFromLease } from './config-from-lease';
 import { armedResumeWait, guestPausedWait, vmTapLookup } from './vm-tap-source';
 import { handOverPeerSource, keepPeersConnected } from './handover-peers';
+import { HandoverDatagrams } from './handover-datagrams';
 
 export type RunningIpShadowModule = RunningAgentModule & {
   ipShadows(): ShadowRecord[];
@@ -44,10 +45,17 @@ const HANDOVER_DEADLINE_MS = 3000;
 /** A rehearsal the destination refuses (it is not prepared yet: both hosts are prepared at once) is tried again. */
 const REHEARSAL_ATTEMPTS = 8;
 const REHEARSAL_RETRY_MS = 25;
+/** How long a hand-over's removal waits for its rehearsal still running (it normally takes a few ms). */
+const REHEARSAL_WAIT_MS = 100;
 /** How long a hand-over's activation waits for an armed resume of the VM here to run the guest (it normally takes some ms). */
 const HANDOVER_RESUME_WAIT_MS = 250;
 /** How often the hand-over channels to the hosts this agent replicates memory to are checked (and redialed when down). */
 const PEER_WARM_INTERVAL_MS = 2000;
+/**
+ * How long the source waits for the destination's answer to its hand-over datagram before it
+ * calls HandOverIp anyway (the answer normally takes about a millisecond).
+ */
+const HANDOVER_DATAGRAM_WAIT_MS = 100;
 /** A hand-over prepared but not called within this long is forgotten. */
 const HANDOVER_EXPECTED_FOR_MS = 60_000;
 
@@ -133,7 +141,16 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     // Hand-overs (a switchover's activation called by the source agent, not the coordinator): the
     // ones this host was prepared to accept, and channels to destinations, dialled at prepare time
     // so the call after the removal finds its TLS connection up.
-    const expectedHandovers = new Map<string, { sourceHost: string; token: number; untilMs: number }>();
+    const expectedHandovers = new Map<string, { sourceHost: string; token: number; untilMs: number; config: VmIpConfig; datagramKey?: Buffer }>();
+    // Hand-overs taken by datagram, until the source's HandOverIp confirms them (it gets their
+    // result) or the VM's next operation settles them.
+    const handovers = new Map<string, { sourceHost: string; token: number; result: Promise<ApplyResult> }>();
+    const settle = (vmId: string) => {
+      expectedHandovers.delete(vmId);
+      handovers.delete(vmId);
+    };
+    /** The source's rehearsals of hand-overs still running, by VM. */
+    const rehearsals = new Map<string, Promise<void>>();
     const peers = new Map<string, { endpoint: string; client: GenericClient }>();
     const peerClient = (h: IpHandoff): GenericClient => {
       const held = peers.get(h.destinationHost);
@@ -146,13 +163,85 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     // Connecting (true) only when idle: a channel up stays as it is, a dropped one is dialed again.
     const warmPeers = keepPeersConnected(handOverPeerSource(ctx.modules), (p) => void peerClient({ sourceHost: ctx.hostId, destinationHost: p.hostId, destinationEndpoint: p.endpoint }).getChannel().getConnectivityState(true), PEER_WARM_INTERVAL_MS);
     const handOverTo = async (h: IpHandoff, cfg: VmIpConfig, token: number): Promise<HandoffOutcome> => {
+      // The datagram first: the destination takes the address at once. The call that follows (after
+      // its answer, so it does not compete with the activation for CPU) returns that activation's
+      // result, or does the hand-over itself when the datagram was lost or not received there.
+      const viaDatagram = h.datagramKey && datagrams ? await datagrams.handOver(h.destinationEndpoint, cfg.vm_id, token, h.datagramKey, HANDOVER_DATAGRAM_WAIT_MS) : false;
       try {
         const destination = await callUnary<WireApplyResult>(peerClient(h), 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: String(token), config: configToWire(cfg) }, HANDOVER_DEADLINE_MS);
-        return { handedOver: true, destination };
+        return { handedOver: true, destination, via: viaDatagram ? 'datagram' : 'call' };
       } catch (err) {
         return { handedOver: false, error: errorMessage(err) };
       }
     };
+
+    /**
+     * A prepared hand-over from `fromHost`, by datagram or HandOverIp, whichever comes first; the
+     * other then gets the same result.
+     */
+    const handOverNow = (cfg: VmIpConfig, token: number, fromHost: string, receivedAt: number, via: 'datagram' | 'call'): Promise<ApplyResult> => {
+      const byDatagram = handovers.get(cfg.vm_id);
+      if (via === 'call' && byDatagram && byDatagram.sourceHost === fromHost && byDatagram.token === token) {
+        // The source's confirmation of its datagram: answered once, like any hand-over.
+        handovers.delete(cfg.vm_id);
+        return byDatagram.result;
+      }
+      const e = expectedHandovers.get(cfg.vm_id);
+      if (!e || e.sourceHost !== fromHost || e.token !== token || e.untilMs < Date.now()) {
+        return Promise.reject(new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' with fencing token ${token} was prepared here`));
+      }
+      const result = (async () => {
+        // In a VM switchover the hand-over comes while this host's shadow QEMU loads the device
+        // state: the activation waits until the guest runs here (the address is then needed), so
+        // it does not slow the load inside the guest's pause.
+        await armedResume(cfg.vm_id, HANDOVER_RESUME_WAIT_MS);
+        if (expectedHandovers.get(cfg.vm_id) !== e) {
+          throw new FailedPreconditionError(`the hand-over of vm '${cfg.vm_id}' from '${fromHost}' was settled by another operation while the guest was starting here`);
+        }
+        expectedHandovers.delete(cfg.vm_id);
+        return activateNow(cfg, token, receivedAt, via);
+      })();
+      if (via === 'datagram') handovers.set(cfg.vm_id, { sourceHost: fromHost, token, result });
+      return result;
+    };
+    /** The path of a hand-over's activation up to the kernel (the spec, a netlink request and its answer); ms taken. */
+    const rehearseHere = async (cfg: VmIpConfig, fromHost: string): Promise<number> => {
+      const started = performance.now();
+      const active = await isActivated(tables, specFor(cfg));
+      const totalMs = performance.now() - started;
+      ctx.logger.info({ vmId: cfg.vm_id, fromHost, active, totalMs }, 'hand-over rehearsed');
+      return totalMs;
+    };
+    const activateNow = async (cfg: VmIpConfig, token: number, receivedAt: number, via?: 'datagram' | 'call'): Promise<ApplyResult> => {
+      await bookkeeping.get(cfg.vm_id);
+      const res = await applier.activate(specFor(cfg), { fencingToken: token });
+      afterApply(cfg.vm_id, async () => {
+        await active.put(cfg);
+        await shadows.setActive(cfg.vm_id, true);
+        watchMacs();
+        await reporter.changed(cfg);
+      });
+      ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(via ? { handOverBy: via } : {}) }, 'ip activated');
+      return res;
+    };
+    const datagrams = config.handoverDatagrams
+      ? await HandoverDatagrams.open(ctx.listen, ctx.hostId, {
+          prepared: (vmId) => {
+            const e = expectedHandovers.get(vmId);
+            return e && e.untilMs >= Date.now() ? e : undefined;
+          },
+          take: (vmId, token, sourceHost) => {
+            const e = expectedHandovers.get(vmId);
+            if (!e) return Promise.reject(new FailedPreconditionError(`no hand-over of vm '${vmId}' was prepared here`));
+            return handOverNow(e.config, token, sourceHost, wallMs(), 'datagram');
+          },
+          rehearse: async (vmId) => {
+            const e = expectedHandovers.get(vmId);
+            if (!e) throw new FailedPreconditionError(`no hand-over of vm '${vmId}' was prepared here`);
+            await rehearseHere(e.config, e.sourceHost);
+          },
+        }, ctx.logger, ctx.metrics)
+      : undefined;
 
     const ownPart = (h: IpHandoff | undefined, part: 'source' | 'either'): void => {
       if (!h) return;
@@ -185,7 +274,8 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         await bookkeeping.get(cfg.vm_id);
         const res = await applier.admit(specFor(cfg), { fencingToken: token });
         if (handoff?.destinationHost === ctx.hostId) {
-          expectedHandovers.set(cfg.vm_id, { sourceHost: handoff.sourceHost, token, untilMs: Date.now() + HANDOVER_EXPECTED_FOR_MS });
+          handovers.delete(cfg.vm_id);
+          expectedHandovers.set(cfg.vm_id, { sourceHost: handoff.sourceHost, token, untilMs: Date.now() + HANDOVER_EXPECTED_FOR_MS, config: cfg, ...(handoff.datagramKey ? { datagramKey: handoff.datagramKey } : {}) });
         } else if (handoff?.sourceHost === ctx.hostId) {
           // The channel is up (TLS handshake done) before we answer, so no connection set-up falls
           // inside the hand-over. A source that cannot reach the destination fails its prepare,
@@ -204,19 +294,32 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           // The coordinator prepares both hosts at once: until the destination expects the hand-over
           // it refuses the rehearsal, which is tried again a few times. Best effort: a destination
           // that keeps refusing (e.g. an older agent) is still handed over.
-          void (async () => {
+          // With a datagram key the rehearsal is a datagram too: the path the switch will take, at
+          // a fraction of the call's CPU on both agents.
+          const key = handoff.datagramKey;
+          const rehearse = key && datagrams
+            ? async () => {
+                if (!(await datagrams.rehearse(handoff.destinationEndpoint, cfg.vm_id, token, key, REHEARSAL_RETRY_MS))) throw new UnavailableError('no answer to the rehearsal datagram');
+              }
+            : async () => {
+                await callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS);
+              };
+          const rehearsal = (async () => {
             let lastErr: unknown;
             for (let attempt = 0; attempt < REHEARSAL_ATTEMPTS; attempt++) {
-              if (attempt > 0) await new Promise((r) => setTimeout(r, REHEARSAL_RETRY_MS));
+              if (attempt > 0 && !key) await new Promise((r) => setTimeout(r, REHEARSAL_RETRY_MS));
               try {
-                await callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS);
+                await rehearse();
                 return;
               } catch (err) {
                 lastErr = err;
               }
             }
             ctx.logger.info({ vmId: cfg.vm_id, destination: handoff.destinationHost, err: errorMessage(lastErr) }, 'hand-over rehearsal refused');
-          })();
+          })().finally(() => {
+            if (rehearsals.get(cfg.vm_id) === rehearsal) rehearsals.delete(cfg.vm_id);
+          });
+          rehearsals.set(cfg.vm_id, rehearsal);
         }
         return res;
       },
@@ -225,47 +328,29 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         const e = expectedHandovers.get(cfg.vm_id);
         if (rehearsal) {
           if (!e || e.sourceHost !== fromHost || e.untilMs < Date.now()) throw new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' was prepared here`);
-          // The path of the real call up to the kernel: the spec, a netlink request and its answer.
-          const started = performance.now();
-          const active = await isActivated(tables, specFor(cfg));
-          const totalMs = performance.now() - started;
-          ctx.logger.info({ vmId: cfg.vm_id, fromHost, active, totalMs }, 'hand-over rehearsed');
+          const totalMs = await rehearseHere(cfg, fromHost);
           return { vmId: cfg.vm_id, action: 'activate', changed: false, steps: [{ step: 'rehearsal', durationMs: totalMs, changed: false }], totalMs };
         }
-        if (!e || e.sourceHost !== fromHost || e.token !== token || e.untilMs < Date.now()) {
-          throw new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' with fencing token ${token} was prepared here`);
-        }
-        // In a VM switchover the hand-over comes while this host's shadow QEMU loads the device
-        // state: the activation waits until the guest runs here (the address is then needed), so
-        // it does not slow the load inside the guest's pause.
-        await armedResume(cfg.vm_id, HANDOVER_RESUME_WAIT_MS);
-        if (expectedHandovers.get(cfg.vm_id) !== e) {
-          throw new FailedPreconditionError(`the hand-over of vm '${cfg.vm_id}' from '${fromHost}' was settled by another operation while the guest was starting here`);
-        }
-        return ops.activate(cfg, token, receivedAt);
+        return handOverNow(cfg, token, fromHost, receivedAt, 'call');
       },
       async activate(cfg, token, receivedAt = wallMs()) {
         // A hand-over expected here is settled by any (de)activation of the VM: one that arrives
         // later (a source stalled past the coordinator's rollback) is refused, not applied.
-        expectedHandovers.delete(cfg.vm_id);
-        await bookkeeping.get(cfg.vm_id);
-        const res = await applier.activate(specFor(cfg), { fencingToken: token });
-        afterApply(cfg.vm_id, async () => {
-          await active.put(cfg);
-          await shadows.setActive(cfg.vm_id, true);
-          watchMacs();
-          await reporter.changed(cfg);
-        });
-        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3) }, 'ip activated');
-        return res;
+        settle(cfg.vm_id);
+        return activateNow(cfg, token, receivedAt);
       },
       async deactivate(cfg, token, handoff, afterGuestPausedMs) {
         ownPart(handoff, 'source');
         // A switchover sends this together with the source's switch-out: the address leaves once
         // the guest no longer answers (nothing is lost from then on), not before.
         if (afterGuestPausedMs) await guestPaused(cfg.vm_id, afterGuestPausedMs);
-        expectedHandovers.delete(cfg.vm_id);
+        settle(cfg.vm_id);
         await bookkeeping.get(cfg.vm_id);
+        // A rehearsal still running (an IP switch triggered right after its prepare) would take CPU
+        // on both agents while no host holds the address: it ends first, while the address still
+        // answers here (measured in the ip-switchover bench: it overlapped every switch).
+        const rehearsal = handoff?.sourceHost === ctx.hostId ? rehearsals.get(cfg.vm_id) : undefined;
+        if (rehearsal) await Promise.race([rehearsal, new Promise((r) => setTimeout(r, REHEARSAL_WAIT_MS).unref())]);
         const receivedAt = wallMs();
         const res = await applier.deactivate(specFor(cfg), { fencingToken: token });
         // The address is gone here: the destination takes it now, without a detour by the coordinator.
@@ -278,7 +363,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
           watchMacs();
         });
-        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(handed ? { handedOver: handed.handedOver, handOverMs, handoffError: handed.error } : {}) }, 'ip deactivated');
+        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(handed ? { handedOver: handed.handedOver, handOverBy: handed.via, handOverMs, handoffError: handed.error } : {}) }, 'ip deactivated');
         return handed ? { ...res, handoff: handed } : res;
       },
       async state(cfg) {
@@ -328,6 +413,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         reporter.close();
         await applier.close();
         tables.close();
+        datagrams?.close();
         client.close();
         warmPeers.stop();
         for (const p of peers.values()) p.client.close();

@@ -6,6 +6,7 @@ import { InvalidArgumentError, NotFoundError } from '../../shared/errors';
 import { HandlerKit } from '../../shared/grpc-handlers';
 import type { ServiceBinding } from '../../shared/grpc-server';
 import { toSafeInteger } from '../../shared/validate';
+import { HANDOVER_DATAGRAM_KEY_BYTES } from '../../shared/handover-datagram';
 import type { ApplyResult } from '../net/ip-applier';
 import type { ShadowRecord } from './shadow-store';
 import { configToWire, parseVmIpConfig, type VmIpConfig } from '../../shared/vm-ip-config';
@@ -22,6 +23,8 @@ export interface IpHandoff {
   sourceHost: string;
   destinationHost: string;
   destinationEndpoint: string;
+  /** The switchover's key for the hand-over datagram; absent: HandOverIp alone. */
+  datagramKey?: Buffer;
 }
 
 /** The source's report of the hand-over it was asked for. */
@@ -30,6 +33,8 @@ export interface HandoffOutcome {
   /** The destination's answer as it came over the wire. */
   destination?: WireApplyResult;
   error?: string;
+  /** How the destination was told: 'datagram' (it answered one) or 'call' (HandOverIp alone). */
+  via?: 'datagram' | 'call';
 }
 
 export type WireApplyResult = ReturnType<typeof applyToWire>;
@@ -84,9 +89,18 @@ export function parseHandoff(v: unknown): IpHandoff | undefined {
     sourceHost: requireText('handoff.source_host', h.source_host),
     destinationHost: requireText('handoff.destination_host', h.destination_host),
     destinationEndpoint: requireText('handoff.destination_endpoint', h.destination_endpoint),
+    ...datagramKeyOf(h.datagram_key),
   };
   if (handoff.sourceHost === handoff.destinationHost) throw new InvalidArgumentError('handoff.destination_host', 'must differ from handoff.source_host');
   return handoff;
+}
+
+function datagramKeyOf(v: unknown): { datagramKey?: Buffer } {
+  if (v === undefined || v === null || (Buffer.isBuffer(v) && v.length === 0)) return {};
+  if (!Buffer.isBuffer(v) || v.length !== HANDOVER_DATAGRAM_KEY_BYTES) {
+    throw new InvalidArgumentError('handoff.datagram_key', `must be ${HANDOVER_DATAGRAM_KEY_BYTES} bytes or empty`);
+  }
+  return { datagramKey: Buffer.from(v) };
 }
 
 function requireVmId(v: unknown): string {

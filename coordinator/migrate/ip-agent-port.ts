@@ -5,6 +5,8 @@ import type { VmIpConfig } from '../../shared/vm-ip-config';
 export interface IpHandoffHosts {
   source: string;
   destination: string;
+  /** The switchover's one-time key for the hand-over datagram (both agents get it when prepared). */
+  datagramKey?: Buffer;
 }
 
 export interface HandoverOutcome {

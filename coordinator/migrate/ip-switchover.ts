@@ -4,7 +4,9 @@
 // one host; every run is journaled (with its token, one write) before its first step and recorded
 // with step timings in the store and the audit log. Only the deactivate -> activate hand-over is
 // outside any host: nothing in it waits for a disk write.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { HANDOVER_DATAGRAM_KEY_BYTES } from '../../shared/handover-datagram';
 import { FailedPreconditionError, UmbraError, errorMessage } from '../../shared/errors';
 import type { KvStore } from '../../shared/kv-store';
 import { KeyedMutex } from '../../shared/keyed-mutex';
@@ -12,7 +14,7 @@ import type { EventLog } from '../core/event-log';
 import type { LeaseBackend } from '../leases/lease-backend';
 import type { VmIpRegistry } from '../shadow/vm-ip-registry';
 import type { FencingCounter } from './fencing-counter';
-import type { DeactivateOptions, HandoverOutcome, IpAgentPort } from './ip-agent-port';
+import type { DeactivateOptions, HandoverOutcome, IpAgentPort, IpHandoffHosts } from './ip-agent-port';
 import { PART_OF_VM_SWITCHOVER, type SwitchoverEvent, type SwitchoverStep, formatSteps } from './switchover-event';
 
 const RECORD_PREFIX = 'ipshadow/switchover/';
@@ -67,6 +69,8 @@ interface PreparedState {
   sourceError: unknown;
   destinationError: unknown;
   partOfVmSwitchover: boolean;
+  /** The hosts (and datagram key) both agents were prepared with. */
+  handoff: IpHandoffHosts;
 }
 
 /**
@@ -246,16 +250,18 @@ export class IpSwitchover {
     // is unlikely to activate, so nothing moves (an agent without the call is simply not prepared).
     // With hand-over support, the source itself calls the destination right after its removal.
     const prepare = this.d.agents.prepare?.bind(this.d.agents);
-    const handoff = this.d.agents.deactivateAndHandOver ? { source, destination } : undefined;
+    // A fresh key per switchover: a datagram of an earlier one cannot be replayed into this one.
+    const handoff: IpHandoffHosts = { source, destination, datagramKey: randomBytes(HANDOVER_DATAGRAM_KEY_BYTES) };
+    const prepareHandoff = this.d.agents.deactivateAndHandOver ? handoff : undefined;
     // Both at once (the destination's asked first): the source rehearses the hand-over after its
     // answer and tries again until the destination expects it.
     const [destinationError, sourceError] = prepare
       ? await Promise.all([
-          this.attempt(steps, 'prepare', destination, () => prepare(destination, config, token, handoff)),
-          this.attempt(steps, 'prepare', source, () => prepare(source, config, token, handoff)),
+          this.attempt(steps, 'prepare', destination, () => prepare(destination, config, token, prepareHandoff)),
+          this.attempt(steps, 'prepare', source, () => prepare(source, config, token, prepareHandoff)),
         ])
       : [new Error('not prepared'), new Error('not prepared')];
-    return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError, partOfVmSwitchover: opts.partOfVmSwitchover === true };
+    return { vmId, source, destination, config, token, journal, steps, started, sourceError, destinationError, partOfVmSwitchover: opts.partOfVmSwitchover === true, handoff };
   }
 
   private async completeLocked(p: PreparedState, sourceOpts: DeactivateOptions = {}): Promise<SwitchoverEvent> {
@@ -264,7 +270,7 @@ export class IpSwitchover {
     let status: SwitchoverEvent['status'] = 'SUCCEEDED';
     let error = '';
     const deactivateAndHandOver = this.d.agents.deactivateAndHandOver?.bind(this.d.agents);
-    const hosts = { source, destination };
+    const hosts = p.handoff;
     const handOver = deactivateAndHandOver && p.sourceError === undefined && p.destinationError === undefined ? deactivateAndHandOver : undefined;
     let handedOver = false;
     const failed = (): string => steps[steps.length - 1].error;

@@ -32,7 +32,7 @@ export class GrpcAgentPorts implements ShadowAgentPort, IpAgentPort {
   }
 
   private handoff(h: IpHandoffHosts) {
-    return { source_host: h.source, destination_host: h.destination, destination_endpoint: this.agents.endpoint(h.destination) };
+    return { source_host: h.source, destination_host: h.destination, destination_endpoint: this.agents.endpoint(h.destination), ...(h.datagramKey ? { datagram_key: h.datagramKey } : {}) };
   }
 
   async prepare(hostId: string, config: VmIpConfig, fencingToken: number, handoff?: IpHandoffHosts): Promise<number> {

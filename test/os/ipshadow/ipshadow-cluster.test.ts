@@ -3,12 +3,14 @@
 // renewal with a changed option reaches every shadow, a switchover moves the address while a client
 // probes it over UDP, and stale fencing tokens and destinations without a shadow are refused.
 import test from 'ava';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { UmbraEvent } from '../../../shared/host-types';
+import { encodeHandoverDatagram } from '../../../shared/handover-datagram';
 import { buildProber, buildResponder, readProberReport } from '../../../bench/ip-switchover/udp-prober-client';
 import { NetnsLab, isRoot, run, waitFor } from '../../helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../helpers/pki-fixture';
@@ -43,7 +45,9 @@ const shadows = () => umbractlJson<ShadowsJson>(lab, ns.coord, pki.operator, COO
 const ctl = (args: string[]) => umbractlJson<Record<string, unknown>>(lab, ns.coord, pki.operator, COORD_IP, args);
 const mgmtIp = (h: string) => `${MGMT_PREFIX}.${11 + HOSTS.indexOf(h)}`;
 
-/** Calls an agent's IpShadowService as the coordinator (the only identity it accepts). */
+/** `node -e` program: sends one UDP datagram (hex) to host port, from the namespace it runs in. */
+const SEND_DATAGRAM = "const [h, p, x] = process.argv.slice(1); const s = require('dgram').createSocket('udp4'); s.send(Buffer.from(x, 'hex'), Number(p), h, (e) => { s.close(); process.exitCode = e ? 1 : 0; });";
+
 /** One IpShadowService call to `host`'s agent, with the coordinator's identity unless `as` is another's. */
 async function agentCall<T>(host: string, method: string, request: unknown, as = pki.coordinator): Promise<{ code: number; details: string; response?: T }> {
   const out = await lab.exec(ns.coord, process.execPath, [
@@ -223,6 +227,10 @@ if (!isRoot()) {
     t.truthy(sw);
     t.is(sw!.attributes.status, 'SUCCEEDED');
     t.regex(sw!.attributes.steps, /deactivate@hv-a=.*ms ok, handover@/);
+    // The destination took the address on the source's hand-over datagram; the call confirmed it.
+    const logged = (h: string, msg: string) => agents[h].log.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).filter((r) => r.msg === msg && r.token === Number(res.fencing_token));
+    t.is(logged(dest, 'ip activated')[0]?.handOverBy, 'datagram', JSON.stringify(logged(dest, 'ip activated')));
+    t.like(logged('hv-a', 'ip deactivated')[0], { handedOver: true, handOverBy: 'datagram' });
     t.true(events.some((e) => e.kind === 'EVENT_KIND_SHADOW_PLACED'));
     // A late command carrying an older token is refused by the old source.
     const stale = await agentCall('hv-a', 'ActivateIp', { vm_id: 'vm1', fencing_token: String(Number(res.fencing_token) - 1) });
@@ -268,6 +276,21 @@ if (!isRoot()) {
     const lateRehearsal = await agentCall(spare, 'HandOverIp', { vm_id: 'vm1', fencing_token: '0', config, rehearsal: true }, pki.agent('hv-a'));
     t.is(lateRehearsal.code, 9, JSON.stringify(lateRehearsal));
     t.false(await holds(spare, address));
+
+    // A hand-over datagram is acted on only under the key its switchover was prepared with: one
+    // naming the prepared VM, token and source under another key is refused, and nothing moves.
+    const keyed = String(Number(later) + 1);
+    const datagramKey = randomBytes(32);
+    const preparedKeyed = await agentCall(spare, 'PrepareIp', { vm_id: 'vm1', fencing_token: keyed, config, handoff: { ...handoff, datagram_key: datagramKey.toString('base64') } });
+    t.is(preparedKeyed.code, 0, JSON.stringify(preparedKeyed));
+    const badKey = await agentCall(spare, 'PrepareIp', { vm_id: 'vm1', fencing_token: keyed, config, handoff: { ...handoff, datagram_key: randomBytes(16).toString('base64') } });
+    t.is(badKey.code, 3, JSON.stringify(badKey)); // INVALID_ARGUMENT
+    t.regex(badKey.details, /handoff\.datagram_key/);
+    const forged = encodeHandoverDatagram({ kind: 'take', vmId: 'vm1', fencingToken: Number(keyed), sourceHost: 'hv-a' }, randomBytes(32));
+    await lab.exec(ns.coord, process.execPath, ['-e', SEND_DATAGRAM, mgmtIp(spare), '7701', forged.toString('hex')]);
+    await waitFor('the forged datagram refused', async () => agents[spare].log.some((l) => /hand-over datagram refused/.test(l)), 5000);
+    t.false(await holds(spare, address));
+    t.is((await agentCall(spare, 'DeactivateIp', { vm_id: 'vm1', fencing_token: keyed, config })).code, 0);
   });
 
   test.serial('a destination without a current shadow is refused with the reason', async (t) => {

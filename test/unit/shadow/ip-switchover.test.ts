@@ -229,6 +229,8 @@ test('agents without PrepareIp, or a source that fails it, still switch (the cal
 /** Agents that hand over: the source activates the destination itself right after its removal. */
 class HandOverAgents extends FakeAgents {
   readonly handoffs = new Map<string, IpHandoffHosts>();
+  /** The hosts each deactivateAndHandOver was called with. */
+  readonly handedOver: IpHandoffHosts[] = [];
   failAfterHandOver = false;
   override async prepare(hostId: string, config: VmIpConfig, token: number, handoff?: IpHandoffHosts): Promise<number> {
     const r = await super.prepare(hostId, config, token);
@@ -236,6 +238,7 @@ class HandOverAgents extends FakeAgents {
     return r;
   }
   async deactivateAndHandOver(hosts: IpHandoffHosts, config: VmIpConfig, token: number): Promise<HandoverOutcome> {
+    this.handedOver.push(hosts);
     await this.deactivate(hosts.source, config, token);
     const prepared = [hosts.source, hosts.destination].every((h) => this.handoffs.get(`${h}/${config.vm_id}`)?.destination === hosts.destination);
     let outcome: HandoverOutcome;
@@ -271,9 +274,17 @@ test('with hand-over: the source activates the destination right after its remov
   t.is(ev.status, 'SUCCEEDED');
   t.deepEqual(ev.steps.slice(2).map((s) => `${s.step}@${s.host_id}:${s.ok}`), ['deactivate@a:true', 'handover@b:true', 'commit@coordinator:true', 'lease@builtin:true']);
   t.deepEqual(agents.calls.slice(before).filter((c) => !c.startsWith('prepare')), ['deactivate@a', 'activate@b']);
-  t.deepEqual(agents.handoffs.get('b/vm1'), { source: 'a', destination: 'b' });
+  const prepared = agents.handoffs.get('b/vm1')!;
+  t.like(prepared, { source: 'a', destination: 'b' });
+  // One datagram key per switchover, the same for both agents' prepare and the source's hand-over.
+  t.is(prepared.datagramKey?.length, 32);
+  t.deepEqual(agents.handoffs.get('a/vm1'), prepared);
+  t.deepEqual(agents.handedOver[0], prepared);
   t.deepEqual(agents.holders('vm1'), ['b']);
   t.is(vms.get('vm1').active_host, 'b');
+  const other = await handOverSetup();
+  t.is((await other.mk().trigger('vm1', 'b')).status, 'SUCCEEDED');
+  t.notDeepEqual(other.agents.handoffs.get('b/vm1')!.datagramKey, prepared.datagramKey, 'another switchover, another key');
 });
 
 test('with hand-over: a refused hand-over falls back to the coordinator activating the destination', async (t) => {

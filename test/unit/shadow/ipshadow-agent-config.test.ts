@@ -1,4 +1,4 @@
-// The agent's ipshadow section: capture ring size in MiB, bounded, reported with its path.
+// The agent's ipshadow section: capture ring size in MiB, bounded, reported with its path; hand-over datagrams.
 import test from 'ava';
 import { ConfigReader } from '../../../shared/config-reader';
 import { parseIpShadowAgentConfig } from '../../../agent/ipshadow/ipshadow-config';
@@ -21,4 +21,11 @@ test('capture ring out of bounds or not an integer: reported at its path', (t) =
     const { problems } = parse({ capture_buffer_mib: bad });
     t.true(problems.some((p) => p.path === 'ipshadow.capture_buffer_mib'), JSON.stringify({ bad, problems }));
   }
+});
+
+test('hand-over datagrams: on by default, off when set false, a non-boolean reported at its path', (t) => {
+  t.true(parse({}).c.handoverDatagrams);
+  t.false(parse({ handover_datagrams: false }).c.handoverDatagrams);
+  const { problems } = parse({ handover_datagrams: 'yes' });
+  t.true(problems.some((p) => p.path === 'ipshadow.handover_datagrams'), JSON.stringify(problems));
 });
