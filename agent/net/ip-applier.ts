@@ -9,7 +9,7 @@ import type { AnnouncementBurst, Announcer, LinkDetails, NetTables } from './por
 /** keepalived sends 5 per burst; 3 spaced by 20 ms reach every neighbour without flooding. */
 export const DEFAULT_ANNOUNCE_COUNT = 3;
 export const DEFAULT_ANNOUNCE_INTERVAL_MS = 20;
-/** How long an interface resolved by admit() is used by activations without a new lookup. */
+/** How long interfaces resolved by admit() are used by activations and removals without a new lookup. */
 export const ADMITTED_LINK_TTL_MS = 60_000;
 
 export interface IpApplierOptions {
@@ -54,7 +54,7 @@ export class IpApplier {
   private readonly nowMs: () => number;
   private readonly mutex = new KeyedMutex();
   private readonly bursts = new Map<string, AnnouncementBurst>();
-  /** Interfaces resolved by admit(), by name: an activation right after needs no link lookup. */
+  /** Interfaces (and taps) resolved by admit(), by name: a switch right after needs no link lookup. */
   private readonly admittedLinks = new Map<string, { link: LinkDetails; untilMs: number }>();
 
   constructor(
@@ -90,9 +90,9 @@ export class IpApplier {
   /**
    * The first half of a switchover step, done before the address moves: admits `fencingToken`
    * for `spec.vmId` durably (a stale token is refused as activate() would refuse it) and opens the
-   * announcer's handle and resolves the interface (refused here when it does not exist), so the
-   * activate()/deactivate() with that token that follows writes nothing to disk and, within
-   * ADMITTED_LINK_TTL_MS, looks nothing up. Changes no kernel state. Without a FencingGuard the
+   * announcer's handle and resolves the interface (refused here when it does not exist) and the
+   * VM's tap, so the activate()/deactivate() with that token that follows writes nothing to disk
+   * and, within ADMITTED_LINK_TTL_MS, looks nothing up. Changes no kernel state. Without a FencingGuard the
    * token is not needed.
    */
   admit(spec: IpActivationSpec, options: ApplyOptions = {}): Promise<{ fencing?: FencingAdmission; totalMs: number }> {
@@ -107,6 +107,10 @@ export class IpApplier {
       // A host without the interface could not activate: refused here, before anything moves.
       const link = await this.tables.links.resolve(spec.interface);
       this.admittedLinks.set(spec.interface, { link, untilMs: this.nowMs() + ADMITTED_LINK_TTL_MS });
+      // The VM's tap (routed, bridged) too when it is there: a source whose guest is gone has none,
+      // and its removal is then simply nothing to do, as before.
+      const tap = spec.mode === 'address' || spec.tap === undefined ? undefined : await this.tables.links.find(spec.tap);
+      if (tap) this.admittedLinks.set(tap.name, { link: tap, untilMs: this.nowMs() + ADMITTED_LINK_TTL_MS });
       return { ...(fencing ? { fencing } : {}), totalMs: this.nowMs() - started };
     });
   }
@@ -144,11 +148,12 @@ export class IpApplier {
       const mac = this.count > 0 && spec.mode !== 'bridged' ? (admitted ? Promise.resolve(admitted.mac) : this.tables.links.resolve(spec.interface).then((l) => l.mac)) : undefined;
       mac?.catch(() => undefined);
       try {
-        await this.applyState(spec, step, admitted);
+        await this.applyState(spec, step);
         announcement = (await this.announce(spec, step, mac))?.finished;
       } catch (err) {
-        // The interface may have changed since admit(): the next attempt looks it up again.
+        // The interfaces may have changed since admit(): the next attempt looks them up again.
         this.admittedLinks.delete(spec.interface);
+        if (spec.tap !== undefined) this.admittedLinks.delete(spec.tap);
         throw err;
       }
     } else {
@@ -174,54 +179,58 @@ export class IpApplier {
     return undefined;
   }
 
-  private async applyState(spec: IpActivationSpec, step: StepFn, link?: LinkDetails): Promise<void> {
+  private async applyState(spec: IpActivationSpec, step: StepFn): Promise<void> {
     const t = this.tables;
+    const link = (name: string) => this.admittedLink(name);
     switch (spec.mode) {
       case 'routed': {
         const tap = requireField(spec, 'tap');
-        await step('route', () => t.routes.ensureHostRoute({ destination: spec.address, device: tap }));
-        await step('proxy-neighbor', () => t.neighbors.ensureProxy({ interface: spec.interface, address: spec.address }));
+        await step('route', () => t.routes.ensureHostRoute({ destination: spec.address, device: tap }, link(tap)));
+        await step('proxy-neighbor', () => t.neighbors.ensureProxy({ interface: spec.interface, address: spec.address }, link(spec.interface)));
         return;
       }
       case 'bridged': {
         const tap = requireField(spec, 'tap');
         const mac = requireField(spec, 'mac');
-        await step('fdb', () => t.fdb.ensure({ port: tap, mac, ...(spec.vlan !== undefined ? { vlan: spec.vlan } : {}) }));
-        await step('neighbor', () => t.neighbors.ensurePermanent({ interface: spec.interface, address: spec.address, mac }));
+        await step('fdb', () => t.fdb.ensure({ port: tap, mac, ...(spec.vlan !== undefined ? { vlan: spec.vlan } : {}) }, link(tap)));
+        await step('neighbor', () => t.neighbors.ensurePermanent({ interface: spec.interface, address: spec.address, mac }, link(spec.interface)));
         return;
       }
       case 'address':
-        await step('address', () => t.addresses.ensure({ interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength }, link));
+        await step('address', () => t.addresses.ensure({ interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength }, link(spec.interface)));
         return;
     }
   }
 
+  /**
+   * Each removal goes through the interface admit() resolved: no lookup between the switch's
+   * start and the address leaving (the destination takes it only then). Nothing found that way
+   * may be an interface replaced since, so that removal is tried again with a fresh lookup.
+   */
   private async removeState(spec: IpActivationSpec, step: StepFn): Promise<void> {
     const t = this.tables;
+    const remove = (name: string, work: (link?: LinkDetails) => Promise<boolean>) => async () => {
+      const admitted = this.admittedLink(name);
+      return (await work(admitted)) || (admitted !== undefined && (await work(undefined)));
+    };
     switch (spec.mode) {
       case 'routed': {
         const tap = requireField(spec, 'tap');
         // Stop answering ARP first, so no neighbour learns this host again while the route goes.
-        await step('proxy-neighbor', () => t.neighbors.removeProxy({ interface: spec.interface, address: spec.address }));
-        await step('route', () => t.routes.removeHostRoute({ destination: spec.address, device: tap }));
+        await step('proxy-neighbor', remove(spec.interface, (l) => t.neighbors.removeProxy({ interface: spec.interface, address: spec.address }, l)));
+        await step('route', remove(tap, (l) => t.routes.removeHostRoute({ destination: spec.address, device: tap }, l)));
         return;
       }
       case 'bridged': {
         const tap = requireField(spec, 'tap');
         const mac = requireField(spec, 'mac');
-        await step('neighbor', () => t.neighbors.removePermanent({ interface: spec.interface, address: spec.address }));
-        await step('fdb', () => t.fdb.remove({ port: tap, mac, ...(spec.vlan !== undefined ? { vlan: spec.vlan } : {}) }));
+        await step('neighbor', remove(spec.interface, (l) => t.neighbors.removePermanent({ interface: spec.interface, address: spec.address }, l)));
+        await step('fdb', remove(tap, (l) => t.fdb.remove({ port: tap, mac, ...(spec.vlan !== undefined ? { vlan: spec.vlan } : {}) }, l)));
         return;
       }
-      case 'address': {
-        const address = { interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength };
-        // Through the interface admit() resolved: no lookup between the switch's start and the
-        // address leaving (the destination takes it only then). Nothing found that way may be an
-        // interface replaced since, so the removal is tried again with a fresh lookup.
-        const admitted = this.admittedLink(spec.interface);
-        await step('address', async () => (await t.addresses.remove(address, admitted)) || (admitted !== undefined && (await t.addresses.remove(address))));
+      case 'address':
+        await step('address', remove(spec.interface, (l) => t.addresses.remove({ interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength }, l)));
         return;
-      }
     }
   }
 

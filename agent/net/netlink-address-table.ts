@@ -24,7 +24,7 @@ export class NetlinkAddressTable implements AddressTable {
 
   async ensure(spec: AddressSpec, known?: LinkDetails): Promise<boolean> {
     const ip = this.target(spec);
-    const link = known && known.name === spec.interface ? known : await this.links.resolve(spec.interface);
+    const link = await this.links.resolveKnown(spec.interface, known);
     const op = `add address ${spec.address}/${spec.prefixLength} on ${spec.interface}`;
     try {
       await callNetlink(this.ctx, op, (o) =>
@@ -44,7 +44,7 @@ export class NetlinkAddressTable implements AddressTable {
 
   async remove(spec: AddressSpec, known?: LinkDetails): Promise<boolean> {
     const ip = this.target(spec);
-    const link = known && known.name === spec.interface ? known : await this.links.find(spec.interface);
+    const link = await this.links.findKnown(spec.interface, known);
     if (!link) return false;
     const op = `delete address ${spec.address}/${spec.prefixLength} on ${spec.interface}`;
     try {

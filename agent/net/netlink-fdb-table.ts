@@ -6,7 +6,7 @@ import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';
 import { AF_BRIDGE, requireMac } from './netlink-family';
 import type { NetlinkLinkInfo } from './netlink-link-info';
-import type { FdbEntrySpec, FdbTable } from './ports';
+import type { FdbEntrySpec, FdbTable, LinkDetails } from './ports';
 
 const MAX_VLAN_ID = 4094;
 
@@ -24,10 +24,10 @@ export class NetlinkFdbTable implements FdbTable {
     private readonly links: NetlinkLinkInfo,
   ) {}
 
-  async ensure(spec: FdbEntrySpec): Promise<boolean> {
+  async ensure(spec: FdbEntrySpec, port?: LinkDetails): Promise<boolean> {
     const mac = requireMac('mac', spec.mac);
     const vlan = vlanAttr(spec);
-    const link = await this.links.resolve(spec.port);
+    const link = await this.links.resolveKnown(spec.port, port);
     if (await this.staticEntryOn(link.index, mac, vlan)) return false;
     // NTF_MASTER + NUD_NOARP is `bridge fdb replace MAC dev PORT master static`.
     await callNetlink(this.ctx, `add fdb ${spec.mac} on ${spec.port}`, (o) =>
@@ -57,10 +57,10 @@ export class NetlinkFdbTable implements FdbTable {
     }
   }
 
-  async remove(spec: FdbEntrySpec): Promise<boolean> {
+  async remove(spec: FdbEntrySpec, port?: LinkDetails): Promise<boolean> {
     const mac = requireMac('mac', spec.mac);
     const vlan = vlanAttr(spec);
-    const link = await this.links.find(spec.port);
+    const link = await this.links.findKnown(spec.port, port);
     if (!link) return false;
     try {
       await callNetlink(this.ctx, `delete fdb ${spec.mac} on ${spec.port}`, (o) =>

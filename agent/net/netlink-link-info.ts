@@ -32,6 +32,16 @@ export class NetlinkLinkInfo implements LinkInfo {
     return link;
   }
 
+  /** `known` when it is `name` (the caller resolved it moments ago: no round trip), else find(name). */
+  findKnown(name: string, known?: LinkDetails): Promise<LinkDetails | undefined> {
+    return known && known.name === name ? Promise.resolve(known) : this.find(name);
+  }
+
+  /** As findKnown(), throwing LinkNotFoundError when there is no such link. */
+  resolveKnown(name: string, known?: LinkDetails): Promise<LinkDetails> {
+    return known && known.name === name ? Promise.resolve(known) : this.resolve(name);
+  }
+
   /** Index -> name of every link, for translating dumps back into our vocabulary. */
   async namesByIndex(): Promise<Map<number, string>> {
     const links = await callNetlink(this.ctx, 'list links', (o) => this.ctx.socket.getLinks(undefined, undefined, o));

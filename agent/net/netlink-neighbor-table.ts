@@ -5,7 +5,7 @@ import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent } from './netlink-errors';
 import { AF_INET, AF_INET6, kernelFamily, requireIp, requireMac } from './netlink-family';
 import type { NetlinkLinkInfo } from './netlink-link-info';
-import type { NeighborTable, PermanentNeighborSpec, ProxyNeighborSpec } from './ports';
+import type { LinkDetails, NeighborTable, PermanentNeighborSpec, ProxyNeighborSpec } from './ports';
 
 export class NetlinkNeighborTable implements NeighborTable {
   constructor(
@@ -13,9 +13,9 @@ export class NetlinkNeighborTable implements NeighborTable {
     private readonly links: NetlinkLinkInfo,
   ) {}
 
-  async ensureProxy(spec: ProxyNeighborSpec): Promise<boolean> {
+  async ensureProxy(spec: ProxyNeighborSpec, known?: LinkDetails): Promise<boolean> {
     const ip = requireIp('address', spec.address);
-    const link = await this.links.resolve(spec.interface);
+    const link = await this.links.resolveKnown(spec.interface, known);
     if (await this.proxyEntryExists(link.index, ip)) return false;
     await callNetlink(this.ctx, `add proxy neighbour ${spec.address} on ${spec.interface}`, (o) =>
       this.ctx.socket.newNeighbor(
@@ -27,9 +27,9 @@ export class NetlinkNeighborTable implements NeighborTable {
     return true;
   }
 
-  async removeProxy(spec: ProxyNeighborSpec): Promise<boolean> {
+  async removeProxy(spec: ProxyNeighborSpec, known?: LinkDetails): Promise<boolean> {
     const ip = requireIp('address', spec.address);
-    const link = await this.links.find(spec.interface);
+    const link = await this.links.findKnown(spec.interface, known);
     if (!link) return false;
     try {
       await callNetlink(this.ctx, `delete proxy neighbour ${spec.address} on ${spec.interface}`, (o) =>
@@ -60,10 +60,10 @@ export class NetlinkNeighborTable implements NeighborTable {
     return out;
   }
 
-  async ensurePermanent(spec: PermanentNeighborSpec): Promise<boolean> {
+  async ensurePermanent(spec: PermanentNeighborSpec, known?: LinkDetails): Promise<boolean> {
     const ip = requireIp('address', spec.address);
     const mac = requireMac('mac', spec.mac);
-    const link = await this.links.resolve(spec.interface);
+    const link = await this.links.resolveKnown(spec.interface, known);
     if (await this.permanentEntryIs(link.index, ip, mac)) return false;
     await callNetlink(this.ctx, `set neighbour ${spec.address} -> ${spec.mac} on ${spec.interface}`, (o) =>
       this.ctx.socket.newNeighbor(
@@ -108,9 +108,9 @@ export class NetlinkNeighborTable implements NeighborTable {
     }
   }
 
-  async removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>): Promise<boolean> {
+  async removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>, known?: LinkDetails): Promise<boolean> {
     const ip = requireIp('address', spec.address);
-    const link = await this.links.find(spec.interface);
+    const link = await this.links.findKnown(spec.interface, known);
     if (!link) return false;
     try {
       await callNetlink(this.ctx, `delete neighbour ${spec.address} on ${spec.interface}`, (o) =>

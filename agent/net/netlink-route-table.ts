@@ -5,7 +5,7 @@ import { callNetlink, type NetlinkContext } from './netlink-call';
 import { isAbsent, netlinkErrno } from './netlink-errors';
 import { AF_INET, AF_INET6, MAIN_TABLE, kernelFamily, requireIp } from './netlink-family';
 import type { NetlinkLinkInfo } from './netlink-link-info';
-import type { HostRouteSpec, RouteTable } from './ports';
+import type { HostRouteSpec, LinkDetails, RouteTable } from './ports';
 
 /** A route lookup's answers when nothing covers the address. */
 const UNROUTABLE_ERRNOS: ReadonlySet<string> = new Set(['ENETUNREACH', 'EHOSTUNREACH']);
@@ -28,9 +28,9 @@ export class NetlinkRouteTable implements RouteTable {
     private readonly links: NetlinkLinkInfo,
   ) {}
 
-  async ensureHostRoute(spec: HostRouteSpec): Promise<boolean> {
+  async ensureHostRoute(spec: HostRouteSpec, device?: LinkDetails): Promise<boolean> {
     const ip = requireIp('destination', spec.destination);
-    const link = await this.links.resolve(spec.device);
+    const link = await this.links.resolveKnown(spec.device, device);
     if (await this.routeThrough(ip, link.index)) return false;
     // REPLACE: a leftover route for the same address to another device (a previous tap) is taken over.
     await callNetlink(this.ctx, `add route ${spec.destination} dev ${spec.device}`, (o) =>
@@ -39,9 +39,9 @@ export class NetlinkRouteTable implements RouteTable {
     return true;
   }
 
-  async removeHostRoute(spec: HostRouteSpec): Promise<boolean> {
+  async removeHostRoute(spec: HostRouteSpec, device?: LinkDetails): Promise<boolean> {
     const ip = requireIp('destination', spec.destination);
-    const link = await this.links.find(spec.device);
+    const link = await this.links.findKnown(spec.device, device);
     if (!link) return false;
     try {
       await callNetlink(this.ctx, `delete route ${spec.destination} dev ${spec.device}`, (o) =>

@@ -13,13 +13,13 @@ export interface AddressSpec {
   prefixLength: number;
 }
 
+// The optional LinkDetails arguments are the interfaces the caller resolved moments ago (an IP
+// switch's prepare), so the change needs no lookup. A removal through one that finds nothing may
+// mean the interface was replaced since (its index another's now): the caller then tries again
+// without it.
+
 export interface AddressTable {
-  /** `link`: `spec.interface` as the caller resolved it moments ago, so the add needs no lookup. */
   ensure(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
-  /**
-   * `link` as for ensure(). Through a `link` resolved earlier, false may also mean the interface
-   * was replaced since (its index is another's now): the caller then looks it up again.
-   */
   remove(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
   /** Addresses on `interfaceName` (all interfaces when omitted), both families. */
   list(interfaceName?: string): Promise<AddressSpec[]>;
@@ -33,8 +33,8 @@ export interface HostRouteSpec {
 
 export interface RouteTable {
   /** Adds or replaces the host route, so a stale route to another device is taken over. */
-  ensureHostRoute(spec: HostRouteSpec): Promise<boolean>;
-  removeHostRoute(spec: HostRouteSpec): Promise<boolean>;
+  ensureHostRoute(spec: HostRouteSpec, device?: LinkDetails): Promise<boolean>;
+  removeHostRoute(spec: HostRouteSpec, device?: LinkDetails): Promise<boolean>;
   /** Whether the main table routes `destination` (as a host route) straight to `device`. */
   hasHostRoute(spec: HostRouteSpec): Promise<boolean>;
   /** Host routes of the main table, optionally only those through `device`. */
@@ -55,11 +55,11 @@ export interface PermanentNeighborSpec {
 }
 
 export interface NeighborTable {
-  ensureProxy(spec: ProxyNeighborSpec): Promise<boolean>;
-  removeProxy(spec: ProxyNeighborSpec): Promise<boolean>;
+  ensureProxy(spec: ProxyNeighborSpec, link?: LinkDetails): Promise<boolean>;
+  removeProxy(spec: ProxyNeighborSpec, link?: LinkDetails): Promise<boolean>;
   listProxies(interfaceName?: string): Promise<ProxyNeighborSpec[]>;
-  ensurePermanent(spec: PermanentNeighborSpec): Promise<boolean>;
-  removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>): Promise<boolean>;
+  ensurePermanent(spec: PermanentNeighborSpec, link?: LinkDetails): Promise<boolean>;
+  removePermanent(spec: Omit<PermanentNeighborSpec, 'mac'>, link?: LinkDetails): Promise<boolean>;
   listPermanent(interfaceName?: string): Promise<PermanentNeighborSpec[]>;
   /** Whether `spec.address` is a permanent neighbour with `spec.mac` on `spec.interface` (false when the interface is gone). */
   hasPermanent(spec: PermanentNeighborSpec): Promise<boolean>;
@@ -73,8 +73,8 @@ export interface FdbEntrySpec {
 }
 
 export interface FdbTable {
-  ensure(spec: FdbEntrySpec): Promise<boolean>;
-  remove(spec: FdbEntrySpec): Promise<boolean>;
+  ensure(spec: FdbEntrySpec, port?: LinkDetails): Promise<boolean>;
+  remove(spec: FdbEntrySpec, port?: LinkDetails): Promise<boolean>;
   /** Static (user-added) entries, optionally only those on `port`. */
   list(port?: string): Promise<FdbEntrySpec[]>;
 }

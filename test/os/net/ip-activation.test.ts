@@ -157,6 +157,29 @@ rootTest('bridged mode: static FDB entry on the tap and permanent neighbour, ann
   t.deepEqual(await neigh(), []);
 });
 
+rootTest('bridged mode after admit: the switch goes through the tap admit resolved; a tap replaced since still loses its entry', async (t) => {
+  const fdb = async () =>
+    (await ipJson<Array<{ mac: string; state?: string }>>(hostC, ['fdb', 'show', 'dev', 'tapb'], 'bridge')).filter((e) => e.mac === VM_MAC && e.state === 'static');
+  const neigh = async () => (await ipJson<Array<{ dst: string }>>(hostC, ['neigh', 'show', 'dev', 'br0'])).filter((n) => n.dst === '10.77.0.50');
+  await runnerC!.admit(bridgedSpec, 3);
+  t.true((await runnerC!.activate(bridgedSpec, 3)).changed);
+  t.is((await fdb()).length, 1);
+  t.is((await neigh()).length, 1);
+  await runnerC!.admit(bridgedSpec, 4);
+  // The tap is replaced after the admit (a new ifindex) and the entry made again on the new one:
+  // the removal through the admitted (old) index finds nothing, and the fresh lookup finds it.
+  await lab.exec(hostC, 'ip', ['link', 'del', 'tapb']);
+  await lab.exec(hostC, 'ip', ['tuntap', 'add', 'dev', 'tapb', 'mode', 'tap']);
+  await lab.exec(hostC, 'ip', ['link', 'set', 'tapb', 'master', 'br0']);
+  await lab.exec(hostC, 'ip', ['link', 'set', 'tapb', 'up']);
+  await lab.exec(hostC, 'bridge', ['fdb', 'replace', VM_MAC, 'dev', 'tapb', 'master', 'static']);
+  t.is((await fdb()).length, 1);
+  const off = await runnerC!.deactivate(bridgedSpec, 4);
+  t.true(off.changed);
+  t.deepEqual(await fdb(), []);
+  t.deepEqual(await neigh(), []);
+});
+
 rootTest('a gratuitous ARP burst is captured in the neighbour and moves its ARP entry to the new MAC', async (t) => {
   await lab.exec(nbr, 'ip', ['neigh', 'replace', '10.77.0.100', 'lladdr', NBR_MAC_STALE, 'dev', 'eth0', 'nud', 'stale']);
   const dump = lab.spawn(nbr, 'tcpdump', ['-i', 'eth0', '-nn', '-e', '-l', '-c', '3', 'arp and src host 10.77.0.100']);

@@ -70,6 +70,11 @@ export class NetRunner {
     return this.call<RunnerApplyResult>({ op: 'activate', spec, fencingToken });
   }
 
+  /** IpApplier.admit: the token admitted and the interfaces resolved for the switch that follows. */
+  admit(spec: unknown, fencingToken?: number) {
+    return this.call<{ totalMs: number }>({ op: 'admit', spec, fencingToken });
+  }
+
   deactivate(spec: unknown, fencingToken?: number) {
     return this.call<RunnerApplyResult>({ op: 'deactivate', spec, fencingToken });
   }

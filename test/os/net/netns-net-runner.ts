@@ -14,7 +14,7 @@ import { setRootLogger, silentLogger } from '../../../shared/log';
 
 export interface RunnerRequest {
   id: number;
-  op: 'activate' | 'deactivate' | 'prepare' | 'announce' | 'table' | 'close';
+  op: 'activate' | 'deactivate' | 'admit' | 'prepare' | 'announce' | 'table' | 'close';
   spec?: unknown;
   fencingToken?: number;
   announcement?: Announcement;
@@ -57,6 +57,8 @@ async function main(): Promise<void> {
         void _a;
         return { ...rest, frames };
       }
+      case 'admit':
+        return applier.admit(parseIpActivationSpec(req.spec), req.fencingToken === undefined ? {} : { fencingToken: req.fencingToken });
       case 'prepare':
         applier.prepare(parseIpActivationSpec(req.spec));
         return null;

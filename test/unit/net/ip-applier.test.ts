@@ -222,3 +222,56 @@ test('after admit, the removal goes through the interface admit resolved, and lo
   t.true(again.changed);
   t.deepEqual(tables.snapshot(), empty, 'the address is gone all the same');
 });
+
+for (const mode of ['routed', 'bridged'] as const) {
+  test(`${mode}: after admit, every table change goes through the interface and tap admit resolved; a removal that finds nothing that way is tried again with lookups`, async (t) => {
+    const { applier, tables } = setup({ fencing: true });
+    const seen: string[] = [];
+    let staleLinks = false;
+    // Each change records the link it was handed; with staleLinks, removals through one find nothing.
+    const spy = <S>(name: string, fn: (s: S, l?: LinkDetails) => Promise<boolean>) => async (s: S, l?: LinkDetails) => {
+      seen.push(`${name}:${l?.name ?? '-'}`);
+      return name.includes('remove') && l && staleLinks ? false : fn(s);
+    };
+    tables.routes.ensureHostRoute = spy('route.ensure', tables.routes.ensureHostRoute.bind(tables.routes));
+    tables.routes.removeHostRoute = spy('route.remove', tables.routes.removeHostRoute.bind(tables.routes));
+    tables.neighbors.ensureProxy = spy('proxy.ensure', tables.neighbors.ensureProxy.bind(tables.neighbors));
+    tables.neighbors.removeProxy = spy('proxy.remove', tables.neighbors.removeProxy.bind(tables.neighbors));
+    tables.neighbors.ensurePermanent = spy('neighbor.ensure', tables.neighbors.ensurePermanent.bind(tables.neighbors));
+    tables.neighbors.removePermanent = spy('neighbor.remove', tables.neighbors.removePermanent.bind(tables.neighbors));
+    tables.fdb.ensure = spy('fdb.ensure', tables.fdb.ensure.bind(tables.fdb));
+    tables.fdb.remove = spy('fdb.remove', tables.fdb.remove.bind(tables.fdb));
+    const iface = specs[mode].interface;
+    await applier.admit(specs[mode], { fencingToken: 1 });
+    await applier.activate(specs[mode], { fencingToken: 1 });
+    await applier.deactivate(specs[mode], { fencingToken: 1 });
+    t.deepEqual(
+      seen,
+      mode === 'routed'
+        ? ['route.ensure:tap0', `proxy.ensure:${iface}`, `proxy.remove:${iface}`, 'route.remove:tap0']
+        : ['fdb.ensure:tap0', `neighbor.ensure:${iface}`, `neighbor.remove:${iface}`, 'fdb.remove:tap0'],
+    );
+    t.deepEqual(tables.snapshot(), empty);
+
+    await applier.admit(specs[mode], { fencingToken: 2 });
+    await applier.activate(specs[mode], { fencingToken: 2 });
+    seen.length = 0;
+    staleLinks = true;
+    await applier.deactivate(specs[mode], { fencingToken: 2 });
+    t.deepEqual(
+      seen,
+      mode === 'routed'
+        ? [`proxy.remove:${iface}`, 'proxy.remove:-', 'route.remove:tap0', 'route.remove:-']
+        : [`neighbor.remove:${iface}`, 'neighbor.remove:-', 'fdb.remove:tap0', 'fdb.remove:-'],
+    );
+    t.deepEqual(tables.snapshot(), empty, 'removed all the same');
+  });
+}
+
+test('admit of a VM whose tap is gone (a source whose guest died) still admits; its removal has nothing to do', async (t) => {
+  const { applier, tables } = setup({ fencing: true });
+  tables.linkMap.delete('tap0');
+  await applier.admit(specs.bridged, { fencingToken: 1 });
+  const r = await applier.deactivate(specs.bridged, { fencingToken: 1 });
+  t.false(r.changed);
+});
