@@ -47,7 +47,7 @@ const REHEARSAL_ATTEMPTS = 8;
 const REHEARSAL_RETRY_MS = 25;
 /** How long a hand-over's removal waits for its rehearsal still running (it normally takes a few ms). */
 const REHEARSAL_WAIT_MS = 100;
-/** How long a hand-over's activation waits for an armed resume of the VM here to run the guest (it normally takes some ms). */
+/** How long a hand-over's activation waits for an armed resume of the VM here to see the device state loaded (it normally takes some ms). */
 const HANDOVER_RESUME_WAIT_MS = 250;
 /** How often the hand-over channels to the hosts this agent replicates memory to are checked (and redialed when down). */
 const PEER_WARM_INTERVAL_MS = 2000;
@@ -192,8 +192,8 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       }
       const result = (async () => {
         // In a VM switchover the hand-over comes while this host's shadow QEMU loads the device
-        // state: the activation waits until the guest runs here (the address is then needed), so
-        // it does not slow the load inside the guest's pause.
+        // state: the activation waits until that load is over (the guest is being resumed), so it
+        // does not slow the load inside the guest's pause, and runs beside the resume.
         await armedResume(cfg.vm_id, HANDOVER_RESUME_WAIT_MS);
         if (expectedHandovers.get(cfg.vm_id) !== e) {
           throw new FailedPreconditionError(`the hand-over of vm '${cfg.vm_id}' from '${fromHost}' was settled by another operation while the guest was starting here`);

@@ -1,6 +1,6 @@
 // ipshadow's view of the vm module: which tap the QEMU of a VM uses on this host (a shadow QEMU
 // launched ahead of a switchover has its own tap), when its guest is paused, and when an armed
-// resume of it here has ended. Looked up at call
+// resume of it here has seen the device state loaded. Looked up at call
 // time in the running modules, so the order the modules start in does not matter; no vm module =
 // no answer (static config) and nothing to wait for.
 import { AGENT_MODULE_NAMES, moduleApi, type RunningAgentModule } from '../agent-module';
@@ -13,14 +13,17 @@ interface GuestPauseProvider {
   awaitGuestPaused(vmId: string, timeoutMs: number): Promise<void>;
 }
 interface ArmedResumeProvider {
-  armedResumeSettled(vmId: string, timeoutMs: number): Promise<void>;
+  armedResumeLoaded(vmId: string, timeoutMs: number): Promise<void>;
 }
 
-/** Waits until an armed resume of a VM in progress on this host has ended (at once when none is, or without a vm module). */
+/**
+ * Waits until an armed resume of a VM in progress on this host has seen the device state loaded
+ * (the guest is being resumed) or has ended (at once when none is, or without a vm module).
+ */
 export type ArmedResumeWait = (vmId: string, timeoutMs: number) => Promise<void>;
 
 export function armedResumeWait(modules: ReadonlyMap<string, RunningAgentModule>): ArmedResumeWait {
-  return async (vmId, timeoutMs) => moduleApi<ArmedResumeProvider>(modules, AGENT_MODULE_NAMES.vm, 'armedResumeSettled')?.armedResumeSettled(vmId, timeoutMs);
+  return async (vmId, timeoutMs) => moduleApi<ArmedResumeProvider>(modules, AGENT_MODULE_NAMES.vm, 'armedResumeLoaded')?.armedResumeLoaded(vmId, timeoutMs);
 }
 
 /** Waits until this host's guest of a VM is paused (at once without a vm module or such a VM). */

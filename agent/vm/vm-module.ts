@@ -18,8 +18,8 @@ export type RunningVmModule = RunningAgentModule & {
   tapOf(vmId: string, mac: string): string | undefined;
   /** Resolves once this host's guest of `vmId` is paused (ipshadow's hand-over after a switch-out's pause). */
   awaitGuestPaused(vmId: string, timeoutMs: number): Promise<void>;
-  /** Waits (up to timeoutMs) for an armed resume of the VM in progress here to end; at once when none is. */
-  armedResumeSettled(vmId: string, timeoutMs: number): Promise<void>;
+  /** Waits (up to timeoutMs) for an armed resume of the VM in progress here to see the load end (or to end); at once when none is. */
+  armedResumeLoaded(vmId: string, timeoutMs: number): Promise<void>;
 };
 
 export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
@@ -65,7 +65,7 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
       };
     };
     log.info({ vms: (await host.list()).map((v) => `${v.vmId}:${v.role}:${v.status}`), preload: preloadOk }, 'vm started');
-    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, awaitGuestPaused: (vmId, timeoutMs) => host.awaitGuestPaused(vmId, timeoutMs), armedResumeSettled: (vmId, timeoutMs) => host.armedResumeSettled(vmId, timeoutMs), services: [vmService(host, log, () => {
+    return { host, tapOf: (vmId, mac) => host.nicTap(vmId, mac)?.tap, awaitGuestPaused: (vmId, timeoutMs) => host.awaitGuestPaused(vmId, timeoutMs), armedResumeLoaded: (vmId, timeoutMs) => host.armedResumeLoaded(vmId, timeoutMs), services: [vmService(host, log, () => {
       const replication = moduleApi<ReplicationModuleApi>(ctx.modules, AGENT_MODULE_NAMES.replication, 'flush');
       if (!replication) return undefined;
       return {
