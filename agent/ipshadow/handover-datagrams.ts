@@ -1,9 +1,9 @@
 // Both ends of the hand-over datagram (shared/handover-datagram.ts). The source sends "take" right
 // after removing the address and waits briefly for the destination's "taken" (and "rehearse" at
-// prepare time, answered "rehearsed" without any change); the destination
-// acts only on a datagram that names a hand-over it was prepared for (VM, token, source) and
-// carries that switchover's MAC, then answers once its activation is out. Everything else is
-// counted and dropped: a datagram never activates what the coordinator did not prepare.
+// prepare time, answered "rehearsed" without any change). The destination acts only on a datagram
+// that names a hand-over it was prepared for (VM, token, source) and carries that switchover's
+// MAC, then answers once its activation is out. Everything else is counted and dropped: a
+// datagram never activates what the coordinator did not prepare, and never stops the agent.
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors';
@@ -100,9 +100,9 @@ export class HandoverDatagrams {
     try {
       d = decodeHandoverDatagram(message);
     } catch (err) {
-      if (!(err instanceof MalformedHandoverDatagramError)) throw err;
+      // Anything else thrown while reading arbitrary bytes is as malformed, not the agent's end.
       this.count('malformed');
-      this.logger.debug({ from: `${from.address}:${from.port}`, err: err.message }, 'hand-over datagram dropped');
+      this.logger.debug({ from: `${from.address}:${from.port}`, err: errorMessage(err), ...(err instanceof MalformedHandoverDatagramError ? { reason: err.code } : {}) }, 'hand-over datagram dropped');
       return;
     }
     if (d.kind === 'taken' || d.kind === 'rehearsed') this.onAnswer(d);

@@ -38,6 +38,14 @@ export type RunningIpShadowModule = RunningAgentModule & {
 const wallMs = (): number => performance.timeOrigin + performance.now();
 const stepsText = (r: ApplyResult): string => r.steps.map((s) => `${s.step}=${s.durationMs.toFixed(2)}`).join(' ');
 
+/** Health's line on hand-over datagrams: where they are received, or why not (then HandOverIp alone). */
+function handoverDatagramCapability(receiving: { bound?: string; error?: string } | undefined): { name: string; available: boolean; detail: string } {
+  if (!receiving) return { name: 'handover-datagrams', available: false, detail: 'off (ipshadow.handover_datagrams: false): hand-overs by HandOverIp alone' };
+  return receiving.bound
+    ? { name: 'handover-datagrams', available: true, detail: `udp ${receiving.bound}` }
+    : { name: 'handover-datagrams', available: false, detail: `${receiving.error ?? 'not bound'}: hand-overs to this host by HandOverIp alone` };
+}
+
 export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;
 /** The destination's activation through a hand-over waits for its first announcement frame only. */
@@ -404,6 +412,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
             capture,
             { name: 'ip-shadows', available: true, detail: shadowList.length === 0 ? 'none' : shadowList.map((r) => `${r.vm_id}@v${r.version}${r.active ? '(active)' : ''}`).join(', ') },
             { name: 'ip-active', available: true, detail: active.list().map((c) => `${c.vm_id}=${c.address}`).join(', ') || 'none' },
+            handoverDatagramCapability(datagrams?.receiving),
           ],
         };
       },

@@ -33,6 +33,7 @@ function skipReason(): string | undefined {
 interface HealthJson {
   healthy: boolean;
   report: {
+    capabilities: Array<{ name: string; available: boolean; detail: string }>;
     vms: Array<{ vm_id: string; qemu_pid: number; run_state: string; taps: string[]; memory_bytes: string; memory_tracker: string }>;
     shadows: Array<{ vm_id: string; source_host: string; ip_config_held: boolean; ip_config_version: string; ip_config_age_ms: string; ip_active: boolean; qemu_state: string; qemu_pid: number; taps: string[]; memory_image_held: boolean }>;
   };
@@ -136,6 +137,8 @@ if (why) {
     t.true(s.qemu_pid > 0);
     t.deepEqual(s.taps, [shadowTap]);
     t.false(h.report.shadows.some((x) => x.vm_id === LOCAL.id));
+    // Hand-over datagrams are received on the agent's listen address and port, over UDP.
+    t.like(h.report.capabilities.find((c) => c.name === 'handover-datagrams'), { available: true, detail: 'udp 0.0.0.0:7701' });
 
     const screen = await health(true);
     t.regex(screen, new RegExp(`VMs here \\(1\\):\\n {4}g1 {2}running {2}pid ${vm.qemu_pid} {2}tap tap-g1`));
