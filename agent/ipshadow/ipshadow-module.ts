@@ -159,6 +159,8 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
     };
     /** The source's rehearsals of hand-overs still running, by VM. */
     const rehearsals = new Map<string, Promise<void>>();
+    /** Whether the destination answered a rehearsal datagram of each VM's prepared hand-over (absent: not known yet). */
+    const datagramAnswered = new Map<string, boolean>();
     const peers = new Map<string, { endpoint: string; client: GenericClient }>();
     const peerClient = (h: IpHandoff): GenericClient => {
       const held = peers.get(h.destinationHost);
@@ -174,10 +176,14 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       // The datagram first: the destination takes the address at once. The call that follows (after
       // its answer, so it does not compete with the activation for CPU) returns that activation's
       // result, or does the hand-over itself when the datagram was lost or not received there.
-      const viaDatagram = h.datagramKey && datagrams ? await datagrams.handOver(h.destinationEndpoint, cfg.vm_id, token, h.datagramKey, HANDOVER_DATAGRAM_WAIT_MS) : false;
+      // Only a destination that answered a rehearsal datagram of this hand-over gets one: for any
+      // other (UDP blocked, no datagrams there, the rehearsal not done yet) waiting for an answer
+      // would only add HANDOVER_DATAGRAM_WAIT_MS while no host holds the address.
+      const skip = datagramAnswered.get(cfg.vm_id) !== true;
+      const datagram: HandoffOutcome['datagram'] = !h.datagramKey || !datagrams ? undefined : skip ? 'skipped' : (await datagrams.handOver(h.destinationEndpoint, cfg.vm_id, token, h.datagramKey, HANDOVER_DATAGRAM_WAIT_MS)) ? 'answered' : 'unanswered';
       try {
         const destination = await callUnary<WireApplyResult>(peerClient(h), 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: String(token), config: configToWire(cfg) }, HANDOVER_DEADLINE_MS);
-        return { handedOver: true, destination, via: viaDatagram ? 'datagram' : 'call' };
+        return { handedOver: true, destination, via: datagram === 'answered' ? 'datagram' : 'call', ...(datagram ? { datagram } : {}) };
       } catch (err) {
         return { handedOver: false, error: errorMessage(err) };
       }
@@ -302,28 +308,41 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           // The coordinator prepares both hosts at once: until the destination expects the hand-over
           // it refuses the rehearsal, which is tried again a few times. Best effort: a destination
           // that keeps refusing (e.g. an older agent) is still handed over.
-          // With a datagram key the rehearsal is a datagram too: the path the switch will take, at
-          // a fraction of the call's CPU on both agents.
+          // With a datagram key the rehearsal is a datagram first: the path the switch will take,
+          // at a fraction of the call's CPU on both agents. A destination that never answers it
+          // (UDP blocked between the agents, an agent without datagrams) is handed over by the
+          // call alone, at once, and the call is rehearsed instead.
           const key = handoff.datagramKey;
-          const rehearse = key && datagrams
-            ? async () => {
-                if (!(await datagrams.rehearse(handoff.destinationEndpoint, cfg.vm_id, token, key, REHEARSAL_RETRY_MS))) throw new UnavailableError('no answer to the rehearsal datagram');
-              }
-            : async () => {
-                await callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS);
-              };
-          const rehearsal = (async () => {
+          datagramAnswered.delete(cfg.vm_id);
+          const byCall = async () => {
+            await callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS);
+          };
+          const attempts = async (once: () => Promise<void>, pauseMs: number): Promise<unknown> => {
             let lastErr: unknown;
             for (let attempt = 0; attempt < REHEARSAL_ATTEMPTS; attempt++) {
-              if (attempt > 0 && !key) await new Promise((r) => setTimeout(r, REHEARSAL_RETRY_MS));
+              if (attempt > 0 && pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
               try {
-                await rehearse();
-                return;
+                await once();
+                return undefined;
               } catch (err) {
-                lastErr = err;
+                lastErr = err ?? new Error('refused');
               }
             }
-            ctx.logger.info({ vmId: cfg.vm_id, destination: handoff.destinationHost, err: errorMessage(lastErr) }, 'hand-over rehearsal refused');
+            return lastErr;
+          };
+          const rehearsal = (async () => {
+            if (key && datagrams) {
+              // Each attempt waits REHEARSAL_RETRY_MS for the answer: no pause between them.
+              const byDatagram = async () => {
+                if (!(await datagrams.rehearse(handoff.destinationEndpoint, cfg.vm_id, token, key, REHEARSAL_RETRY_MS))) throw new UnavailableError('no answer');
+              };
+              const err = await attempts(byDatagram, 0);
+              datagramAnswered.set(cfg.vm_id, err === undefined);
+              if (err === undefined) return;
+              ctx.logger.warn({ vmId: cfg.vm_id, destination: handoff.destinationHost, endpoint: handoff.destinationEndpoint }, 'hand-over datagrams unanswered (is UDP open between the agents?): this hand-over goes by HandOverIp alone');
+            }
+            const err = await attempts(byCall, REHEARSAL_RETRY_MS);
+            if (err !== undefined) ctx.logger.info({ vmId: cfg.vm_id, destination: handoff.destinationHost, err: errorMessage(err) }, 'hand-over rehearsal refused');
           })().finally(() => {
             if (rehearsals.get(cfg.vm_id) === rehearsal) rehearsals.delete(cfg.vm_id);
           });
@@ -371,7 +390,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
           watchMacs();
         });
-        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(handed ? { handedOver: handed.handedOver, handOverBy: handed.via, handOverMs, handoffError: handed.error } : {}) }, 'ip deactivated');
+        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(handed ? { handedOver: handed.handedOver, handOverBy: handed.via, handOverDatagram: handed.datagram, handOverMs, handoffError: handed.error } : {}) }, 'ip deactivated');
         return handed ? { ...res, handoff: handed } : res;
       },
       async state(cfg) {

@@ -35,6 +35,8 @@ export interface HandoffOutcome {
   error?: string;
   /** How the destination was told: 'datagram' (it answered one) or 'call' (HandOverIp alone). */
   via?: 'datagram' | 'call';
+  /** With a datagram key: the datagram answered, sent but unanswered, or skipped (no rehearsal datagram was answered). */
+  datagram?: 'answered' | 'unanswered' | 'skipped';
 }
 
 export type WireApplyResult = ReturnType<typeof applyToWire>;

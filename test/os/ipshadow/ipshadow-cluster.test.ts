@@ -24,6 +24,8 @@ const VMNET = '10.79.0';
 const GUEST_MAC = '52:54:00:79:00:01';
 const UDP_PORT = 7777;
 const HOSTS = ['hv-a', 'hv-b', 'hv-c', 'hv-d'];
+/** The host whose agent runs without hand-over datagrams (ipshadow.handover_datagrams: false). */
+const NO_DATAGRAMS = 'hv-d';
 const UDHCPC_SCRIPT = path.join(REPO_ROOT, 'test', 'os', 'ipshadow', 'udhcpc-record.sh');
 
 interface WireConfig { vm_id: string; mac: string; address: string; prefix_length: number; dns_servers: string[]; gateway: string; domain_name: string; lease_start_unix_ms: string }
@@ -117,6 +119,7 @@ if (!isRoot()) {
           interface: 'vm0',
           report_interval_ms: 1000,
           vms: h === 'hv-a' ? [{ id: 'vm1', mac: GUEST_MAC }] : [],
+          ...(h === NO_DATAGRAMS ? { handover_datagrams: false } : {}),
         },
       });
       agents[h] = startNode(lab, ns[h], [AGENT_MAIN, '--config', cfg]);
@@ -195,7 +198,8 @@ if (!isRoot()) {
     const address = vm.config.address;
     // Nobody held the address: the reconciliation sweep activates it on the host the VM runs on.
     await waitFor('address active on hv-a', () => holds('hv-a', address), 20000).catch((err) => (dump(t), Promise.reject(err)));
-    const dest = s.shadows.find((x) => x.vm_id === 'vm1')!.host_id;
+    // A destination with hand-over datagrams (NO_DATAGRAMS gets its own test below).
+    const dest = s.shadows.find((x) => x.vm_id === 'vm1' && x.host_id !== NO_DATAGRAMS)!.host_id;
     const responder = await buildResponder(tmp);
     for (const h of HOSTS) {
       const r = lab.spawn(ns[h], responder, [address, String(UDP_PORT), h]);
@@ -230,7 +234,7 @@ if (!isRoot()) {
     // The destination took the address on the source's hand-over datagram; the call confirmed it.
     const logged = (h: string, msg: string) => agents[h].log.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).filter((r) => r.msg === msg && r.token === Number(res.fencing_token));
     t.is(logged(dest, 'ip activated')[0]?.handOverBy, 'datagram', JSON.stringify(logged(dest, 'ip activated')));
-    t.like(logged('hv-a', 'ip deactivated')[0], { handedOver: true, handOverBy: 'datagram' });
+    t.like(logged('hv-a', 'ip deactivated')[0], { handedOver: true, handOverBy: 'datagram', handOverDatagram: 'answered' });
     t.true(events.some((e) => e.kind === 'EVENT_KIND_SHADOW_PLACED'));
     // A late command carrying an older token is refused by the old source.
     const stale = await agentCall('hv-a', 'ActivateIp', { vm_id: 'vm1', fencing_token: String(Number(res.fencing_token) - 1) });
@@ -307,5 +311,31 @@ if (!isRoot()) {
       .then(() => 'succeeded', (err: Error) => err.message);
     t.regex(out, /holds no shadow of vm 'vm1'/);
     t.regex(out, /FAILED_PRECONDITION/);
+  });
+
+  test.serial('a destination that never answers hand-over datagrams is handed over by the call alone, without waiting for one', async (t) => {
+    // NO_DATAGRAMS receives no datagrams (as behind a firewall open for gRPC only): the source's
+    // rehearsal datagrams go unanswered, so the switch sends it none and waits for nothing.
+    const before = await shadows();
+    const { active_host: source, config: { address } } = before.vms.find((v) => v.vm_id === 'vm1')!;
+    t.not(source, NO_DATAGRAMS);
+    if (!before.shadows.some((x) => x.vm_id === 'vm1' && x.host_id === NO_DATAGRAMS)) await ctl(['shadow', 'place', 'vm1', NO_DATAGRAMS]);
+    await waitFor('a warm shadow on the host without datagrams', async () => {
+      const s = await shadows();
+      const vm = s.vms.find((v) => v.vm_id === 'vm1');
+      return s.shadows.some((x) => x.vm_id === 'vm1' && x.host_id === NO_DATAGRAMS && x.state === 'warm' && x.version === vm?.version);
+    }, 20000);
+    // The sweep lifts the coordinator's token above those the manual calls above left on the hosts.
+    await new Promise((r) => setTimeout(r, 2500));
+    const res = (await ctl(['migrate', 'vm1', '--to', NO_DATAGRAMS])) as { status: string; fencing_token: string };
+    t.is(res.status, 'SUCCEEDED', JSON.stringify(res));
+    t.true(await holds(NO_DATAGRAMS, address));
+    t.false(await holds(source, address));
+    const deactivated = agents[source].log
+      .map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } })
+      .find((r) => r.msg === 'ip deactivated' && r.token === Number(res.fencing_token));
+    t.like(deactivated, { handedOver: true, handOverBy: 'call', handOverDatagram: 'skipped' }, JSON.stringify(deactivated));
+    // The rehearsal's verdict (its datagrams' answers waited for in turn) may come after the switch.
+    await waitFor('the source to report the unanswered datagrams', async () => agents[source].log.some((l) => /hand-over datagrams unanswered/.test(l)), 5000);
   });
 }
