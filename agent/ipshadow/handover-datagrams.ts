@@ -28,11 +28,14 @@ export interface HandoverDestination {
 
 export type DatagramOutcome = 'taken' | 'refused' | 'malformed' | 'failed' | 'rehearsed' | 'early' | 'answered' | 'unanswered';
 
+const REFUSAL_LOG_INTERVAL_MS = 1000;
+
 const ANSWER: Record<'take' | 'rehearse', 'taken' | 'rehearsed'> = { take: 'taken', rehearse: 'rehearsed' };
 
 export class HandoverDatagrams {
   private readonly pending = new Map<string, { key: Buffer; resolve: (answered: boolean) => void }>();
   private readonly counter: Counter<'outcome'>;
+  private lastRefusalLogMs = -Infinity;
   private socket!: HandoverDatagramSocket;
 
   private constructor(
@@ -129,7 +132,12 @@ export class HandoverDatagrams {
         this.logger.debug(fields, 'hand-over rehearsal datagram before the prepare');
       } else {
         this.count('refused');
-        this.logger.warn({ ...fields, kind }, 'hand-over datagram refused: no such hand-over prepared here, or a wrong MAC');
+        // A flood of forged datagrams is counted in full but logged at most once a second.
+        const now = Date.now();
+        if (now - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
+          this.lastRefusalLogMs = now;
+          this.logger.warn({ ...fields, kind }, 'hand-over datagram refused: no such hand-over prepared here, or a wrong MAC');
+        }
       }
       return;
     }
