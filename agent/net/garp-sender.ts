@@ -12,6 +12,8 @@ const PCAP_BUFFER_BYTES = 64 * 1024;
 /** Matches no frame (a frame is never 1 byte long), so the handle captures nothing. */
 const CAPTURE_NOTHING_FILTER = 'less 1';
 const MAX_FRAME_BYTES = 1514;
+/** Frames kept built: one per VM address a host may take over is plenty. */
+const MAX_PREBUILT_FRAMES = 1024;
 
 interface CapHandle {
   open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
@@ -51,6 +53,8 @@ export class GarpSender implements Announcer {
   private readonly log = createLogger('garp-sender');
   private readonly handles = new Map<string, Pick<CapHandle, 'send' | 'close'>>();
   private readonly running = new Set<() => void>();
+  /** Announcement frames by interface|address|mac, built once (see prepare). */
+  private readonly frames = new Map<string, Buffer>();
   private readonly openHandle: (interfaceName: string) => Pick<CapHandle, 'send' | 'close'>;
   private closed = false;
 
@@ -58,9 +62,26 @@ export class GarpSender implements Announcer {
     this.openHandle = options.openHandle ?? openPcapHandle;
   }
 
-  /** Opens the handle for `interfaceName` ahead of time (e.g. when a shadow becomes ready). */
-  prepare(interfaceName: string): void {
+  /**
+   * Opens the handle for `interfaceName` ahead of time (e.g. when a shadow becomes ready) and,
+   * given the address and MAC, builds the frame a burst for them will send (a switch's prepare:
+   * the switch then sends a frame already built, by code already run).
+   */
+  prepare(interfaceName: string, frame?: Pick<Announcement, 'address' | 'mac'>): void {
     this.handle(interfaceName);
+    if (frame) this.frameFor({ interface: interfaceName, ...frame });
+  }
+
+  private frameFor(a: Pick<Announcement, 'interface' | 'address' | 'mac'>): Buffer {
+    const key = `${a.interface}|${a.address}|${a.mac}`;
+    let frame = this.frames.get(key);
+    if (!frame) {
+      frame = buildAnnouncementFrame(a);
+      // Bounded: the oldest goes first (a Map iterates in insertion order).
+      if (this.frames.size >= MAX_PREBUILT_FRAMES) this.frames.delete(this.frames.keys().next().value!);
+      this.frames.set(key, frame);
+    }
+    return frame;
   }
 
   private handle(interfaceName: string): Pick<CapHandle, 'send' | 'close'> {
@@ -103,7 +124,7 @@ export class GarpSender implements Announcer {
     };
     let firstSent: Promise<void>;
     try {
-      const frame = buildAnnouncementFrame(a);
+      const frame = this.frameFor(a);
       this.sendOne(a, frame);
       sent = 1;
       firstSent = Promise.resolve();

@@ -103,10 +103,12 @@ export class IpApplier {
         if (options.fencingToken === undefined) throw new InvalidArgumentError('fencing_token', 'is required to prepare an IP switch');
         fencing = await this.options.fencing.admit(spec.vmId, options.fencingToken);
       }
-      this.prepare(spec);
       // A host without the interface could not activate: refused here, before anything moves.
       const link = await this.tables.links.resolve(spec.interface);
       this.admittedLinks.set(spec.interface, { link, untilMs: this.nowMs() + ADMITTED_LINK_TTL_MS });
+      // The announcement's frame is built now: bridged mode announces the VM's MAC, the others this host's.
+      const mac = spec.mode === 'bridged' ? spec.mac : link.mac;
+      if (this.count > 0) this.announcer.prepare(spec.interface, mac ? { address: spec.address, mac } : undefined);
       // The VM's tap (routed, bridged) too when it is there: a source whose guest is gone has none,
       // and its removal is then simply nothing to do, as before.
       const tap = spec.mode === 'address' || spec.tap === undefined ? undefined : await this.tables.links.find(spec.tap);

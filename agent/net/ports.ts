@@ -118,8 +118,11 @@ export interface AnnouncementBurst {
 }
 
 export interface Announcer {
-  /** Readies `interfaceName` (opens its send handle) so the first frame of a later burst leaves at once. */
-  prepare(interfaceName: string): void;
+  /**
+   * Readies `interfaceName` (opens its send handle) so the first frame of a later burst leaves at
+   * once; given the address and MAC of that burst, its frame is built now too.
+   */
+  prepare(interfaceName: string, frame?: Pick<Announcement, 'address' | 'mac'>): void;
   announce(announcement: Announcement): AnnouncementBurst;
   close(): Promise<void>;
 }

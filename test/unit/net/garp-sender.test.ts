@@ -1,10 +1,10 @@
 // GarpSender with a fake send handle: first frame at once, count and spacing, cancel, failures.
 import test from 'ava';
-import { GarpSender } from '../../../agent/net/garp-sender';
+import { GarpSender, buildAnnouncementFrame } from '../../../agent/net/garp-sender';
 import { AnnounceError } from '../../../agent/net/net-errors';
 
 function fakeHandles() {
-  const sent: Array<{ iface: string; frame: Buffer; atMs: number }> = [];
+  const sent: Array<{ iface: string; frame: Buffer; raw: Buffer; atMs: number }> = [];
   const opened: string[] = [];
   let closed = 0;
   let failSends = 0;
@@ -17,7 +17,7 @@ function fakeHandles() {
           failSends--;
           throw new Error('send: Network is down');
         }
-        sent.push({ iface, frame: Buffer.from(frame), atMs: performance.now() });
+        sent.push({ iface, frame: Buffer.from(frame), raw: frame, atMs: performance.now() });
       },
       close: () => void closed++,
     };
@@ -95,4 +95,21 @@ test('malformed addresses are refused, and nothing is sent after close()', async
   await s.close();
   await t.throwsAsync(s.announce(a).firstSent, { message: /closed/ });
   t.is(h.sent.length, 0);
+});
+
+test('prepare with an address and MAC builds the frame ahead: every burst for them sends that one frame', async (t) => {
+  const h = fakeHandles();
+  const s = new GarpSender({ openHandle: h.openHandle });
+  s.prepare('eth0', { address: a.address, mac: a.mac });
+  t.deepEqual(h.opened, ['eth0']);
+  t.is(h.sent.length, 0, 'prepare sends nothing');
+  await s.announce({ ...a, count: 1 }).finished;
+  await s.announce({ ...a, count: 1 }).finished;
+  t.is(h.sent[0].raw, h.sent[1].raw, 'the same built frame');
+  t.deepEqual(h.sent[0].frame, buildAnnouncementFrame(a));
+  // Another address is its own frame.
+  await s.announce({ ...a, address: '10.0.0.101', count: 1 }).finished;
+  t.notDeepEqual(h.sent[2].frame, h.sent[0].frame);
+  t.throws(() => s.prepare('eth0', { address: 'not-an-ip', mac: a.mac }), { instanceOf: AnnounceError });
+  await s.close();
 });
