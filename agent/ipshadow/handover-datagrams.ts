@@ -9,17 +9,12 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors';
 import { decodeHandoverDatagram, encodeHandoverDatagram, MalformedHandoverDatagramError, type DecodedHandoverDatagram } from '../../shared/handover-datagram';
 import { HandoverDatagramSocket, type DatagramPeer } from './handover-datagram-socket';
+import type { PreparedHandover } from './prepared-handovers';
 
-/** A hand-over this host was prepared to accept. */
-export interface PreparedHandover {
-  sourceHost: string;
-  token: number;
-  datagramKey?: Buffer;
-}
 
 export interface HandoverDestination {
   /** The hand-over prepared here for `vmId`, if any (expired ones are not returned). */
-  prepared(vmId: string): PreparedHandover | undefined;
+  prepared(vmId: string): Pick<PreparedHandover, 'sourceHost' | 'token' | 'datagramKey'> | undefined;
   /** Activates the prepared hand-over; resolves once the first announcement is out. */
   take(vmId: string, token: number, sourceHost: string): Promise<unknown>;
   /** Runs the activation's path up to reading the kernel state; changes nothing. */

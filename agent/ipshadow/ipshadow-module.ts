@@ -1,8 +1,7 @@
 // Agent module `ipshadow`: DHCP capture on VM-facing interfaces, lease reports of VMs active here,
 // shadow IP configs of other hosts' VMs, and fenced IP activation (IpApplier) for the coordinator.
-import { FailedPreconditionError, InvalidArgumentError, UnavailableError, errorMessage } from '../../shared/errors';
-import { callUnary, dial, type GenericClient } from '../../shared/grpc-client';
-import { channelCredentials } from '../../shared/tls';
+import { FailedPreconditionError, InvalidArgumentError, errorMessage } from '../../shared/errors';
+import { callUnary } from '../../shared/grpc-client';
 import { warmUpMessageCodecs } from '../../shared/proto';
 import { Gauge } from 'prom-client';
 import { AGENT_MODULE_NAMES, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
@@ -18,14 +17,15 @@ import { activationSpecFor } from './activation-spec-builder';
 import { ActiveSet } from './active-set';
 import { isActivated } from './ip-state-probe';
 import { type IpShadowAgentConfig, parseIpShadowAgentConfig } from './ipshadow-config';
-import { IP_SHADOW_SERVICE, ipShadowService, type HandoffOutcome, type IpHandoff, type IpShadowOps, type WireApplyResult } from './ipshadow-service';
+import { IP_SHADOW_SERVICE, ipShadowService, type IpHandoff, type IpShadowOps } from './ipshadow-service';
 import { LeaseReporter, type LeaseReportPort } from './lease-reporter';
 import { ShadowStore, type ShadowRecord } from './shadow-store';
 import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import { configFromLease } from './config-from-lease';
 import { armedResumeWait, guestPausedWait, vmTapLookup } from './vm-tap-source';
-import { handOverPeerSource, keepPeersConnected } from './handover-peers';
 import { HandoverDatagrams } from './handover-datagrams';
+import { HandoverSource } from './handover-source';
+import { PreparedHandovers, type HandoverPath } from './prepared-handovers';
 
 export type RunningIpShadowModule = RunningAgentModule & {
   ipShadows(): ShadowRecord[];
@@ -48,24 +48,6 @@ function handoverDatagramCapability(receiving: { bound?: string; error?: string 
 
 export const COORDINATOR_SHADOW_SERVICE = 'umbra.coordinator.v1.ShadowService';
 const REPORT_DEADLINE_MS = 5000;
-/** The destination's activation through a hand-over waits for its first announcement frame only. */
-const HANDOVER_DEADLINE_MS = 3000;
-/** A rehearsal the destination refuses (it is not prepared yet: both hosts are prepared at once) is tried again. */
-const REHEARSAL_ATTEMPTS = 8;
-const REHEARSAL_RETRY_MS = 25;
-/** How long a hand-over's removal waits for its rehearsal still running (it normally takes a few ms). */
-const REHEARSAL_WAIT_MS = 100;
-/** How long a hand-over's activation waits for an armed resume of the VM here to see the device state loaded (it normally takes some ms). */
-const HANDOVER_RESUME_WAIT_MS = 250;
-/** How often the hand-over channels to the hosts this agent replicates memory to are checked (and redialed when down). */
-const PEER_WARM_INTERVAL_MS = 2000;
-/**
- * How long the source waits for the destination's answer to its hand-over datagram before it
- * calls HandOverIp anyway (the answer normally takes about a millisecond).
- */
-const HANDOVER_DATAGRAM_WAIT_MS = 100;
-/** A hand-over prepared but not called within this long is forgotten. */
-const HANDOVER_EXPECTED_FOR_MS = 60_000;
 
 export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
   name: AGENT_MODULE_NAMES.ipshadow,
@@ -146,87 +128,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       bookkeeping.set(vmId, p);
     };
 
-    // Hand-overs (a switchover's activation called by the source agent, not the coordinator): the
-    // ones this host was prepared to accept, and channels to destinations, dialled at prepare time
-    // so the call after the removal finds its TLS connection up.
-    const expectedHandovers = new Map<string, { sourceHost: string; token: number; untilMs: number; config: VmIpConfig; datagramKey?: Buffer }>();
-    // Hand-overs taken by datagram, until the source's HandOverIp confirms them (it gets their
-    // result) or the VM's next operation settles them.
-    const handovers = new Map<string, { sourceHost: string; token: number; result: Promise<ApplyResult> }>();
-    const settle = (vmId: string) => {
-      expectedHandovers.delete(vmId);
-      handovers.delete(vmId);
-    };
-    /** The source's rehearsals of hand-overs still running, by VM. */
-    const rehearsals = new Map<string, Promise<void>>();
-    /** Whether the destination answered a rehearsal datagram of each VM's prepared hand-over (absent: not known yet). */
-    const datagramAnswered = new Map<string, boolean>();
-    const peers = new Map<string, { endpoint: string; client: GenericClient }>();
-    const peerClient = (h: IpHandoff): GenericClient => {
-      const held = peers.get(h.destinationHost);
-      if (held && held.endpoint === h.destinationEndpoint) return held.client;
-      held?.client.close();
-      const client = dial(IP_SHADOW_SERVICE, h.destinationEndpoint, channelCredentials(ctx.tls, { role: 'agent', name: h.destinationHost }));
-      peers.set(h.destinationHost, { endpoint: h.destinationEndpoint, client });
-      return client;
-    };
-    // Connecting (true) only when idle: a channel up stays as it is, a dropped one is dialed again.
-    const warmPeers = keepPeersConnected(handOverPeerSource(ctx.modules), (p) => void peerClient({ sourceHost: ctx.hostId, destinationHost: p.hostId, destinationEndpoint: p.endpoint }).getChannel().getConnectivityState(true), PEER_WARM_INTERVAL_MS);
-    const handOverTo = async (h: IpHandoff, cfg: VmIpConfig, token: number): Promise<HandoffOutcome> => {
-      // The datagram first: the destination takes the address at once. The call that follows (after
-      // its answer, so it does not compete with the activation for CPU) returns that activation's
-      // result, or does the hand-over itself when the datagram was lost or not received there.
-      // Only a destination that answered a rehearsal datagram of this hand-over gets one: for any
-      // other (UDP blocked, no datagrams there, the rehearsal not done yet) waiting for an answer
-      // would only add HANDOVER_DATAGRAM_WAIT_MS while no host holds the address.
-      const skip = datagramAnswered.get(cfg.vm_id) !== true;
-      const datagram: HandoffOutcome['datagram'] = !h.datagramKey || !datagrams ? undefined : skip ? 'skipped' : (await datagrams.handOver(h.destinationEndpoint, cfg.vm_id, token, h.datagramKey, HANDOVER_DATAGRAM_WAIT_MS)) ? 'answered' : 'unanswered';
-      try {
-        const destination = await callUnary<WireApplyResult>(peerClient(h), 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: String(token), config: configToWire(cfg) }, HANDOVER_DEADLINE_MS);
-        return { handedOver: true, destination, via: datagram === 'answered' ? 'datagram' : 'call', ...(datagram ? { datagram } : {}) };
-      } catch (err) {
-        return { handedOver: false, error: errorMessage(err) };
-      }
-    };
-
-    /**
-     * A prepared hand-over from `fromHost`, by datagram or HandOverIp, whichever comes first; the
-     * other then gets the same result.
-     */
-    const handOverNow = (cfg: VmIpConfig, token: number, fromHost: string, receivedAt: number, via: 'datagram' | 'call'): Promise<ApplyResult> => {
-      const byDatagram = handovers.get(cfg.vm_id);
-      if (via === 'call' && byDatagram && byDatagram.sourceHost === fromHost && byDatagram.token === token) {
-        // The source's confirmation of its datagram: answered once, like any hand-over.
-        handovers.delete(cfg.vm_id);
-        return byDatagram.result;
-      }
-      const e = expectedHandovers.get(cfg.vm_id);
-      if (!e || e.sourceHost !== fromHost || e.token !== token || e.untilMs < Date.now()) {
-        return Promise.reject(new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' with fencing token ${token} was prepared here`));
-      }
-      const result = (async () => {
-        // In a VM switchover the hand-over comes while this host's shadow QEMU loads the device
-        // state: the activation waits until that load is over (the guest is being resumed), so it
-        // does not slow the load inside the guest's pause, and runs beside the resume.
-        await armedResume(cfg.vm_id, HANDOVER_RESUME_WAIT_MS);
-        if (expectedHandovers.get(cfg.vm_id) !== e) {
-          throw new FailedPreconditionError(`the hand-over of vm '${cfg.vm_id}' from '${fromHost}' was settled by another operation while the guest was starting here`);
-        }
-        expectedHandovers.delete(cfg.vm_id);
-        return activateNow(cfg, token, receivedAt, via);
-      })();
-      if (via === 'datagram') handovers.set(cfg.vm_id, { sourceHost: fromHost, token, result });
-      return result;
-    };
-    /** The path of a hand-over's activation up to the kernel (the spec, a netlink request and its answer); ms taken. */
-    const rehearseHere = async (cfg: VmIpConfig, fromHost: string): Promise<number> => {
-      const started = performance.now();
-      const active = await isActivated(tables, specFor(cfg));
-      const totalMs = performance.now() - started;
-      ctx.logger.info({ vmId: cfg.vm_id, fromHost, active, totalMs }, 'hand-over rehearsed');
-      return totalMs;
-    };
-    const activateNow = async (cfg: VmIpConfig, token: number, receivedAt: number, via?: 'datagram' | 'call'): Promise<ApplyResult> => {
+    const activateNow = async (cfg: VmIpConfig, token: number, receivedAt: number, via?: HandoverPath): Promise<ApplyResult> => {
       await bookkeeping.get(cfg.vm_id);
       const res = await applier.activate(specFor(cfg), { fencingToken: token });
       afterApply(cfg.vm_id, async () => {
@@ -238,24 +140,35 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
       ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(via ? { handOverBy: via } : {}) }, 'ip activated');
       return res;
     };
+    /** The path of a hand-over's activation up to the kernel (the spec, a netlink request and its answer); ms taken. */
+    const rehearseHere = async (cfg: VmIpConfig, fromHost: string): Promise<number> => {
+      const started = performance.now();
+      const isActive = await isActivated(tables, specFor(cfg));
+      const totalMs = performance.now() - started;
+      ctx.logger.info({ vmId: cfg.vm_id, fromHost, active: isActive, totalMs }, 'hand-over rehearsed');
+      return totalMs;
+    };
+
+    // Hand-overs: a switchover's activation called by the source agent right after its removal,
+    // not by the coordinator. This host as destination (prepared ones, taken by datagram or call)
+    // and as source (channels, rehearsal, the hand-over itself).
+    const handovers = new PreparedHandovers({ armedResume, activate: activateNow });
     const datagrams = config.handoverDatagrams
       ? await HandoverDatagrams.open(ctx.listen, ctx.hostId, {
-          prepared: (vmId) => {
-            const e = expectedHandovers.get(vmId);
-            return e && e.untilMs >= Date.now() ? e : undefined;
-          },
+          prepared: (vmId) => handovers.prepared(vmId),
           take: (vmId, token, sourceHost) => {
-            const e = expectedHandovers.get(vmId);
+            const e = handovers.prepared(vmId);
             if (!e) return Promise.reject(new FailedPreconditionError(`no hand-over of vm '${vmId}' was prepared here`));
-            return handOverNow(e.config, token, sourceHost, wallMs(), 'datagram');
+            return handovers.take(e.config, token, sourceHost, wallMs(), 'datagram');
           },
           rehearse: async (vmId) => {
-            const e = expectedHandovers.get(vmId);
+            const e = handovers.prepared(vmId);
             if (!e) throw new FailedPreconditionError(`no hand-over of vm '${vmId}' was prepared here`);
             await rehearseHere(e.config, e.sourceHost);
           },
         }, ctx.logger, ctx.metrics)
       : undefined;
+    const handoverSource = new HandoverSource({ hostId: ctx.hostId, tls: ctx.tls, logger: ctx.logger, modules: ctx.modules, ...(datagrams ? { datagrams } : {}) });
 
     const ownPart = (h: IpHandoff | undefined, part: 'source' | 'either'): void => {
       if (!h) return;
@@ -287,83 +200,21 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         // Bookkeeping still running would otherwise delay the activation that follows.
         await bookkeeping.get(cfg.vm_id);
         const res = await applier.admit(specFor(cfg), { fencingToken: token });
-        if (handoff?.destinationHost === ctx.hostId) {
-          handovers.delete(cfg.vm_id);
-          expectedHandovers.set(cfg.vm_id, { sourceHost: handoff.sourceHost, token, untilMs: Date.now() + HANDOVER_EXPECTED_FOR_MS, config: cfg, ...(handoff.datagramKey ? { datagramKey: handoff.datagramKey } : {}) });
-        } else if (handoff?.sourceHost === ctx.hostId) {
-          // The channel is up (TLS handshake done) before we answer, so no connection set-up falls
-          // inside the hand-over. A source that cannot reach the destination fails its prepare,
-          // and the coordinator does not ask it to hand over.
-          const peer = peerClient(handoff);
-          await new Promise<void>((resolve, reject) =>
-            peer.waitForReady(Date.now() + HANDOVER_DEADLINE_MS, (err) =>
-              err ? reject(new UnavailableError(`cannot reach ${handoff.destinationHost} at ${handoff.destinationEndpoint} for the hand-over: ${err.message}`, { cause: err })) : resolve(),
-            ),
-          );
-          // Measured: the first hand-over of a run took ~9 ms from the source's call to the
-          // destination's handler (~3 ms later on) and its activation ~3 ms (~0.6), first-use
-          // costs on both agents while no host holds the address. The rehearsal pays them here,
-          // after the answer (it took 30-40 ms on a loaded host, all of it in the command's time
-          // to running): the switch itself comes later, once the source guest is paused.
-          // The coordinator prepares both hosts at once: until the destination expects the hand-over
-          // it refuses the rehearsal, which is tried again a few times. Best effort: a destination
-          // that keeps refusing (e.g. an older agent) is still handed over.
-          // With a datagram key the rehearsal is a datagram first: the path the switch will take,
-          // at a fraction of the call's CPU on both agents. A destination that never answers it
-          // (UDP blocked between the agents, an agent without datagrams) is handed over by the
-          // call alone, at once, and the call is rehearsed instead.
-          const key = handoff.datagramKey;
-          datagramAnswered.delete(cfg.vm_id);
-          const byCall = async () => {
-            await callUnary(peer, 'HandOverIp', { vm_id: cfg.vm_id, fencing_token: '0', config: configToWire(cfg), rehearsal: true }, HANDOVER_DEADLINE_MS);
-          };
-          const attempts = async (once: () => Promise<void>, pauseMs: number): Promise<unknown> => {
-            let lastErr: unknown;
-            for (let attempt = 0; attempt < REHEARSAL_ATTEMPTS; attempt++) {
-              if (attempt > 0 && pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
-              try {
-                await once();
-                return undefined;
-              } catch (err) {
-                lastErr = err ?? new Error('refused');
-              }
-            }
-            return lastErr;
-          };
-          const rehearsal = (async () => {
-            if (key && datagrams) {
-              // Each attempt waits REHEARSAL_RETRY_MS for the answer: no pause between them.
-              const byDatagram = async () => {
-                if (!(await datagrams.rehearse(handoff.destinationEndpoint, cfg.vm_id, token, key, REHEARSAL_RETRY_MS))) throw new UnavailableError('no answer');
-              };
-              const err = await attempts(byDatagram, 0);
-              datagramAnswered.set(cfg.vm_id, err === undefined);
-              if (err === undefined) return;
-              ctx.logger.warn({ vmId: cfg.vm_id, destination: handoff.destinationHost, endpoint: handoff.destinationEndpoint }, 'hand-over datagrams unanswered (is UDP open between the agents?): this hand-over goes by HandOverIp alone');
-            }
-            const err = await attempts(byCall, REHEARSAL_RETRY_MS);
-            if (err !== undefined) ctx.logger.info({ vmId: cfg.vm_id, destination: handoff.destinationHost, err: errorMessage(err) }, 'hand-over rehearsal refused');
-          })().finally(() => {
-            if (rehearsals.get(cfg.vm_id) === rehearsal) rehearsals.delete(cfg.vm_id);
-          });
-          rehearsals.set(cfg.vm_id, rehearsal);
-        }
+        if (handoff?.destinationHost === ctx.hostId) handovers.expect(cfg, token, handoff.sourceHost, handoff.datagramKey);
+        else if (handoff?.sourceHost === ctx.hostId) await handoverSource.prepare(handoff, cfg, token);
         return res;
       },
       async handOver(cfg, token, fromHost, rehearsal = false) {
         const receivedAt = wallMs();
-        const e = expectedHandovers.get(cfg.vm_id);
         if (rehearsal) {
-          if (!e || e.sourceHost !== fromHost || e.untilMs < Date.now()) throw new FailedPreconditionError(`no hand-over of vm '${cfg.vm_id}' from '${fromHost}' was prepared here`);
+          handovers.forRehearsal(cfg.vm_id, fromHost);
           const totalMs = await rehearseHere(cfg, fromHost);
           return { vmId: cfg.vm_id, action: 'activate', changed: false, steps: [{ step: 'rehearsal', durationMs: totalMs, changed: false }], totalMs };
         }
-        return handOverNow(cfg, token, fromHost, receivedAt, 'call');
+        return handovers.take(cfg, token, fromHost, receivedAt, 'call');
       },
       async activate(cfg, token, receivedAt = wallMs()) {
-        // A hand-over expected here is settled by any (de)activation of the VM: one that arrives
-        // later (a source stalled past the coordinator's rollback) is refused, not applied.
-        settle(cfg.vm_id);
+        handovers.settle(cfg.vm_id);
         return activateNow(cfg, token, receivedAt);
       },
       async deactivate(cfg, token, handoff, afterGuestPausedMs) {
@@ -371,18 +222,15 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         // A switchover sends this together with the source's switch-out: the address leaves once
         // the guest no longer answers (nothing is lost from then on), not before.
         if (afterGuestPausedMs) await guestPaused(cfg.vm_id, afterGuestPausedMs);
-        settle(cfg.vm_id);
+        handovers.settle(cfg.vm_id);
         await bookkeeping.get(cfg.vm_id);
-        // A rehearsal still running (an IP switch triggered right after its prepare) would take CPU
-        // on both agents while no host holds the address: it ends first, while the address still
-        // answers here (measured in the ip-switchover bench: it overlapped every switch).
-        const rehearsal = handoff?.sourceHost === ctx.hostId ? rehearsals.get(cfg.vm_id) : undefined;
-        if (rehearsal) await Promise.race([rehearsal, new Promise((r) => setTimeout(r, REHEARSAL_WAIT_MS).unref())]);
+        const handingOver = handoff?.sourceHost === ctx.hostId ? handoff : undefined;
+        if (handingOver) await handoverSource.rehearsalDone(cfg.vm_id);
         const receivedAt = wallMs();
         const res = await applier.deactivate(specFor(cfg), { fencingToken: token });
         // The address is gone here: the destination takes it now, without a detour by the coordinator.
         const handOverStarted = performance.now();
-        const handed = handoff?.sourceHost === ctx.hostId ? await handOverTo(handoff, cfg, token) : undefined;
+        const handed = handingOver ? await handoverSource.handOver(handingOver, cfg, token) : undefined;
         const handOverMs = performance.now() - handOverStarted;
         afterApply(cfg.vm_id, async () => {
           await active.remove(cfg.vm_id);
@@ -443,8 +291,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
         tables.close();
         datagrams?.close();
         client.close();
-        warmPeers.stop();
-        for (const p of peers.values()) p.client.close();
+        handoverSource.close();
         void malformed;
         void shadowGauge;
         void captureGauges;

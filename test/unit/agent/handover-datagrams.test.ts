@@ -5,7 +5,8 @@ import test from 'ava';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
-import { HandoverDatagrams, type HandoverDestination, type PreparedHandover } from '../../../agent/ipshadow/handover-datagrams';
+import { HandoverDatagrams, type HandoverDestination } from '../../../agent/ipshadow/handover-datagrams';
+import type { PreparedHandover } from '../../../agent/ipshadow/prepared-handovers';
 import { encodeHandoverDatagram } from '../../../shared/handover-datagram';
 import { silentLogger } from '../../../shared/log';
 
@@ -19,7 +20,7 @@ async function freeUdpPort(): Promise<number> {
 }
 
 class FakeDestination implements HandoverDestination {
-  readonly prepares = new Map<string, PreparedHandover>();
+  readonly prepares = new Map<string, Pick<PreparedHandover, 'sourceHost' | 'token' | 'datagramKey'>>();
   readonly taken: string[] = [];
   readonly rehearsed: string[] = [];
   failTake = false;
