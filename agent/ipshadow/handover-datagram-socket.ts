@@ -23,6 +23,7 @@ export class HandoverDatagramSocket {
   bound?: string;
   /** Why nothing is received, when it is not. */
   bindError?: string;
+  private closed = false;
 
   private constructor(private readonly onMessage: DatagramHandler) {}
 
@@ -71,10 +72,12 @@ export class HandoverDatagramSocket {
   }
 
   sendTo(peer: DatagramPeer, message: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('hand-over datagram socket is closed'));
     return new Promise((resolve, reject) => this.socket(familyOf(peer.address)).send(message, peer.port, peer.address, (err) => (err ? reject(err) : resolve())));
   }
 
   close(): void {
+    this.closed = true;
     for (const s of this.sockets.values()) s.close();
     this.sockets.clear();
   }

@@ -89,11 +89,11 @@ export class IpApplier {
 
   /**
    * The first half of a switchover step, done before the address moves: admits `fencingToken`
-   * for `spec.vmId` durably (a stale token is refused as activate() would refuse it) and opens the
-   * announcer's handle and resolves the interface (refused here when it does not exist) and the
-   * VM's tap, so the activate()/deactivate() with that token that follows writes nothing to disk
-   * and, within ADMITTED_LINK_TTL_MS, looks nothing up. Changes no kernel state. Without a FencingGuard the
-   * token is not needed.
+   * for `spec.vmId` durably (a stale token is refused as activate() would refuse it), resolves the
+   * interface (refused here when it does not exist) and the VM's tap, and readies the announcement
+   * (handle open, frame built), so the activate()/deactivate() with that token that follows
+   * writes nothing to disk and, within ADMITTED_LINK_TTL_MS, looks nothing up. Changes no kernel
+   * state. Without a FencingGuard the token is not needed.
    */
   admit(spec: IpActivationSpec, options: ApplyOptions = {}): Promise<{ fencing?: FencingAdmission; totalMs: number }> {
     return this.mutex.run(spec.vmId, async () => {
