@@ -6,13 +6,14 @@
 // HandOverIp call (measured: 1.9 ms median one way between two agents on the lab machine, against
 // 0.4 ms for a datagram), all of it inside the client's interruption.
 //
-// The destination answers a datagram it acted on with a "taken" datagram of the same fields, once
-// its activation's first announcement is out: the source then confirms with HandOverIp (which
-// returns that activation's result) without the call competing with the activation for CPU.
+// The destination answers a datagram it accepted with an "accepted" datagram of the same fields at
+// once, and with "taken" once its activation's first announcement is out (in a VM switchover that
+// waits for the guest's device state to be loaded there): the source then confirms with HandOverIp
+// (which returns that activation's result) without the call competing with it for CPU.
 // "rehearse" / "rehearsed" run the same path at prepare time up to a read of the kernel state,
 // changing nothing, so the switch itself finds it warm.
 //
-// Layout: "UMHO" | version (1) | kind (1 take, 2 taken, 3 rehearse, 4 rehearsed) |
+// Layout: "UMHO" | version (1) | kind (1 take, 2 taken, 3 rehearse, 4 rehearsed, 5 accepted) |
 // fencing token (u64 BE) | vm id length (u8) | vm id (UTF-8) | source host length (u8) |
 // source host (UTF-8) | HMAC-SHA256 over everything before it (32).
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -23,7 +24,7 @@ const MAGIC = Buffer.from('UMHO', 'ascii');
 const VERSION = 1;
 const MAC_BYTES = 32;
 const MAX_NAME_BYTES = 255;
-const KINDS = ['take', 'taken', 'rehearse', 'rehearsed'] as const;
+const KINDS = ['take', 'taken', 'rehearse', 'rehearsed', 'accepted'] as const;
 export type HandoverDatagramKind = (typeof KINDS)[number];
 /** Header, kind, token, two length bytes, and the MAC: a datagram with empty names. */
 const MIN_BYTES = MAGIC.length + 1 + 1 + 8 + 1 + 1 + MAC_BYTES;

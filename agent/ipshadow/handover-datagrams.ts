@@ -1,13 +1,13 @@
 // Both ends of the hand-over datagram (shared/handover-datagram.ts). The source sends "take" right
-// after removing the address and waits briefly for the destination's "taken" (and "rehearse" at
-// prepare time, answered "rehearsed" without any change). The destination acts only on a datagram
+// after removing the address, waits briefly for the destination's "accepted", then for its
+// "taken" (and "rehearse" at prepare time, answered "rehearsed" without any change). The destination acts only on a datagram
 // that names a hand-over it was prepared for (VM, token, source) and carries that switchover's
-// MAC, then answers once its activation is out. Everything else is counted and dropped: a
+// MAC, accepts it at once and answers again once its activation is out. Everything else is counted and dropped: a
 // datagram never activates what the coordinator did not prepare, and never stops the agent.
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors';
-import { decodeHandoverDatagram, encodeHandoverDatagram, MalformedHandoverDatagramError, type DecodedHandoverDatagram } from '../../shared/handover-datagram';
+import { decodeHandoverDatagram, encodeHandoverDatagram, MalformedHandoverDatagramError, type DecodedHandoverDatagram, type HandoverDatagramKind } from '../../shared/handover-datagram';
 import { HandoverDatagramSocket, type DatagramPeer } from './handover-datagram-socket';
 import type { PreparedHandover } from './prepared-handovers';
 
@@ -21,11 +21,10 @@ export interface HandoverDestination {
   rehearse(vmId: string): Promise<unknown>;
 }
 
-export type DatagramOutcome = 'taken' | 'refused' | 'malformed' | 'failed' | 'rehearsed' | 'early' | 'answered' | 'unanswered';
+export type DatagramOutcome = 'taken' | 'refused' | 'malformed' | 'failed' | 'rehearsed' | 'early' | 'answered' | 'unanswered' | 'late';
 
 const REFUSAL_LOG_INTERVAL_MS = 1000;
 
-const ANSWER: Record<'take' | 'rehearse', 'taken' | 'rehearsed'> = { take: 'taken', rehearse: 'rehearsed' };
 
 export class HandoverDatagrams {
   private readonly pending = new Map<string, { key: Buffer; resolve: (answered: boolean) => void }>();
@@ -39,7 +38,7 @@ export class HandoverDatagrams {
     private readonly logger: Logger,
     metrics: Registry,
   ) {
-    this.counter = new Counter({ name: 'umbra_agent_handover_datagrams_total', help: 'Hand-over datagrams by outcome: taken, refused, malformed, failed, rehearsed, early (a rehearsal before this host was prepared), here as destination; answered, unanswered, sent as source', labelNames: ['outcome'], registers: [metrics] });
+    this.counter = new Counter({ name: 'umbra_agent_handover_datagrams_total', help: 'Hand-over datagrams by outcome: taken, refused, malformed, failed, rehearsed, early (a rehearsal before this host was prepared), here as destination; answered (accepted), unanswered, late (an answer nothing waits for), sent as source', labelNames: ['outcome'], registers: [metrics] });
   }
 
   static async open(listen: string, hostId: string, destination: HandoverDestination, logger: Logger, metrics: Registry): Promise<HandoverDatagrams> {
@@ -59,38 +58,57 @@ export class HandoverDatagrams {
   }
 
   /**
-   * Source side: sends "take" for `vmId` with `token` to `endpoint` and resolves true when the
-   * destination's "taken" arrives within `waitMs`, false otherwise (lost, refused, not listening).
+   * Source side: sends "take" for `vmId` with `token` to `endpoint`. Resolves false when the
+   * destination has not accepted it within `acceptMs` (lost, refused, not listening); else true once
+   * its "taken" has come or `takenMs` has passed (an activation waiting for the guest's device
+   * state there), whichever is first.
    */
-  handOver(endpoint: string, vmId: string, token: number, key: Buffer, waitMs: number): Promise<boolean> {
-    return this.exchange('take', endpoint, vmId, token, key, waitMs);
-  }
-
-  /** Source side, at prepare time: as handOver() with "rehearse"; the destination changes nothing. */
-  rehearse(endpoint: string, vmId: string, token: number, key: Buffer, waitMs: number): Promise<boolean> {
-    return this.exchange('rehearse', endpoint, vmId, token, key, waitMs);
-  }
-
-  private async exchange(kind: 'take' | 'rehearse', endpoint: string, vmId: string, token: number, key: Buffer, waitMs: number): Promise<boolean> {
-    const id = `${ANSWER[kind]}/${vmId}/${token}`;
-    let timer: NodeJS.Timeout | undefined;
-    const answered = new Promise<boolean>((resolve) => {
-      this.pending.set(id, { key, resolve });
-      timer = setTimeout(() => resolve(false), waitMs);
-    });
+  async handOver(endpoint: string, vmId: string, token: number, key: Buffer, acceptMs: number, takenMs: number): Promise<boolean> {
+    const accepted = this.awaitAnswer('accepted', vmId, token, key, acceptMs);
+    const taken = this.awaitAnswer('taken', vmId, token, key, takenMs);
     try {
-      await this.socket.send(endpoint, encodeHandoverDatagram({ kind, vmId, fencingToken: token, sourceHost: this.hostId }, key));
-      const ok = await answered;
-      if (kind === 'take') this.count(ok ? 'answered' : 'unanswered');
-      return ok;
+      await this.socket.send(endpoint, encodeHandoverDatagram({ kind: 'take', vmId, fencingToken: token, sourceHost: this.hostId }, key));
     } catch (err) {
-      this.logger.warn({ vmId, endpoint, kind, err: errorMessage(err) }, 'hand-over datagram not sent');
-      if (kind === 'take') this.count('unanswered');
+      this.logger.warn({ vmId, endpoint, err: errorMessage(err) }, 'hand-over datagram not sent');
+      accepted.cancel();
+      taken.cancel();
+      this.count('unanswered');
       return false;
-    } finally {
-      clearTimeout(timer);
-      this.pending.delete(id);
     }
+    const ok = await accepted.answered;
+    this.count(ok ? 'answered' : 'unanswered');
+    if (ok) await taken.answered;
+    taken.cancel();
+    return ok;
+  }
+
+  /** Source side, at prepare time: sends "rehearse"; true when "rehearsed" comes within `waitMs`. The destination changes nothing. */
+  async rehearse(endpoint: string, vmId: string, token: number, key: Buffer, waitMs: number): Promise<boolean> {
+    const rehearsed = this.awaitAnswer('rehearsed', vmId, token, key, waitMs);
+    try {
+      await this.socket.send(endpoint, encodeHandoverDatagram({ kind: 'rehearse', vmId, fencingToken: token, sourceHost: this.hostId }, key));
+    } catch (err) {
+      this.logger.warn({ vmId, endpoint, err: errorMessage(err) }, 'hand-over rehearsal datagram not sent');
+      rehearsed.cancel();
+      return false;
+    }
+    return rehearsed.answered;
+  }
+
+  /** An answer of `kind` to expect (true) within `waitMs` (else false); cancel() settles it false. */
+  private awaitAnswer(kind: HandoverDatagramKind, vmId: string, token: number, key: Buffer, waitMs: number): { answered: Promise<boolean>; cancel(): void } {
+    const id = `${kind}/${vmId}/${token}`;
+    let settle!: (answered: boolean) => void;
+    const answered = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => settle(false), waitMs);
+      settle = (v) => {
+        clearTimeout(timer);
+        if (this.pending.get(id)?.resolve === settle) this.pending.delete(id);
+        resolve(v);
+      };
+      this.pending.set(id, { key, resolve: settle });
+    });
+    return { answered, cancel: () => settle(false) };
   }
 
   private onMessage(message: Buffer, from: DatagramPeer): void {
@@ -103,13 +121,18 @@ export class HandoverDatagrams {
       this.logger.debug({ from: `${from.address}:${from.port}`, err: errorMessage(err), ...(err instanceof MalformedHandoverDatagramError ? { reason: err.code } : {}) }, 'hand-over datagram dropped');
       return;
     }
-    if (d.kind === 'taken' || d.kind === 'rehearsed') this.onAnswer(d);
-    else this.onRequest(d, d.kind, from);
+    if (d.kind === 'take' || d.kind === 'rehearse') this.onRequest(d, d.kind, from);
+    else this.onAnswer(d);
   }
 
   private onAnswer(d: DecodedHandoverDatagram): void {
     const p = this.pending.get(`${d.kind}/${d.vmId}/${d.fencingToken}`);
-    if (!p || d.sourceHost !== this.hostId || !d.verify(p.key)) {
+    if (!p) {
+      // Nothing waits for it (any more): a "taken" after its wait ran out, or a stray datagram.
+      this.count('late');
+      return;
+    }
+    if (d.sourceHost !== this.hostId || !d.verify(p.key)) {
       this.count('refused');
       return;
     }
@@ -136,11 +159,13 @@ export class HandoverDatagrams {
       }
       return;
     }
-    const answer = () => this.socket.sendTo(from, encodeHandoverDatagram({ kind: ANSWER[kind], vmId: d.vmId, fencingToken: d.fencingToken, sourceHost: d.sourceHost }, key)).catch(() => undefined);
+    const answer = (answerKind: HandoverDatagramKind) => this.socket.sendTo(from, encodeHandoverDatagram({ kind: answerKind, vmId: d.vmId, fencingToken: d.fencingToken, sourceHost: d.sourceHost }, key)).catch(() => undefined);
     const work = kind === 'take' ? this.destination.take(d.vmId, d.fencingToken, d.sourceHost) : this.destination.rehearse(d.vmId);
+    // The hand-over is registered here by now: the source learns at once that it need not call.
+    if (kind === 'take') void answer('accepted');
     work.then(() => {
       this.count(kind === 'take' ? 'taken' : 'rehearsed');
-      return answer();
+      return answer(kind === 'take' ? 'taken' : 'rehearsed');
     }, (err) => {
       // A failed take: the source's HandOverIp that follows gets the same error, and the
       // coordinator falls back. A failed rehearsal is only a colder switch.

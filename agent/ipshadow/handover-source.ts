@@ -10,6 +10,7 @@ import { configToWire, type VmIpConfig } from '../../shared/vm-ip-config';
 import type { RunningAgentModule } from '../agent-module';
 import type { HandoverDatagrams } from './handover-datagrams';
 import { handOverPeerSource, keepPeersConnected } from './handover-peers';
+import { HANDOVER_RESUME_WAIT_MS } from './prepared-handovers';
 import { IP_SHADOW_SERVICE, type HandoffOutcome, type IpHandoff, type WireApplyResult } from './ipshadow-service';
 
 /** The destination's activation through a hand-over waits for its first announcement frame only. */
@@ -22,10 +23,15 @@ const REHEARSAL_WAIT_MS = 100;
 /** How often the hand-over channels to the hosts this agent replicates memory to are checked (and redialed when down). */
 const PEER_WARM_INTERVAL_MS = 2000;
 /**
- * How long the source waits for the destination's answer to its hand-over datagram before it
- * calls HandOverIp anyway (the answer normally takes about a millisecond).
+ * How long the source waits for the destination to accept its hand-over datagram before it calls
+ * HandOverIp to do the hand-over (the answer normally takes about a millisecond).
  */
 const HANDOVER_DATAGRAM_WAIT_MS = 100;
+/**
+ * How long, once accepted, it waits for the destination's activation before the confirming call
+ * (which then waits for it there): above the destination's wait for the guest's device state.
+ */
+const HANDOVER_TAKEN_WAIT_MS = HANDOVER_RESUME_WAIT_MS + 150;
 
 export interface HandoverSourceDeps {
   hostId: string;
@@ -142,7 +148,7 @@ export class HandoverSource {
     if (h.datagramKey && datagrams) {
       datagram = this.datagramAnswered.get(config.vm_id) !== true
         ? 'skipped'
-        : (await datagrams.handOver(h.destinationEndpoint, config.vm_id, token, h.datagramKey, HANDOVER_DATAGRAM_WAIT_MS)) ? 'answered' : 'unanswered';
+        : (await datagrams.handOver(h.destinationEndpoint, config.vm_id, token, h.datagramKey, HANDOVER_DATAGRAM_WAIT_MS, HANDOVER_TAKEN_WAIT_MS)) ? 'answered' : 'unanswered';
     }
     try {
       const destination = await callUnary<WireApplyResult>(this.peerClient(h), 'HandOverIp', { vm_id: config.vm_id, fencing_token: String(token), config: configToWire(config) }, HANDOVER_DEADLINE_MS);

@@ -1,6 +1,7 @@
-// Both ends of the hand-over datagram over real UDP on loopback: a prepared hand-over is taken and
-// answered, a rehearsal changes nothing and is answered, and datagrams under another key, for
-// another token, from another source, before any prepare or malformed are dropped and counted.
+// Both ends of the hand-over datagram over real UDP on loopback: a prepared hand-over is accepted,
+// taken and answered, a rehearsal changes nothing and is answered, and datagrams under another
+// key, for another token, from another source, before any prepare or malformed are dropped and
+// counted.
 import test from 'ava';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -24,10 +25,13 @@ class FakeDestination implements HandoverDestination {
   readonly taken: string[] = [];
   readonly rehearsed: string[] = [];
   failTake = false;
+  /** When set, take() waits for it (an activation waiting for the guest's device state). */
+  holdTake?: Promise<void>;
   prepared(vmId: string) {
     return this.prepares.get(vmId);
   }
   async take(vmId: string, token: number, sourceHost: string) {
+    if (this.holdTake) await this.holdTake;
     if (this.failTake) throw new Error('activation failed');
     this.taken.push(`${vmId}/${token}/${sourceHost}`);
   }
@@ -60,7 +64,7 @@ test('a prepared hand-over is taken on its datagram and answered; the source hea
   t.true(await p.source.rehearse(p.endpoint, 'vm1', 7, key, 1000));
   t.deepEqual(p.dest.rehearsed, ['vm1']);
   t.deepEqual(p.dest.taken, [], 'a rehearsal takes nothing');
-  t.true(await p.source.handOver(p.endpoint, 'vm1', 7, key, 1000));
+  t.true(await p.source.handOver(p.endpoint, 'vm1', 7, key, 1000, 1000));
   t.deepEqual(p.dest.taken, ['vm1/7/hv-a']);
   t.like(await counts(p.dstMetrics), { rehearsed: 1, taken: 1 });
   t.like(await counts(p.srcMetrics), { answered: 1 });
@@ -72,9 +76,9 @@ test('datagrams that do not match the prepared hand-over are refused, take nothi
   t.teardown(p.close);
   const key = randomBytes(32);
   p.dest.prepares.set('vm1', { sourceHost: 'hv-a', token: 7, datagramKey: key });
-  t.false(await p.source.handOver(p.endpoint, 'vm1', 7, randomBytes(32), 150), 'another key');
-  t.false(await p.source.handOver(p.endpoint, 'vm1', 8, key, 150), 'another token');
-  t.false(await p.source.handOver(p.endpoint, 'vm2', 7, key, 150), 'a VM not prepared here');
+  t.false(await p.source.handOver(p.endpoint, 'vm1', 7, randomBytes(32), 150, 150), 'another key');
+  t.false(await p.source.handOver(p.endpoint, 'vm1', 8, key, 150, 150), 'another token');
+  t.false(await p.source.handOver(p.endpoint, 'vm2', 7, key, 150, 150), 'a VM not prepared here');
   // Another source (its own name in the datagram) with the right key is refused as well.
   const other = dgram.createSocket('udp4');
   t.teardown(() => other.close());
@@ -91,7 +95,25 @@ test('datagrams that do not match the prepared hand-over are refused, take nothi
   t.like(await counts(p.srcMetrics), { unanswered: 3 });
 });
 
-test('a rehearsal before the prepare is early, not refused; a failed take is counted and not answered', async (t) => {
+test('a take is accepted at once; the source waits for its activation only up to its bound', async (t) => {
+  const p = await pair();
+  t.teardown(p.close);
+  const key = randomBytes(32);
+  p.dest.prepares.set('vm1', { sourceHost: 'hv-a', token: 7, datagramKey: key });
+  let release!: () => void;
+  p.dest.holdTake = new Promise<void>((r) => (release = r));
+  // The activation waits (as for a guest's device state there): accepted, and the wait for "taken" ends at its bound.
+  t.true(await p.source.handOver(p.endpoint, 'vm1', 7, key, 1000, 200));
+  t.deepEqual(p.dest.taken, []);
+  release();
+  for (let i = 0; i < 100 && !(await counts(p.dstMetrics)).taken; i++) await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(p.dest.taken, ['vm1/7/hv-a']);
+  // Its late "taken" finds nothing waiting.
+  for (let i = 0; i < 100 && !(await counts(p.srcMetrics)).late; i++) await new Promise((r) => setTimeout(r, 20));
+  t.like(await counts(p.srcMetrics), { answered: 1, late: 1 });
+});
+
+test('a rehearsal before the prepare is early, not refused; a failed take is accepted, then counted as failed', async (t) => {
   const p = await pair();
   t.teardown(p.close);
   const key = randomBytes(32);
@@ -99,7 +121,9 @@ test('a rehearsal before the prepare is early, not refused; a failed take is cou
   t.like(await counts(p.dstMetrics), { early: 1 });
   p.dest.prepares.set('vm1', { sourceHost: 'hv-a', token: 7, datagramKey: key });
   p.dest.failTake = true;
-  t.false(await p.source.handOver(p.endpoint, 'vm1', 7, key, 150));
+  // Accepted (registered there) before it failed: the confirming call gets the failure.
+  t.true(await p.source.handOver(p.endpoint, 'vm1', 7, key, 1000, 150));
+  for (let i = 0; i < 100 && !(await counts(p.dstMetrics)).failed; i++) await new Promise((r) => setTimeout(r, 20));
   t.like(await counts(p.dstMetrics), { failed: 1 });
 });
 
@@ -107,7 +131,7 @@ test('a destination not listening leaves the source unanswered, without an error
   const p = await pair();
   t.teardown(p.close);
   const closedPort = await freeUdpPort();
-  t.false(await p.source.handOver(`127.0.0.1:${closedPort}`, 'vm1', 7, randomBytes(32), 150));
+  t.false(await p.source.handOver(`127.0.0.1:${closedPort}`, 'vm1', 7, randomBytes(32), 150, 150));
 });
 
 test('an agent listening on any free port (0) receives no datagrams and says why', async (t) => {

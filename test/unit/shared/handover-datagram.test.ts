@@ -21,7 +21,7 @@ test('a datagram decodes to what was encoded, and verifies only under its key', 
   t.true(d.verify(key));
   t.false(d.verify(Buffer.alloc(HANDOVER_DATAGRAM_KEY_BYTES, 8)));
   t.false(d.verify(Buffer.alloc(16, 7)), 'a key of another size never verifies');
-  for (const kind of ['taken', 'rehearse', 'rehearsed'] as const) {
+  for (const kind of ['taken', 'rehearse', 'rehearsed', 'accepted'] as const) {
     const other = decodeHandoverDatagram(encodeHandoverDatagram({ ...take, kind }, key));
     t.is(other.kind, kind);
     t.true(other.verify(key));
