@@ -24,6 +24,8 @@ export interface HandoverDestination {
 export type DatagramOutcome = 'taken' | 'refused' | 'malformed' | 'failed' | 'rehearsed' | 'early' | 'answered' | 'unanswered' | 'late';
 
 const REFUSAL_LOG_INTERVAL_MS = 1000;
+/** An activation not over by then is reported "accepted" first (well within the source's wait for it). */
+const ACCEPT_AFTER_MS = 10;
 
 
 export class HandoverDatagrams {
@@ -64,8 +66,10 @@ export class HandoverDatagrams {
    * state there), whichever is first.
    */
   async handOver(endpoint: string, vmId: string, token: number, key: Buffer, acceptMs: number, takenMs: number): Promise<boolean> {
-    const accepted = this.awaitAnswer('accepted', vmId, token, key, acceptMs);
+    const acceptedOnly = this.awaitAnswer('accepted', vmId, token, key, acceptMs);
     const taken = this.awaitAnswer('taken', vmId, token, key, takenMs);
+    // A prompt activation is answered by "taken" alone (see onRequest).
+    const accepted = { answered: Promise.race([acceptedOnly.answered, taken.answered.then((t) => t || acceptedOnly.answered)]), cancel: acceptedOnly.cancel };
     try {
       await this.socket.send(endpoint, encodeHandoverDatagram({ kind: 'take', vmId, fencingToken: token, sourceHost: this.hostId }, key));
     } catch (err) {
@@ -76,6 +80,7 @@ export class HandoverDatagrams {
       return false;
     }
     const ok = await accepted.answered;
+    accepted.cancel();
     this.count(ok ? 'answered' : 'unanswered');
     if (ok) await taken.answered;
     taken.cancel();
@@ -161,12 +166,18 @@ export class HandoverDatagrams {
     }
     const answer = (answerKind: HandoverDatagramKind) => this.socket.sendTo(from, encodeHandoverDatagram({ kind: answerKind, vmId: d.vmId, fencingToken: d.fencingToken, sourceHost: d.sourceHost }, key)).catch(() => undefined);
     const work = kind === 'take' ? this.destination.take(d.vmId, d.fencingToken, d.sourceHost) : this.destination.rehearse(d.vmId);
-    // The hand-over is registered here by now: the source learns at once that it need not call.
-    if (kind === 'take') void answer('accepted');
+    // The hand-over is registered here by now. An activation that waits (for the guest's device
+    // state) tells the source so with "accepted"; a prompt one with "taken" alone, without an
+    // extra datagram waking the source while this host activates.
+    const accepting = kind === 'take' ? setTimeout(() => void answer('accepted'), ACCEPT_AFTER_MS) : undefined;
     work.then(() => {
+      clearTimeout(accepting);
       this.count(kind === 'take' ? 'taken' : 'rehearsed');
       return answer(kind === 'take' ? 'taken' : 'rehearsed');
     }, (err) => {
+      clearTimeout(accepting);
+      // Registered, then failed: the source's call comes at once and gets the failure.
+      if (kind === 'take') void answer('accepted');
       // A failed take: the source's HandOverIp that follows gets the same error, and the
       // coordinator falls back. A failed rehearsal is only a colder switch.
       this.count('failed');
