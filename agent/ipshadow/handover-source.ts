@@ -152,7 +152,7 @@ export class HandoverSource {
     }
     try {
       const destination = await callUnary<WireApplyResult>(this.peerClient(h), 'HandOverIp', { vm_id: config.vm_id, fencing_token: String(token), config: configToWire(config) }, HANDOVER_DEADLINE_MS);
-      return { handedOver: true, destination, via: datagram === 'answered' ? 'datagram' : 'call', ...(datagram ? { datagram } : {}) };
+      return { handedOver: true, destination, ...(datagram ? { datagram } : {}) };
     } catch (err) {
       return { handedOver: false, error: errorMessage(err) };
     }

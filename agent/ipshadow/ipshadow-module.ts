@@ -238,7 +238,7 @@ export const ipShadowAgentModule: AgentModuleDefinition<IpShadowAgentConfig> = {
           if (!config.vms.some((v) => v.id === cfg.vm_id)) await reporter.forget(cfg.vm_id);
           watchMacs();
         });
-        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(handed ? { handedOver: handed.handedOver, handOverBy: handed.via, handOverDatagram: handed.datagram, handOverMs, handoffError: handed.error } : {}) }, 'ip deactivated');
+        ctx.logger.info({ vmId: cfg.vm_id, address: cfg.address, token, totalMs: res.totalMs, steps: stepsText(res), receivedAt: receivedAt.toFixed(3), ...(handed ? { handedOver: handed.handedOver, handOverBy: handed.handedOver ? (handed.datagram === 'answered' ? 'datagram' : 'call') : undefined, handOverDatagram: handed.datagram, handOverMs, handoffError: handed.error } : {}) }, 'ip deactivated');
         return handed ? { ...res, handoff: handed } : res;
       },
       async state(cfg) {

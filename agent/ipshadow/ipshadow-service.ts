@@ -33,8 +33,6 @@ export interface HandoffOutcome {
   /** The destination's answer as it came over the wire. */
   destination?: WireApplyResult;
   error?: string;
-  /** How the destination was told: 'datagram' (it answered one) or 'call' (HandOverIp alone). */
-  via?: 'datagram' | 'call';
   /** With a datagram key: the datagram answered, sent but unanswered, or skipped (no rehearsal datagram was answered). */
   datagram?: 'answered' | 'unanswered' | 'skipped';
 }
