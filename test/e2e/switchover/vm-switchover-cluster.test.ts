@@ -53,11 +53,15 @@ if (why) {
     t.log(sw.steps.map((s) => `${s.step}@${s.host_id} ${s.duration_ms.toFixed(1)} ms ${s.ok ? 'ok' : s.error}`).join('\n'));
     t.is(sw.status, 'SUCCEEDED', sw.error);
     t.deepEqual(sw.steps.slice(0, 5).map((s) => s.step), ['pause-source', 'flush-memory', 'migrate-device-state', 'resume-destination', 'switch-ip']);
-    // hv-b activated the address once the guest ran there, not while its QEMU loaded the device state.
+    // hv-b activated the address once it saw its QEMU's load of the device state over (beside the
+    // resume), not while the load ran: the activation's start (its line's time less its duration)
+    // is not before the agent saw the load end (1 ms: the log time's resolution).
     const bLog = cluster.agents['hv-b'].log;
-    const ranAt = bLog.findIndex((l) => l.includes('armed resume: the guest runs here'));
-    const activatedAt = bLog.findIndex((l) => l.includes('"msg":"ip activated"'));
-    t.true(ranAt >= 0 && activatedAt > ranAt, `guest ran at log line ${ranAt}, address activated at ${activatedAt}`);
+    const line = (msg: string) => bLog.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).find((r) => r.msg === msg);
+    const resumed = line('armed resume: the guest runs here');
+    const activated = line('ip activated');
+    const activationStartMs = Date.parse(String(activated?.time)) - Number(activated?.totalMs);
+    t.true(Number(resumed?.seenAtMs) > 0 && activationStartMs >= Number(resumed?.seenAtMs) - 1, `load seen at ${String(resumed?.seenAtMs)}, activation started at ${activationStartMs}`);
     const after = await waitForGuestStat(cluster.lab, cluster.ns.cli, cluster.guestIp, PORT, 20000);
     t.is(after.boot, before.boot, 'same boot: no reboot');
     const later = await waitFor('counter advancing on hv-b', async () => {
