@@ -21,6 +21,8 @@ export interface AddressSpec {
 export interface AddressTable {
   ensure(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
   remove(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
+  /** Runs ensure()'s path through to the kernel without changing anything (warms it before a switch). */
+  rehearseEnsure(spec: AddressSpec, link?: LinkDetails): Promise<void>;
   /** Addresses on `interfaceName` (all interfaces when omitted), both families. */
   list(interfaceName?: string): Promise<AddressSpec[]>;
 }

@@ -96,6 +96,27 @@ rootTest('address mode: the address appears on the interface, once, and goes awa
   t.true((await addressesOn(hostA, 'eth0')).includes('10.77.0.2/24'), 'the host address is untouched');
 });
 
+rootTest('address mode: admit rehearses the add against the kernel, which refuses it and changes nothing, with or without the address', async (t) => {
+  // Their own VM ids: the fencing tokens of the other tests' VMs stay as those tests expect.
+  const specs = [{ ...addressSpec, vmId: 'vm-rehearse' }, { ...address6Spec, vmId: 'vm-rehearse6' }];
+  const before = await addressesOn(hostA, 'eth0');
+  for (const spec of specs) {
+    await runnerA!.admit(spec, 5);
+    t.deepEqual(await addressesOn(hostA, 'eth0'), before, `${spec.address}: nothing added`);
+  }
+  const rehearse = (spec: typeof addressSpec) => runnerA!.table<void>('addresses', 'rehearseEnsure', { interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength });
+  for (const spec of specs) {
+    await runnerA!.activate(spec, 5);
+    const active = await addressesOn(hostA, 'eth0');
+    await rehearse(spec);
+    t.deepEqual(await addressesOn(hostA, 'eth0'), active, `${spec.address}: held, and kept as it was`);
+    await runnerA!.deactivate(spec, 5);
+  }
+  t.deepEqual(await addressesOn(hostA, 'eth0'), before);
+  const err = await t.throwsAsync<RunnerCallError>(rehearse({ ...addressSpec, interface: 'no-such-if' }));
+  t.regex(err!.message, /no-such-if/);
+});
+
 rootTest('routed mode: host route to the tap and proxy ARP entry, both withdrawn', async (t) => {
   const routes = async () =>
     (await ipJson<Array<{ dst: string; dev: string }>>(hostA, ['route', 'show', 'table', 'main'])).filter((r) => r.dst === '10.77.1.5');

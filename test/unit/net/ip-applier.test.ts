@@ -168,6 +168,10 @@ test('admit records the token ahead of the switch, so the activation with it wri
   t.false(admitted.fencing?.reapplied);
   t.deepEqual(tables.snapshot(), empty, 'admit changes no kernel state');
   t.deepEqual(announcer.prepared, ['eth0']);
+  t.deepEqual(tables.calls, ['addresses.rehearseEnsure'], 'the add was rehearsed, nothing else ran');
+  tables.calls.length = 0;
+  await applier.admit(specs.routed, { fencingToken: 11 });
+  t.deepEqual(tables.calls, [], 'only address mode rehearses its change');
   const puts = kv.puts;
   const r = await applier.activate(specs.address, { fencingToken: 11 });
   t.true(r.fencing?.reapplied);

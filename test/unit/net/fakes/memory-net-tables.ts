@@ -60,6 +60,10 @@ export class MemoryNetTables implements NetTables {
   addresses = {
     ensure: async (s: AddressSpec) => this.ensureIn('addresses.ensure', this.addressMap, `${s.interface}|${s.address}/${s.prefixLength}`, { ...s }, s.interface),
     remove: async (s: AddressSpec) => this.removeFrom('addresses.remove', this.addressMap, `${s.interface}|${s.address}/${s.prefixLength}`),
+    rehearseEnsure: async (s: AddressSpec) => {
+      this.enter('addresses.rehearseEnsure');
+      this.need(s.interface);
+    },
     list: async (i?: string) => [...this.addressMap.values()].filter((a) => i === undefined || a.interface === i),
   };
 
