@@ -70,20 +70,44 @@ export class NetlinkAddressTable implements AddressTable {
     const ip = this.target(spec);
     const link = await this.links.findKnown(spec.interface, known);
     if (!link) return false;
-    const op = `delete address ${spec.address}/${spec.prefixLength} on ${spec.interface}`;
     try {
-      await callNetlink(this.ctx, op, (o) =>
-        this.ctx.socket.delAddress(
-          { family: kernelFamily(ip), prefixlen: spec.prefixLength, index: link.index },
-          ip.family === 4 ? { local: ip.bytes } : { address: ip.bytes },
-          o,
-        ),
-      );
+      await this.delete(ip, spec.prefixLength, link.index, `delete address ${spec.address}/${spec.prefixLength} on ${spec.interface}`);
       return true;
     } catch (err) {
       if (isAbsent(err)) return false;
       throw err;
     }
+  }
+
+  /**
+   * remove()'s request, made once so that it matches no address: the prefix length is one past the
+   * family's maximum, which no address has (and the IPv4 request also names the address with
+   * that prefix length, which the kernel then compares). The kernel answers EADDRNOTAVAIL (IPv4)
+   * or EINVAL (IPv6). Warms the source's removal as rehearseEnsure() warms the add.
+   */
+  async rehearseRemove(spec: AddressSpec, known?: LinkDetails): Promise<void> {
+    const ip = this.target(spec);
+    const link = await this.links.resolveKnown(spec.interface, known);
+    const op = `rehearse deleting address ${spec.address} on ${spec.interface}`;
+    try {
+      await this.delete(ip, hostPrefixLength(ip.family) + 1, link.index, op, { matchPrefix: true });
+    } catch (err) {
+      const errno = netlinkErrno(err);
+      if (errno === 'EADDRNOTAVAIL' || errno === 'EINVAL') return;
+      throw err;
+    }
+    throw new NetlinkRequestError('INTERNAL', op, 'the kernel deleted an address for an out-of-range prefix length');
+  }
+
+  /** `matchPrefix`: IPv4 compares the prefix length only when the request carries IFA_ADDRESS. */
+  private delete(ip: ReturnType<typeof requireIp>, prefixlen: number, index: number, op: string, { matchPrefix = false } = {}): Promise<unknown> {
+    return callNetlink(this.ctx, op, (o) =>
+      this.ctx.socket.delAddress(
+        { family: kernelFamily(ip), prefixlen, index },
+        ip.family === 4 ? { local: ip.bytes, ...(matchPrefix ? { address: ip.bytes } : {}) } : { address: ip.bytes },
+        o,
+      ),
+    );
   }
 
   async list(interfaceName?: string): Promise<AddressSpec[]> {

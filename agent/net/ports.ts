@@ -23,6 +23,8 @@ export interface AddressTable {
   remove(spec: AddressSpec, link?: LinkDetails): Promise<boolean>;
   /** Runs ensure()'s path through to the kernel without changing anything (warms it before a switch). */
   rehearseEnsure(spec: AddressSpec, link?: LinkDetails): Promise<void>;
+  /** The same for remove(): a request that matches no address. */
+  rehearseRemove(spec: AddressSpec, link?: LinkDetails): Promise<void>;
   /** Addresses on `interfaceName` (all interfaces when omitted), both families. */
   list(interfaceName?: string): Promise<AddressSpec[]>;
 }

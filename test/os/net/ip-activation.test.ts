@@ -96,7 +96,7 @@ rootTest('address mode: the address appears on the interface, once, and goes awa
   t.true((await addressesOn(hostA, 'eth0')).includes('10.77.0.2/24'), 'the host address is untouched');
 });
 
-rootTest('address mode: admit rehearses the add against the kernel, which refuses it and changes nothing, with or without the address', async (t) => {
+rootTest('address mode: admit rehearses the add and the delete against the kernel, which refuses both and changes nothing, with or without the address', async (t) => {
   // Their own VM ids: the fencing tokens of the other tests' VMs stay as those tests expect.
   const specs = [{ ...addressSpec, vmId: 'vm-rehearse' }, { ...address6Spec, vmId: 'vm-rehearse6' }];
   const before = await addressesOn(hostA, 'eth0');
@@ -104,17 +104,22 @@ rootTest('address mode: admit rehearses the add against the kernel, which refuse
     await runnerA!.admit(spec, 5);
     t.deepEqual(await addressesOn(hostA, 'eth0'), before, `${spec.address}: nothing added`);
   }
-  const rehearse = (spec: typeof addressSpec) => runnerA!.table<void>('addresses', 'rehearseEnsure', { interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength });
+  const rehearse = (method: string, spec: typeof addressSpec) =>
+    runnerA!.table<void>('addresses', method, { interface: spec.interface, address: spec.address, prefixLength: spec.prefixLength });
   for (const spec of specs) {
     await runnerA!.activate(spec, 5);
     const active = await addressesOn(hostA, 'eth0');
-    await rehearse(spec);
+    t.true(active.includes(`${spec.address}/${spec.prefixLength}`));
+    await rehearse('rehearseEnsure', spec);
+    await rehearse('rehearseRemove', spec);
     t.deepEqual(await addressesOn(hostA, 'eth0'), active, `${spec.address}: held, and kept as it was`);
     await runnerA!.deactivate(spec, 5);
   }
   t.deepEqual(await addressesOn(hostA, 'eth0'), before);
-  const err = await t.throwsAsync<RunnerCallError>(rehearse({ ...addressSpec, interface: 'no-such-if' }));
-  t.regex(err!.message, /no-such-if/);
+  for (const method of ['rehearseEnsure', 'rehearseRemove']) {
+    const err = await t.throwsAsync<RunnerCallError>(rehearse(method, { ...addressSpec, interface: 'no-such-if' }));
+    t.regex(err!.message, /no-such-if/);
+  }
 });
 
 rootTest('routed mode: host route to the tap and proxy ARP entry, both withdrawn', async (t) => {

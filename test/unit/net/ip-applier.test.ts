@@ -168,7 +168,7 @@ test('admit records the token ahead of the switch, so the activation with it wri
   t.false(admitted.fencing?.reapplied);
   t.deepEqual(tables.snapshot(), empty, 'admit changes no kernel state');
   t.deepEqual(announcer.prepared, ['eth0']);
-  t.deepEqual(tables.calls, ['addresses.rehearseEnsure'], 'the add was rehearsed, nothing else ran');
+  t.deepEqual(tables.calls, ['addresses.rehearseEnsure', 'addresses.rehearseRemove'], 'the add and the delete were rehearsed, nothing else ran');
   tables.calls.length = 0;
   await applier.admit(specs.routed, { fencingToken: 11 });
   t.deepEqual(tables.calls, [], 'only address mode rehearses its change');

@@ -64,6 +64,10 @@ export class MemoryNetTables implements NetTables {
       this.enter('addresses.rehearseEnsure');
       this.need(s.interface);
     },
+    rehearseRemove: async (s: AddressSpec) => {
+      this.enter('addresses.rehearseRemove');
+      this.need(s.interface);
+    },
     list: async (i?: string) => [...this.addressMap.values()].filter((a) => i === undefined || a.interface === i),
   };
 
