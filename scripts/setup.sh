@@ -12,6 +12,7 @@ APT_PACKAGES=(
   dnsmasq-base kea-dhcp4-server           # real DHCP servers
   udhcpc isc-dhcp-client                  # real DHCP clients
   keepalived                              # VRRP peer for the ip-switchover benchmark
+  libnghttp2-dev libssl-dev               # native ListHosts load generator (coordinator-load)
   qemu-system-x86 linux-image-amd64 busybox-static cpio   # TCG guests
   dpkg-dev fakeroot lintian rpm           # packaging
   openssl ca-certificates
