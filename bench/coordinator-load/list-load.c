@@ -1,11 +1,14 @@
 /*
  * ListHosts load generator of the coordinator-load bench (built by main.ts with cc).
  *
- *   list-load HOST:PORT CA CERT KEY RATE SECONDS EXPECTED_HOSTS
+ *   list-load HOST:PORT CA CERT KEY RATE SECONDS EXPECTED_HOSTS [RAMP_SECONDS]
  *
- * Sends RATE ListHosts calls per second for SECONDS over CONNECTIONS mTLS HTTP/2 connections,
- * open loop: call k is due at start + k/RATE, and every call due goes out whether or not earlier
- * answers have come back. Prints one JSON line of latencies (the keys main.ts reads) and exits 0;
+ * Sends RATE ListHosts calls per second for RAMP_SECONDS (default 0) and then SECONDS over
+ * CONNECTIONS mTLS HTTP/2 connections, open loop: call k is due at start + k/RATE, and every call
+ * due goes out whether or not earlier answers have come back. The ramp's calls are checked and
+ * their errors counted like the others, but their latencies are reported apart (rampP99Ms), as
+ * h2load's --warm-up-time does: the first second at full rate is the server's JIT warming up to
+ * the load, not its steady state. Prints one JSON line of latencies (the keys main.ts reads) and exits 0;
  * a connection, TLS or warm-up failure is a message on stderr and exit status 1.
  *
  * Native, like ghz or h2load: the node:http2 generator it replaces took about 30 % of a core per
@@ -125,7 +128,11 @@ static long oldest;
 static char warm_detail[512];
 
 static long total;
+static int ramp_seconds;
+/* Start of the measured part (after the ramp). */
 static double run_start;
+static double *ramp_latencies;
+static long n_ramp;
 static long completed;
 static long errors;
 static long wrong_count;
@@ -226,7 +233,10 @@ static void finish(struct call *c, int code, long count, const char *detail) {
     else snprintf(warm_detail, sizeof warm_detail, "%s", detail);
   } else {
     completed++;
-    if (code == 0) {
+    if (code == 0 && c->scheduled_at < run_start) {
+      ramp_latencies[n_ramp++] = now - c->scheduled_at;
+      if (count != expected_hosts) wrong_count++;
+    } else if (code == 0) {
       double latency = now - c->scheduled_at;
       latencies[n_latencies] = latency;
       from_send[n_latencies] = now - c->sent_at;
@@ -802,6 +812,9 @@ static void report(double elapsed_s) {
   put_ms(f, quantile(fs, n_latencies, 0.99));
   fputs(",\"sendLagMaxMs\":", f);
   put_ms(f, n_send_lags ? send_lags[n_send_lags - 1] : NAN);
+  qsort(ramp_latencies, (size_t)n_ramp, sizeof(double), cmp_double);
+  fprintf(f, ",\"rampCalls\":%ld,\"rampP99Ms\":", n_ramp);
+  put_ms(f, quantile(ramp_latencies, n_ramp, 0.99));
   fputs(",\"p99BySecondMs\":[", f);
   for (int s = 0; s < seconds; s++) {
     long n = 0;
@@ -837,21 +850,24 @@ static void set_header(nghttp2_nv *nv, const char *name, const char *value) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8) {
-    fprintf(stderr, "usage: list-load HOST:PORT CA CERT KEY RATE SECONDS EXPECTED_HOSTS\n");
+  if (argc != 8 && argc != 9) {
+    fprintf(stderr, "usage: list-load HOST:PORT CA CERT KEY RATE SECONDS EXPECTED_HOSTS [RAMP_SECONDS]\n");
     return 2;
   }
   endpoint = argv[1];
   rate = parse_number("RATE", argv[5]);
   double secs = parse_number("SECONDS", argv[6]);
   double hosts = parse_number("EXPECTED_HOSTS", argv[7]);
+  double ramp = argc == 9 ? parse_number("RAMP_SECONDS", argv[8]) : 0;
+  if (ramp < 0 || ramp > 3600 || ramp != floor_d(ramp)) fail("RAMP_SECONDS must be a whole number from 0");
+  ramp_seconds = (int)ramp;
   if (rate <= 0) fail("RATE must be above 0");
   if (secs < 1 || secs > 86400 || secs != floor_d(secs)) fail("SECONDS must be a whole number from 1");
   if (hosts < 0 || hosts != floor_d(hosts)) fail("EXPECTED_HOSTS must be a whole number");
   seconds = (int)secs;
   expected_hosts = (long)hosts;
   // The schedule sends every call due before the end, the last one possibly a fraction early.
-  double exact_total = rate * seconds;
+  double exact_total = rate * (ramp_seconds + seconds);
   total = (long)exact_total;
   if ((double)total < exact_total) total++;
   if (total > 100000000) fail("RATE x SECONDS is more than 10^8 calls");
@@ -890,7 +906,8 @@ int main(int argc, char **argv) {
   from_send = malloc(sizeof(double) * (size_t)total);
   send_lags = malloc(sizeof(double) * (size_t)total);
   latency_second = malloc(sizeof(int) * (size_t)total);
-  if (!calls || !latencies || !from_send || !send_lags || !latency_second) fail("out of memory for %ld calls", total);
+  ramp_latencies = malloc(sizeof(double) * (size_t)total);
+  if (!calls || !latencies || !from_send || !send_lags || !latency_second || !ramp_latencies) fail("out of memory for %ld calls", total);
 
   for (int k = 0; k < CONNECTIONS; k++) conn_open(&conns[k], k, addrs, ctx);
   freeaddrinfo(addrs);
@@ -908,7 +925,8 @@ int main(int argc, char **argv) {
     if (c->count != expected_hosts) fail("raw count %ld disagrees with the decoded answer (%ld hosts)", c->count, expected_hosts);
   }
 
-  double start = run_start = now_ms();
+  double start = now_ms();
+  run_start = start + ramp_seconds * 1000.0;
   long sent = 0;
   while (completed < total) {
     // Every call due by now goes out: the schedule, not the answers, sets the pace.
@@ -920,7 +938,7 @@ int main(int argc, char **argv) {
       struct call *c = &calls[WARMUP_CALLS + sent];
       c->scheduled_at = start + (double)sent * 1000 / rate;
       c->sent_at = now_ms();
-      send_lags[n_send_lags++] = c->sent_at - c->scheduled_at;
+      if (c->scheduled_at >= run_start) send_lags[n_send_lags++] = c->sent_at - c->scheduled_at;
       submit(c, &conns[sent % CONNECTIONS]);
       touched[sent % CONNECTIONS] = any = true;
       sent++;
@@ -931,7 +949,7 @@ int main(int argc, char **argv) {
     if (completed >= total) break;
     pump(sent < total ? start + (double)sent * 1000 / rate : INFINITY);
   }
-  double elapsed_s = (now_ms() - start) / 1000;
+  double elapsed_s = (now_ms() - run_start) / 1000;
 
   for (int k = 0; k < CONNECTIONS; k++) {
     struct conn *cn = &conns[k];
