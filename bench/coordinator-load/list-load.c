@@ -153,6 +153,20 @@ static void fail(const char *fmt, ...) {
   exit(1);
 }
 
+/* Appends `len` bytes to a buffer grown by doubling from 64 KiB (`what` names it in the error). */
+static void append(uint8_t **buf, size_t *used, size_t *cap, const uint8_t *data, size_t len, const char *what) {
+  if (*used + len > *cap) {
+    size_t want = *cap ? *cap : 64 * 1024;
+    while (want < *used + len) want *= 2;
+    uint8_t *grown = realloc(*buf, want);
+    if (!grown) fail("out of memory for %zu bytes of %s", want, what);
+    *buf = grown;
+    *cap = want;
+  }
+  memcpy(*buf + *used, data, len);
+  *used += len;
+}
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -314,24 +328,13 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
   struct conn *cn = user;
   (void)s, (void)flags;
   if (cn->out_len - cn->out_off >= OUT_LIMIT) return NGHTTP2_ERR_WOULDBLOCK;
-  if (cn->out_len + len > cn->out_cap) {
+  if (cn->out_len + len > cn->out_cap && cn->out_off > 0) {
     // Unsent bytes move to the front: OpenSSL accepts a moved retry (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
-    if (cn->out_off > 0) {
-      memmove(cn->out, cn->out + cn->out_off, cn->out_len - cn->out_off);
-      cn->out_len -= cn->out_off;
-      cn->out_off = 0;
-    }
-    size_t cap = cn->out_cap ? cn->out_cap : 64 * 1024;
-    while (cap < cn->out_len + len) cap *= 2;
-    if (cap != cn->out_cap) {
-      uint8_t *grown = realloc(cn->out, cap);
-      if (!grown) fail("out of memory for %zu bytes of output", cap);
-      cn->out = grown;
-      cn->out_cap = cap;
-    }
+    memmove(cn->out, cn->out + cn->out_off, cn->out_len - cn->out_off);
+    cn->out_len -= cn->out_off;
+    cn->out_off = 0;
   }
-  memcpy(cn->out + cn->out_len, data, len);
-  cn->out_len += len;
+  append(&cn->out, &cn->out_len, &cn->out_cap, data, len, "output");
   cn->framed += len;
   return (ssize_t)len;
 }
@@ -439,16 +442,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
     c->too_big = true;
     return 0;
   }
-  if (c->body_len + len > c->body_cap) {
-    size_t cap = c->body_cap ? c->body_cap : 64 * 1024;
-    while (cap < c->body_len + len) cap *= 2;
-    uint8_t *grown = realloc(c->body, cap);
-    if (!grown) fail("out of memory for a %zu-byte answer", cap);
-    c->body = grown;
-    c->body_cap = cap;
-  }
-  memcpy(c->body + c->body_len, data, len);
-  c->body_len += len;
+  append(&c->body, &c->body_len, &c->body_cap, data, len, "an answer");
   return 0;
 }
 
