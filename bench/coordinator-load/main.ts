@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { daemonNodeFlags } from '../../shared/daemon-node-flags';
 import { createCa, issueCertificate } from '../../shared/pki';
 import { probeHostCapacity } from '../../agent/os/sysinfo-host-facts';
 import { callUnary, dial } from '../../shared/grpc-client';
@@ -47,8 +48,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** UMBRA_BENCH_COORD_NODE_ARGS: node flags for the coordinator only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-const COORD_NODE_ARGS = (process.env.UMBRA_BENCH_COORD_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/**
+ * The coordinator runs with the packaged launcher's node flags, then UMBRA_BENCH_COORD_NODE_ARGS
+ * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", or "--v8-pool-size=4" to override one).
+ */
+const COORD_NODE_ARGS = [...daemonNodeFlags('coordinator'), ...(process.env.UMBRA_BENCH_COORD_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 
 /** Compiles the ListHosts load generator into `dir`; returns the binary's path. */
 async function buildListLoad(dir: string): Promise<string> {

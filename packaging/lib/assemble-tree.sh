@@ -23,7 +23,8 @@ cp -a "$stage" "$root/usr/lib/umbra/$component"
 for pair in $(pkg_launchers "$pkg"); do
   name=${pair%%:*} entry=${pair#*:}
   [ -f "$stage/$entry" ] || { echo "assemble-tree: $entry is missing from the build (did npm run build fail?)" >&2; exit 1; }
-  sed -e "s|@NAME@|$name|g" -e "s|@ENTRY@|$entry|g" -e "s|@COMPONENT@|$component|g" \
+  flags=$(node "$stage/dist/shared/daemon-node-flags.js" "${name#umbra-}")
+  sed -e "s|@NAME@|$name|g" -e "s|@ENTRY@|$entry|g" -e "s|@COMPONENT@|$component|g" -e "s|@NODE_FLAGS@ |${flags:+$flags }|" \
     "$pkgdir/bin/launcher.in" > "$root/usr/bin/$name"
   chmod 0755 "$root/usr/bin/$name"
 done

@@ -4,6 +4,7 @@ import { type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { daemonNodeFlags } from '../../shared/daemon-node-flags';
 import type { TlsPaths } from '../../shared/tls';
 import { type NetnsLab, waitFor } from './netns';
 
@@ -25,10 +26,17 @@ export interface ProcessHandle {
   log: string[];
 }
 
+/** The node flags the packaged launcher of `main` passes (none for other scripts). */
+export function launcherNodeFlags(main: string | undefined): string[] {
+  if (main === COORDINATOR_MAIN) return daemonNodeFlags('coordinator');
+  if (main === AGENT_MAIN) return daemonNodeFlags('agent');
+  return [];
+}
+
 /** Starts node with `args` inside `ns`, keeping its output for diagnostics. */
 export function startNode(lab: NetnsLab, ns: string, args: string[], env: Record<string, string> = {}): ProcessHandle {
   // UMBRA_DAEMON_NODE_ARGS: node flags for every daemon started here (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-  const nodeArgs = (process.env.UMBRA_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = [...launcherNodeFlags(args[0]), ...(process.env.UMBRA_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const child = lab.spawn(ns, process.execPath, [...nodeArgs, ...args], { env: { ...process.env, UMBRA_LOG_LEVEL: 'info', ...env } });
   const log: string[] = [];
   const keep = (d: Buffer) => {

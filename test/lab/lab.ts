@@ -11,7 +11,7 @@ import { createCa, issueCertificate } from '../../shared/pki';
 import { buildGuestImage } from '../helpers/guest-image';
 import { addTap } from '../helpers/guest/guest-network';
 import { waitFor } from '../helpers/netns';
-import { AGENT_MAIN, COORDINATOR_MAIN, UMBRACTL, agentConfig, coordinatorConfig, writeYaml } from '../helpers/umbra-cluster';
+import { AGENT_MAIN, COORDINATOR_MAIN, UMBRACTL, agentConfig, coordinatorConfig, launcherNodeFlags, writeYaml } from '../helpers/umbra-cluster';
 import { type ClusterGuest, addVmSwitchoverSections, killQemusUnder, qemusUnder, vmAgentSections } from '../helpers/vm-cluster';
 import { addHypervisorBridge, createVmNetwork } from './lab-vm-network';
 import { addNs, execError, execIn, ip, startDetached } from './lab-os';
@@ -136,7 +136,7 @@ async function up(): Promise<void> {
   // Seconds instead of minutes (1.2 s samples, a 6 s horizon). The hosts share one machine, so a
   // host's load is the sum of its VMs' (use_host_load off); it saturates at 30% of its CPUs.
   writeYaml(coordCfg, { ...(parse(readFileSync(coordCfg, 'utf8')) as object), prediction: { sample_interval_minutes: 0.02, horizon_minutes: 0.1, use_host_load: false, saturation_fraction: 0.3, evaluation_interval_ms: 500 } });
-  startDetached(state, 'coordinator', coordNs, process.execPath, [COORDINATOR_MAIN, '--config', coordCfg]);
+  startDetached(state, 'coordinator', coordNs, process.execPath, [...launcherNodeFlags(COORDINATOR_MAIN), COORDINATOR_MAIN, '--config', coordCfg]);
   say('creating the VM network 10.79.0.0/24: dnsmasq (DHCP), a client; each host a VM bridge br0 uplinked to it');
   const vmNet = createVmNetwork(state, SWITCH_NS, LAB_NS_PREFIX);
   const hostNs: Record<string, string> = {};
@@ -150,7 +150,7 @@ async function up(): Promise<void> {
     // The profiler watches, on the host the guest moves to first, the guest's QEMU and a load generator (pid files the story writes).
     const profiler = id === PREDICT_HOST ? { interval_ms: 300, batch_samples: 2, vms: profiledVms(id, guest) } : { interval_ms: 1000, vms: [] };
     const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), { ...sections, profiler });
-    startDetached(state, `agent-${id}`, ns, process.execPath, [AGENT_MAIN, '--config', cfg]);
+    startDetached(state, `agent-${id}`, ns, process.execPath, [...launcherNodeFlags(AGENT_MAIN), AGENT_MAIN, '--config', cfg]);
   }
   say('waiting for the agents to register');
   await waitFor('all agents up', async () => {

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { daemonNodeFlags } from '../../../shared/daemon-node-flags';
 import { isRoot, waitFor } from '../../helpers/netns';
 import { createThrowawayRoot, removeRoot, which, type RootKind } from './throwaway-root';
 
@@ -404,6 +405,9 @@ osTestConcurrent('the installed daemons run under the units\' privileges: coordi
     }, 60_000, 500).catch((err: Error) => { throw new Error(`${err.message}\n${logs.join('')}`); });
     t.true(report.healthy);
     t.is(report.report.host_id, 'pkgtest');
+    // The launcher execs node with the daemon's flags (shared/daemon-node-flags.ts): same PID.
+    const cmdline = readFileSync(`/proc/${coordinator.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of daemonNodeFlags('coordinator')) t.true(cmdline.includes(flag), `the coordinator runs with ${flag}: ${cmdline.join(' ')}`);
     const hosts = await runOk(bin('umbractl'), ['hosts', '--json', '--config', ctlConfig]);
     t.regex(hosts, /pkgtest/);
     // The coordinator's store belongs to the umbra user.

@@ -1,0 +1,35 @@
+// Node.js flags each daemon is started with. The packaged launchers (packaging/lib/assemble-tree.sh
+// runs this file), the lab and the benchmarks all read them here, so a measured daemon runs as an
+// installed one does.
+//
+// coordinator, --v8-pool-size=1: V8 keeps a pool of worker threads (4 by default, whatever the
+// machine) for concurrent marking, sweeping and parallel scavenges. The coordinator's heap is tens
+// of MB, which one worker collects in time; more workers, on a small control-plane machine, take
+// cores from the main thread right after each scavenge, when calls have queued. Under
+// coordinator-load (2 cores, 1,000 ListHosts/s) the default pool gave a ListHosts p99 of 6.2-15.3
+// ms over 7 runs (max 28-65 ms), one worker 6.3-9.0 ms (max 17-30 ms).
+export const DAEMON_NODE_FLAGS = {
+  coordinator: ['--v8-pool-size=1'],
+  agent: [],
+  umbractl: [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type DaemonName = keyof typeof DAEMON_NODE_FLAGS;
+
+export function daemonNodeFlags(name: DaemonName): string[] {
+  return [...DAEMON_NODE_FLAGS[name]];
+}
+
+function isDaemonName(s: string): s is DaemonName {
+  return Object.hasOwn(DAEMON_NODE_FLAGS, s);
+}
+
+// `node daemon-node-flags.js NAME` prints NAME's flags on one line (for the launcher template).
+if (require.main === module) {
+  const name = process.argv[2] ?? '';
+  if (!isDaemonName(name)) {
+    process.stderr.write(`usage: daemon-node-flags.js ${Object.keys(DAEMON_NODE_FLAGS).join('|')}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`${daemonNodeFlags(name).join(' ')}\n`);
+}
