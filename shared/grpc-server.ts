@@ -126,5 +126,8 @@ export function channelOptions(maxReceiveBytes = DEFAULT_MAX_RECEIVE_BYTES): grp
     // Our reconnect policy is explicit (backoff in the callers), not grpc-js's default.
     'grpc.initial_reconnect_backoff_ms': 200,
     'grpc.max_reconnect_backoff_ms': 5_000,
+    // As on the server: no channelz service is served, so channels keep no trace of their state
+    // changes (a coordinator holds a channel per agent, and one that cannot connect logs each retry).
+    'grpc.enable_channelz': 0,
   };
 }
