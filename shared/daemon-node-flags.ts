@@ -7,10 +7,15 @@
 // of MB, which one worker collects in time; more workers, on a small control-plane machine, take
 // cores from the main thread right after each scavenge, when calls have queued. Under
 // coordinator-load (2 cores, 1,000 ListHosts/s) the default pool gave a ListHosts p99 of 6.2-15.3
-// ms over 7 runs (max 28-65 ms), one worker 6.3-9.0 ms (max 17-30 ms).
+// ms over 10 runs (4 over 10 ms, max 28-65 ms), one worker 5.1-11.9 ms over 12 (1 over 10 ms, max
+// 16-30 ms).
+//
+// agent, --max-semi-space-size=2 (MiB): a small young generation. The agent allocates little once
+// started, and V8's default 16 MiB semi-spaces alone would be a fifth of its resident memory
+// (bench/agent-footprint).
 export const DAEMON_NODE_FLAGS = {
   coordinator: ['--v8-pool-size=1'],
-  agent: [],
+  agent: ['--max-semi-space-size=2'],
   umbractl: [],
 } as const satisfies Record<string, readonly string[]>;
 

@@ -12,8 +12,6 @@ import { printFigures, printTable } from '../lib/report';
 const IDLE_S = Number(process.env.UMBRA_BENCH_IDLE_S ?? 60);
 // Start-up (host probing, registration) is not idle: V8 returns its garbage within ~20 s.
 const WARMUP_S = 30;
-/** The node options the packaged unit (umbra-agent.service) runs the agent with. */
-const AGENT_NODE_OPTIONS = '--max-semi-space-size=2';
 const TARGET_RSS_MB = 80;
 const TARGET_CPU_PCT = 1;
 
@@ -31,7 +29,8 @@ async function main(): Promise<void> {
     const coordinator = startNode(lab, coordNs, [COORDINATOR_MAIN, '--config', coordinatorConfig(path.join(pki.dir, 'c'), pki.coordinator)]);
     await waitForLog(coordinator, /coordinator started/, 'coordinator');
     const cfg = agentConfig(path.join(pki.dir, 'a'), 'bench-hv', '10.79.0.11', '10.79.0.1', pki.agent('bench-hv'), { heartbeat_interval_ms: 1000 });
-    const agent = startNode(lab, agentNs, [AGENT_MAIN, '--config', cfg], { UMBRA_LOG_LEVEL: 'warn', NODE_OPTIONS: AGENT_NODE_OPTIONS });
+    // startNode passes the packaged launcher's node flags (shared/daemon-node-flags.ts).
+    const agent = startNode(lab, agentNs, [AGENT_MAIN, '--config', cfg], { UMBRA_LOG_LEVEL: 'warn' });
     await waitForLog(coordinator, /host bench-hv joined|registered/, 'agent registration');
 
     const kaConf = path.join(pki.dir, 'keepalived.conf');

@@ -405,9 +405,11 @@ osTestConcurrent('the installed daemons run under the units\' privileges: coordi
     }, 60_000, 500).catch((err: Error) => { throw new Error(`${err.message}\n${logs.join('')}`); });
     t.true(report.healthy);
     t.is(report.report.host_id, 'pkgtest');
-    // The launcher execs node with the daemon's flags (shared/daemon-node-flags.ts): same PID.
-    const cmdline = readFileSync(`/proc/${coordinator.pid}/cmdline`, 'utf8').split('\0');
-    for (const flag of daemonNodeFlags('coordinator')) t.true(cmdline.includes(flag), `the coordinator runs with ${flag}: ${cmdline.join(' ')}`);
+    // The launchers exec node with the daemon's flags (shared/daemon-node-flags.ts): same PID.
+    for (const [name, child] of [['coordinator', coordinator], ['agent', agent]] as const) {
+      const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of daemonNodeFlags(name)) t.true(cmdline.includes(flag), `the ${name} runs with ${flag}: ${cmdline.join(' ')}`);
+    }
     const hosts = await runOk(bin('umbractl'), ['hosts', '--json', '--config', ctlConfig]);
     t.regex(hosts, /pkgtest/);
     // The coordinator's store belongs to the umbra user.

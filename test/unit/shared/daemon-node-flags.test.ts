@@ -21,6 +21,10 @@ test('the coordinator keeps one V8 worker thread', (t) => {
   t.true(daemonNodeFlags('coordinator').includes('--v8-pool-size=1'));
 });
 
+test('the agent keeps a small young generation', (t) => {
+  t.true(daemonNodeFlags('agent').includes('--max-semi-space-size=2'));
+});
+
 test('an unknown daemon is refused with the names that exist', (t) => {
   const r = spawnSync(process.execPath, [CLI, 'agnet'], { encoding: 'utf8' });
   t.is(r.status, 2);
