@@ -249,6 +249,15 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
   return { address };
 }
 
+/** Ends the load generator (it may have ended by itself). */
+function killLoad(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /**
  * Act 2: the guest runs on predictHost; the coordinator replicates its memory on to its IP shadow hosts by itself; automatic mode
  * is switched on and a load generator (profiled as a VM of that host) saturates predictHost; the
@@ -266,14 +275,17 @@ async function switchoverByPrediction(ctx: StoryContext, address: string, previo
   show(ctx, ['policy', 'set', '--automatic', 'true', '--threshold', '0.5']);
   const prober = await startProber(clientNs, address, guest.workload.port);
   let report: ProbeReport | undefined;
-  const busyMs = Math.round(LOAD_BUSY_SHARE * 100);
-  const script = `const spin = () => { const end = Date.now() + ${busyMs}; while (Date.now() < end) {} setTimeout(spin, ${100 - busyMs}); }; spin(); setTimeout(() => process.exit(0), ${LOAD_LIFETIME_MS});`;
-  const load = startDetached(ctx.state, loadVmId(from), ctx.hostNs[from], process.execPath, ['-e', script]);
+  let load: { pid: number } | undefined;
   try {
-    writeFileSync(path.join(LAB_DIR, from, 'load.pid'), `${load.pid}\n`);
+    // The counter is read and the window opened before the load starts: the coordinator may
+    // switch the guest over within a second of it.
     await sleep(1000);
-    const before = (await queryGuestStat(exec, clientNs, address, guest.workload.port)) ?? undefined;
+    const before = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 20_000);
     const window = { start: nowMs(), end: 0 };
+    const busyMs = Math.round(LOAD_BUSY_SHARE * 100);
+    const script = `const spin = () => { const end = Date.now() + ${busyMs}; while (Date.now() < end) {} setTimeout(spin, ${100 - busyMs}); }; spin(); setTimeout(() => process.exit(0), ${LOAD_LIFETIME_MS});`;
+    load = startDetached(ctx.state, loadVmId(from), ctx.hostNs[from], process.execPath, ['-e', script]);
+    writeFileSync(path.join(LAB_DIR, from, 'load.pid'), `${load.pid}\n`);
     ctx.say(`a load generator (pid ${load.pid}, ${busyMs}% of a core, profiled as VM ${loadVmId(from)}) now runs on ${from}; waiting for the coordinator to forecast ${from}'s saturation and switch ${guest.id} over`);
     const sw = await waitFor(
       'a switchover triggered by prediction',
@@ -286,23 +298,15 @@ async function switchoverByPrediction(ctx: StoryContext, address: string, previo
     );
     window.end = nowMs();
     ctx.say(`the coordinator switched ${guest.id} ${sw.source_host} -> ${sw.destination_host} (${sw.status})`);
-    try {
-      process.kill(load.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killLoad(load.pid);
     await sleep(2000);
     const after = await waitForGuestStat(exec, clientNs, address, guest.workload.port, 20_000).catch(() => undefined);
     report = await prober.stop();
     const events = ctx.umbractl(['events', '--limit', '1000']).split('\n').filter((l) => /migration_(recommended|triggered)/.test(l) && l.includes(guest.id));
     process.stdout.write(`\n$ umbractl events   (the recommendation and the trigger)\n${events.slice(-4).join('\n')}\n`);
-    if (before) printFigures('switchover by prediction', sw, report, window, before, after, address);
+    printFigures('switchover by prediction', sw, report, window, before, after, address);
   } finally {
-    try {
-      process.kill(load.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    if (load) killLoad(load.pid);
     if (!report) await prober.stop().catch(() => undefined);
     ctx.umbractl(['policy', 'set', '--automatic', 'false']);
   }
