@@ -223,8 +223,8 @@ export async function waitIncomingLoaded(
 /**
  * Runs the guest on this QEMU and returns once QEMU confirms it is running. `knownPaused` (the
  * caller has just seen the incoming migration completed, so the guest is paused) skips the status
- * question: one QMP round trip less in the guest's pause (a cont of a running guest would only
- * repeat its RESUME event anyway).
+ * question: one QMP round trip less in the guest's pause (only a caller that knows: a cont of a
+ * running guest emits no RESUME event, and this would wait for one until `timeoutMs`).
  */
 export async function resumeGuest(qmp: QmpClient, timeoutMs = DEFAULT_DEVICE_STATE_TIMEOUT_MS, knownPaused = false): Promise<void> {
   if (!knownPaused && (await qmp.queryStatus()).running) return;

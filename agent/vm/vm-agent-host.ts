@@ -131,6 +131,53 @@ export interface VmAgentHostDeps {
   log: Logger;
 }
 
+/** QEMU's autostart armed on a shadow waiting for its device state (see armAutostart). */
+interface AutostartArm {
+  /** QEMU's time of the guest's start, once its RESUME event was seen. */
+  resumedAtMs(): number | undefined;
+  /** Whether the guest runs (the RESUME event seen, else QEMU asked). */
+  running(): Promise<boolean>;
+}
+
+/**
+ * What an autostart-armed shadow's run state, read right after a stop, says about an armed resume
+ * whose wait ended without the load being seen (`calledOff`: by a pause; else a failure or time
+ * out), or that a pause called off once the load was seen. 'not-run': still waiting for the device
+ * state (its autostart now off) or gone; 'ran': the load ended and QEMU ran the guest (paused
+ * again), or nothing can be told (QMP failed) and a called-off switchover must assume it;
+ * 'loaded': the load ended just as the wait gave up, so the armed resume goes on. Pure.
+ */
+export function armEndAfterStop(status: string, calledOff: boolean): 'not-run' | 'ran' | 'loaded' {
+  if (status === 'paused' || status === 'running' || status === 'suspended') return calledOff ? 'ran' : 'loaded';
+  if (status === 'unknown' && calledOff) return 'ran';
+  return 'not-run';
+}
+
+/**
+ * A cont sent while the shadow QEMU still waits for the incoming device state does not run the
+ * guest: it tells QEMU to run it the moment the load ends (QEMU's autostart; a stop while it waits
+ * takes that back). The guest's pause then holds no event delivery, VM lock or cont round trip of
+ * this agent: 5-16 ms of 40-60 in the vm-switchover bench. The source must not send its run state
+ * (its QEMU started with migration.store-global-state=off, as agents start them): a paused source's
+ * state would keep the guest paused here, and the armed resume's own cont then runs it. Undefined
+ * when QEMU refused the cont (the armed resume then conts after the load, as before).
+ */
+async function armAutostart(proc: QemuProcess, timeoutMs: number): Promise<AutostartArm | undefined> {
+  let resumedAtMs: number | undefined;
+  // Listening before the cont: the RESUME comes with the load's end, before its MIGRATION event.
+  const resumed = proc.qmp.waitForEvent('RESUME', timeoutMs);
+  resumed.then((ev) => (resumedAtMs = ev.timestampMs ?? Date.now()), () => undefined);
+  try {
+    await proc.qmp.cont();
+  } catch {
+    return undefined;
+  }
+  return {
+    resumedAtMs: () => resumedAtMs,
+    running: async () => resumedAtMs !== undefined || (await proc.qmp.queryStatus()).running,
+  };
+}
+
 /** Tap names are at most 15 chars: a short hash keeps them unique per (VM, NIC). Pure. */
 export function shadowTapName(vmId: string, netdevId: string): string {
   return `ush${createHash('sha256').update(`${vmId}\0${netdevId}`).digest('hex').slice(0, 10)}`;
@@ -455,30 +502,83 @@ export class VmAgentHost {
     const arm = new AbortController();
     this.armed.set(vmId, arm);
     const proc = s.proc;
+    const waitMs = Math.min(timeoutMs, MAX_ARMED_RESUME_WAIT_MS);
+    const autostart = await armAutostart(proc, waitMs + RESUME_LOAD_WAIT_MS);
     let loaded: { completedAtMs?: number; seenBy?: string; queries?: number };
+    let forceCont = false;
     try {
-      loaded = await waitIncomingLoaded(proc.qmp, Math.min(timeoutMs, MAX_ARMED_RESUME_WAIT_MS), LOAD_POLL_MS, arm.signal);
+      loaded = await waitIncomingLoaded(proc.qmp, waitMs, LOAD_POLL_MS, arm.signal);
     } catch (err) {
-      if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-      throw err;
-    } finally {
       if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
+      if (!autostart) {
+        if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+        throw err;
+      }
+      // QEMU may have run the guest at the load's end just before the call-off or the failure: a
+      // stop disarms it (or pauses the guest), and its run state then tells which it was.
+      const calledOff = arm.signal.aborted;
+      const end = armEndAfterStop(await this.locks.run(vmId, () => this.disarmAutostart(proc)), calledOff);
+      if (end === 'ran') return this.ranBeforeCallOff(vmId, t0, autostart, calledOff ? String(arm.signal.reason) : errorMessage(err));
+      if (end === 'not-run') {
+        if (calledOff) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+        throw err;
+      }
+      // The device state loaded as the wait gave up: the guest runs here as armed (by a cont now).
+      loaded = { seenBy: 'query' };
+      forceCont = true;
     }
+    if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
     const waitedMs = performance.now() - t0;
     const seenAtMs = Date.now();
     loadSeen();
     let lockedAtMs = 0;
-    await this.locks.run(vmId, () => {
+    let calledOffAfterRun: string | undefined;
+    await this.locks.run(vmId, async () => {
       lockedAtMs = Date.now();
-      // A pause queued behind the load wins: it was asked after the arm.
-      if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-      return this.resumeLocked(vmId, proc);
+      if (arm.signal.aborted) {
+        // A pause queued behind the load wins: it was asked after the arm. Armed, QEMU ran the
+        // guest at the load's end (the pause stopped it again): that is said, not hidden.
+        if (autostart && armEndAfterStop(await this.disarmAutostart(proc), true) === 'ran') {
+          calledOffAfterRun = String(arm.signal.reason);
+          return;
+        }
+        throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+      }
+      return this.resumeLocked(vmId, proc, forceCont ? undefined : autostart);
     });
-    const runningAtMs = Date.now();
+    if (calledOffAfterRun !== undefined) return this.ranBeforeCallOff(vmId, t0, autostart!, calledOffAfterRun);
+    const runningAtMs = (!forceCont && autostart?.resumedAtMs()) || Date.now();
     // QEMU's time of the load's end against when this agent saw it, got the VM's lock and had the
-    // guest running: the agent's own delay in the guest's pause, in its parts.
-    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs }, 'armed resume: the guest runs here');
+    // guest running (QEMU's own time of that when it ran the guest itself): the agent's delay in
+    // the guest's pause, in its parts.
+    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs, runBy: !forceCont && autostart?.resumedAtMs() !== undefined ? 'qemu' : 'cont' }, 'armed resume: the guest runs here');
     return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
+  }
+
+  /**
+   * Stops an autostart-armed shadow (under the VM's lock): disarms QEMU's autostart while it still
+   * waits for the device state, else pauses the guest it ran. Resolves with the run state after it.
+   */
+  private async disarmAutostart(proc: QemuProcess): Promise<string> {
+    if (!proc.running) return 'exited';
+    try {
+      await proc.qmp.stop();
+      return (await proc.qmp.queryStatus()).status;
+    } catch (err) {
+      this.d.log.warn({ pid: proc.pid, err: errorMessage(err) }, 'disarming an armed shadow QEMU failed');
+      return 'unknown';
+    }
+  }
+
+  /**
+   * An armed resume called off (or timed out) after QEMU had run the guest here at the load's end:
+   * the guest ran (and is paused again), which the caller must know (its rollback re-copies this
+   * shadow), so this resolves as a run rather than as ResumeCancelledError.
+   */
+  private ranBeforeCallOff(vmId: string, t0: number, autostart: AutostartArm, why: string): { durationMs: number; waitedMs: number; runningAtMs: number } {
+    const runningAtMs = autostart.resumedAtMs() ?? Date.now();
+    this.d.log.warn({ vmId, runningAtMs, why }, 'armed resume called off after the guest ran here (paused again)');
+    return { durationMs: performance.now() - t0, waitedMs: performance.now() - t0, runningAtMs };
   }
 
   private stopReplacedLater(vmId: string, proc: QemuProcess): void {
@@ -501,7 +601,7 @@ export class VmAgentHost {
    * resume()'s work, under the VM's lock. `loaded`: the shadow QEMU the caller has just seen
    * complete its incoming migration (not asked again unless the shadow was relaunched since).
    */
-  private async resumeLocked(vmId: string, loaded?: QemuProcess): Promise<number> {
+  private async resumeLocked(vmId: string, loaded?: QemuProcess, autostart?: AutostartArm): Promise<number> {
     const t0 = performance.now();
     const s = this.shadows.get(vmId);
     if (s?.proc?.running) {
@@ -513,7 +613,9 @@ export class VmAgentHost {
         info = await s.proc.qmp.queryMigrate();
       }
       if (info.status === 'completed') {
-        await resumeGuest(s.proc.qmp, undefined, true);
+        // QEMU ran the guest itself at the load's end, unless the source sent its paused run state
+        // (a QEMU not started by an agent): then it waits for this cont.
+        if (!(autostart && loaded === s.proc && (await autostart.running()))) await resumeGuest(s.proc.qmp, undefined, true);
         const old = this.locals.get(vmId);
         this.locals.set(vmId, { vmId, def: { ...s.sourceDef, nics: s.sourceDef.nics.map((n) => ({ ...n, tapName: s.tapNames[n.netdevId] ?? n.tapName })), qmpSocketPath: s.qmpSocketPath, serialLogPath: s.serialLogPath }, proc: s.proc });
         this.shadows.delete(vmId);

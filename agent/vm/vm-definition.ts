@@ -203,6 +203,10 @@ export function toQemuArgs(def: VmDefinition, options: QemuArgsOptions = {}): st
     '-mon', `chardev=${QMP_CHARDEV_ID},mode=control`,
     '-chardev', `file,id=${SERIAL_CHARDEV_ID},path=${serial}`,
     '-serial', `chardev:${SERIAL_CHARDEV_ID}`,
+    // The guest's run state does not travel with its device state: the destination runs the
+    // guest when it was told to (a cont while it waits, see VmAgentHost's armed resume), even
+    // though the source was paused (by its switch-out) before the migration began.
+    '-global', 'migration.store-global-state=off',
   ];
   if (def.boot.kind === 'kernel') {
     args.push('-kernel', def.boot.kernelPath);

@@ -206,6 +206,11 @@ if (reason) {
     t.is(copied.bytesCopied, MEMORY_BYTES, 'an existing image is updated in full, in place');
     t.is((await dst.qmp.queryStatus()).status, 'inmigrate');
     t.true((await dst.qmp.queryMemdev())[0]?.share);
+    // An armed resume called off before the device state came: the cont that armed QEMU's
+    // autostart is taken back by a stop, so the load below ends paused.
+    await dst.qmp.cont();
+    await dst.qmp.stop();
+    t.is((await dst.qmp.queryStatus()).status, 'inmigrate');
 
     const result = await migrateDeviceState(src.qmp, uri);
     t.log(`device-state migration: ${result.elapsedMs.toFixed(1)} ms seen here, QEMU total ${result.totalTimeMs} ms, downtime ${result.downtimeMs} ms, RAM sent ${result.ramTransferredBytes} bytes`);
@@ -241,14 +246,22 @@ if (reason) {
     await from.qmp.migrateSetCapabilities({ ...HELD_DEVICE_STATE_CAPABILITIES });
     await from.qmp.stop();
     const held = await startHeldDeviceStateMigration(from.qmp, uri, 20000);
+    // Armed as an agent's armed resume arms it: a cont while the shadow waits runs nothing yet,
+    // and QEMU runs the guest itself when the load ends, although the source was paused (its
+    // run state does not travel: agents start QEMU with migration.store-global-state=off).
+    const resumed = dst.qmp.waitForEvent('RESUME', 20000);
+    await dst.qmp.cont();
+    t.is((await dst.qmp.queryStatus()).status, 'inmigrate', 'a cont while waiting for the device state runs nothing yet');
     // The final flush's part: the image gets the guest's RAM only now, after the migration began
     // (the running guest's RAM is the previous shadow's image file).
     await fs.copyFile(migratedImage, image);
     const result = await held.proceed();
     t.log(`held device-state migration: ${result.elapsedMs.toFixed(1)} ms from proceed() to completion`);
     t.true(result.ramTransferredBytes < MEMORY_BYTES / 16);
-    await waitIncomingLoaded(dst.qmp);
-    await resumeGuest(dst.qmp);
+    const loaded = await waitIncomingLoaded(dst.qmp);
+    const run = await resumed;
+    t.true((await dst.qmp.queryStatus()).running, 'running without a cont after the load');
+    if (loaded.completedAtMs !== undefined && run.timestampMs !== undefined) t.true(run.timestampMs <= loaded.completedAtMs + 1, 'QEMU ran the guest as the load ended');
     t.is((await from.qmp.queryStatus()).status, 'postmigrate');
     const after = await waitForGuestStat(lab, client, guestIp, GUEST_PORT, 20000);
     t.is(after.boot, before.boot, 'same boot: the guest was not restarted');

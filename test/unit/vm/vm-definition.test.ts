@@ -83,6 +83,7 @@ test('source command line: memfd RAM shared, machine uses it, QMP and serial wir
   t.false(args.includes('-incoming'));
   t.false(args.includes('-S'));
   t.true(args.includes('-nodefaults'));
+  t.deepEqual(argValue(args, '-global'), ['migration.store-global-state=off']);
 });
 
 test('shadow command line: same devices, RAM on a shared file, own tap and sockets, -incoming defer', (t) => {
