@@ -10,6 +10,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UmbraErro
 import { KeyedMutex } from '../../shared/keyed-mutex';
 import { settle, unsettle } from '../../shared/settle';
 import { HELD_DEVICE_STATE_CAPABILITIES, launchShadowQemu, migrateDeviceState, resumeGuest, startHeldDeviceStateMigration, waitIncomingLoaded, type DeviceStateMigrationResult, type HeldDeviceStateMigration } from './device-state-migration';
+import { armEndAfterStop } from './arm-end-after-stop';
 import { attachQemu, launchQemu, type QemuProcess } from './qemu-process';
 import { discoverQemuProcesses } from './qemu-discovery';
 import { parseVmDefinition, type VmDefinition } from './vm-definition';
@@ -137,20 +138,6 @@ interface AutostartArm {
   resumedAtMs(): number | undefined;
   /** Whether the guest runs (the RESUME event seen, else QEMU asked). */
   running(): Promise<boolean>;
-}
-
-/**
- * What an autostart-armed shadow's run state, read right after a stop, says about an armed resume
- * whose wait ended without the load being seen (`calledOff`: by a pause; else a failure or time
- * out), or that a pause called off once the load was seen. 'not-run': still waiting for the device
- * state (its autostart now off) or gone; 'ran': the load ended and QEMU ran the guest (paused
- * again), or nothing can be told (QMP failed) and a called-off switchover must assume it;
- * 'loaded': the load ended just as the wait gave up, so the armed resume goes on. Pure.
- */
-export function armEndAfterStop(status: string, calledOff: boolean): 'not-run' | 'ran' | 'loaded' {
-  if (status === 'paused' || status === 'running' || status === 'suspended') return calledOff ? 'ran' : 'loaded';
-  if (status === 'unknown' && calledOff) return 'ran';
-  return 'not-run';
 }
 
 /**

@@ -1,7 +1,7 @@
 // What an autostart-armed shadow's run state after a stop says about an armed resume that did not
 // see the load (called off, failed or timed out), or that a pause called off after it.
 import test from 'ava';
-import { armEndAfterStop } from '../../../agent/vm/vm-agent-host';
+import { armEndAfterStop } from '../../../agent/vm/arm-end-after-stop';
 
 test('still waiting for the device state: the guest did not run, and now will not', (t) => {
   t.is(armEndAfterStop('inmigrate', true), 'not-run');
