@@ -496,7 +496,6 @@ export class VmAgentHost {
     try {
       loaded = await waitIncomingLoaded(proc.qmp, waitMs, LOAD_POLL_MS, arm.signal);
     } catch (err) {
-      if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
       if (!autostart) {
         if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
         throw err;
@@ -513,8 +512,9 @@ export class VmAgentHost {
       // The device state loaded as the wait gave up: the guest runs here as armed (by a cont now).
       loaded = { seenBy: 'query' };
       forceCont = true;
+    } finally {
+      if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
     }
-    if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
     const waitedMs = performance.now() - t0;
     const seenAtMs = Date.now();
     loadSeen();
