@@ -1,7 +1,7 @@
 /*
  * UDP prober of the ip-switchover bench, run in the client namespace (built by the bench with cc).
  *
- *   udp-prober TARGET_IPV4 PORT PERIOD_US
+ *   udp-prober TARGET_IPV4 PORT PERIOD_US [DRAIN_US]
  *
  * Sends one 8-byte datagram (big-endian sequence number) every PERIOD_US to TARGET:PORT on a
  * fixed grid of absolute CLOCK_MONOTONIC deadlines, sleeping in ppoll() between them, and records
@@ -9,8 +9,11 @@
  * times do not depend on when this process gets the CPU, and it does not spin a core (the Node
  * prober it replaces did, on a 2-core machine, beside the processes under test).
  *
- * Prints "started <realtime ns>" once the socket is up. On a "stop" line on stdin it prints
- * "answer <realtime ns> <seq> <tag>" per answer, then "end <sent>", and exits.
+ * Prints "started <realtime ns>" once the socket is up. On a "stop" line on stdin it stops
+ * sending, prints "stopped <realtime ns> <monotonic ns>" (both clocks read together, so a
+ * caller can place the answers on CLOCK_MONOTONIC), keeps receiving for DRAIN_US (default 0: echoes still
+ * in flight from a slow answerer, e.g. a TCG guest, are then counted), then prints
+ * "answer <realtime ns> <seq> <tag>" per answer and "end <sent>", and exits.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -107,8 +110,8 @@ static int stop_requested(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: udp-prober TARGET_IPV4 PORT PERIOD_US\n");
+  if (argc != 4 && argc != 5) {
+    fprintf(stderr, "usage: udp-prober TARGET_IPV4 PORT PERIOD_US [DRAIN_US]\n");
     return 2;
   }
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
@@ -119,6 +122,11 @@ int main(int argc, char **argv) {
   int64_t period_ns = (int64_t)(atof(argv[3]) * 1000.0);
   if (period_ns < 10000) {
     fprintf(stderr, "udp-prober: PERIOD_US must be >= 10\n");
+    return 2;
+  }
+  int64_t drain_ns = argc == 5 ? (int64_t)(atof(argv[4]) * 1000.0) : 0;
+  if (drain_ns < 0) {
+    fprintf(stderr, "udp-prober: DRAIN_US must be >= 0\n");
     return 2;
   }
   /* Wake-ups on the grid, not up to the default 50 us timer slack late. */
@@ -159,7 +167,16 @@ int main(int argc, char **argv) {
       if (stop_requested()) break;
     }
   }
-  drain(fd);
+  int64_t stopped_real = now_ns(CLOCK_REALTIME);
+  printf("stopped %" PRId64 " %" PRId64 "\n", stopped_real, now_ns(CLOCK_MONOTONIC));
+  for (int64_t until = now_ns(CLOCK_MONOTONIC) + drain_ns;;) {
+    drain(fd);
+    int64_t wait = until - now_ns(CLOCK_MONOTONIC);
+    if (wait <= 0) break;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    struct timespec timeout = {.tv_sec = wait / 1000000000LL, .tv_nsec = wait % 1000000000LL};
+    if (ppoll(&pfd, 1, &timeout, NULL) < 0 && errno != EINTR) die("ppoll");
+  }
   for (size_t i = 0; i < n_answers; i++) printf("answer %" PRId64 " %" PRIu32 " %s\n", answers[i].at_ns, answers[i].seq, answers[i].tag);
   printf("end %" PRIu32 "\n", sent);
   fflush(stdout);

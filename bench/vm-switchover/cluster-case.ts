@@ -20,12 +20,12 @@ import { COORD_IP, HOSTS, PORT, SwitchoverCluster, VM } from '../../test/e2e/swi
 import { COORDINATOR_PORT } from '../../test/helpers/umbra-cluster';
 import { guestPauseMs } from '../../test/helpers/vm-cluster';
 import { queryGuestStat, waitForGuestStat } from '../../test/helpers/guest/guest-network';
-import type { ProbeReport } from '../../test/helpers/udp-prober';
+import type { ProbeReport } from '../../test/helpers/probe-report';
+import { startGuestProber } from './guest-prober';
 import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
 import { cleanupOnInterrupt } from '../lib/interrupt';
 
 const TRIGGER_CLI = path.join(__dirname, '..', '..', 'test', 'helpers', 'trigger-migration-cli.js');
-const UDP_PROBER = path.join(__dirname, '..', '..', 'test', 'helpers', 'udp-prober.js');
 const BOOT_TIMEOUT_MS = 180000;
 const READY_TIMEOUT_MS = 240000;
 const SETTLE_MS = 1000;
@@ -73,6 +73,8 @@ export async function clusterSwitchover(opts: {
   memoryBytes: number;
   workload: { memwriteMb: number; memwriteRateMbps: number; fillPct: number };
   periodMs: number;
+  /** The native prober's binary (guest-prober.ts). */
+  proberBinary: string;
   /** The coordinator's switchover.chain_source_steps (false: pause, flush and device state as three agent calls). */
   chainSourceSteps: boolean;
   firstAnswerAfter: (p: ProbeReport, runAtMs: number) => number;
@@ -112,17 +114,15 @@ export async function clusterSwitchover(opts: {
     const warmBytesPerSecond = w0 && w1 ? (w1.bytesSent - w0.bytesSent) / ((performance.now() - tw0) / 1000) : undefined;
 
     const before = await waitForGuestStat(c.lab, c.ns.cli, c.guestIp, PORT, 20000);
-    const prober = c.lab.spawn(c.ns.cli, process.execPath, [UDP_PROBER, c.guestIp, String(PORT), String(opts.periodMs), String(PROBER_DRAIN_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(prober);
-    const pOut = lines(prober);
+    const prober = startGuestProber(c.lab, c.ns.cli, opts.proberBinary, c.guestIp, PORT, opts.periodMs, PROBER_DRAIN_MS);
+    children.push(prober.child);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const b0 = await replicationBytes(c);
     trigger.stdin!.write('go\n');
     const reportLine = await waitFor('switchover outcome', async () => tOut.find((l) => l.startsWith('{') && !l.includes('"ready"')), READY_TIMEOUT_MS + 60000, 100);
     const report = JSON.parse(reportLine) as TriggerReport;
     const after = await waitForGuestStat(c.lab, c.ns.cli, c.guestIp, PORT, 20000).catch(() => undefined);
-    prober.stdin!.write('stop\n');
-    const gap = JSON.parse(await waitFor('prober result', async () => pOut.find((l) => l.startsWith('{')), 5000, 20)) as ProbeReport;
+    const gap = await prober.stop();
     const b1 = await replicationBytes(c);
     const sw = report.switchover;
     if (!report.ok || !sw) return { ok: false, note: `switchover ${sw?.status ?? 'not run'}: ${sw?.error ?? report.error ?? ''}${report.lastRefusal ? ` (last refusal: ${report.lastRefusal})` : ''}`, longestGapMs: gap.maxGapMs, refusals: report.refusals };

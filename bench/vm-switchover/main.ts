@@ -30,7 +30,6 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, promises as fs, readFileSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { printFigures, printTable, type BenchRow } from '../lib/report';
 import { cleanupOnInterrupt } from '../lib/interrupt';
 import { NetnsLab, isRoot, waitFor } from '../../test/helpers/netns';
@@ -43,9 +42,8 @@ import { copyGuestRam, findGuestRam } from '../../agent/vm/qemu-guest-ram';
 import { HELD_DEVICE_STATE_CAPABILITIES, launchShadowQemu, queryFinishedMigration, resumeGuest, startHeldDeviceStateMigration, waitIncomingLoaded } from '../../agent/vm/device-state-migration';
 import { setRootLogger, silentLogger } from '../../shared/log';
 import { compareRam, syncDifferingPages } from './guest-ram-compare';
-import type { ProbeReport } from '../../test/helpers/udp-prober';
-
-const UDP_PROBER = path.join(__dirname, '..', '..', 'test', 'helpers', 'udp-prober.js');
+import type { ProbeReport } from '../../test/helpers/probe-report';
+import { buildGuestProber, startGuestProber } from './guest-prober';
 /** Late echoes after the last case are not waited for: the gaps that matter are long over. */
 const PROBER_DRAIN_MS = 50;
 import { TrackedShadowImage } from './tracked-shadow-image';
@@ -126,6 +124,8 @@ class Bench {
   readonly capture = process.argv.includes('--capture');
   hosts: string[] = [];
   client = '';
+  /** The native prober's binary (guest-prober.ts), built at set-up. */
+  prober = '';
   private tapSeq = 0;
   private hostSeq = 0;
 
@@ -137,6 +137,7 @@ class Bench {
     this.client = await this.lab.addHost('cli');
     await this.lab.link(this.client, { bridge: 'vmnet', ifname: 'eth0', address: '10.66.0.2/24' });
     this.hosts = [await addHypervisorHost(this.lab, 'hv1', 'vmnet'), await addHypervisorHost(this.lab, 'hv2', 'vmnet')];
+    this.prober = await buildGuestProber(this.workDir);
   }
 
   /** The next hypervisor namespace (alternating) and a fresh tap on it. */
@@ -158,18 +159,7 @@ class Bench {
   }
 
   startPinger(ip: string): { child: ChildProcess; stop: () => Promise<PingerResult> } {
-    const child = this.lab.spawn(this.client, process.execPath, [UDP_PROBER, ip, String(GUEST_PORT), String(PING_PERIOD_MS), String(PROBER_DRAIN_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const lines = createInterface({ input: child.stdout! });
-    const results: string[] = [];
-    lines.on('line', (l) => results.push(l));
-    return {
-      child,
-      stop: async () => {
-        child.stdin!.write('stop\n');
-        const line = await waitFor('pinger result', async () => results.find((l) => l.startsWith('{')), 5000, 20);
-        return JSON.parse(line);
-      },
-    };
+    return startGuestProber(this.lab, this.client, this.prober, ip, GUEST_PORT, PING_PERIOD_MS, PROBER_DRAIN_MS);
   }
 
   async cleanup(): Promise<void> {
@@ -484,7 +474,7 @@ async function main(): Promise<void> {
       }
       // The product path, on its own cluster (the guests above are gone: one TCG guest at a time).
       const cluster: ClusterCaseResult = cases.includes('umbra-cluster')
-        ? await clusterSwitchover({ memoryBytes: def.memorySizeBytes, workload: { ...WORKLOADS[w], fillPct: FILL_PCT }, periodMs: PING_PERIOD_MS, chainSourceSteps: !process.argv.includes('--cluster-unchained'), timeline: process.argv.includes('--timeline'), firstAnswerAfter, log: (l) => console.log(`  ${l}`) }).catch((err) => ({ ok: false, note: `failed: ${(err as Error).message}` }))
+        ? await clusterSwitchover({ memoryBytes: def.memorySizeBytes, workload: { ...WORKLOADS[w], fillPct: FILL_PCT }, periodMs: PING_PERIOD_MS, proberBinary: b.prober, chainSourceSteps: !process.argv.includes('--cluster-unchained'), timeline: process.argv.includes('--timeline'), firstAnswerAfter, log: (l) => console.log(`  ${l}`) }).catch((err) => ({ ok: false, note: `failed: ${(err as Error).message}` }))
         : { ok: false, note: 'not run (--cases)' };
 
       const okRuns = [qDefault.result, qUnlimited.result].filter((r) => r.ok && r.ramDifferingPages === 0);
