@@ -2,7 +2,7 @@
 // errors, and QEMU's asynchronous events as async iterables.
 import { Socket, createConnection } from 'node:net';
 import { createLogger, isTracing, type Logger } from '../../shared/log';
-import { QmpDisconnectedError, QmpError, QmpTimeoutError } from './qmp-errors';
+import { QmpDisconnectedError, QmpError, QmpTimeoutError, QmpWaitCancelledError } from './qmp-errors';
 import { QmpStreamDecoder, encodeQmpCommand, type QmpEvent, type QmpGreeting, type QmpMessage } from './qmp-protocol';
 import type { QmpEventName, QmpMemdevInfo, QmpMigrationInfo, QmpStatusInfo } from './qmp-types';
 
@@ -150,22 +150,31 @@ export class QmpClient {
     return iterator;
   }
 
-  /** Resolves with the first event named `name` (and matching `predicate`) after this call. */
-  async waitForEvent(name: QmpEventName, timeoutMs: number, predicate: (ev: QmpEvent) => boolean = () => true): Promise<QmpEvent> {
+  /**
+   * Resolves with the first event named `name` (and matching `predicate`) after this call. `signal`
+   * ends the wait early (QmpWaitCancelledError): a caller that no longer needs the event does not
+   * keep its listener until the timeout.
+   */
+  async waitForEvent(name: QmpEventName, timeoutMs: number, predicate: (ev: QmpEvent) => boolean = () => true, signal?: AbortSignal): Promise<QmpEvent> {
+    if (signal?.aborted) throw new QmpWaitCancelledError(name, String(signal.reason));
     const it = this.events();
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
+    let onAbort: (() => void) | undefined;
+    const ended = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new QmpTimeoutError(`wait for event ${name}`, timeoutMs)), timeoutMs);
       timer.unref();
+      onAbort = () => reject(new QmpWaitCancelledError(name, String(signal!.reason)));
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
     const match = (async () => {
       for await (const ev of it) if (ev.event === name && predicate(ev)) return ev;
       throw this.closedError ?? new QmpDisconnectedError(`QMP socket ${this.socketPath} closed while waiting for ${name}`);
     })();
     try {
-      return await Promise.race([match, timeout]);
+      return await Promise.race([match, ended]);
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
       await it.return?.();
     }
   }

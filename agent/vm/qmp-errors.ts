@@ -35,3 +35,13 @@ export class QmpDisconnectedError extends UmbraError {
     this.name = 'QmpDisconnectedError';
   }
 }
+
+/** A wait for a QMP event given up by its caller (its AbortSignal) before the event came. */
+export class QmpWaitCancelledError extends UmbraError {
+  readonly event: string;
+  constructor(event: string, reason: string) {
+    super('CANCELLED', `wait for QMP event ${event} called off: ${reason}`);
+    this.name = 'QmpWaitCancelledError';
+    this.event = event;
+  }
+}

@@ -147,12 +147,13 @@ interface AutostartArm {
  * this agent: 5-16 ms of 40-60 in the vm-switchover bench. The source must not send its run state
  * (its QEMU started with migration.store-global-state=off, as agents start them): a paused source's
  * state would keep the guest paused here, and the armed resume's own cont then runs it. Undefined
- * when QEMU refused the cont (the armed resume then conts after the load, as before).
+ * when QEMU refused the cont (the armed resume then conts after the load, as before). `listening`
+ * ends the wait for the RESUME event once its time is no longer read.
  */
-async function armAutostart(proc: QemuProcess, timeoutMs: number): Promise<AutostartArm | undefined> {
+async function armAutostart(proc: QemuProcess, timeoutMs: number, listening: AbortSignal): Promise<AutostartArm | undefined> {
   let resumedAtMs: number | undefined;
   // Listening before the cont: the RESUME comes with the load's end, before its MIGRATION event.
-  const resumed = proc.qmp.waitForEvent('RESUME', timeoutMs);
+  const resumed = proc.qmp.waitForEvent('RESUME', timeoutMs, undefined, listening);
   resumed.then((ev) => (resumedAtMs = ev.timestampMs ?? Date.now()), () => undefined);
   try {
     await proc.qmp.cont();
@@ -490,56 +491,62 @@ export class VmAgentHost {
     this.armed.set(vmId, arm);
     const proc = s.proc;
     const waitMs = Math.min(timeoutMs, MAX_ARMED_RESUME_WAIT_MS);
-    const autostart = await armAutostart(proc, waitMs + RESUME_LOAD_WAIT_MS);
-    let loaded: { completedAtMs?: number; seenBy?: string; queries?: number };
-    let forceCont = false;
+    // Its RESUME listener is read only until this ends: not left waiting to its timeout after a call-off.
+    const listening = new AbortController();
+    const autostart = await armAutostart(proc, waitMs + RESUME_LOAD_WAIT_MS, listening.signal);
     try {
-      loaded = await waitIncomingLoaded(proc.qmp, waitMs, LOAD_POLL_MS, arm.signal);
-    } catch (err) {
-      if (!autostart) {
-        if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-        throw err;
-      }
-      // QEMU may have run the guest at the load's end just before the call-off or the failure: a
-      // stop disarms it (or pauses the guest), and its run state then tells which it was.
-      const calledOff = arm.signal.aborted;
-      const end = armEndAfterStop(await this.locks.run(vmId, () => this.disarmAutostart(proc)), calledOff);
-      if (end === 'ran') return this.ranBeforeCallOff(vmId, t0, autostart, calledOff ? String(arm.signal.reason) : errorMessage(err));
-      if (end === 'not-run') {
-        if (calledOff) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-        throw err;
-      }
-      // The device state loaded as the wait gave up: the guest runs here as armed (by a cont now).
-      loaded = { seenBy: 'query' };
-      forceCont = true;
-    } finally {
-      if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
-    }
-    const waitedMs = performance.now() - t0;
-    const seenAtMs = Date.now();
-    loadSeen();
-    let lockedAtMs = 0;
-    let calledOffAfterRun: string | undefined;
-    await this.locks.run(vmId, async () => {
-      lockedAtMs = Date.now();
-      if (arm.signal.aborted) {
-        // A pause queued behind the load wins: it was asked after the arm. Armed, QEMU ran the
-        // guest at the load's end (the pause stopped it again): that is said, not hidden.
-        if (autostart && armEndAfterStop(await this.disarmAutostart(proc), true) === 'ran') {
-          calledOffAfterRun = String(arm.signal.reason);
-          return;
+      let loaded: { completedAtMs?: number; seenBy?: string; queries?: number };
+      let forceCont = false;
+      try {
+        loaded = await waitIncomingLoaded(proc.qmp, waitMs, LOAD_POLL_MS, arm.signal);
+      } catch (err) {
+        if (!autostart) {
+          if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+          throw err;
         }
-        throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+        // QEMU may have run the guest at the load's end just before the call-off or the failure: a
+        // stop disarms it (or pauses the guest), and its run state then tells which it was.
+        const calledOff = arm.signal.aborted;
+        const end = armEndAfterStop(await this.locks.run(vmId, () => this.disarmAutostart(proc)), calledOff);
+        if (end === 'ran') return this.ranBeforeCallOff(vmId, t0, autostart, calledOff ? String(arm.signal.reason) : errorMessage(err));
+        if (end === 'not-run') {
+          if (calledOff) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+          throw err;
+        }
+        // The device state loaded as the wait gave up: the guest runs here as armed (by a cont now).
+        loaded = { seenBy: 'query' };
+        forceCont = true;
+      } finally {
+        if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
       }
-      return this.resumeLocked(vmId, proc, forceCont ? undefined : autostart);
-    });
-    if (calledOffAfterRun !== undefined) return this.ranBeforeCallOff(vmId, t0, autostart!, calledOffAfterRun);
-    const runningAtMs = (!forceCont && autostart?.resumedAtMs()) || Date.now();
-    // QEMU's time of the load's end against when this agent saw it, got the VM's lock and had the
-    // guest running (QEMU's own time of that when it ran the guest itself): the agent's delay in
-    // the guest's pause, in its parts.
-    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs, runBy: !forceCont && autostart?.resumedAtMs() !== undefined ? 'qemu' : 'cont' }, 'armed resume: the guest runs here');
-    return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
+      const waitedMs = performance.now() - t0;
+      const seenAtMs = Date.now();
+      loadSeen();
+      let lockedAtMs = 0;
+      let calledOffAfterRun: string | undefined;
+      await this.locks.run(vmId, async () => {
+        lockedAtMs = Date.now();
+        if (arm.signal.aborted) {
+          // A pause queued behind the load wins: it was asked after the arm. Armed, QEMU ran the
+          // guest at the load's end (the pause stopped it again): that is said, not hidden.
+          if (autostart && armEndAfterStop(await this.disarmAutostart(proc), true) === 'ran') {
+            calledOffAfterRun = String(arm.signal.reason);
+            return;
+          }
+          throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+        }
+        return this.resumeLocked(vmId, proc, forceCont ? undefined : autostart);
+      });
+      if (calledOffAfterRun !== undefined) return this.ranBeforeCallOff(vmId, t0, autostart!, calledOffAfterRun);
+      const runningAtMs = (!forceCont && autostart?.resumedAtMs()) || Date.now();
+      // QEMU's time of the load's end against when this agent saw it, got the VM's lock and had the
+      // guest running (QEMU's own time of that when it ran the guest itself): the agent's delay in
+      // the guest's pause, in its parts.
+      this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs, runBy: !forceCont && autostart?.resumedAtMs() !== undefined ? 'qemu' : 'cont' }, 'armed resume: the guest runs here');
+      return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
+    } finally {
+      listening.abort('the armed resume ended');
+    }
   }
 
   /**

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QmpClient } from '../../../agent/vm/qmp-client';
-import { QmpDisconnectedError, QmpError, QmpTimeoutError } from '../../../agent/vm/qmp-errors';
+import { QmpDisconnectedError, QmpError, QmpTimeoutError, QmpWaitCancelledError } from '../../../agent/vm/qmp-errors';
 
 import { startFakeQmpServer, type QmpHandler } from '../../fakes/fake-qmp-server';
 
@@ -101,6 +101,28 @@ test('events reach every listener; waitForEvent matches name and predicate', asy
   const second = await all.next();
   t.deepEqual([first.value?.data.status, second.value?.data.status], ['setup', 'completed']);
   await all.return?.();
+  qmp.close();
+});
+
+test('an aborted waitForEvent ends at once with QmpWaitCancelledError and lets go of its listener', async (t) => {
+  const srv = await fakeQmp((cmd, sock) => sock.write(JSON.stringify({ return: {}, id: cmd.id }) + '\r\n'));
+  const qmp = await QmpClient.connect(srv.path);
+  const listeners = () => (qmp as unknown as { listeners: Set<unknown> }).listeners.size;
+  const before = listeners();
+  const ac = new AbortController();
+  const t0 = performance.now();
+  const waiting = qmp.waitForEvent('RESUME', 60000, undefined, ac.signal);
+  t.is(listeners(), before + 1);
+  ac.abort('called off');
+  const err = await t.throwsAsync(waiting);
+  t.true(err instanceof QmpWaitCancelledError);
+  t.is((err as QmpWaitCancelledError).reason, 'CANCELLED');
+  t.regex(err!.message, /RESUME.*called off/);
+  t.true(performance.now() - t0 < 30000, 'ended by the abort, not by its 60 s timeout');
+  t.is(listeners(), before);
+  const already = await t.throwsAsync(qmp.waitForEvent('RESUME', 60000, undefined, ac.signal));
+  t.true(already instanceof QmpWaitCancelledError);
+  t.is(listeners(), before);
   qmp.close();
 });
 
