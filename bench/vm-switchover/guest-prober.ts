@@ -7,8 +7,7 @@
 // depend on when the prober runs.
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { NetnsLab } from '../../test/helpers/netns';
-import { waitFor } from '../../test/helpers/netns';
+import { type NetnsLab, waitFor } from '../../test/helpers/netns';
 import { probeReport, type ProbeAnswer, type ProbeReport } from '../../test/helpers/probe-report';
 
 export { buildProber as buildGuestProber } from '../ip-switchover/udp-prober-client';
