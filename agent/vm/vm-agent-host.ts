@@ -495,58 +495,71 @@ export class VmAgentHost {
     const listening = new AbortController();
     const autostart = await armAutostart(proc, waitMs + RESUME_LOAD_WAIT_MS, listening.signal);
     try {
-      let loaded: { completedAtMs?: number; seenBy?: string; queries?: number };
-      let forceCont = false;
-      try {
-        loaded = await waitIncomingLoaded(proc.qmp, waitMs, LOAD_POLL_MS, arm.signal);
-      } catch (err) {
-        if (!autostart) {
-          if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-          throw err;
-        }
-        // QEMU may have run the guest at the load's end just before the call-off or the failure: a
-        // stop disarms it (or pauses the guest), and its run state then tells which it was.
-        const calledOff = arm.signal.aborted;
-        const end = armEndAfterStop(await this.locks.run(vmId, () => this.disarmAutostart(proc)), calledOff);
-        if (end === 'ran') return this.ranBeforeCallOff(vmId, t0, autostart, calledOff ? String(arm.signal.reason) : errorMessage(err));
-        if (end === 'not-run') {
-          if (calledOff) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-          throw err;
-        }
-        // The device state loaded as the wait gave up: the guest runs here as armed (by a cont now).
-        loaded = { seenBy: 'query' };
-        forceCont = true;
-      } finally {
-        if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
-      }
-      const waitedMs = performance.now() - t0;
-      const seenAtMs = Date.now();
-      loadSeen();
-      let lockedAtMs = 0;
-      let calledOffAfterRun: string | undefined;
-      await this.locks.run(vmId, async () => {
-        lockedAtMs = Date.now();
-        if (arm.signal.aborted) {
-          // A pause queued behind the load wins: it was asked after the arm. Armed, QEMU ran the
-          // guest at the load's end (the pause stopped it again): that is said, not hidden.
-          if (autostart && armEndAfterStop(await this.disarmAutostart(proc), true) === 'ran') {
-            calledOffAfterRun = String(arm.signal.reason);
-            return;
-          }
-          throw new ResumeCancelledError(vmId, String(arm.signal.reason));
-        }
-        return this.resumeLocked(vmId, proc, forceCont ? undefined : autostart);
-      });
-      if (calledOffAfterRun !== undefined) return this.ranBeforeCallOff(vmId, t0, autostart!, calledOffAfterRun);
-      const runningAtMs = (!forceCont && autostart?.resumedAtMs()) || Date.now();
-      // QEMU's time of the load's end against when this agent saw it, got the VM's lock and had the
-      // guest running (QEMU's own time of that when it ran the guest itself): the agent's delay in
-      // the guest's pause, in its parts.
-      this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs, runBy: !forceCont && autostart?.resumedAtMs() !== undefined ? 'qemu' : 'cont' }, 'armed resume: the guest runs here');
-      return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
+      return await this.runArmed(vmId, t0, proc, waitMs, arm, autostart, loadSeen);
     } finally {
       listening.abort('the armed resume ended');
     }
+  }
+
+  /** runWhenLoaded once the shadow is armed (`autostart` undefined: QEMU refused the early cont). */
+  private async runArmed(
+    vmId: string,
+    t0: number,
+    proc: QemuProcess,
+    waitMs: number,
+    arm: AbortController,
+    autostart: AutostartArm | undefined,
+    loadSeen: () => void,
+  ): Promise<{ durationMs: number; waitedMs: number; runningAtMs: number }> {
+    let loaded: { completedAtMs?: number; seenBy?: string; queries?: number };
+    let forceCont = false;
+    try {
+      loaded = await waitIncomingLoaded(proc.qmp, waitMs, LOAD_POLL_MS, arm.signal);
+    } catch (err) {
+      if (!autostart) {
+        if (arm.signal.aborted) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+        throw err;
+      }
+      // QEMU may have run the guest at the load's end just before the call-off or the failure: a
+      // stop disarms it (or pauses the guest), and its run state then tells which it was.
+      const calledOff = arm.signal.aborted;
+      const end = armEndAfterStop(await this.locks.run(vmId, () => this.disarmAutostart(proc)), calledOff);
+      if (end === 'ran') return this.ranBeforeCallOff(vmId, t0, autostart, calledOff ? String(arm.signal.reason) : errorMessage(err));
+      if (end === 'not-run') {
+        if (calledOff) throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+        throw err;
+      }
+      // The device state loaded as the wait gave up: the guest runs here as armed (by a cont now).
+      loaded = { seenBy: 'query' };
+      forceCont = true;
+    } finally {
+      if (this.armed.get(vmId) === arm) this.armed.delete(vmId);
+    }
+    const waitedMs = performance.now() - t0;
+    const seenAtMs = Date.now();
+    loadSeen();
+    let lockedAtMs = 0;
+    let calledOffAfterRun: string | undefined;
+    await this.locks.run(vmId, async () => {
+      lockedAtMs = Date.now();
+      if (arm.signal.aborted) {
+        // A pause queued behind the load wins: it was asked after the arm. Armed, QEMU ran the
+        // guest at the load's end (the pause stopped it again): that is said, not hidden.
+        if (autostart && armEndAfterStop(await this.disarmAutostart(proc), true) === 'ran') {
+          calledOffAfterRun = String(arm.signal.reason);
+          return;
+        }
+        throw new ResumeCancelledError(vmId, String(arm.signal.reason));
+      }
+      return this.resumeLocked(vmId, proc, forceCont ? undefined : autostart);
+    });
+    if (calledOffAfterRun !== undefined) return this.ranBeforeCallOff(vmId, t0, autostart!, calledOffAfterRun);
+    const runningAtMs = (!forceCont && autostart?.resumedAtMs()) || Date.now();
+    // QEMU's time of the load's end against when this agent saw it, got the VM's lock and had the
+    // guest running (QEMU's own time of that when it ran the guest itself): the agent's delay in
+    // the guest's pause, in its parts.
+    this.d.log.info({ vmId, waitedMs: Math.round(waitedMs * 10) / 10, qemuLoadedAtMs: loaded.completedAtMs, loadSeenBy: loaded.seenBy, loadQueries: loaded.queries, seenAtMs, lockedAtMs, runningAtMs, runBy: !forceCont && autostart?.resumedAtMs() !== undefined ? 'qemu' : 'cont' }, 'armed resume: the guest runs here');
+    return { durationMs: performance.now() - t0, waitedMs, runningAtMs };
   }
 
   /**

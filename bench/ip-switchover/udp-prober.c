@@ -10,9 +10,9 @@
  * prober it replaces did, on a 2-core machine, beside the processes under test).
  *
  * Prints "started <realtime ns>" once the socket is up. On a "stop" line on stdin it stops
- * sending, prints "stopped <realtime ns> <monotonic ns>" (both clocks read together, so a
- * caller can place the answers on CLOCK_MONOTONIC), keeps receiving for DRAIN_US (default 0: echoes still
- * in flight from a slow answerer, e.g. a TCG guest, are then counted), then prints
+ * sending, prints "stopped <realtime ns> <monotonic ns>" (both clocks read together, so a caller
+ * can place the answers on CLOCK_MONOTONIC), keeps receiving for DRAIN_US (default 0; echoes
+ * still in flight from a slow answerer, e.g. a TCG guest, are then counted), then prints
  * "answer <realtime ns> <seq> <tag>" per answer and "end <sent>", and exits.
  */
 #define _GNU_SOURCE
