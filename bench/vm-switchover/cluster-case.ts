@@ -21,7 +21,7 @@ import { COORDINATOR_PORT } from '../../test/helpers/umbra-cluster';
 import { guestPauseMs } from '../../test/helpers/vm-cluster';
 import { queryGuestStat, waitForGuestStat } from '../../test/helpers/guest/guest-network';
 import type { ProbeReport } from '../../test/helpers/probe-report';
-import { startGuestProber } from './guest-prober';
+import { startGuestProber } from '../../test/helpers/guest-prober';
 import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
 import { cleanupOnInterrupt } from '../lib/interrupt';
 

@@ -43,7 +43,7 @@ import { HELD_DEVICE_STATE_CAPABILITIES, launchShadowQemu, queryFinishedMigratio
 import { setRootLogger, silentLogger } from '../../shared/log';
 import { compareRam, syncDifferingPages } from './guest-ram-compare';
 import type { ProbeReport } from '../../test/helpers/probe-report';
-import { buildGuestProber, startGuestProber } from './guest-prober';
+import { buildGuestProber, startGuestProber } from '../../test/helpers/guest-prober';
 /** Late echoes after the last case are not waited for: the gaps that matter are long over. */
 const PROBER_DRAIN_MS = 50;
 import { TrackedShadowImage } from './tracked-shadow-image';

@@ -1,5 +1,6 @@
-// The report of a client that probed a guest every period: answers, losses and silences. Shared by
-// the Node prober (udp-prober.ts, the lab's) and the vm-switchover bench's native one. Pure.
+// The report of a client that probed a guest every period: answers, losses and silences, read
+// from the native prober's output by guest-prober.ts (the lab's client and the vm-switchover
+// bench's). Pure.
 
 /** Silences longer than this are listed, so a caller can discount windows it caused itself. */
 export const NOTABLE_GAP_MS = 5;

@@ -6,15 +6,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { queryGuestStat, waitForGuestStat } from '../helpers/guest/guest-network';
 import { guestAddressFromSerial, type GuestStat } from '../helpers/guest/guest-stat';
 import { waitFor } from '../helpers/netns';
-import { DIST, GRPC_CALL } from '../helpers/umbra-cluster';
+import { GRPC_CALL } from '../helpers/umbra-cluster';
 import { type ClusterGuest, GUEST_PAUSED_STEPS, type WireSwitchover, guestPauseMs, guestQmpPath, guestSerialPath, qemusUnder } from '../helpers/vm-cluster';
 import { DNSMASQ_LEASES } from './lab-vm-network';
 import { execError, execIn, startDetached } from './lab-os';
-import type { ProbeReport } from '../helpers/udp-prober';
+import { buildGuestProber, type NamespaceSpawner, type ProbeReport, startGuestProber } from '../helpers/guest-prober';
 import { LAB_DIR, type LabState } from './lab-state';
 
 export const loadVmId = (hostId: string): string => `load-${hostId}`;
@@ -25,6 +24,8 @@ const PREDICTION_TIMEOUT_MS = 120_000;
 
 /** The client's probe period: every few ms, within what a TCG guest echoes without falling behind. */
 const PROBE_PERIOD_MS = 2;
+/** How long the client keeps receiving after its last probe (a TCG guest's late echoes). */
+const PROBE_DRAIN_MS = 500;
 const GUEST_BOOT_TIMEOUT_MS = 150_000;
 const SHADOWS_TIMEOUT_MS = 90_000;
 const READY_TIMEOUT_MS = 120_000;
@@ -80,21 +81,18 @@ function capability(ctx: StoryContext, hostId: string, name: string): string {
   }
 }
 
-/** The client: a udp-prober in the client namespace, started and stopped over its stdin. */
-async function startProber(clientNs: string, address: string, port: number): Promise<{ stop(): Promise<ProbeReport> }> {
-  const child = spawn('ip', ['netns', 'exec', clientNs, process.execPath, path.join(DIST, 'test', 'helpers', 'udp-prober.js'), address, String(port), String(PROBE_PERIOD_MS)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const first = await lines.next();
-  if (first.value !== 'started') throw new Error(`the client's prober did not start (${String(first.value)})`);
+/** The lab's namespaces are its own (no NetnsLab): a process in one is started under `ip netns exec`. */
+const inNamespace: NamespaceSpawner = { spawn: (ns, cmd, args, options) => spawn('ip', ['netns', 'exec', ns, cmd, ...args], options) };
+
+/** The client: the native prober in the client namespace (guest-prober.ts), started and stopped over its stdin. */
+function startProber(ctx: StoryContext, binary: string, address: string): { stop(): Promise<ProbeReport>; end(): void } {
+  const prober = startGuestProber(inNamespace, ctx.clientNs, binary, address, ctx.guest.workload.port, PROBE_PERIOD_MS, PROBE_DRAIN_MS);
+  prober.child.stderr!.pipe(process.stderr);
   return {
-    async stop() {
-      child.stdin!.write('stop\n');
-      const line = await lines.next();
-      child.kill();
-      if (line.done) throw new Error("the client's prober exited without a report");
-      return JSON.parse(line.value as string) as ProbeReport;
+    stop: () => prober.stop(),
+    // After a failed story: it exits by itself after its report, or is ended here.
+    end: () => {
+      if (prober.child.exitCode === null && prober.child.signalCode === null) prober.child.kill();
     },
   };
 }
@@ -224,8 +222,9 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
   const hosts = await memoryShadowsReady(ctx, ctx.sourceHost);
   const destination = hosts.includes(ctx.predictHost) ? ctx.predictHost : hosts[0];
 
+  const proberBinary = await buildGuestProber(LAB_DIR);
   ctx.say(`the client in ${clientNs} now sends a UDP probe to ${address} every ${PROBE_PERIOD_MS} ms; the guest echoes each`);
-  const prober = await startProber(clientNs, address, guest.workload.port);
+  const prober = startProber(ctx, proberBinary, address);
   let report: ProbeReport | undefined;
   let commanded: WireSwitchover | undefined;
   try {
@@ -244,8 +243,9 @@ export async function runStory(ctx: StoryContext): Promise<{ address: string }> 
     printFigures('switchover on command', commanded, report, window, before, after, address);
   } finally {
     if (!report) await prober.stop().catch(() => undefined);
+    prober.end();
   }
-  if (commanded?.status === 'SUCCEEDED') await switchoverByPrediction(ctx, address, commanded);
+  if (commanded?.status === 'SUCCEEDED') await switchoverByPrediction(ctx, address, commanded, proberBinary);
   return { address };
 }
 
@@ -263,7 +263,7 @@ function killLoad(pid: number): void {
  * is switched on and a load generator (profiled as a VM of that host) saturates predictHost; the
  * coordinator forecasts the saturation and switches the guest over by itself.
  */
-async function switchoverByPrediction(ctx: StoryContext, address: string, previous: WireSwitchover): Promise<void> {
+async function switchoverByPrediction(ctx: StoryContext, address: string, previous: WireSwitchover, proberBinary: string): Promise<void> {
   const { guest, clientNs } = ctx;
   const from = ctx.predictHost;
   const qemu = (await qemusUnder(path.join(LAB_DIR, from))).find((q) => q.qmpSocketPath.endsWith(`${encodeURIComponent(guest.id)}.shadow.qmp`));
@@ -273,7 +273,7 @@ async function switchoverByPrediction(ctx: StoryContext, address: string, previo
   process.stdout.write(`\n--- by prediction: a load generator saturates ${from}; the coordinator moves ${guest.id} away by itself ---\n`);
   await memoryShadowsReady(ctx, from);
   show(ctx, ['policy', 'set', '--automatic', 'true', '--threshold', '0.5']);
-  const prober = await startProber(clientNs, address, guest.workload.port);
+  const prober = startProber(ctx, proberBinary, address);
   let report: ProbeReport | undefined;
   let load: { pid: number } | undefined;
   try {
@@ -308,6 +308,7 @@ async function switchoverByPrediction(ctx: StoryContext, address: string, previo
   } finally {
     if (load) killLoad(load.pid);
     if (!report) await prober.stop().catch(() => undefined);
+    prober.end();
     ctx.umbractl(['policy', 'set', '--automatic', 'false']);
   }
 }

@@ -1,8 +1,9 @@
-// The probe report (losses, silences, the one still open at the stop) and the vm-switchover
-// bench's reading of the native prober's output onto the monotonic clock.
+// The probe report (losses, silences, the one still open at the stop) and the guest prober's
+// reading of the native prober's output onto the monotonic clock (the lab's client and the
+// vm-switchover bench's).
 import test from 'ava';
 import { probeReport, ranges } from '../../helpers/probe-report';
-import { readGuestProberLines } from '../../../bench/vm-switchover/guest-prober';
+import { readGuestProberLines } from '../../helpers/guest-prober';
 
 test('ranges folds consecutive sequence numbers', (t) => {
   t.deepEqual(ranges([3, 4, 5, 9, 11, 12]), ['3-5', '9', '11-12']);

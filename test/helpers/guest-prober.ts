@@ -1,16 +1,17 @@
-// The vm-switchover bench's client: the ip-switchover bench's native prober (udp-prober.c) sending
-// a numbered datagram to the guest every period, run SCHED_FIFO in the client namespace, its
-// report in the lab prober's form (probe-report.ts) on the monotonic clock the other processes
-// time with. Native for the same reason as there: the Node prober spent a quarter of a core in the
-// 100 ms after a resume on this 2-core machine (perf sched), CPU the resumed TCG guest waits for,
-// and it timed each echo when its own event loop got to it; the kernel's receive time does not
-// depend on when the prober runs.
-import type { ChildProcess } from 'node:child_process';
+// The client that probes a guest, for the vm-switchover bench and the lab: the ip-switchover
+// bench's native prober (udp-prober.c) sending a numbered datagram to the guest every period, run
+// SCHED_FIFO in the client namespace, its report (probe-report.ts) on the monotonic clock the other
+// processes time with. Native because a Node prober spent a quarter of a core in the 100 ms after
+// a resume on a 2-core machine (perf sched), CPU the resumed TCG guest waits for, and it timed each
+// echo when its own event loop got to it; the kernel's receive time does not depend on when the
+// prober runs.
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { type NetnsLab, waitFor } from '../../test/helpers/netns';
-import { probeReport, type ProbeAnswer, type ProbeReport } from '../../test/helpers/probe-report';
+import { waitFor } from './netns';
+import { probeReport, type ProbeAnswer, type ProbeReport } from './probe-report';
 
-export { buildProber as buildGuestProber } from '../ip-switchover/udp-prober-client';
+export { buildProber as buildGuestProber } from '../../bench/ip-switchover/udp-prober-client';
+export type { ProbeReport } from './probe-report';
 
 /** Low SCHED_FIFO priority: kernel threads stay above it; the processes under test below. */
 const PROBER_FIFO_PRIORITY = 10;
@@ -48,9 +49,14 @@ export interface GuestProber {
   stop(): Promise<ProbeReport>;
 }
 
-export function startGuestProber(lab: NetnsLab, ns: string, binary: string, ip: string, port: number, periodMs: number, drainMs: number): GuestProber {
+/** Starts a process in a network namespace (NetnsLab.spawn, or the lab's own). */
+export interface NamespaceSpawner {
+  spawn(ns: string, cmd: string, args: string[], options: SpawnOptions): ChildProcess;
+}
+
+export function startGuestProber(spawner: NamespaceSpawner, ns: string, binary: string, ip: string, port: number, periodMs: number, drainMs: number): GuestProber {
   const args = ['-f', String(PROBER_FIFO_PRIORITY), binary, ip, String(port), String(periodMs * 1000), String(drainMs * 1000)];
-  const child = lab.spawn(ns, 'chrt', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawner.spawn(ns, 'chrt', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
   return {
