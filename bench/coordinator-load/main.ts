@@ -1,6 +1,7 @@
 // coordinator-load: 200 simulated agents heartbeating every second plus 1,000 ListHosts calls
-// per second from operator clients; ListHosts p50/p99 for the coordinator beside a bare
-// grpc-js server of the same API (same mTLS, no checks or persistence), measured in one run.
+// per second from operator clients; ListHosts p50/p99 for the coordinator beside a server of the
+// same API on the same stack without the coordinator's checks, persistence or liveness (the floor:
+// bare-peer-server.ts), measured in one run.
 //
 // The ListHosts load comes from list-load.c, a native generator (nghttp2 + OpenSSL, like ghz or
 // h2load), built here with cc. The node:http2 generator it replaced used about 30 % of a core per
@@ -85,7 +86,7 @@ function startNode(script: string, args: string[], readyPattern: RegExp, nodeArg
 }
 
 async function stop(child: ChildProcess): Promise<void> {
-  // A child ended by a signal (the bare peer on SIGTERM) has no exit code, only a signal code.
+  // A child ended by a signal (the peer on SIGTERM) has no exit code, only a signal code.
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.removeAllListeners('exit');
   const done = new Promise((r) => child.once('exit', r));
@@ -194,12 +195,12 @@ async function main(): Promise<void> {
       const peerPort = await freePort();
       const peer = await startNode(path.join(DIST, 'bench', 'coordinator-load', 'bare-peer-server.js'), [`127.0.0.1:${peerPort}`, coordTls.ca, coordTls.cert, coordTls.key], /listening/);
       children.push(peer.child);
-      console.log(`bare grpc-js peer: the same load...`);
+      console.log(`peer (the same API on the same server stack, without the coordinator's checks, persistence and liveness): the same load...`);
       theirs = await measure(`127.0.0.1:${peerPort}`, dir, operator, listLoad);
       await stop(peer.child);
     }
 
-    printTable(`coordinator-load: ${AGENTS} agents heartbeating every 1 s + ${RATE} ListHosts/s for ${SECONDS} s after a ${RAMP_SECONDS} s ramp at that rate (loopback, mTLS)`, 'bare grpc-js', [
+    printTable(`coordinator-load: ${AGENTS} agents heartbeating every 1 s + ${RATE} ListHosts/s for ${SECONDS} s after a ${RAMP_SECONDS} s ramp at that rate (loopback, mTLS)`, 'same stack, no logic', [
       { metric: 'ListHosts p50', ours: ours.p50, peer: theirs.p50, unit: 'ms' },
       { metric: 'ListHosts p99', ours: ours.p99, peer: theirs.p99, unit: 'ms', target: `<= ${TARGET_P99_MS}` },
       { metric: 'ListHosts p99 in the ramp', ours: ours.rampP99, peer: theirs.rampP99, unit: 'ms' },
