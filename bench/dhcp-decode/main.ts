@@ -255,8 +255,9 @@ async function main(): Promise<void> {
     console.log('replay part skipped: needs root for namespaces and tcpreplay');
   }
   printTable('DHCP decode (one core) and capture under replay', 'peer (npm dhcp 0.2.20 / tcpdump)', rows);
+  // The figures' JSON line comes last: runs are compared by it.
+  if (verdict) console.log(`capture under replay: ${verdict}\n`);
   printFigures(figures);
-  if (verdict) console.log(`\ncapture under replay: ${verdict}`);
 }
 
 main().catch((err) => {
