@@ -95,6 +95,12 @@ interface CaseResult {
   commandToRunningMs?: number;
   pauseMs?: number;
   downtimeMs?: number;
+  /**
+   * QEMU's guest pause measured as ours: the source's STOP to the destination's load done (its
+   * MIGRATION "completed"), both from QEMU's event timestamps, plus the resume. QEMU's downtime
+   * ends when the source has sent the last byte, before the destination has loaded it.
+   */
+  guestPauseMs?: number;
   totalTimeMs?: number;
   bytesSent?: number;
   dirtySyncRounds?: number;
@@ -200,6 +206,10 @@ async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, 
 
   const done = src.qmp.waitForEvent('MIGRATION', CONVERGE_TIMEOUT_MS, (ev) => ['completed', 'failed', 'cancelled'].includes(String(ev.data.status)));
   done.catch(() => undefined);
+  const stopped = src.qmp.waitForEvent('STOP', CONVERGE_TIMEOUT_MS);
+  stopped.catch(() => undefined);
+  const loaded = dst.qmp.waitForEvent('MIGRATION', CONVERGE_TIMEOUT_MS + 20000, (ev) => ev.data.status === 'completed');
+  loaded.catch(() => undefined);
   const t0 = performance.now();
   await src.qmp.migrate(uri);
   try {
@@ -251,6 +261,8 @@ async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, 
   const cap = await capture?.summary(runAtUnixMs, GUEST_PORT);
   await b.retire(src);
   const firstAnswerMs = firstAnswerAfter(gap, runAtMs);
+  const [stopEv, loadedEv] = await Promise.all([stopped.catch(() => undefined), loaded.catch(() => undefined)]);
+  const guestPauseMs = stopEv?.timestampMs !== undefined && loadedEv?.timestampMs !== undefined ? loadedEv.timestampMs - stopEv.timestampMs + (tRun - tCont) : undefined;
   return {
     result: {
       ok: continued,
@@ -258,6 +270,7 @@ async function qemuLiveMigration(b: Bench, def: VmDefinition, src: QemuProcess, 
       breakdown: `resume ${(tRun - tCont).toFixed(1)} ms; first answer ${firstAnswerMs.toFixed(0)} ms after the resume; ${fl.minor} minor / ${fl.major} major faults in the ${FAULT_WINDOW_MS} ms after it${captureText(cap)}`,
       commandToRunningMs: tLoaded - t0 + (tRun - tCont),
       downtimeMs: info.downtime,
+      guestPauseMs,
       totalTimeMs: info['total-time'],
       bytesSent: info.ram?.transferred,
       dirtySyncRounds: info.ram?.['dirty-sync-count'],
@@ -485,6 +498,8 @@ async function main(): Promise<void> {
         { metric: 'CLUSTER command (TriggerMigration) to running / QEMU total (faster)', ours: fmt(cluster.commandToRunningMs), peer: best ? fmt(best.totalTimeMs) : '-', unit: 'ms', target: memoryMiB >= 1024 && w === 'heavy' ? '<= peer/20' : '' },
         { metric: 'pause / QEMU downtime (faster peer)', ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
         { metric: 'CLUSTER pause (source pause to destination running)', ours: fmt(cluster.pauseMs), peer: best ? fmt(best.downtimeMs) : '-', unit: 'ms', target: memoryMiB === 256 ? '<= peer' : '' },
+        { metric: "pause / QEMU's guest pause measured as ours (STOP to destination loaded, + resume)", ours: fmt(umbra.result.pauseMs), peer: best ? fmt(best.guestPauseMs) : '-', unit: 'ms' },
+        { metric: "CLUSTER pause / QEMU's guest pause measured as ours", ours: fmt(cluster.pauseMs), peer: best ? fmt(best.guestPauseMs) : '-', unit: 'ms' },
         { metric: 'bytes sent at switchover / in migration', ours: umbra.result.bytesSent ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'CLUSTER final flush bytes (replication frames) / in migration', ours: cluster.switchoverBytes ?? '-', peer: best?.bytesSent ?? '-', unit: 'B' },
         { metric: 'longest client gap (faster peer)', ours: fmt(umbra.result.longestGapMs), peer: best ? fmt(best.longestGapMs) : '-', unit: 'ms', target: '<= peer' },
@@ -499,7 +514,7 @@ async function main(): Promise<void> {
       printTable(`vm-switchover: ${memoryMiB} MiB guest, ${FILL_PCT}% filled, ${w} writer (${WORKLOADS[w].memwriteMb} MiB at ${WORKLOADS[w].memwriteRateMbps || 'max'} MB/s); QEMU default max-bandwidth ${params['max-bandwidth']} B/s, downtime-limit ${params['downtime-limit']} ms`, 'qemu', rows);
       for (const [name, r] of [['qemu_default', qDefault.result], ['qemu_unlimited', qUnlimited.result]] as const) {
         if (!r.ok) console.log(`  ${name}: ${r.note}`);
-        else console.log(`  ${name}: QEMU total ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms; ${r.note}; ${r.breakdown}`);
+        else console.log(`  ${name}: QEMU total ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms, guest pause measured as ours ${fmt(r.guestPauseMs)} ms; ${r.note}; ${r.breakdown}`);
       }
       console.log(`  umbra: ${umbra.result.breakdown ?? umbra.result.note}`);
       console.log(`  umbra-cluster: ${cluster.ok ? `command to running ${fmt(cluster.commandToRunningMs)} ms, pause ${fmt(cluster.pauseMs)} ms, longest gap ${fmt(cluster.longestGapMs)} ms, first answer ${fmt(cluster.firstAnswerAfterResumeMs, 0)} ms after the resume-ended update; ${cluster.stepsText}` : cluster.note}`);
@@ -531,6 +546,7 @@ async function main(): Promise<void> {
         figures[`${key}_${name}_command_to_running_ms`] = fmt(r.commandToRunningMs, 2);
         figures[`${key}_${name}_total_time_ms`] = r.totalTimeMs ?? -1;
         figures[`${key}_${name}_downtime_ms`] = r.downtimeMs ?? -1;
+        figures[`${key}_${name}_guest_pause_ms`] = fmt(r.guestPauseMs, 2) === '-' ? -1 : fmt(r.guestPauseMs, 2);
         figures[`${key}_${name}_bytes`] = r.bytesSent ?? -1;
         figures[`${key}_${name}_longest_gap_ms`] = fmt(r.longestGapMs, 2);
         figures[`${key}_${name}_first_answer_after_resume_ms`] = fmt(r.firstAnswerAfterResumeMs, 2);
