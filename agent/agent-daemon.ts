@@ -83,6 +83,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       hostId: config.hostId,
       listen: config.listen,
       dataDir: config.dataDir,
+      shadowImageDir: config.shadowImageDir,
       store,
       logger,
       metrics,

@@ -16,6 +16,8 @@ export interface AgentModuleContext {
   listen: string;
   /** The agent's data dir; modules keep files under `<dataDir>/<module name>/`. */
   dataDir: string;
+  /** Where shadow images live (config shadow_image_dir; default `<dataDir>/shadow`). */
+  shadowImageDir: string;
   /** The agent's store; each module uses keys under `<module name>/`. */
   store: KvStore;
   logger: Logger;

@@ -1,6 +1,7 @@
 // The agent's config file (/etc/umbra/agent.yaml): parsed, defaulted and checked.
 import os from 'node:os';
-import { ConfigReader } from '../shared/config-reader';
+import path from 'node:path';
+import { ConfigReader, type Mapping } from '../shared/config-reader';
 import { IDENTITY_NAME } from '../shared/peer-identity';
 import { readTlsSection } from '../shared/tls-config';
 import type { TlsPaths } from '../shared/tls';
@@ -23,6 +24,11 @@ export interface AgentConfig {
   advertise: string;
   coordinator: string;
   dataDir: string;
+  /**
+   * Where shadow images (the guest RAM of shadow QEMUs, and of guests promoted here) live:
+   * `<data_dir>/shadow` unless set; a memory file system (tmpfs, hugetlbfs) keeps them off disk.
+   */
+  shadowImageDir: string;
   metricsListen: string;
   tls: TlsPaths;
   heartbeatIntervalMs: number;
@@ -30,7 +36,7 @@ export interface AgentConfig {
   modules: Record<string, unknown>;
 }
 
-const TOP_KEYS = ['host_id', 'failure_domain', 'listen', 'advertise', 'coordinator', 'data_dir', 'metrics_listen', 'tls', 'heartbeat_interval_ms'] as const;
+const TOP_KEYS = ['host_id', 'failure_domain', 'listen', 'advertise', 'coordinator', 'data_dir', 'shadow_image_dir', 'metrics_listen', 'tls', 'heartbeat_interval_ms'] as const;
 
 export function parseAgentConfig(
   raw: unknown,
@@ -40,13 +46,15 @@ export function parseAgentConfig(
   const r = new ConfigReader(source);
   const root = r.mapping(raw, '', [...TOP_KEYS, ...modules.map((m) => m.name)]);
   const hint = "must be 1-63 letters, digits, '.', '_', '@' or '-'";
+  const dataDir = r.string(root, 'data_dir', '', { default: DEFAULT_DATA_DIR });
   const config: AgentConfig = {
     hostId: r.string(root, 'host_id', '', { default: os.hostname().split('.')[0], pattern: IDENTITY_NAME, patternHint: hint }),
     failureDomain: r.string(root, 'failure_domain', '', { default: DEFAULT_FAILURE_DOMAIN, pattern: IDENTITY_NAME, patternHint: hint }),
     listen: r.hostPort(root, 'listen', '', { default: DEFAULT_LISTEN }),
     advertise: root.advertise === '' || root.advertise === undefined ? '' : r.hostPort(root, 'advertise', ''),
     coordinator: r.hostPort(root, 'coordinator', '', { default: DEFAULT_COORDINATOR }),
-    dataDir: r.string(root, 'data_dir', '', { default: DEFAULT_DATA_DIR }),
+    dataDir,
+    shadowImageDir: root.shadow_image_dir === undefined ? path.resolve(dataDir, 'shadow') : shadowImageDir(r, root),
     metricsListen: root.metrics_listen === '' ? '' : r.hostPort(root, 'metrics_listen', '', { default: DEFAULT_METRICS_LISTEN }),
     tls: readTlsSection(r, root, { ca: '/etc/umbra/pki/ca.crt', cert: '/etc/umbra/pki/agent.crt', key: '/etc/umbra/pki/agent.key' }),
     heartbeatIntervalMs: r.integer(root, 'heartbeat_interval_ms', '', { default: DEFAULT_HEARTBEAT_INTERVAL_MS, min: 100, max: 60_000 }),
@@ -54,6 +62,15 @@ export function parseAgentConfig(
   };
   r.finish();
   return config;
+}
+
+/** QEMU takes the image as mem-path=...: an absolute path, and a comma would end the option. */
+function shadowImageDir(r: ConfigReader, root: Mapping): string {
+  const dir = r.string(root, 'shadow_image_dir', '');
+  if (typeof root.shadow_image_dir !== 'string') return dir; // reported by r.string
+  if (!path.isAbsolute(dir)) r.problem('shadow_image_dir', `must be an absolute path, got '${dir}'`);
+  else if (/[,\n\0]/.test(dir)) r.problem('shadow_image_dir', 'must not contain a comma or a newline (QEMU reads it as mem-path=...)');
+  return dir;
 }
 
 /** The endpoint to register: `advertise`, or the listen port on the first non-loopback IPv4 address. */

@@ -7,6 +7,7 @@ import { errorMessage } from '../../shared/errors';
 import { channelCredentials } from '../../shared/tls';
 import { AGENT_MODULE_NAMES, moduleApi, type AgentModuleDefinition, type ModuleHealth, type RunningAgentModule } from '../agent-module';
 import type { CapabilityStatus } from '../os/capability-probe';
+import { filesystemOf, type FilesystemKind } from '../os/filesystem-kind';
 import { type GuestMemoryLocator, describeLocator, locateGuestProcess } from '../memory/guest-process-locator';
 import { nativeAvailable } from '../memory/native-binding';
 import { locateGuestRam, ProcGuestMemory } from '../memory/proc-guest-memory';
@@ -43,6 +44,27 @@ export interface ReplicationModuleApi {
 
 export type RunningReplicationModule = RunningAgentModule & ReplicationModuleApi;
 
+/**
+ * Where shadow images live and what that costs. Not a problem (the agent works either way), but an
+ * operator should know: on a disk file system each synced epoch is written out (tens of MB/s for
+ * a busy guest), and a guest promoted here runs on that file and has its dirty RAM written back.
+ */
+export function imageDirCapability(dir: string, kindOf: (dir: string) => FilesystemKind = filesystemOf): CapabilityStatus {
+  let kind: FilesystemKind;
+  try {
+    kind = kindOf(dir);
+  } catch (err) {
+    return { name: 'shadow-image-dir', available: false, detail: `${dir}: ${errorMessage(err)}` };
+  }
+  return {
+    name: 'shadow-image-dir',
+    available: true,
+    detail: kind.inMemory
+      ? `${dir} on ${kind.name} (memory)`
+      : `${dir} on ${kind.name} (disk): replicated pages are written to disk and a guest promoted here has its RAM written back; a tmpfs or hugetlbfs shadow_image_dir avoids both`,
+  };
+}
+
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
@@ -55,7 +77,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
     type VmListing = { vmId: string; role: string; status: string; pid: number; memoryBytes: number };
     const vmModule = () => moduleApi<{ host: { list(): Promise<VmListing[]> } }>(ctx.modules, AGENT_MODULE_NAMES.vm, 'host');
     const receiver = new ReplicationReceiver({
-      dataDir: ctx.dataDir,
+      imageDir: ctx.shadowImageDir,
       store: ctx.store,
       log: log.child({ side: 'shadow' }),
       // The paused QEMU a VM left here when it switched over away (not one that runs: that would be its source).
@@ -96,7 +118,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
       const persisted = await receiver.states.list();
       const rest = persisted
         .filter((p) => !live.some((l) => l.vmId === p.vmId))
-        .map((p) => ({ vmId: p.vmId, generation: p.generation, epoch: p.epoch, imagePath: shadowImagePath(ctx.dataDir, p.vmId), connected: false, framesApplied: 0, framesRejected: 0, bytesApplied: 0 }));
+        .map((p) => ({ vmId: p.vmId, generation: p.generation, epoch: p.epoch, imagePath: shadowImagePath(ctx.shadowImageDir, p.vmId), connected: false, framesApplied: 0, framesRejected: 0, bytesApplied: 0 }));
       return [...live, ...rest].sort((a, b) => a.vmId.localeCompare(b.vmId));
     };
 
@@ -184,6 +206,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
             available: true,
             detail: imgs.length === 0 ? 'none' : imgs.map((i) => `${i.vmId}@${i.epoch}${i.connected ? ' (streaming)' : ''}${i.lastError ? ` error: ${i.lastError}` : ''}`).join(', '),
           },
+          imageDirCapability(ctx.shadowImageDir),
         ],
       };
     };

@@ -53,7 +53,8 @@ export interface ShadowStatus {
 }
 
 export interface ReplicationReceiverOptions {
-  dataDir: string;
+  /** Where the images are (`<vm>.ram`). */
+  imageDir: string;
   store: KvStore;
   maxFrameBytes?: number;
   /** fdatasync the image before persisting each epoch (default true). */
@@ -126,7 +127,7 @@ export class ReplicationReceiver {
     }
     if (this.options.retainFreedMemory ?? true) retainFreedMemory();
     await this.sessions.get(req.vmId)?.close();
-    const file = shadowImagePath(this.options.dataDir, req.vmId);
+    const file = shadowImagePath(this.options.imageDir, req.vmId);
     const prior = await this.states.get(req.vmId);
     const size = existingImageSize(file);
     let resume = 0;
@@ -140,7 +141,7 @@ export class ReplicationReceiver {
       resume = prior.epoch;
       reason = `resuming from persisted epoch ${resume}`;
     }
-    const image = await ShadowImage.open(this.options.dataDir, req.vmId, req.imageSizeBytes);
+    const image = await ShadowImage.open(this.options.imageDir, req.vmId, req.imageSizeBytes);
     const seeded = size === undefined && resume === 0 ? await this.seed(image, req) : false;
     const digest = resume === 0 ? await this.digestOf(image, req, seeded ? req.imageSizeBytes : size) : undefined;
     if (resume === 0) {

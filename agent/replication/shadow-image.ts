@@ -1,4 +1,4 @@
-// The shadow image file (<data>/shadow/<vm>.ram): a sparse file the size of guest RAM, written
+// The shadow image file (<shadow_image_dir>/<vm>.ram, by default <data>/shadow/): a sparse file the size of guest RAM, written
 // page by page from verified frames. Zero pages become holes, so an idle guest costs little disk.
 import { mkdirSync, promises as fsp, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -12,8 +12,8 @@ import { computeDigest, fdHasher, type ImageDigest } from './image-digest';
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 const SEED_SLICE_BYTES = 32 * 1024 * 1024;
 
-export function shadowImagePath(dataDir: string, vmId: string): string {
-  return path.join(dataDir, 'shadow', `${encodeURIComponent(vmId)}.ram`);
+export function shadowImagePath(imageDir: string, vmId: string): string {
+  return path.join(imageDir, `${encodeURIComponent(vmId)}.ram`);
 }
 
 /** Size of an existing image, or undefined when there is none. */
@@ -45,8 +45,8 @@ export class ShadowImage {
   ) {}
 
   /** Opens or creates the image with exactly `sizeBytes` (a new file is all holes). */
-  static async open(dataDir: string, vmId: string, sizeBytes: number): Promise<ShadowImage> {
-    const file = shadowImagePath(dataDir, vmId);
+  static async open(imageDir: string, vmId: string, sizeBytes: number): Promise<ShadowImage> {
+    const file = shadowImagePath(imageDir, vmId);
     try {
       mkdirSync(path.dirname(file), { recursive: true });
       const handle = await fsp.open(file, existingImageSize(file) === undefined ? 'w+' : 'r+');

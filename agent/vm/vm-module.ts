@@ -35,7 +35,7 @@ export const vmAgentModule: AgentModuleDefinition<VmAgentConfig> = {
     const host = new VmAgentHost({
       config,
       dataDir: ctx.dataDir,
-      ramPathOf: (vmId) => shadowImagePath(ctx.dataDir, vmId),
+      ramPathOf: (vmId) => shadowImagePath(ctx.shadowImageDir, vmId),
       preloadLibraryPath: preloadOk ? preload : undefined,
       log,
     });

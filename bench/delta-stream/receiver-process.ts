@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const [mode, arg] = process.argv.slice(2);
   if (mode === 'grpc') {
     const store = await LevelStore.open(`${arg}/db`);
-    const receiver = new ReplicationReceiver({ dataDir: arg, store, log: silentLogger() });
+    const receiver = new ReplicationReceiver({ imageDir: arg, store, log: silentLogger() });
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20 });
     server.addService(serviceDefinition(REPLICATION_SERVICE_NAME), replicationServiceHandlers(receiver));
     const port = await new Promise<number>((resolve, reject) =>

@@ -16,7 +16,7 @@ import { type ClusterGuest, addVmSwitchoverSections, killQemusUnder, qemusUnder,
 import { addHypervisorBridge, createVmNetwork } from './lab-vm-network';
 import { addNs, execError, execIn, ip, startDetached } from './lab-os';
 import { loadVmId, runStory } from './lab-story';
-import { LAB_DIR, LAB_NS_PREFIX, type LabState, readLabState, writeLabState } from './lab-state';
+import { LAB_DIR, LAB_NS_PREFIX, LAB_SHADOW_IMAGE_DIR, type LabState, readLabState, writeLabState } from './lab-state';
 
 const MGMT_NET = '10.78.0';
 const COORD_IP = `${MGMT_NET}.1`;
@@ -94,6 +94,7 @@ async function down(): Promise<void> {
     }
   }
   rmSync(LAB_DIR, { recursive: true, force: true });
+  rmSync(LAB_SHADOW_IMAGE_DIR, { recursive: true, force: true });
   console.log(`lab: removed (${pids.length} processes, ${qemus.length} QEMU processes, ${namespaces.length} namespaces)`);
 }
 
@@ -149,7 +150,7 @@ async function up(): Promise<void> {
     const sections = vmAgentSections(id, addr, SOURCE_HOST, guest, { shadowDataDir: id === SOURCE_HOST ? undefined : path.join(LAB_DIR, id, 'data') });
     // The profiler watches, on the host the guest moves to first, the guest's QEMU and a load generator (pid files the story writes).
     const profiler = id === PREDICT_HOST ? { interval_ms: 300, batch_samples: 2, vms: profiledVms(id, guest) } : { interval_ms: 1000, vms: [] };
-    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), { ...sections, profiler });
+    const cfg = agentConfig(path.join(LAB_DIR, id), id, addr, COORD_IP, await tlsFor('agent', id), { ...sections, profiler, shadow_image_dir: path.join(LAB_SHADOW_IMAGE_DIR, id) });
     startDetached(state, `agent-${id}`, ns, process.execPath, [...launcherNodeFlags(AGENT_MAIN), AGENT_MAIN, '--config', cfg]);
   }
   say('waiting for the agents to register');

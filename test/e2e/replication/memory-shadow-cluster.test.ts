@@ -4,7 +4,7 @@
 // returns an epoch, and both shadow images equal the source byte for byte. Identities and request
 // errors are checked on the way.
 import test from 'ava';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { nativeAvailable } from '../../../agent/memory/native-binding';
 import { locateGuestRam, ProcGuestMemory } from '../../../agent/memory/proc-guest-memory';
@@ -39,6 +39,8 @@ const STREAM_CLI = path.join(__dirname, 'replication-stream-cli.js');
 let lab: NetnsLab;
 let pki: PkiFixture;
 let writer: ShmWriterProcess;
+/** hv-c keeps its shadow images on a tmpfs (shadow_image_dir); hv-b under its data dir (the default). */
+let tmpfsImageDir: string | undefined;
 let coordinator: ProcessHandle;
 const ns: Record<string, string> = {};
 const agents: Record<string, ProcessHandle> = {};
@@ -86,10 +88,12 @@ if (why) {
       mem.close();
     }
   };
-  const image = (host: string) => readFileSync(shadowImagePath(path.join(pki.dir, host, 'data'), VM));
+  const imageDir = (host: string) => (host === 'hv-c' && tmpfsImageDir ? tmpfsImageDir : path.join(pki.dir, host, 'data', 'shadow'));
+  const image = (host: string) => readFileSync(shadowImagePath(imageDir(host), VM));
 
   test.before(async () => {
     pki = await createPkiFixture(HOSTS.map(([h]) => h));
+    tmpfsImageDir = mkdtempSync('/dev/shm/umbra-test-images-');
     lab = new NetnsLab('m');
     await lab.start();
     for (const [name, ip] of [['coord', COORD_IP], ...HOSTS]) {
@@ -107,7 +111,7 @@ if (why) {
         id === 'hv-a'
           ? { min_round_interval_ms: 20, vms: [{ id: VM, pid: writer.pid, memory_path: 'memfd:umbra-test-ram', memory_bytes: writer.sizeBytes }] }
           : { min_round_interval_ms: 20 };
-      agents[id] = startNode(lab, ns[id], [AGENT_MAIN, '--config', agentConfig(path.join(pki.dir, id), id, ip, COORD_IP, pki.agent(id), { replication })]);
+      agents[id] = startNode(lab, ns[id], [AGENT_MAIN, '--config', agentConfig(path.join(pki.dir, id), id, ip, COORD_IP, pki.agent(id), { replication, ...(id === 'hv-c' ? { shadow_image_dir: tmpfsImageDir } : {}) })]);
     }
     await waitFor('three agents registered', async () => {
       const hosts = await ctl<Array<{ state: string }>>(['hosts']);
@@ -119,6 +123,7 @@ if (why) {
     writer?.close();
     await lab?.cleanup();
     pki?.cleanup();
+    if (tmpfsImageDir) rmSync(tmpfsImageDir, { recursive: true, force: true });
   });
 
   test.serial('the coordinator starts replication to two shadows; after the writer stops, the flush epoch leaves both images equal to the source', async (t) => {
@@ -171,6 +176,9 @@ if (why) {
     t.true(tracking.some((d) => d.startsWith(`${VM}: uffd-wp (first choice)`)), tracking.join(' | '));
     const b = await read('hv-b');
     t.regex(b.report.capabilities.find((c) => c.name === 'memory-shadows')!.detail, new RegExp(`${VM}@\\d+`));
+    // Where each keeps its images, and what file system that is (hv-c: a tmpfs shadow_image_dir).
+    t.is((await read('hv-c')).report.capabilities.find((c) => c.name === 'shadow-image-dir')?.detail, `${tmpfsImageDir} on tmpfs (memory)`);
+    t.true(b.report.capabilities.find((c) => c.name === 'shadow-image-dir')?.detail.startsWith(`${path.join(pki.dir, 'hv-b', 'data', 'shadow')} on `));
   });
 
   test.serial('an operator identity is refused by the peer ReplicationService; only the coordinator may drive replication on an agent', async (t) => {
@@ -231,7 +239,7 @@ if (why) {
     const notAShadow = await control('ResyncShadow', { vm_id: VM, host_id: 'hv-z' });
     t.is(notAShadow.code, 5, JSON.stringify(notAShadow));
     // As if a guest had run on hv-c's image: pages changed behind the stream's back.
-    const file = shadowImagePath(path.join(pki.dir, 'hv-c', 'data'), VM);
+    const file = shadowImagePath(imageDir('hv-c'), VM);
     const fd = openSync(file, 'r+');
     for (const page of [1, 2000, 4000]) writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, page * 4096);
     closeSync(fd);

@@ -28,7 +28,7 @@ export class ShadowHost {
 
   async start(port = 0, options: Pick<ReplicationReceiverOptions, 'digestOnFullResend' | 'seedFrom'> = {}): Promise<void> {
     this.store = await LevelStore.open(path.join(this.dataDir, 'db'));
-    this.receiver = new ReplicationReceiver({ dataDir: this.dataDir, store: this.store, log: silentLogger(), ...options });
+    this.receiver = new ReplicationReceiver({ imageDir: this.dataDir, store: this.store, log: silentLogger(), ...options });
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20 });
     this.server.addService(serviceDefinition(REPLICATION_SERVICE_NAME), replicationServiceHandlers(this.receiver));
     this.port = await new Promise<number>((resolve, reject) =>

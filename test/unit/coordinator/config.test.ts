@@ -53,6 +53,17 @@ test('agent config checks host id, ports and types', (t) => {
   t.deepEqual(err!.problems.map((p) => p.path).sort(), ['coordinator', 'extra', 'heartbeat_interval_ms', 'host_id']);
 });
 
+test('agent shadow_image_dir: <data_dir>/shadow by default, else an absolute path QEMU can take as mem-path', (t) => {
+  t.is(parseAgentConfig({ data_dir: '/srv/umbra' }, 'a.yaml').shadowImageDir, '/srv/umbra/shadow');
+  t.is(parseAgentConfig({}, 'a.yaml').shadowImageDir, '/var/lib/umbra/agent/shadow');
+  t.is(parseAgentConfig({ shadow_image_dir: '/dev/shm/umbra' }, 'a.yaml').shadowImageDir, '/dev/shm/umbra');
+  for (const [dir, reason] of [['shm/umbra', /absolute path/], ['/dev/shm/a,b', /comma/], [7, /string/]] as const) {
+    const err = t.throws(() => parseAgentConfig({ shadow_image_dir: dir }, 'a.yaml'), { instanceOf: InvalidConfigError });
+    t.deepEqual(err!.problems.map((p) => p.path), ['shadow_image_dir']);
+    t.regex(err!.problems[0].reason, reason);
+  }
+});
+
 test('a config that is not a mapping is refused', (t) => {
   const err = t.throws(() => parseAgentConfig(['a'], 'a.yaml'), { instanceOf: InvalidConfigError });
   t.is(err!.problems[0].reason, 'must be a mapping');

@@ -38,7 +38,7 @@ class GatedStore extends MemoryKvStore {
 async function setup(t: { teardown(f: () => void): void }) {
   const dir = mkdtempSync(path.join(tmpdir(), 'umbra-ack-'));
   const store = new GatedStore();
-  const receiver = new ReplicationReceiver({ dataDir: dir, store, syncEachEpoch: true, retainFreedMemory: false, log: silentLogger() });
+  const receiver = new ReplicationReceiver({ imageDir: dir, store, syncEachEpoch: true, retainFreedMemory: false, log: silentLogger() });
   const session = await receiver.open({ vmId: 'vm1', generation: 'g1', imageSizeBytes: PAGES * PS, pageSizeBytes: PS });
   const late: ReceiverReply[] = [];
   session.onLateReply((r) => late.push(r));

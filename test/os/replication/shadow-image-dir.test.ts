@@ -1,0 +1,20 @@
+// The shadow image dir's file system, read with the real statfs: /dev/shm is a tmpfs on every
+// Linux this runs on, and a dir that does not exist yet is judged by the ancestor it will be made in.
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { filesystemKind, filesystemOf } from '../../../agent/os/filesystem-kind';
+
+test('a dir under /dev/shm is on tmpfs, also before it exists', (t) => {
+  const dir = mkdtempSync('/dev/shm/umbra-fs-kind-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.deepEqual(filesystemOf(dir), { name: 'tmpfs', inMemory: true });
+  t.deepEqual(filesystemOf(path.join(dir, 'not', 'yet')), { name: 'tmpfs', inMemory: true });
+});
+
+test('the kind read for the temp dir is the one coreutils stat reads', (t) => {
+  const magic = parseInt(execFileSync('stat', ['-f', '-c', '%t', os.tmpdir()], { encoding: 'utf8' }).trim(), 16);
+  t.deepEqual(filesystemOf(os.tmpdir()), filesystemKind(magic));
+});
