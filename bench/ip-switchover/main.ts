@@ -367,6 +367,7 @@ async function main(): Promise<void> {
       }
     }
 
+    const firstGap = (rs: ProbeResult[]) => rs[0]?.switchoverGapMs ?? NaN;
     const u = summary(umbra);
     const b = summary(bare);
     const n = summary(direct);
@@ -375,6 +376,8 @@ async function main(): Promise<void> {
     printTable('IP switchover vs bare lower bound: client probing every 1 ms', 'bare', [
       { metric: 'switchover gap, worst run', ours: u.switchWorstMs, peer: b.switchWorstMs, unit: 'ms', target: '<= 5, within 2 of bare' },
       { metric: 'switchover gap, median run', ours: u.switchMedianMs, peer: b.switchMedianMs, unit: 'ms' },
+      // The first of a run is the cold one: in production switchovers are minutes apart, not 2 s.
+      { metric: 'switchover gap, first run', ours: firstGap(umbra), peer: firstGap(bare), unit: 'ms' },
       { metric: 'longest gap anywhere, worst run', ours: u.worstMs, peer: b.worstMs, unit: 'ms' },
       { metric: 'longest gap anywhere, median run', ours: u.medianMs, peer: b.medianMs, unit: 'ms' },
       { metric: 'runs', ours: u.runs, peer: b.runs, unit: '' },
@@ -409,6 +412,8 @@ async function main(): Promise<void> {
       keepalived_switchover_gap_ms: round(k1.switchWorstMs),
       keepalived_advert_10ms_switchover_gap_ms: round(kMin.switchWorstMs),
       umbra_switchover_gap_median_ms: round(u.switchMedianMs),
+      umbra_first_switchover_gap_ms: round(firstGap(umbra)),
+      bare_first_switchover_gap_ms: round(firstGap(bare)),
       umbra_unanswered_probes_median: lostMedian(umbra),
       bare_unanswered_probes_median: lostMedian(bare),
       netlink_unanswered_probes_median: lostMedian(direct),
