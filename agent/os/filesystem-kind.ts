@@ -2,7 +2,7 @@
 // memory file system a shadow stays warm (its pages cannot be evicted to disk and read back after
 // a switchover) and replication writes nothing to disk; on a disk file system every synced epoch
 // is written out, and a guest promoted there runs on a file whose dirty pages are written back.
-import { existsSync, statfsSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface FilesystemKind {
@@ -33,9 +33,35 @@ export function filesystemKind(type: number): FilesystemKind {
   return KNOWN.get(type >>> 0) ?? { name: `0x${(type >>> 0).toString(16)}`, inMemory: false };
 }
 
-/** The file system `dir` is on, or (while it does not exist yet) its nearest existing ancestor's. */
-export function filesystemOf(dir: string): FilesystemKind {
-  let at = path.resolve(dir);
-  while (!existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
-  return filesystemKind(statfsSync(at).type);
+/** A hung network mount would hold statfs (on the thread pool) for good; health does not wait that long. */
+export const STATFS_TIMEOUT_MS = 2000;
+
+/**
+ * The file system `dir` is on, or (while it does not exist yet) its nearest existing ancestor's.
+ * Asynchronous and bounded: the directory may sit on a network mount that stopped answering.
+ */
+export async function filesystemOf(
+  dir: string,
+  timeoutMs = STATFS_TIMEOUT_MS,
+  statfsOf: (dir: string) => Promise<{ type: number }> = statfs,
+): Promise<FilesystemKind> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`statfs gave no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([statfsNearest(path.resolve(dir), statfsOf), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function statfsNearest(dir: string, statfsOf: (dir: string) => Promise<{ type: number }>): Promise<FilesystemKind> {
+  for (let at = dir; ; at = path.dirname(at)) {
+    try {
+      return filesystemKind((await statfsOf(at)).type);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path.dirname(at) === at) throw err;
+    }
+  }
 }

@@ -49,10 +49,10 @@ export type RunningReplicationModule = RunningAgentModule & ReplicationModuleApi
  * operator should know: on a disk file system each synced epoch is written out (tens of MB/s for
  * a busy guest), and a guest promoted here runs on that file and has its dirty RAM written back.
  */
-export function imageDirCapability(dir: string, kindOf: (dir: string) => FilesystemKind = filesystemOf): CapabilityStatus {
+export async function imageDirCapability(dir: string, kindOf: (dir: string) => Promise<FilesystemKind> = filesystemOf): Promise<CapabilityStatus> {
   let kind: FilesystemKind;
   try {
-    kind = kindOf(dir);
+    kind = await kindOf(dir);
   } catch (err) {
     return { name: 'shadow-image-dir', available: false, detail: `${dir}: ${errorMessage(err)}` };
   }
@@ -206,7 +206,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
             available: true,
             detail: imgs.length === 0 ? 'none' : imgs.map((i) => `${i.vmId}@${i.epoch}${i.connected ? ' (streaming)' : ''}${i.lastError ? ` error: ${i.lastError}` : ''}`).join(', '),
           },
-          imageDirCapability(ctx.shadowImageDir),
+          await imageDirCapability(ctx.shadowImageDir),
         ],
       };
     };

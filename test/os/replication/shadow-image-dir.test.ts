@@ -7,14 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { filesystemKind, filesystemOf } from '../../../agent/os/filesystem-kind';
 
-test('a dir under /dev/shm is on tmpfs, also before it exists', (t) => {
+test('a dir under /dev/shm is on tmpfs, also before it exists', async (t) => {
   const dir = mkdtempSync('/dev/shm/umbra-fs-kind-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  t.deepEqual(filesystemOf(dir), { name: 'tmpfs', inMemory: true });
-  t.deepEqual(filesystemOf(path.join(dir, 'not', 'yet')), { name: 'tmpfs', inMemory: true });
+  t.deepEqual(await filesystemOf(dir), { name: 'tmpfs', inMemory: true });
+  t.deepEqual(await filesystemOf(path.join(dir, 'not', 'yet')), { name: 'tmpfs', inMemory: true });
 });
 
-test('the kind read for the temp dir is the one coreutils stat reads', (t) => {
+test('the kind read for the temp dir is the one coreutils stat reads', async (t) => {
   const magic = parseInt(execFileSync('stat', ['-f', '-c', '%t', os.tmpdir()], { encoding: 'utf8' }).trim(), 16);
-  t.deepEqual(filesystemOf(os.tmpdir()), filesystemKind(magic));
+  t.deepEqual(await filesystemOf(os.tmpdir()), filesystemKind(magic));
 });
