@@ -1,7 +1,7 @@
-// What kind of file system a directory is on (statfs f_type), for where shadow images live: on a
-// memory file system a shadow stays warm (its pages cannot be evicted to disk and read back after
-// a switchover) and replication writes nothing to disk; on a disk file system every synced epoch
-// is written out, and a guest promoted there runs on a file whose dirty pages are written back.
+// What kind of file system a directory is on (statfs f_type), for where shadow images live. On a
+// memory file system a shadow stays warm (its clean pages are not dropped, to be read back from
+// disk after a switchover) and replication writes nothing to disk. On a disk file system every
+// synced epoch is written out, and a guest promoted there has its dirty RAM written back.
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 
