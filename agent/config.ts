@@ -26,7 +26,7 @@ export interface AgentConfig {
   dataDir: string;
   /**
    * Where shadow images (the guest RAM of shadow QEMUs, and of guests promoted here) live:
-   * `<data_dir>/shadow` unless set; a memory file system (tmpfs, hugetlbfs) keeps them off disk.
+   * `<data_dir>/shadow` unless set; a tmpfs keeps them off disk.
    */
   shadowImageDir: string;
   metricsListen: string;

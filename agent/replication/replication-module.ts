@@ -56,12 +56,14 @@ export async function imageDirCapability(dir: string, kindOf: (dir: string) => P
   } catch (err) {
     return { name: 'shadow-image-dir', available: false, detail: `${dir}: ${errorMessage(err)}` };
   }
+  // hugetlbfs files take no write(2): the receiver could not write a single page there.
+  if (kind.name === 'hugetlbfs') return { name: 'shadow-image-dir', available: false, detail: `${dir} is on hugetlbfs, where images cannot be written (no pwrite); use a tmpfs` };
   return {
     name: 'shadow-image-dir',
     available: true,
     detail: kind.inMemory
       ? `${dir} on ${kind.name} (memory)`
-      : `${dir} on ${kind.name} (disk): replicated pages are written to disk and a guest promoted here has its RAM written back; a tmpfs or hugetlbfs shadow_image_dir avoids both`,
+      : `${dir} on ${kind.name} (disk): replicated pages are written to disk and a guest promoted here has its RAM written back; a tmpfs shadow_image_dir avoids both`,
   };
 }
 
@@ -187,6 +189,8 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
       }
       const imgs = await images();
       for (const i of imgs) if (i.lastError) problems.push(`shadow image of ${i.vmId}: ${i.lastError}`);
+      const imageDir = await imageDirCapability(ctx.shadowImageDir);
+      if (!imageDir.available) problems.push(`shadow_image_dir ${imageDir.detail}`);
       return {
         problems: problems.slice(0, 8),
         capabilities: [
@@ -206,7 +210,7 @@ export const replicationAgentModule: AgentModuleDefinition<ReplicationAgentConfi
             available: true,
             detail: imgs.length === 0 ? 'none' : imgs.map((i) => `${i.vmId}@${i.epoch}${i.connected ? ' (streaming)' : ''}${i.lastError ? ` error: ${i.lastError}` : ''}`).join(', '),
           },
-          await imageDirCapability(ctx.shadowImageDir),
+          imageDir,
         ],
       };
     };

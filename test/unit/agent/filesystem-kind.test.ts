@@ -28,6 +28,9 @@ test('the shadow image dir capability says what a disk-backed dir costs, and a t
   });
   t.false(broken.available);
   t.regex(broken.detail, /EACCES/);
+  const huge = await imageDirCapability('/dev/hugepages/umbra', async () => ({ name: 'hugetlbfs', inMemory: true }));
+  t.false(huge.available);
+  t.regex(huge.detail, /cannot be written/);
 });
 
 test('a statfs that never answers (a hung network mount) ends in an error within the bound', async (t) => {
