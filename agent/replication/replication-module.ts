@@ -45,9 +45,10 @@ export interface ReplicationModuleApi {
 export type RunningReplicationModule = RunningAgentModule & ReplicationModuleApi;
 
 /**
- * Where shadow images live and what that costs. Not a problem (the agent works either way), but an
- * operator should know: on a disk file system each synced epoch is written out (tens of MB/s for
- * a busy guest), and a guest promoted here runs on that file and has its dirty RAM written back.
+ * Where shadow images live and what that costs. A disk file system is no problem for the agent,
+ * but an operator should know: each synced epoch is written out (in the lab, one busy guest with
+ * two shadows cost about 25 MB/s of disk writes), and a guest promoted here runs on that file and
+ * has its dirty RAM written back. hugetlbfs, or a file system that cannot be read, is a problem.
  */
 export async function imageDirCapability(dir: string, kindOf: (dir: string) => Promise<FilesystemKind> = filesystemOf): Promise<CapabilityStatus> {
   let kind: FilesystemKind;
