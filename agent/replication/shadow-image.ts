@@ -1,5 +1,6 @@
-// The shadow image file (<shadow_image_dir>/<vm>.ram, by default <data>/shadow/): a sparse file the size of guest RAM, written
-// page by page from verified frames. Zero pages become holes, so an idle guest costs little disk.
+// The shadow image file (<shadow_image_dir>/<vm>.ram; by default under <data>/shadow/): a sparse
+// file the size of guest RAM, written page by page from verified frames. Zero pages become holes,
+// so an idle guest costs little disk.
 import { mkdirSync, promises as fsp, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { isZeroPage } from '../../shared/frame-builder';

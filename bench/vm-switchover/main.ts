@@ -546,7 +546,7 @@ async function main(): Promise<void> {
         figures[`${key}_${name}_command_to_running_ms`] = fmt(r.commandToRunningMs, 2);
         figures[`${key}_${name}_total_time_ms`] = r.totalTimeMs ?? -1;
         figures[`${key}_${name}_downtime_ms`] = r.downtimeMs ?? -1;
-        figures[`${key}_${name}_guest_pause_ms`] = fmt(r.guestPauseMs, 2) === '-' ? -1 : fmt(r.guestPauseMs, 2);
+        figures[`${key}_${name}_guest_pause_ms`] = r.guestPauseMs !== undefined ? fmt(r.guestPauseMs, 2) : -1;
         figures[`${key}_${name}_bytes`] = r.bytesSent ?? -1;
         figures[`${key}_${name}_longest_gap_ms`] = fmt(r.longestGapMs, 2);
         figures[`${key}_${name}_first_answer_after_resume_ms`] = fmt(r.firstAnswerAfterResumeMs, 2);
