@@ -9,12 +9,14 @@
 // coordinator-load (2 cores, 1,000 ListHosts/s) the default pool gave a ListHosts p99 of 6.2-15.3
 // ms over 10 runs (4 over 10 ms, max 28-65 ms), one worker 5.1-11.9 ms over 12 (1 over 10 ms, max
 // 16-30 ms).
-// coordinator, --initial-old-space-size=64 (MiB): no full collection below 64 MiB of old
-// generation (see the agent's). Under coordinator-load its old generation went from 14 to 37 MB
-// and V8 collected it 7 times in 25 s, pauses of 6-16 ms with ~12 calls queued behind each; with
-// the floor, once (at start-up). ListHosts p99 over 14 runs with it: median 8.6 ms, 4 over 10 ms;
-// over 15 without: median 9.4 ms, 6 over 10 ms (the rest of the spread is scavenges and the
-// machine: the peer on the same stack shows it too).
+// coordinator, no --initial-old-space-size (the agent's floor below): with it the coordinator
+// kept its dead old objects for up to 64 MiB, and their pointers into the young generation kept
+// young objects alive through scavenges (V8 takes old objects as roots there), so scavenges copied
+// and promoted more, the old generation grew faster, and so on until the full collection. Under
+// coordinator-load (--trace-gc) it ran in one of two modes: old generation under 60 MB, scavenges
+// 210-225 ms in 25 s, or past 64 MB by mid-run, 535-607 ms (up to 25 ms each) and ListHosts p99
+// 11-14.5 ms. Without the floor V8 collects the old generation 6-7 times in 25 s (4-16 ms each)
+// and scavenges take 145-190 ms: p99 4.4-7.6 ms over 9 runs, against 4.7-14.5 over 11 with it.
 //
 // agent, --max-semi-space-size=2 (MiB): a small young generation. The agent allocates little once
 // started, and V8's default 16 MiB semi-spaces alone would be a fifth of its resident memory
@@ -26,7 +28,7 @@
 // vm-switchover run, pauses of 3-19 ms each, some inside the guest's pause (the flush, the device
 // state). With the floor: 3 and 1 in the same run.
 export const DAEMON_NODE_FLAGS = {
-  coordinator: ['--v8-pool-size=1', '--initial-old-space-size=64'],
+  coordinator: ['--v8-pool-size=1'],
   agent: ['--max-semi-space-size=2', '--initial-old-space-size=64'],
   umbractl: [],
 } as const satisfies Record<string, readonly string[]>;
