@@ -353,16 +353,17 @@ async function main(): Promise<void> {
       for (let i = 0; i < ITERATIONS; i++) {
         const [from, to] = i % 2 === 0 ? ['hv-a', 'hv-b'] : ['hv-b', 'hv-a'];
         await driver.ready(from, () => bench.holds(hostNs[from]));
+        const trigger = await driver.prepareTrigger(to);
         umbra.push(
           await bench.probe('umbra', async () => {
-            const res = await driver.trigger(to);
+            const res = await trigger.fire();
             if (res.status !== 'SUCCEEDED') throw new Error(`umbra switchover ${from} -> ${to}: ${JSON.stringify(res)}`);
             // With a hand-over, the source's deactivate step includes the destination's activation.
             umbraApplyMs.push(res.steps.filter((st) => st.step === 'deactivate' || st.step === 'activate').reduce((sum, st) => sum + st.duration_ms, 0));
             if (res.steps.some((st) => st.step === 'handover' && st.ok)) umbraHandedOver++;
             umbraTotalMs.push(res.total_ms);
             if (bench.trace) console.log(`trace umbra steps: ${res.steps.map((st) => `${st.step}@${st.host_id} ${round(st.duration_ms)}`).join(', ')}`);
-          }, async () => undefined),
+          }, async () => undefined).finally(() => trigger.close()),
         );
       }
     }

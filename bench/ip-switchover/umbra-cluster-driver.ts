@@ -1,12 +1,17 @@
 // Umbra's side of the ip-switchover bench, driven end to end: a coordinator and two agents in the
 // bench's host namespaces (management bridge beside the service one), a dnsmasq that leases the
 // service address to a guest's MAC, so the source agent learns it from DHCP, the coordinator places
-// the shadow, and each switchover is a TriggerMigration (umbractl migrate) with fencing.
+// the shadow, and each switchover is a TriggerMigration with fencing: TriggerMigrationWatch, what
+// `umbractl migrate` calls, from a client started and connected before the probing and ended after
+// it (trigger-migration-cli). With umbractl itself, the process's exit 20-30 ms after the switchover
+// stalled this machine's vCPUs for 6-9 ms, a second gap in every run that operators, whose umbractl
+// does not run on the hypervisors, never see.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { type NetnsLab, waitFor } from '../../test/helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../test/helpers/pki-fixture';
+import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
 import {
   AGENT_MAIN, COORDINATOR_MAIN, COORDINATOR_PORT, REPO_ROOT, UMBRACTL, type ProcessHandle, agentConfig, startNode, waitForLog, writeYaml,
 } from '../../test/helpers/umbra-cluster';
@@ -15,6 +20,7 @@ const MGMT = '10.76.0';
 const COORD_IP = `${MGMT}.1`;
 const GUEST_MAC = '52:54:00:78:00:64';
 const VM_ID = 'svc-vm';
+const TRIGGER_CLI = path.join(__dirname, '..', '..', 'test', 'helpers', 'trigger-migration-cli.js');
 const UDHCPC_SCRIPT = path.join(REPO_ROOT, 'test', 'os', 'ipshadow', 'udhcpc-record.sh');
 
 export interface SwitchoverResult {
@@ -27,6 +33,11 @@ export interface SwitchoverResult {
 interface ShadowsJson {
   vms: Array<{ vm_id: string; active_host: string; version: string }>;
   shadows: Array<{ vm_id: string; host_id: string; state: string; version: string }>;
+}
+
+export interface PreparedTrigger {
+  fire(): Promise<SwitchoverResult>;
+  close(): Promise<void>;
 }
 
 export class UmbraClusterDriver {
@@ -102,8 +113,42 @@ export class UmbraClusterDriver {
     });
   }
 
-  trigger(destination: string): Promise<SwitchoverResult> {
-    return this.ctl<SwitchoverResult>(['migrate', VM_ID, '--to', destination]);
+  /**
+   * A switchover to `destination`, ready to fire: its client is connected now, `fire` makes the
+   * call, and `close` (after the measurement) lets the client exit.
+   */
+  async prepareTrigger(destination: string): Promise<PreparedTrigger> {
+    const op = this.pki.operator;
+    const child = this.lab.spawn(this.coordNs, process.execPath, [TRIGGER_CLI, `${COORD_IP}:${COORDINATOR_PORT}`, op.ca, op.cert, op.key, VM_ID, destination, '30000'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: string[] = [];
+    let partial = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      const parts = (partial + d.toString()).split('\n');
+      partial = parts.pop()!;
+      out.push(...parts.filter(Boolean));
+    });
+    const close = async () => {
+      child.stdin!.end();
+      await this.lab.stop(child, 2000);
+    };
+    try {
+      await waitFor('trigger client connected', async () => out.some((l) => l.includes('"ready"')), 20000, 20);
+    } catch (err) {
+      await close();
+      throw err;
+    }
+    return {
+      fire: async () => {
+        child.stdin!.write('go\n');
+        const line = await waitFor('switchover outcome', async () => out.find((l) => l.startsWith('{') && !l.includes('"ready"')), 60000, 5);
+        const report = JSON.parse(line) as TriggerReport;
+        if (!report.switchover) throw new Error(`umbra switchover to ${destination}: ${report.error ?? 'no outcome'}`);
+        return report.switchover;
+      },
+      close,
+    };
   }
 
   /** Writes each agent's and the coordinator's kept log lines to `dir` (bench --trace). */

@@ -123,6 +123,8 @@ export async function clusterSwitchover(opts: {
     const report = JSON.parse(reportLine) as TriggerReport;
     const after = await waitForGuestStat(c.lab, c.ns.cli, c.guestIp, PORT, 20000).catch(() => undefined);
     const gap = await prober.stop();
+    // Only now: the trigger client's exit stalls this machine for some ms (trigger-migration-cli).
+    trigger.stdin!.end();
     const b1 = await replicationBytes(c);
     const sw = report.switchover;
     if (!report.ok || !sw) return { ok: false, note: `switchover ${sw?.status ?? 'not run'}: ${sw?.error ?? report.error ?? ''}${report.lastRefusal ? ` (last refusal: ${report.lastRefusal})` : ''}`, longestGapMs: gap.maxGapMs, refusals: report.refusals };

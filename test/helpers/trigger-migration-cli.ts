@@ -4,7 +4,10 @@
 // (what `umbractl migrate` calls) until the coordinator accepts it (a refusal is retried every
 // RETRY_MS; each refusal is printed), and prints one JSON line: the accepted call's start, every
 // update's arrival (monotonic ms, the clock every process shares, as the UDP prober's) and the
-// final SwitchoverEvent.
+// final SwitchoverEvent. It then stays until its stdin closes: the caller ends it after its own
+// measurement, because a Node.js process exiting stalls this test machine's vCPUs for 6-9 ms
+// (freeing its memory) some 20-30 ms later, which a client probing every millisecond counted as
+// the switchover's (ip-switchover: the second gap moved 300 ms later when the exit did).
 // Usage: node trigger-migration-cli.js ENDPOINT CA CERT KEY VM DESTINATION [TIMEOUT_MS]
 import { createInterface } from 'node:readline';
 import { dial } from '../../shared/grpc-client';
@@ -46,7 +49,13 @@ async function main(): Promise<void> {
   const client = dial('umbra.coordinator.v1.MigrationService', endpoint, channelCredentials(loadTlsMaterial({ ca, cert, key }), { role: 'coordinator' }));
   await new Promise<void>((resolve, reject) => client.waitForReady(new Date(Date.now() + 15000), (err?: Error) => (err ? reject(err) : resolve())));
   process.stdout.write(JSON.stringify({ ready: true }) + '\n');
-  await new Promise<void>((resolve) => createInterface({ input: process.stdin }).on('line', (l) => l.trim() === 'go' && resolve()));
+  const input = createInterface({ input: process.stdin });
+  const stdinClosed = new Promise<void>((resolve) => input.once('close', resolve));
+  const go = await Promise.race([new Promise<boolean>((resolve) => input.on('line', (l) => l.trim() === 'go' && resolve(true))), stdinClosed.then(() => false)]);
+  if (!go) {
+    client.close();
+    return;
+  }
   const deadlineAt = monoMs() + timeoutMs;
   const report: TriggerReport = { ok: false, calledAtMs: 0, acceptedAtMs: 0, endedAtMs: 0, refusals: 0, lastRefusal: '', updates: [] };
   for (;;) {
@@ -73,6 +82,7 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(JSON.stringify(report) + '\n');
+  await stdinClosed;
   client.close();
 }
 
