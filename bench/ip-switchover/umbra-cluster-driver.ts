@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { type NetnsLab, waitFor } from '../../test/helpers/netns';
 import { createPkiFixture, type PkiFixture } from '../../test/helpers/pki-fixture';
-import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
+import { startTriggerClient } from '../../test/helpers/trigger-client';
 import {
   AGENT_MAIN, COORDINATOR_MAIN, COORDINATOR_PORT, REPO_ROOT, UMBRACTL, type ProcessHandle, agentConfig, startNode, waitForLog, writeYaml,
 } from '../../test/helpers/umbra-cluster';
@@ -20,7 +20,6 @@ const MGMT = '10.76.0';
 const COORD_IP = `${MGMT}.1`;
 const GUEST_MAC = '52:54:00:78:00:64';
 const VM_ID = 'svc-vm';
-const TRIGGER_CLI = path.join(__dirname, '..', '..', 'test', 'helpers', 'trigger-migration-cli.js');
 const UDHCPC_SCRIPT = path.join(REPO_ROOT, 'test', 'os', 'ipshadow', 'udhcpc-record.sh');
 
 export interface SwitchoverResult {
@@ -118,36 +117,16 @@ export class UmbraClusterDriver {
    * call, and `close` (after the measurement) lets the client exit.
    */
   async prepareTrigger(destination: string): Promise<PreparedTrigger> {
-    const op = this.pki.operator;
-    const child = this.lab.spawn(this.coordNs, process.execPath, [TRIGGER_CLI, `${COORD_IP}:${COORDINATOR_PORT}`, op.ca, op.cert, op.key, VM_ID, destination, '30000'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
+    const client = await startTriggerClient(this.lab, this.coordNs, {
+      endpoint: `${COORD_IP}:${COORDINATOR_PORT}`, identity: this.pki.operator, vm: VM_ID, destination, timeoutMs: 30000,
     });
-    const out: string[] = [];
-    let partial = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      const parts = (partial + d.toString()).split('\n');
-      partial = parts.pop()!;
-      out.push(...parts.filter(Boolean));
-    });
-    const close = async () => {
-      child.stdin!.end();
-      await this.lab.stop(child, 2000);
-    };
-    try {
-      await waitFor('trigger client connected', async () => out.some((l) => l.includes('"ready"')), 20000, 20);
-    } catch (err) {
-      await close();
-      throw err;
-    }
     return {
       fire: async () => {
-        child.stdin!.write('go\n');
-        const line = await waitFor('switchover outcome', async () => out.find((l) => l.startsWith('{') && !l.includes('"ready"')), 60000, 5);
-        const report = JSON.parse(line) as TriggerReport;
+        const report = await client.fire();
         if (!report.switchover) throw new Error(`umbra switchover to ${destination}: ${report.error ?? 'no outcome'}`);
         return report.switchover;
       },
-      close,
+      close: () => client.close(),
     };
   }
 

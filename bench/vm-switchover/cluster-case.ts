@@ -13,8 +13,6 @@
 // the client's longest gap, the final flush's replication
 // bytes (and where its time went, from the source agent's log), and the background rate before it.
 import { type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { waitFor } from '../../test/helpers/netns';
 import { COORD_IP, HOSTS, PORT, SwitchoverCluster, VM } from '../../test/e2e/switchover/switchover-fixture';
 import { COORDINATOR_PORT } from '../../test/helpers/umbra-cluster';
@@ -22,10 +20,9 @@ import { guestPauseMs } from '../../test/helpers/vm-cluster';
 import { queryGuestStat, waitForGuestStat } from '../../test/helpers/guest/guest-network';
 import type { ProbeReport } from '../../test/helpers/probe-report';
 import { startGuestProber } from '../../test/helpers/guest-prober';
-import type { TriggerReport } from '../../test/helpers/trigger-migration-cli';
+import { startTriggerClient } from '../../test/helpers/trigger-client';
 import { cleanupOnInterrupt } from '../lib/interrupt';
 
-const TRIGGER_CLI = path.join(__dirname, '..', '..', 'test', 'helpers', 'trigger-migration-cli.js');
 const BOOT_TIMEOUT_MS = 180000;
 const READY_TIMEOUT_MS = 240000;
 const SETTLE_MS = 1000;
@@ -63,12 +60,6 @@ async function replicationBytes(c: SwitchoverCluster): Promise<LinkStatus | unde
   return link ? { bytesSent: Number(link.bytes_sent), epoch: Number(src!.epoch) } : undefined;
 }
 
-function lines(child: ChildProcess): string[] {
-  const out: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => out.push(l));
-  return out;
-}
-
 export async function clusterSwitchover(opts: {
   memoryBytes: number;
   workload: { memwriteMb: number; memwriteRateMbps: number; fillPct: number };
@@ -93,10 +84,8 @@ export async function clusterSwitchover(opts: {
     await waitFor('cluster guest RAM fill', async () => (await queryGuestStat(c.lab, c.ns.cli, c.guestIp, PORT))?.fillDone, BOOT_TIMEOUT_MS, 500);
     await c.ctl(['replication', 'start', VM, '--from', HOSTS[0][0], '--to', HOSTS[1][0]]);
     const op = c.pki.operator;
-    const trigger = c.lab.spawn(c.ns.coord, process.execPath, [TRIGGER_CLI, `${COORD_IP}:${COORDINATOR_PORT}`, op.ca, op.cert, op.key, VM, HOSTS[1][0], String(READY_TIMEOUT_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(trigger);
-    const tOut = lines(trigger);
-    await waitFor('trigger client connected', async () => tOut.some((l) => l.includes('"ready"')), 20000, 50);
+    const trigger = await startTriggerClient(c.lab, c.ns.coord, { endpoint: `${COORD_IP}:${COORDINATOR_PORT}`, identity: op, vm: VM, destination: HOSTS[1][0], timeoutMs: READY_TIMEOUT_MS });
+    children.push(trigger.child);
     // The memory shadow's first full copy and the shadow QEMU take a while: sample the
     // background rate once replication has an acked epoch.
     await waitFor('replication streaming', async () => ((await replicationBytes(c))?.epoch ?? 0) > 1 || undefined, READY_TIMEOUT_MS, 500);
@@ -118,13 +107,11 @@ export async function clusterSwitchover(opts: {
     children.push(prober.child);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const b0 = await replicationBytes(c);
-    trigger.stdin!.write('go\n');
-    const reportLine = await waitFor('switchover outcome', async () => tOut.find((l) => l.startsWith('{') && !l.includes('"ready"')), READY_TIMEOUT_MS + 60000, 100);
-    const report = JSON.parse(reportLine) as TriggerReport;
+    const report = await trigger.fire();
     const after = await waitForGuestStat(c.lab, c.ns.cli, c.guestIp, PORT, 20000).catch(() => undefined);
     const gap = await prober.stop();
     // Only now: the trigger client's exit stalls this machine for some ms (trigger-migration-cli).
-    trigger.stdin!.end();
+    await trigger.close();
     const b1 = await replicationBytes(c);
     const sw = report.switchover;
     if (!report.ok || !sw) return { ok: false, note: `switchover ${sw?.status ?? 'not run'}: ${sw?.error ?? report.error ?? ''}${report.lastRefusal ? ` (last refusal: ${report.lastRefusal})` : ''}`, longestGapMs: gap.maxGapMs, refusals: report.refusals };
